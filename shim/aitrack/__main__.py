@@ -1,0 +1,3 @@
+from aitrack.entry import main
+
+main()

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from aitrack.cli.common import echo_json, load_profile
+
+
+@click.group("profile")
+def profile_group() -> None:
+    """Show or check profiles (managed by IT, or your own).
+
+    \b
+    Examples:
+      aitrack profile show --origin
+      aitrack profile validate /etc/aitrack/profile.toml
+    """
+
+
+@profile_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--origin", is_flag=True, help="Say where each setting comes from.")
+def show(as_json: bool, origin: bool) -> None:
+    """Print the effective profile: managed over user over defaults.
+
+    \b
+    Example:
+      aitrack profile show --origin
+    """
+    from aitrack.attribution import default_origins, resource_attributes
+
+    p = load_profile()
+    data = p.as_dict()
+    data["attributes"] = resource_attributes(p)
+    data["mode"] = "local-only" if p.local_only else "forwarding"
+    origins = {**p.origins, **default_origins(p)}
+    if as_json:
+        if origin:
+            data["origins"] = origins
+            data["shadowed"] = p.shadowed
+        echo_json(data)
+        return
+    click.echo(f"# mode: {data['mode']}")
+    for table in ("endpoint", "attributes", "telemetry", "prices"):
+        body = data[table]
+        if not body:
+            continue
+        click.echo(f"\n[{table}]")
+        for key, value in body.items():
+            line = f"{_toml_key(key)} = {_toml_value(value)}"
+            where = origins.get(f"{table}.{key}")
+            click.echo(f"{line:<50} # {where}" if origin and where else line)
+    if origin and p.shadowed:
+        click.echo("\n# overridden by the managed profile:")
+        for line in p.shadowed:
+            click.echo(f"#   {line}")
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+
+
+def _toml_value(value) -> str:
+    import tomlkit
+
+    return tomlkit.item(value).as_string()
+
+
+@profile_group.command("validate")
+@click.argument("file", type=click.Path(path_type=Path))
+def validate(file: Path) -> None:
+    """Check a profile file; print every problem and exit 1 if there is any.
+
+    \b
+    Example:
+      aitrack profile validate profiles/cloudwatch.toml
+    """
+    from aitrack.profile import ProfileError, read_file
+
+    if not file.exists():
+        raise click.ClickException(f"{file}: no such file")
+    try:
+        read_file(file)
+    except ProfileError as exc:
+        for problem in exc.problems:
+            click.echo(f"{file}: {problem}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"{file}: ok")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(profile_group)

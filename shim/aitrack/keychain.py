@@ -1,0 +1,127 @@
+"""The org token in the OS keychain, and nowhere else.
+
+keyring service `aitrack`, username = the profile's `keychain_account`. A token up to
+CHUNK characters is stored as-is (IT scripts and the platform's keychain tools can read
+or rotate it); a longer one is split over `<account>#1..N` with a marker in the main
+entry, because Windows Credential Locker holds only about 1280 characters per entry.
+There is no plaintext fallback: without a real keychain every call refuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SERVICE = "aitrack"
+CHUNK = 1000
+_MARKER = "aitrack-chunked:v1:"
+NO_KEYCHAIN_FIX = (
+    "no usable keychain: install and unlock one (macOS Keychain, Windows Credential Manager, "
+    "or gnome-keyring/KWallet on Linux), then run `aitrack doctor`"
+)
+
+
+class KeychainUnavailable(Exception):
+    """No secure keychain backend; the message is one line naming the fix."""
+
+
+@dataclass(frozen=True)
+class TokenStatus:
+    account: str
+    backend: str
+    present: bool
+
+
+def _backend():
+    import keyring
+    from keyring.errors import NoKeyringError
+
+    try:
+        ring = keyring.get_keyring()
+    except NoKeyringError:
+        raise KeychainUnavailable(NO_KEYCHAIN_FIX) from None
+    for leaf in getattr(ring, "backends", None) or [ring]:
+        if not _is_insecure(leaf):
+            return ring
+    raise KeychainUnavailable(f"{NO_KEYCHAIN_FIX} (found only {backend_name(ring)})")
+
+
+def _is_insecure(ring) -> bool:
+    cls = type(ring)
+    name = f"{cls.__module__}.{cls.__qualname__}".lower()
+    return (
+        name.startswith(("keyring.backends.fail.", "keyring.backends.null."))
+        or "plaintext" in name
+        or "insecure" in name
+        or "keyrings.alt.file" in name
+        or getattr(ring, "priority", 1) <= 0
+    )
+
+
+def backend_name(ring=None) -> str:
+    if ring is None:
+        ring = _backend()
+    cls = type(ring)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _call(fn, *args):
+    """Run a keyring call, turning backend failures into one line without secrets."""
+    from keyring.errors import KeyringError, NoKeyringError
+
+    try:
+        return fn(*args)
+    except NoKeyringError:
+        raise KeychainUnavailable(NO_KEYCHAIN_FIX) from None
+    except KeyringError as exc:
+        raise KeychainUnavailable(f"keychain error ({type(exc).__name__}): unlock the keychain "
+                                  "or run `aitrack doctor`") from None
+
+
+def set_token(account: str, token: str) -> None:
+    if not token:
+        raise ValueError("empty token")
+    ring = _backend()
+    delete_token(account, ring)
+    if len(token) <= CHUNK:
+        _call(ring.set_password, SERVICE, account, token)
+        return
+    chunks = [token[i:i + CHUNK] for i in range(0, len(token), CHUNK)]
+    for i, chunk in enumerate(chunks, 1):
+        _call(ring.set_password, SERVICE, f"{account}#{i}", chunk)
+    _call(ring.set_password, SERVICE, account, f"{_MARKER}{len(chunks)}")
+
+
+def get_token(account: str) -> str | None:
+    ring = _backend()
+    head = _call(ring.get_password, SERVICE, account)
+    if head is None or not head.startswith(_MARKER):
+        return head
+    count = int(head[len(_MARKER):])
+    parts = [_call(ring.get_password, SERVICE, f"{account}#{i}") for i in range(1, count + 1)]
+    if any(p is None for p in parts):
+        return None  # a half-written or half-deleted token is no token
+    return "".join(parts)
+
+
+def delete_token(account: str, ring=None) -> bool:
+    """Remove the token and any chunks; True if something was there."""
+    from keyring.errors import PasswordDeleteError
+
+    ring = ring or _backend()
+    head = _call(ring.get_password, SERVICE, account)
+    if head is None:
+        return False
+    names = [account]
+    if head.startswith(_MARKER):
+        names += [f"{account}#{i}" for i in range(1, int(head[len(_MARKER):]) + 1)]
+    for name in names:
+        try:
+            _call(ring.delete_password, SERVICE, name)
+        except PasswordDeleteError:
+            pass
+    return True
+
+
+def status(account: str) -> TokenStatus:
+    ring = _backend()
+    return TokenStatus(account, backend_name(ring), get_token(account) is not None)

@@ -1,0 +1,160 @@
+"""The local SQLite ledger: sessions, their usage, and (next to it) the outbox.
+
+WAL, a busy timeout and `BEGIN IMMEDIATE` let many aitrack runs write at once. A payload's
+ledger rows and its outbox row are written in one transaction, so what was counted is
+also queued for forwarding, and the same bytes received twice are counted once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aitrack.migrations import migrate
+
+BUSY_TIMEOUT_MS = 30_000
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation", "reasoning")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                         check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")  # accepted means on disk, even on power loss
+    db.execute("PRAGMA foreign_keys = ON")
+    migrate(db)
+    return db
+
+
+@contextmanager
+def write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction, taken up front so concurrent writers queue instead of failing."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One metric datapoint, as the tool sent it."""
+
+    metric: str
+    attrs: dict[str, str]
+    value: float
+    cumulative: bool
+    start_time: int
+    series: str  # metric name + attributes: identifies a cumulative series
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What a datapoint adds to a session: tokens of a type, or another named figure."""
+
+    kind: str  # "tokens" | "metric"
+    model: str
+    name: str
+    value: float
+
+
+@dataclass
+class Accepted:
+    """Everything the ledger needs from one received payload."""
+
+    signal: str
+    body: bytes  # canonical protobuf, attributes enforced: what the outbox forwards
+    digest: bytes  # of the bytes the child sent
+    points: list[Point] = field(default_factory=list)
+    tool_version: str | None = None
+    tool_session_ids: set[str] = field(default_factory=set)
+
+
+Mapper = Callable[[Point, float], Iterable[Contribution]]
+
+
+@dataclass(frozen=True)
+class SessionStart:
+    id: str
+    tool: str
+    started_at: float
+    cwd: str
+    project: str
+    attributes: dict[str, str]
+
+
+def start_session(db: sqlite3.Connection, s: SessionStart) -> None:
+    with write(db):
+        db.execute(
+            "INSERT INTO sessions (id, tool, started_at, cwd, project, attributes) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (s.id, s.tool, s.started_at, s.cwd, s.project, json.dumps(s.attributes, sort_keys=True)),
+        )
+
+
+def end_session(db: sqlite3.Connection, session_id: str, ended_at: float, exit_code: int) -> None:
+    with write(db):
+        db.execute("UPDATE sessions SET ended_at = ?, exit_code = ? WHERE id = ?",
+                   (ended_at, exit_code, session_id))
+
+
+def accept(db: sqlite3.Connection, session_id: str, payload: Accepted, mapper: Mapper) -> bool:
+    """Count a payload and queue it for forwarding, atomically. False if already accepted."""
+    now = time.time()
+    with write(db):
+        dup = db.execute("INSERT OR IGNORE INTO payloads VALUES (?, ?, ?)",
+                         (payload.digest, session_id, now)).rowcount == 0
+        if dup:
+            return False
+        db.execute(
+            "INSERT INTO outbox (session_id, signal, body, size, created_at) VALUES (?, ?, ?, ?, ?)",
+            (session_id, payload.signal, payload.body, len(payload.body), now),
+        )
+        if payload.tool_version:
+            db.execute("UPDATE sessions SET tool_version = ? WHERE id = ? AND tool_version IS NULL",
+                       (payload.tool_version, session_id))
+        db.executemany("INSERT OR IGNORE INTO tool_sessions VALUES (?, ?)",
+                       [(session_id, t) for t in sorted(payload.tool_session_ids)])
+        for point in payload.points:
+            delta = _delta(db, session_id, point)
+            if delta:
+                for c in mapper(point, delta):
+                    _add(db, session_id, c)
+    return True
+
+
+def _delta(db: sqlite3.Connection, session_id: str, p: Point) -> float:
+    """The increase a datapoint stands for; cumulative series are differenced."""
+    if not p.cumulative:
+        return p.value
+    row = db.execute("SELECT start_time, value FROM cumulative_series "
+                     "WHERE session_id = ? AND series = ?", (session_id, p.series)).fetchone()
+    db.execute("INSERT OR REPLACE INTO cumulative_series VALUES (?, ?, ?, ?)",
+               (session_id, p.series, p.start_time, p.value))
+    if row is None or row[0] != p.start_time:
+        return p.value  # a new series, or the tool restarted it
+    return p.value - row[1]
+
+
+def _add(db: sqlite3.Connection, session_id: str, c: Contribution) -> None:
+    if c.kind == "tokens":
+        db.execute(
+            "INSERT INTO usage VALUES (?, ?, ?, ?) ON CONFLICT (session_id, model, token_type) "
+            "DO UPDATE SET tokens = tokens + excluded.tokens",
+            (session_id, c.model, c.name, round(c.value)),
+        )
+    else:
+        db.execute(
+            "INSERT INTO session_metrics VALUES (?, ?, ?, ?) ON CONFLICT (session_id, model, name) "
+            "DO UPDATE SET value = value + excluded.value",
+            (session_id, c.model, c.name, c.value),
+        )

@@ -1,0 +1,99 @@
+"""Every location aitrack reads or writes, resolved in one place.
+
+`AITRACK_HOME=DIR` puts all per-user locations under DIR (tests and sandboxes);
+otherwise platformdirs gives the platform's conventional directories.
+`AITRACK_MANAGED_PROFILE=FILE` overrides where the IT-managed profile is read from.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+APP = "aitrack"
+
+
+@dataclass(frozen=True)
+class Paths:
+    config_dir: Path
+    data_dir: Path
+    state_dir: Path
+    cache_dir: Path
+    managed_profile: Path
+    managed_plist: Path | None
+
+    @property
+    def user_profile(self) -> Path:
+        return self.config_dir / "profile.toml"
+
+    @property
+    def ledger(self) -> Path:
+        """SQLite database holding the ledger and, next to it, the outbox."""
+        return self.data_dir / "ledger.db"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def shim_dir(self) -> Path:
+        return self.data_dir / "bin"
+
+    def as_dict(self) -> dict[str, Path]:
+        out = {
+            "config_dir": self.config_dir,
+            "user_profile": self.user_profile,
+            "managed_profile": self.managed_profile,
+            "data_dir": self.data_dir,
+            "ledger": self.ledger,
+            "state_dir": self.state_dir,
+            "log_dir": self.log_dir,
+            "cache_dir": self.cache_dir,
+            "shim_dir": self.shim_dir,
+        }
+        if self.managed_plist is not None:
+            out["managed_plist"] = self.managed_plist
+        return out
+
+
+def default_managed_profile() -> Path:
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support/aitrack/profile.toml")
+    if sys.platform == "win32":
+        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "aitrack" / "profile.toml"
+    return Path("/etc/aitrack/profile.toml")
+
+
+def default_managed_plist() -> Path | None:
+    """macOS managed preferences delivered by an MDM configuration profile."""
+    override = os.environ.get("AITRACK_MANAGED_PLIST")
+    if override:
+        return Path(override)
+    if sys.platform == "darwin":
+        return Path("/Library/Managed Preferences/io.aitrack.plist")
+    return None
+
+
+def resolve(env: dict[str, str] | None = None) -> Paths:
+    env = os.environ if env is None else env
+    managed = Path(env["AITRACK_MANAGED_PROFILE"]) if env.get("AITRACK_MANAGED_PROFILE") else (
+        default_managed_profile()
+    )
+    plist = default_managed_plist()
+    home = env.get("AITRACK_HOME")
+    if home:
+        root = Path(home).expanduser()
+        return Paths(root / "config", root / "data", root / "state", root / "cache", managed, plist)
+    import platformdirs  # deferred: only needed when AITRACK_HOME is unset
+
+    dirs = platformdirs.PlatformDirs(APP, appauthor=False)
+    return Paths(
+        Path(dirs.user_config_dir),
+        Path(dirs.user_data_dir),
+        Path(dirs.user_state_dir),
+        Path(dirs.user_cache_dir),
+        managed,
+        plist,
+    )

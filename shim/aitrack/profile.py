@@ -1,0 +1,389 @@
+"""Profiles: the managed (IT) layer over the user layer over built-in defaults.
+
+Schema v1 is described in README.md. Keys set by the managed profile cannot be
+overridden by the user profile. `[endpoint]` is taken as a whole from whichever
+layer sets it first (managed, then user), so a user profile can never divert a
+managed endpoint's signals or headers elsewhere.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aitrack.paths import Paths
+
+SIGNALS = ("metrics", "logs", "traces")
+PROTOCOLS = ("http/protobuf", "http/json")
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,254}$")
+PRICE_KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
+
+# table -> key -> (accepted python types, default)
+SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
+    "endpoint": {
+        "url": ((str,), None),
+        "metrics_url": ((str,), None),
+        "logs_url": ((str,), None),
+        "traces_url": ((str,), None),
+        "protocol": ((str,), "http/protobuf"),
+        "auth_header": ((str,), "Authorization"),
+        "auth_scheme": ((str,), "Bearer"),
+        "keychain_account": ((str,), "default"),
+        "ca_bundle": ((str,), None),
+        "signals": ((list,), ["metrics", "logs"]),
+        "timeout_s": ((int, float), 10),
+        "flush_timeout_s": ((int, float), 2),
+        "outbox_max_mb": ((int,), 256),
+        "headers": ((dict,), {}),
+    },
+    "telemetry": {
+        "metric_export_interval_ms": ((int,), 60000),
+        "logs_export_interval_ms": ((int,), 5000),
+        "log_user_prompts": ((bool,), False),
+        "log_tool_details": ((bool,), False),
+    },
+}
+FREE_TABLES = ("attributes", "prices")  # tables whose keys are chosen by the user
+URL_KEYS = ("url", "metrics_url", "logs_url", "traces_url")
+
+
+class ProfileError(Exception):
+    """A profile that cannot be used; `problems` lists every reason, one line each."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str | None
+    metrics_url: str | None
+    logs_url: str | None
+    traces_url: str | None
+    protocol: str
+    auth_header: str
+    auth_scheme: str
+    keychain_account: str
+    ca_bundle: str | None
+    signals: tuple[str, ...]
+    timeout_s: float
+    flush_timeout_s: float
+    outbox_max_mb: int
+    headers: dict[str, str]
+
+    def signal_url(self, signal: str) -> str | None:
+        """Where a signal goes: its own URL if set, else the base URL + /v1/<signal>."""
+        own = getattr(self, f"{signal}_url")
+        if own:
+            return own
+        if self.url:
+            return self.url.rstrip("/") + f"/v1/{signal}"
+        return None
+
+    def auth_value(self, token: str) -> str:
+        return f"{self.auth_scheme} {token}" if self.auth_scheme else token
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    metric_export_interval_ms: int = 60000
+    logs_export_interval_ms: int = 5000
+    log_user_prompts: bool = False
+    log_tool_details: bool = False
+
+
+@dataclass
+class Profile:
+    endpoint: Endpoint | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    # "table.key" -> "managed (PATH)" | "user (PATH)" | "default"
+    origins: dict[str, str] = field(default_factory=dict)
+    # one line per problem found while loading; the profile is still usable
+    problems: list[str] = field(default_factory=list)
+    # user settings that a managed layer overrides, one line each
+    shadowed: list[str] = field(default_factory=list)
+
+    @property
+    def local_only(self) -> bool:
+        return self.endpoint is None
+
+    def as_dict(self) -> dict[str, Any]:
+        ep = None
+        if self.endpoint is not None:
+            ep = {k: v for k, v in self.endpoint.__dict__.items() if v is not None}
+            ep["signals"] = list(self.endpoint.signals)
+        return {
+            "endpoint": ep,
+            "attributes": dict(self.attributes),
+            "telemetry": dict(self.telemetry.__dict__),
+            "prices": {m: dict(p) for m, p in self.prices.items()},
+        }
+
+
+# ---------------------------------------------------------------- validation
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def url_problem(url: str) -> str | None:
+    """Why a URL may not carry the token, or None when it may."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an https:// URL with a host"
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return "plain http:// would send the token unencrypted; use https:// (http is allowed only to a loopback address)"
+    return None
+
+
+def _line_of(text: str, table: str | None, key: str | None) -> int | None:
+    """Best-effort line number of `key` (inside `[table]`) for error messages."""
+    lines = text.splitlines()
+    start = 0
+    if table:
+        header = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\]")
+        for i, line in enumerate(lines):
+            if header.match(line):
+                start = i
+                if key is None:
+                    return i + 1
+                break
+        else:
+            return None
+    if key is None:
+        return None
+    pat = re.compile(r"""^\s*["']?""" + re.escape(key) + r"""["']?\s*=""")
+    for i in range(start, len(lines)):
+        if pat.match(lines[i]):
+            return i + 1
+    return None
+
+
+def _where(text: str, table: str | None, key: str | None) -> str:
+    name = ".".join(p for p in (table, key) if p)
+    line = _line_of(text, table, key)
+    return f"{name} (line {line})" if line else name
+
+
+def validate(data: dict[str, Any], text: str = "") -> list[str]:
+    """Every problem in a parsed profile, each naming the key and, where found, its line."""
+    problems: list[str] = []
+    for table, body in data.items():
+        if table not in SCHEMA and table not in FREE_TABLES:
+            problems.append(f"{_where(text, table, None)}: unknown table [{table}]")
+            continue
+        if not isinstance(body, dict):
+            problems.append(f"{_where(text, None, table)}: must be a table")
+            continue
+        if table == "attributes":
+            problems += _validate_attributes(body, text)
+        elif table == "prices":
+            problems += _validate_prices(body, text)
+        else:
+            problems += _validate_table(table, body, text)
+    return problems
+
+
+def _validate_table(table: str, body: dict[str, Any], text: str) -> list[str]:
+    problems = []
+    for key, value in body.items():
+        where = _where(text, table, key)
+        spec = SCHEMA[table].get(key)
+        if spec is None:
+            problems.append(f"{where}: unknown key")
+            continue
+        types, _ = spec
+        # bool is an int in Python; never accept true for a number
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            want = " or ".join(t.__name__.replace("str", "string").replace("dict", "table")
+                               for t in types)
+            problems.append(f"{where}: must be a {want}, got {type(value).__name__}")
+            continue
+        problem = _check_value(table, key, value)
+        if problem:
+            problems.append(f"{where}: {problem}")
+    if table == "endpoint":
+        urls = [k for k in URL_KEYS if body.get(k)]
+        if body and not urls:
+            problems.append(f"{_where(text, 'endpoint', None)}: needs url or a per-signal *_url")
+    return problems
+
+
+def _check_value(table: str, key: str, value: Any) -> str | None:
+    if key in URL_KEYS:
+        return url_problem(value)
+    if key == "protocol" and value not in PROTOCOLS:
+        return f"must be one of {', '.join(PROTOCOLS)}"
+    if key == "signals":
+        bad = [s for s in value if s not in SIGNALS]
+        if bad or not value:
+            return f"must list some of {', '.join(SIGNALS)}"
+    if key == "headers":
+        bad = [k for k, v in value.items() if not isinstance(v, str) or not _header_ok(k, v)]
+        if bad:
+            return f"header(s) {', '.join(bad)} must be string values without newlines"
+    if key == "auth_header" and not _header_ok(value, ""):
+        return "must be a valid HTTP header name"
+    if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb") and value <= 0:
+        return "must be greater than 0"
+    if key.endswith("_interval_ms") and value < 100:
+        return "must be at least 100"
+    return None
+
+
+def _header_ok(name: str, value: str) -> bool:
+    return bool(re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name)) and not re.search(
+        r"[\r\n\x00]", value
+    )
+
+
+def _validate_attributes(body: dict[str, Any], text: str) -> list[str]:
+    problems = []
+    for key, value in body.items():
+        where = _where(text, "attributes", key)
+        if not ATTRIBUTE_NAME.match(key):
+            problems.append(f"{where}: invalid attribute name (letters, digits, '.', '_', '-')")
+        elif not isinstance(value, str):
+            problems.append(f"{where}: must be a string, got {type(value).__name__}")
+    return problems
+
+
+def _validate_prices(body: dict[str, Any], text: str) -> list[str]:
+    problems = []
+    for model, prices in body.items():
+        where = _where(text, f'prices."{model}"', None) or f"prices.{model}"
+        if not isinstance(prices, dict):
+            problems.append(f"prices.{model}: must be a table of per-million-token USD prices")
+            continue
+        for key, value in prices.items():
+            if key not in PRICE_KEYS:
+                problems.append(f"{where}.{key}: unknown price (use {', '.join(PRICE_KEYS)})")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                problems.append(f"{where}.{key}: must be a non-negative number (USD per million)")
+    return problems
+
+
+# ---------------------------------------------------------------- loading
+
+
+def read_file(path: Path) -> dict[str, Any] | None:
+    """Parse and validate one profile file; None if it does not exist."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ProfileError(path, [f"cannot read: {exc.strerror}"]) from None
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ProfileError(path, ["not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(path, [f"invalid TOML: {exc}"]) from None
+    problems = validate(data, text)
+    if problems:
+        raise ProfileError(path, problems)
+    return data
+
+
+@dataclass
+class Layer:
+    name: str  # "managed" | "user"
+    source: str  # what to show as the origin, e.g. the file path
+    data: dict[str, Any]
+
+
+def load(paths: Paths, env: dict[str, str] | None = None) -> Profile:
+    """The effective profile. Never raises: broken layers are reported in `problems`."""
+    from aitrack import managed
+
+    problems: list[str] = []
+    layers: list[Layer] = []
+    managed_layers, managed_problems = managed.layers(paths, env)
+    if managed_problems:
+        problems += [f"managed profile ignored, running local-only: {p}" for p in managed_problems]
+    else:
+        layers += managed_layers
+    try:
+        user = read_file(paths.user_profile)
+    except ProfileError as exc:
+        problems += [f"user profile ignored: {exc.path}: {p}" for p in exc.problems]
+        user = None
+    if user is not None:
+        layers.append(Layer("user", str(paths.user_profile), user))
+    # A broken managed profile means local-only: a user endpoint must not replace IT's.
+    profile = merge(layers, endpoint_locked=bool(managed_problems))
+    profile.problems = problems
+    return profile
+
+
+def merge(layers: list[Layer], endpoint_locked: bool = False) -> Profile:
+    """Layers in precedence order (first wins) merged over the built-in defaults."""
+    origins: dict[str, str] = {}
+    shadowed: list[str] = []
+    tables: dict[str, dict[str, Any]] = {}
+    for table in ("attributes", "telemetry", "prices"):
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            for key, value in layer.data.get(table, {}).items():
+                name = f"{table}.{key}"
+                if key not in merged:
+                    merged[key] = value
+                    origins[name] = f"{layer.name} ({layer.source})"
+                elif layer.name == "user" and merged[key] != value:
+                    shadowed.append(f"{name}: user value ignored, {origins[name]} wins")
+        tables[table] = merged
+    endpoint_table: dict[str, Any] | None = None
+    if not endpoint_locked:
+        for layer in layers:
+            if not layer.data.get("endpoint"):
+                continue
+            if endpoint_table is None:
+                endpoint_table = layer.data["endpoint"]
+                origin = f"{layer.name} ({layer.source})"
+                for key in endpoint_table:
+                    origins[f"endpoint.{key}"] = origin
+            elif layer.name == "user":
+                shadowed.append(f"endpoint: user [endpoint] ignored, {origin} sets the endpoint")
+    endpoint = None
+    if endpoint_table is not None:
+        values = {k: endpoint_table.get(k, default) for k, (_, default) in SCHEMA["endpoint"].items()}
+        for key in SCHEMA["endpoint"]:
+            origins.setdefault(f"endpoint.{key}", "default")
+        values["signals"] = tuple(values["signals"])
+        values["headers"] = dict(values["headers"])
+        endpoint = Endpoint(**values)
+    telemetry = Telemetry(**tables["telemetry"])
+    for key in SCHEMA["telemetry"]:
+        origins.setdefault(f"telemetry.{key}", "default")
+    return Profile(
+        endpoint=endpoint,
+        attributes={k: str(v) for k, v in tables["attributes"].items()},
+        telemetry=telemetry,
+        prices=tables["prices"],
+        origins=origins,
+        shadowed=shadowed,
+    )
