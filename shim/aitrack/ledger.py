@@ -107,18 +107,24 @@ def end_session(db: sqlite3.Connection, session_id: str, ended_at: float, exit_c
                    (ended_at, exit_code, session_id))
 
 
-def accept(db: sqlite3.Connection, session_id: str, payload: Accepted, mapper: Mapper) -> bool:
-    """Count a payload and queue it for forwarding, atomically. False if already accepted."""
+def accept(db: sqlite3.Connection, session_id: str, payload: Accepted, mapper: Mapper,
+           queue: bool = True) -> bool:
+    """Count a payload and (when it is to be forwarded) queue it, atomically.
+
+    False if the same payload was already accepted.
+    """
     now = time.time()
     with write(db):
         dup = db.execute("INSERT OR IGNORE INTO payloads VALUES (?, ?, ?)",
                          (payload.digest, session_id, now)).rowcount == 0
         if dup:
             return False
-        db.execute(
-            "INSERT INTO outbox (session_id, signal, body, size, created_at) VALUES (?, ?, ?, ?, ?)",
-            (session_id, payload.signal, payload.body, len(payload.body), now),
-        )
+        if queue:
+            db.execute(
+                "INSERT INTO outbox (session_id, signal, body, size, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (session_id, payload.signal, payload.body, len(payload.body), now),
+            )
         if payload.tool_version:
             db.execute("UPDATE sessions SET tool_version = ? WHERE id = ? AND tool_version IS NULL",
                        (payload.tool_version, session_id))

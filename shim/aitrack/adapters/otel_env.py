@@ -1,0 +1,54 @@
+"""The standard OpenTelemetry SDK environment variables, shared by env-configured tools."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+from aitrack.adapters import Sink
+
+# Inherited variables that would send telemetry (and often a token) around aitrack.
+REDIRECTING = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_COMPRESSION",
+)
+
+
+def scrub(env: dict[str, str]) -> list[str]:
+    """Remove inherited OTLP endpoint/header variables; names of the header ones removed."""
+    headers = [k for k in env if k.startswith("OTEL_EXPORTER_OTLP") and k.endswith("HEADERS")
+               and env[k].strip()]
+    for key in [k for k in env if k.startswith("OTEL_EXPORTER_OTLP")]:
+        del env[key]
+    return headers
+
+
+def resource_attributes(existing: str | None, attributes: dict[str, str]) -> str:
+    """OTEL_RESOURCE_ATTRIBUTES: the child's own keys kept, ours set, values percent-encoded."""
+    merged: dict[str, str] = {}
+    for item in (existing or "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            merged[key.strip()] = unquote(value.strip())
+    merged.update(attributes)
+    return ",".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in merged.items())
+
+
+def standard(env: dict[str, str], sink: Sink, protocol: str = "http/json") -> dict[str, str]:
+    """Point an OpenTelemetry SDK at the receiver (endpoint, header, protocol, exporters)."""
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.base_url
+    env["OTEL_EXPORTER_OTLP_PROTOCOL"] = protocol
+    env["OTEL_EXPORTER_OTLP_HEADERS"] = f"{sink.secret_header}={sink.secret}"
+    env["OTEL_METRICS_EXPORTER"] = "otlp" if "metrics" in sink.signals else "none"
+    env["OTEL_LOGS_EXPORTER"] = "otlp" if "logs" in sink.signals else "none"
+    env["OTEL_TRACES_EXPORTER"] = "otlp" if "traces" in sink.signals else "none"
+    env["OTEL_METRIC_EXPORT_INTERVAL"] = str(sink.telemetry.metric_export_interval_ms)
+    env["OTEL_LOGS_EXPORT_INTERVAL"] = str(sink.telemetry.logs_export_interval_ms)
+    env["OTEL_RESOURCE_ATTRIBUTES"] = resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES"),
+                                                          sink.attributes)
+    return env

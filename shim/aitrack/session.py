@@ -1,0 +1,221 @@
+"""One tracked run of a tool: its profile, receiver, ledger rows and forwarding.
+
+Any failure inside aitrack degrades to "the tool runs anyway" plus one line on stderr.
+Lines raised while the child owns the terminal are held back and printed after it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import ModuleType
+
+from aitrack import paths as paths_mod
+from aitrack.adapters import Sink
+from aitrack.loopback import Listener, bind
+from aitrack.profile import Profile, load
+
+RECEIVER_DRAIN_S = 2.0
+LEDGER_WAIT_S = 10.0
+
+
+class Notices:
+    """One-line messages for the user, each printed once."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
+
+    def add(self, line: str) -> None:
+        with self.lock:
+            if line not in self.lines:
+                self.lines.append(line)
+
+    def print_now(self) -> None:
+        with self.lock:
+            lines, self.lines = self.lines, []
+        for line in lines:
+            print(f"aitrack: {line}", file=sys.stderr, flush=True)
+
+
+class Session:
+    def __init__(self, tool: str, adapter: ModuleType, started: float):
+        self.id = uuid.uuid4().hex
+        self.tool = tool
+        self.adapter = adapter
+        self.started = started
+        self.notices = Notices()
+        self.paths = paths_mod.resolve()
+        self.profile: Profile | None = None
+        self.listener: Listener | None = None
+        self.receiver = None
+        self.db = None
+        self.db_lock = threading.Lock()
+        self.ready = threading.Event()
+        self.forwarder = None
+        self.attributes: dict[str, str] = {}
+
+    # ------------------------------------------------------------ before the child
+
+    @classmethod
+    def prepare(cls, tool: str, adapter: ModuleType, started: float) -> Session:
+        session = cls(tool, adapter, started)
+        try:
+            session.profile = load(session.paths)
+            for line in _summarise(session.profile.problems):
+                session.notices.add(line)
+        except Exception as exc:  # a profile must never stop the tool
+            session.notices.add(f"cannot read the profile ({exc}); running without telemetry")
+            session.profile = None
+        if session.profile is not None:
+            try:
+                session.listener = bind()
+            except OSError as exc:
+                session.notices.add(f"cannot open the loopback receiver ({exc.strerror}); "
+                                    "running without telemetry: run `aitrack doctor`")
+        session.notices.print_now()
+        return session
+
+    def child_command(self, args: list[str]) -> tuple[list[str], dict[str, str]]:
+        env = dict(os.environ)
+        env["AITRACK_SESSION_ID"] = self.id
+        if self.listener is None or self.profile is None:
+            return args, env
+        from aitrack.adapters import otel_env
+        from aitrack.attribution import resource_attributes
+
+        leaked = otel_env.scrub(env)
+        if leaked:
+            print(f"aitrack: {', '.join(leaked)} in your environment may hold a plaintext token; "
+                  "aitrack ignores it: remove it from your shell profile and use "
+                  "`aitrack token set`", file=sys.stderr, flush=True)
+        endpoint = self.profile.endpoint
+        signals = ("metrics", "logs") + (("traces",) if endpoint and "traces" in endpoint.signals
+                                         else ())
+        sink = Sink(self.listener.base_url, Listener.SECRET_HEADER, self.listener.secret,
+                    signals, resource_attributes(self.profile, with_email=False),
+                    self.profile.telemetry)
+        return self.adapter.prepare(list(args), env, sink)
+
+    def abandon(self) -> None:
+        if self.listener is not None:
+            self.listener.sock.close()
+
+    # ------------------------------------------------------------ while it runs
+
+    def begin(self) -> None:
+        """Start the receiver first (the child may already be sending), then the ledger."""
+        if self.listener is None:
+            return
+        try:
+            from aitrack.attribution import resource_attributes
+            from aitrack.receiver import Receiver
+
+            self.attributes = resource_attributes(self.profile)
+            self.receiver = Receiver(self.listener, self._store).start()
+            self._open_ledger()
+            self._start_forwarder()
+        except Exception as exc:  # noqa: BLE001 - never let aitrack break the tool
+            self.notices.add(f"telemetry capture failed to start ({type(exc).__name__}: {exc}); "
+                             "run `aitrack doctor`")
+        finally:
+            self.ready.set()
+
+    def _open_ledger(self) -> None:
+        import sqlite3
+
+        from aitrack import ledger
+
+        try:
+            db = ledger.connect(self.paths.ledger)
+            ledger.start_session(db, ledger.SessionStart(
+                self.id, self.tool, self.started, os.getcwd(), _project(Path.cwd()),
+                self.attributes))
+        except (sqlite3.Error, OSError) as exc:
+            self.notices.add(f"cannot write the ledger {self.paths.ledger} ({exc}): "
+                             "usage of this run is not recorded; run `aitrack doctor`")
+            return
+        self.db = db
+
+    def _start_forwarder(self) -> None:
+        if self.profile is None or self.profile.local_only or self.db is None:
+            return
+        from aitrack.forwarder import Forwarder
+
+        self.forwarder = Forwarder.start(self.paths, self.profile, self.notices.add)
+
+    def _store(self, signal: str, request, raw: bytes) -> None:
+        """Receiver callback: count and queue one payload durably, or raise StoreUnavailable."""
+        import hashlib
+        import sqlite3
+
+        from aitrack import ledger, otlp
+        from aitrack.receiver import StoreUnavailable
+
+        if not self.ready.wait(LEDGER_WAIT_S) or self.db is None:
+            raise StoreUnavailable("aitrack's ledger is not available")
+        otlp.enforce_resource(request, self.attributes)
+        payload = ledger.Accepted(
+            signal=signal,
+            body=request.SerializeToString(),
+            digest=hashlib.sha256(f"{self.id}\0{signal}\0".encode() + raw).digest(),
+            tool_version=otlp.resource_value(request, "service.version"),
+        )
+        if signal == "metrics":
+            payload.points = list(otlp.points(request))
+            payload.tool_session_ids = {
+                t for t in map(self.adapter.tool_session_id, payload.points) if t}
+        endpoint = self.profile.endpoint if self.profile else None
+        queue = endpoint is not None and signal in endpoint.signals
+        try:
+            with self.db_lock:
+                ledger.accept(self.db, self.id, payload, self.adapter.contributions, queue=queue)
+        except sqlite3.Error as exc:
+            self.notices.add(f"cannot write the ledger {self.paths.ledger} ({exc}); "
+                             "run `aitrack doctor`")
+            raise StoreUnavailable("ledger write failed") from None
+        if queue and self.forwarder is not None:
+            self.forwarder.notify()
+
+    # ------------------------------------------------------------ after it exits
+
+    def end(self, exit_code: int) -> None:
+        try:
+            self._finish(exit_code)
+        except KeyboardInterrupt:
+            self.notices.add("interrupted while finishing: pending telemetry stays in the "
+                             "outbox and goes with the next run or `aitrack flush`")
+        except Exception as exc:  # noqa: BLE001
+            self.notices.add(f"finishing the session failed ({type(exc).__name__}: {exc})")
+        self.notices.print_now()
+
+    def _finish(self, exit_code: int) -> None:
+        if self.receiver is not None:
+            self.receiver.stop(RECEIVER_DRAIN_S)
+        if self.db is not None:
+            from aitrack import ledger
+
+            with self.db_lock:
+                ledger.end_session(self.db, self.id, time.time(), exit_code)
+        if self.forwarder is not None:
+            self.forwarder.finish(self.profile.endpoint.flush_timeout_s)
+
+
+def _summarise(problems: list[str]) -> list[str]:
+    """At most one line per broken profile, naming how to see the rest."""
+    if not problems:
+        return []
+    more = f" (+{len(problems) - 1} more: run `aitrack profile show`)" if len(problems) > 1 else ""
+    return [problems[0] + more]
+
+
+def _project(cwd: Path) -> str:
+    """The repository's name when inside a git work tree, else the directory's name."""
+    for directory in (cwd, *cwd.parents):
+        if (directory / ".git").exists():
+            return directory.name
+    return cwd.name

@@ -1,0 +1,79 @@
+"""`aitrack claude|codex|run`: run the tool with its telemetry captured and ledgered.
+
+Start-up order matters: everything before `launcher.spawn` delays the tool, so only the
+profile, the adapter and a bound socket come first. The ledger, the HTTP receiver and the
+forwarder start while the child runs. Anything that goes wrong in aitrack is reported in
+one line and never changes the child's exit status.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from aitrack import launcher
+
+USAGE_RUN = "usage: aitrack run [--name NAME] -- CMD [ARGS]..."
+
+
+def say(line: str) -> None:
+    print(f"aitrack: {line}", file=sys.stderr, flush=True)
+
+
+def parse_run(args: list[str]) -> tuple[str | None, list[str]] | None:
+    name = None
+    rest = list(args)
+    while rest and rest[0] != "--":
+        if rest[0] == "--name" and len(rest) > 1:
+            name, rest = rest[1], rest[2:]
+        elif rest[0].startswith("--name="):
+            name, rest = rest[0].split("=", 1)[1], rest[1:]
+        else:
+            break
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    return (name, rest) if rest else None
+
+
+def main(command: str, args: list[str]) -> int:
+    from aitrack import adapters, paths
+
+    started = time.time()
+    if command == "run":
+        parsed = parse_run(args)
+        if parsed is None:
+            say(USAGE_RUN)
+            return 2
+        name, argv = parsed
+        adapter = adapters.load("generic")
+        tool = name or os.path.basename(argv[0])
+        binary = launcher.find_real_binary(argv[0], None, paths.resolve().shim_dir) \
+            if os.sep not in argv[0] else argv[0]
+        args = argv[1:]
+        missing = argv[0]
+    else:
+        adapter = adapters.load(command)
+        tool = adapter.NAME
+        binary = launcher.find_real_binary(adapter.EXECUTABLE, adapter.BIN_ENV,
+                                           paths.resolve().shim_dir)
+        missing = adapter.EXECUTABLE
+    if binary is None:
+        hint = f" or set {adapter.BIN_ENV}" if adapter.BIN_ENV else ""
+        say(f"{missing}: command not found on PATH (install it{hint})")
+        return launcher.EXIT_NOT_FOUND
+    from aitrack.session import Session
+
+    session = Session.prepare(tool, adapter, started)
+    child_args, child_env = session.child_command(args)
+    try:
+        child = launcher.spawn([binary, *child_args], child_env)
+    except OSError as exc:
+        session.abandon()
+        say(f"cannot run {binary}: {exc.strerror or exc}")
+        return launcher.EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) \
+            else launcher.EXIT_NOT_RUNNABLE
+    session.begin()
+    code = launcher.wait(child)
+    session.end(code)
+    return code

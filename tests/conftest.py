@@ -1,0 +1,63 @@
+"""Fixtures every test area shares: an isolated aitrack home and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Home:
+    """An isolated aitrack installation: AITRACK_HOME plus a managed profile path."""
+
+    root: Path
+    managed_profile: Path
+    env: dict[str, str]
+
+    @property
+    def user_profile(self) -> Path:
+        return self.root / "config" / "profile.toml"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "data" / "ledger.db"
+
+    def write_user_profile(self, text: str) -> Path:
+        self.user_profile.parent.mkdir(parents=True, exist_ok=True)
+        self.user_profile.write_text(text)
+        return self.user_profile
+
+    def write_managed_profile(self, text: str) -> Path:
+        self.managed_profile.parent.mkdir(parents=True, exist_ok=True)
+        self.managed_profile.write_text(text)
+        return self.managed_profile
+
+    def run(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
+            timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+        """Run `python -m aitrack ARGS` as a user would, in this home."""
+        return subprocess.run([sys.executable, "-m", "aitrack", *args], input=input,
+                              capture_output=True, text=True, env={**self.env, **(env or {})},
+                              timeout=timeout, **kw)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+    root = tmp_path / "aitrack-home"
+    managed = tmp_path / "managed" / "profile.toml"
+    env = dict(os.environ)
+    for key in list(env):
+        if key.startswith(("OTEL_", "AITRACK_")):
+            del env[key]
+    env.update(AITRACK_HOME=str(root), AITRACK_MANAGED_PROFILE=str(managed),
+               AITRACK_MANAGED_PLIST=str(tmp_path / "managed" / "io.aitrack.plist"))
+    for key, value in env.items():
+        if key.startswith("AITRACK_"):
+            monkeypatch.setenv(key, value)
+    return Home(root, managed, env)

@@ -1,0 +1,149 @@
+"""A model-API stub on loopback: Anthropic Messages SSE for claude, OpenAI Responses SSE for codex.
+
+Every answer reports fixed token counts and is recorded, so a test can compare the ledger
+with exactly what the "model" billed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class AnthropicUsage:
+    input: int = 1234
+    cache_creation: int = 567
+    cache_read: int = 8910
+    output: int = 321
+
+
+@dataclass
+class OpenAIUsage:
+    input: int = 5000  # includes cached
+    cached: int = 1200
+    output: int = 700  # includes reasoning
+    reasoning: int = 250
+
+
+@dataclass
+class Call:
+    path: str
+    model: str
+    stream: bool
+
+
+@dataclass
+class ModelStub:
+    anthropic: AnthropicUsage = field(default_factory=AnthropicUsage)
+    openai: OpenAIUsage = field(default_factory=OpenAIUsage)
+    calls: list[Call] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def billed(self, path: str) -> list[Call]:
+        return [c for c in self.calls if c.path == path]
+
+
+def _sse(events: list[tuple[str, dict]]) -> bytes:
+    return b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events)
+
+
+def anthropic_events(model: str, u: AnthropicUsage, text: str = "Hello from the stub.") -> bytes:
+    message = {"id": "msg_stub", "type": "message", "role": "assistant", "model": model,
+               "content": [], "stop_reason": None, "stop_sequence": None,
+               "usage": {"input_tokens": u.input, "cache_creation_input_tokens": u.cache_creation,
+                         "cache_read_input_tokens": u.cache_read, "output_tokens": 1}}
+    return _sse([
+        ("message_start", {"type": "message_start", "message": message}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": text}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta",
+                           "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                           "usage": {"output_tokens": u.output}}),
+        ("message_stop", {"type": "message_stop"}),
+    ])
+
+
+def openai_events(model: str, u: OpenAIUsage, text: str = "Hello from the stub.") -> bytes:
+    item = {"id": "msg_stub", "type": "message", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}
+    usage = {"input_tokens": u.input, "input_tokens_details": {"cached_tokens": u.cached},
+             "output_tokens": u.output, "output_tokens_details": {"reasoning_tokens": u.reasoning},
+             "total_tokens": u.input + u.output}
+    base = {"id": "resp_stub", "object": "response", "model": model}
+    return _sse([
+        ("response.created", {"type": "response.created",
+                              "response": {**base, "status": "in_progress", "output": []}}),
+        ("response.output_item.added", {"type": "response.output_item.added", "output_index": 0,
+                                        "item": {**item, "status": "in_progress", "content": []}}),
+        ("response.output_text.delta", {"type": "response.output_text.delta", "item_id": "msg_stub",
+                                        "output_index": 0, "content_index": 0, "delta": text}),
+        ("response.output_item.done", {"type": "response.output_item.done", "output_index": 0,
+                                       "item": item}),
+        ("response.completed", {"type": "response.completed",
+                                "response": {**base, "status": "completed", "output": [item],
+                                             "usage": usage}}),
+    ])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    stub: ModelStub
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            body = {}
+        path = self.path.split("?", 1)[0]
+        model = body.get("model", "")
+        stream = bool(body.get("stream"))
+        if path == "/v1/messages":
+            self.stub.calls.append(Call(path, model, stream))
+            if stream:
+                return self._send(200, anthropic_events(model, self.stub.anthropic),
+                                  "text/event-stream")
+            u = self.stub.anthropic
+            return self._send(200, json.dumps({
+                "id": "msg_stub", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+                "usage": {"input_tokens": u.input, "output_tokens": u.output,
+                          "cache_creation_input_tokens": u.cache_creation,
+                          "cache_read_input_tokens": u.cache_read}}).encode())
+        if path == "/v1/responses":
+            self.stub.calls.append(Call(path, model, stream))
+            return self._send(200, openai_events(model, self.stub.openai), "text/event-stream")
+        self._send(200, b"{}")
+
+    def do_GET(self) -> None:
+        self._send(200, b"{}")
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def start(stub: ModelStub | None = None) -> tuple[ModelStub, ThreadingHTTPServer]:
+    stub = stub or ModelStub()
+    handler = type("StubHandler", (_Handler,), {"stub": stub})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    stub.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return stub, server
