@@ -60,32 +60,56 @@ def is_shim(path: Path) -> bool:
         return False
 
 
-def spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-    """Start the child in aitrack's process group, so the terminal's signals reach it directly."""
-    return subprocess.Popen(argv, env=env)
+class Child:
+    """The wrapped tool. Signal relaying starts before the spawn so none is lost meanwhile."""
 
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.pending: list[int] = []
+        self.previous = _relay_signals(self)
 
-def wait(child: subprocess.Popen) -> int:
-    """Wait for the child, relaying signals sent to aitrack; its exit status, shell-style."""
-    previous = _relay_signals(child)
-    try:
-        while True:
-            try:
-                code = child.wait()
-                break
-            except KeyboardInterrupt:  # only on Windows: the console sent Ctrl-C to both of us
-                continue
-    finally:
-        for sig, handler in previous.items():
+    def start(self, argv: list[str], env: dict[str, str]) -> None:
+        """Start in aitrack's process group, so the terminal's signals reach it directly."""
+        try:
+            self.proc = subprocess.Popen(argv, env=env)
+        except BaseException:
+            self.restore()
+            raise
+        for signum in self.pending:
+            self.send(signum)
+
+    def send(self, signum: int) -> None:
+        if self.proc is None:
+            self.pending.append(signum)
+            return
+        try:
+            self.proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    def wait(self) -> int:
+        """Wait for the child; its exit status, shell-style (128 + N if signal N killed it)."""
+        assert self.proc is not None
+        try:
+            while True:
+                try:
+                    return exit_status(self.proc.wait())
+                except KeyboardInterrupt:  # Windows: the console sent Ctrl-C to both of us
+                    continue
+        finally:
+            self.restore()
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-    return exit_status(code)
+        self.previous = {}
 
 
 def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def _relay_signals(child: subprocess.Popen) -> dict[int, object]:
+def _relay_signals(child: Child) -> dict[int, object]:
     if sys.platform == "win32":  # untested here: console Ctrl-C reaches every process
         return {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
     previous = {}
@@ -95,10 +119,7 @@ def _relay_signals(child: subprocess.Popen) -> dict[int, object]:
         # foreground group; relaying them again would send a second Ctrl-C.
         if signum in (signal.SIGINT, signal.SIGWINCH, signal.SIGQUIT) and _foreground():
             return
-        try:
-            child.send_signal(signum)
-        except ProcessLookupError:
-            pass
+        child.send(signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH, signal.SIGQUIT,
                 signal.SIGUSR1, signal.SIGUSR2):

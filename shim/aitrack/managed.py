@@ -24,10 +24,11 @@ REGISTRY_KEY = r"SOFTWARE\Policies\aitrack"
 RegistryReader = Callable[[str], tuple[dict[str, Any], list[str]] | None]
 
 
-def layers(paths: Paths, env: dict[str, str] | None = None) -> tuple[list[Layer], list[str]]:
-    """Managed layers in precedence order, and every problem found in them."""
+def layers(paths: Paths, env: dict[str, str] | None = None,
+           ) -> tuple[list[Layer], dict[str, list[str]]]:
+    """Managed layers in precedence order, and the problems of each broken source."""
     found: list[Layer] = []
-    problems: list[str] = []
+    problems: dict[str, list[str]] = {}
     sources: list[tuple[str, Callable[[], dict[str, Any] | None]]] = []
     if paths.managed_plist is not None:
         sources.append((str(paths.managed_plist), lambda: read_plist(paths.managed_plist)))
@@ -38,7 +39,7 @@ def layers(paths: Paths, env: dict[str, str] | None = None) -> tuple[list[Layer]
         try:
             data = read()
         except ProfileError as exc:
-            problems += [f"{exc.path}: {p}" for p in exc.problems]
+            problems[str(exc.path)] = exc.problems
             continue
         if data:
             found.append(Layer("managed", source, data))

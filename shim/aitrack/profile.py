@@ -107,14 +107,19 @@ class Profile:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     # "table.key" -> "managed (PATH)" | "user (PATH)" | "default"
     origins: dict[str, str] = field(default_factory=dict)
-    # one line per problem found while loading; the profile is still usable
-    problems: list[str] = field(default_factory=list)
+    # what was wrong while loading, per ignored source ("user profile ignored: PATH"):
+    # its problems, one line each. The profile is still usable.
+    broken: dict[str, list[str]] = field(default_factory=dict)
     # user settings that a managed layer overrides, one line each
     shadowed: list[str] = field(default_factory=list)
 
     @property
     def local_only(self) -> bool:
         return self.endpoint is None
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{source}: {p}" for source, problems in self.broken.items() for p in problems]
 
     def as_dict(self) -> dict[str, Any]:
         ep = None
@@ -320,23 +325,23 @@ def load(paths: Paths, env: dict[str, str] | None = None) -> Profile:
     """The effective profile. Never raises: broken layers are reported in `problems`."""
     from aitrack import managed
 
-    problems: list[str] = []
+    broken: dict[str, list[str]] = {}
     layers: list[Layer] = []
     managed_layers, managed_problems = managed.layers(paths, env)
-    if managed_problems:
-        problems += [f"managed profile ignored, running local-only: {p}" for p in managed_problems]
-    else:
+    for source, problems in managed_problems.items():
+        broken[f"managed profile ignored, running local-only: {source}"] = problems
+    if not managed_problems:
         layers += managed_layers
     try:
         user = read_file(paths.user_profile)
     except ProfileError as exc:
-        problems += [f"user profile ignored: {exc.path}: {p}" for p in exc.problems]
+        broken[f"user profile ignored: {exc.path}"] = exc.problems
         user = None
     if user is not None:
         layers.append(Layer("user", str(paths.user_profile), user))
     # A broken managed profile means local-only: a user endpoint must not replace IT's.
     profile = merge(layers, endpoint_locked=bool(managed_problems))
-    profile.problems = problems
+    profile.broken = broken
     return profile
 
 

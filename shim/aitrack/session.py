@@ -66,8 +66,10 @@ class Session:
         session = cls(tool, adapter, started)
         try:
             session.profile = load(session.paths)
-            for line in _summarise(session.profile.problems):
-                session.notices.add(line)
+            for source, problems in session.profile.broken.items():
+                more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+                session.notices.add(f"{source}: {problems[0]}{more}; "
+                                    "run `aitrack profile show` for details")
         except Exception as exc:  # a profile must never stop the tool
             session.notices.add(f"cannot read the profile ({exc}); running without telemetry")
             session.profile = None
@@ -203,14 +205,6 @@ class Session:
                 ledger.end_session(self.db, self.id, time.time(), exit_code)
         if self.forwarder is not None:
             self.forwarder.finish(self.profile.endpoint.flush_timeout_s)
-
-
-def _summarise(problems: list[str]) -> list[str]:
-    """At most one line per broken profile, naming how to see the rest."""
-    if not problems:
-        return []
-    more = f" (+{len(problems) - 1} more: run `aitrack profile show`)" if len(problems) > 1 else ""
-    return [problems[0] + more]
 
 
 def _project(cwd: Path) -> str:

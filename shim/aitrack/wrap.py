@@ -64,16 +64,17 @@ def main(command: str, args: list[str]) -> int:
         return launcher.EXIT_NOT_FOUND
     from aitrack.session import Session
 
+    child = launcher.Child()
     session = Session.prepare(tool, adapter, started)
     child_args, child_env = session.child_command(args)
     try:
-        child = launcher.spawn([binary, *child_args], child_env)
+        child.start([binary, *child_args], child_env)
     except OSError as exc:
         session.abandon()
         say(f"cannot run {binary}: {exc.strerror or exc}")
         return launcher.EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) \
             else launcher.EXIT_NOT_RUNNABLE
     session.begin()
-    code = launcher.wait(child)
+    code = child.wait()
     session.end(code)
     return code

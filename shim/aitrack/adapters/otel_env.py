@@ -20,11 +20,13 @@ REDIRECTING = (
 
 
 def scrub(env: dict[str, str]) -> list[str]:
-    """Remove inherited OTLP endpoint/header variables; names of the header ones removed."""
-    headers = [k for k in env if k.startswith("OTEL_EXPORTER_OTLP") and k.endswith("HEADERS")
-               and env[k].strip()]
-    for key in [k for k in env if k.startswith("OTEL_EXPORTER_OTLP")]:
-        del env[key]
+    """Remove inherited OTLP endpoint/header variables; names of the non-empty header ones.
+
+    Other OTEL_* settings (temporality preference, service name...) stay the user's.
+    """
+    headers = [k for k in REDIRECTING if k.endswith("HEADERS") and env.get(k, "").strip()]
+    for key in REDIRECTING:
+        env.pop(key, None)
     return headers
 
 

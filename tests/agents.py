@@ -1,0 +1,74 @@
+"""The real `claude` and `codex` binaries, driven against the loopback model stub.
+
+CI installs pinned versions with npm and exports AITRACK_E2E_BIN_DIR. Without them the
+end-to-end tests skip, unless AITRACK_REQUIRE_E2E=1 (CI), where a missing binary fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import model_stub
+
+
+def agent_bin(name: str) -> str:
+    bin_dir = os.environ.get("AITRACK_E2E_BIN_DIR")
+    found = shutil.which(name, path=bin_dir) if bin_dir else None
+    if found:
+        return found
+    message = f"the real `{name}` binary is not installed (run `bash tests/run.sh`)"
+    if os.environ.get("AITRACK_REQUIRE_E2E") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def stub():
+    model, server = model_stub.start()
+    yield model
+    server.shutdown()
+
+
+def agent_env(home, stub: model_stub.ModelStub, tmp: Path) -> dict[str, str]:
+    """An isolated HOME so the developer's own agent config never leaks into a test."""
+    user_home = tmp / "user-home"
+    (user_home / ".codex").mkdir(parents=True, exist_ok=True)
+    return {
+        **home.env,
+        "HOME": str(user_home),
+        "ANTHROPIC_BASE_URL": stub.url,
+        "ANTHROPIC_API_KEY": "sk-ant-test",
+        "MOCK_KEY": "sk-test",
+        "CODEX_HOME": str(user_home / ".codex"),
+        "DISABLE_AUTOUPDATER": "1",
+    }
+
+
+def codex_provider_args(stub: model_stub.ModelStub, model: str = "gpt-5") -> list[str]:
+    provider = (f'model_providers.mock={{name="mock",base_url="{stub.url}/v1",'
+                f'env_key="MOCK_KEY",wire_api="responses"}}')
+    return ["--skip-git-repo-check", "-c", "model_provider=mock", "-c", f"model={model}",
+            "-c", provider]
+
+
+def run_aitrack(env: dict[str, str], *args: str, cwd: Path | None = None,
+                timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "aitrack", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def run_claude(home, stub, tmp: Path, *args: str, env: dict[str, str] | None = None):
+    full = {**agent_env(home, stub, tmp), "AITRACK_CLAUDE_BIN": agent_bin("claude"), **(env or {})}
+    return run_aitrack(full, "claude", *args, cwd=tmp)
+
+
+def run_codex(home, stub, tmp: Path, *args: str, env: dict[str, str] | None = None):
+    full = {**agent_env(home, stub, tmp), "AITRACK_CODEX_BIN": agent_bin("codex"), **(env or {})}
+    return run_aitrack(full, "codex", *args, cwd=tmp)
