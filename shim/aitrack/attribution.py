@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import subprocess
 from functools import cache
 
@@ -30,6 +31,16 @@ def git_email() -> str | None:
         return None
     email = out.stdout.strip()
     return email or None
+
+
+def git_config_files() -> list[str]:
+    """Where `git config --global` reads from, so a cache can notice a changed email."""
+    home = os.path.expanduser("~")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    files = [os.path.join(home, ".gitconfig"), os.path.join(xdg, "git", "config")]
+    if os.environ.get("GIT_CONFIG_GLOBAL"):
+        files.append(os.environ["GIT_CONFIG_GLOBAL"])
+    return files
 
 
 def resource_attributes(profile: Profile, with_email: bool = True) -> dict[str, str]:

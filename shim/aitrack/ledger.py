@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aitrack.migrations import migrate
+from aitrack.records import Contribution, Point
 
 BUSY_TIMEOUT_MS = 30_000
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation", "reasoning")
@@ -43,28 +44,6 @@ def write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-
-
-@dataclass(frozen=True)
-class Point:
-    """One metric datapoint, as the tool sent it."""
-
-    metric: str
-    attrs: dict[str, str]
-    value: float
-    cumulative: bool
-    start_time: int
-    series: str  # metric name + attributes: identifies a cumulative series
-
-
-@dataclass(frozen=True)
-class Contribution:
-    """What a datapoint adds to a session: tokens of a type, or another named figure."""
-
-    kind: str  # "tokens" | "metric"
-    model: str
-    name: str
-    value: float
 
 
 @dataclass
@@ -97,7 +76,8 @@ def start_session(db: sqlite3.Connection, s: SessionStart) -> None:
         db.execute(
             "INSERT INTO sessions (id, tool, started_at, cwd, project, attributes) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (s.id, s.tool, s.started_at, s.cwd, s.project, json.dumps(s.attributes, sort_keys=True)),
+            (s.id, s.tool, s.started_at, s.cwd, s.project,
+             json.dumps(s.attributes, sort_keys=True)),
         )
 
 

@@ -1,31 +1,36 @@
-"""The receiver's socket and per-run secret: bound before the child starts, and cheap."""
+"""The receiver's socket and per-run secret: bound before the child starts, and cheap.
+
+`_socket` is the C module under `socket`; importing `socket` itself costs ~5 ms on the
+start-up path. The receiver wraps the bound socket in a `socket.socket` once the child runs.
+"""
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
-from dataclasses import dataclass
+
+SECRET_HEADER = "x-aitrack-key"
 
 
-@dataclass(frozen=True)
 class Listener:
-    SECRET_HEADER = "x-aitrack-key"
+    __slots__ = ("sock", "port", "secret")
 
-    sock: socket.socket
-    port: int
-    secret: str
+    def __init__(self, sock, port: int, secret: str):
+        self.sock = sock  # a bound, listening, non-inheritable _socket.socket
+        self.port = port
+        self.secret = secret
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def signal_url(self, signal: str) -> str:
-        return f"{self.base_url}/v1/{signal}"
+    def close(self) -> None:
+        self.sock.close()
 
 
 def bind() -> Listener:
     """Reserve a random loopback port; connections queue until the receiver serves them."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
     try:
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)

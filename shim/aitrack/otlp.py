@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
-from aitrack.ledger import Point
+from aitrack.records import Point
 
 SIGNALS = ("metrics", "logs", "traces")
 JSON = "application/json"

@@ -58,6 +58,13 @@ class Paths:
         return out
 
 
+def from_strings(saved: dict[str, str]) -> Paths:
+    """Paths saved by the start-up cache (no platformdirs import on the wrapper's path)."""
+    fields = ("config_dir", "data_dir", "state_dir", "cache_dir", "managed_profile")
+    plist = saved.get("managed_plist")
+    return Paths(*(Path(saved[f]) for f in fields), Path(plist) if plist else None)
+
+
 def default_managed_profile() -> Path:
     if sys.platform == "darwin":
         return Path("/Library/Application Support/aitrack/profile.toml")

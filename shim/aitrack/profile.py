@@ -159,7 +159,8 @@ def url_problem(url: str) -> str | None:
     if parts.scheme not in ("https", "http") or not host:
         return "must be an https:// URL with a host"
     if parts.scheme == "http" and not is_loopback_host(host):
-        return "plain http:// would send the token unencrypted; use https:// (http is allowed only to a loopback address)"
+        return ("plain http:// would send the token unencrypted; use https:// "
+                "(http is allowed only to a loopback address)")
     return None
 
 
@@ -375,7 +376,8 @@ def merge(layers: list[Layer], endpoint_locked: bool = False) -> Profile:
                 shadowed.append(f"endpoint: user [endpoint] ignored, {origin} sets the endpoint")
     endpoint = None
     if endpoint_table is not None:
-        values = {k: endpoint_table.get(k, default) for k, (_, default) in SCHEMA["endpoint"].items()}
+        values = {k: endpoint_table.get(k, default)
+                  for k, (_, default) in SCHEMA["endpoint"].items()}
         for key in SCHEMA["endpoint"]:
             origins.setdefault(f"endpoint.{key}", "default")
         values["signals"] = tuple(values["signals"])

@@ -9,17 +9,18 @@ durably written it.
 from __future__ import annotations
 
 import hmac
+import socket
 import threading
 import zlib
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from aitrack import otlp
-from aitrack.loopback import Listener
+from aitrack.loopback import SECRET_HEADER, Listener
 
 MAX_BODY = 16 * 1024 * 1024  # after decompression
-PATHS = {f"/v1/{s}": s for s in otlp.SIGNALS}
-CONTENT_TYPES = (otlp.JSON, otlp.PROTOBUF)
+PATHS = {f"/v1/{s}": s for s in ("metrics", "logs", "traces")}
+JSON, PROTOBUF = "application/json", "application/x-protobuf"
+CONTENT_TYPES = (JSON, PROTOBUF)
 
 
 class StoreUnavailable(Exception):
@@ -37,7 +38,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, listener: Listener, store: Store):
         super().__init__(("127.0.0.1", listener.port), _Handler, bind_and_activate=False)
         self.socket.close()
-        self.socket = listener.sock
+        self.socket = socket.socket(fileno=listener.sock.detach())
         self.listener = listener
         self.store = store
         self.hosts = {f"127.0.0.1:{listener.port}", f"localhost:{listener.port}"}
@@ -52,7 +53,7 @@ class Receiver:
     def __init__(self, listener: Listener, store: Store):
         self.server = _Server(listener, store)
         self.thread = threading.Thread(target=self.server.serve_forever, name="aitrack-receiver",
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
+                                       kwargs={"poll_interval": 0.5}, daemon=True)
 
     def start(self) -> Receiver:
         self.thread.start()
@@ -60,10 +61,22 @@ class Receiver:
 
     def stop(self, drain_s: float = 5.0) -> None:
         """Stop accepting, then wait (bounded) for requests being handled to finish."""
-        self.server.shutdown()
+        stopper = threading.Thread(target=self.server.shutdown, daemon=True)
+        stopper.start()
+        while stopper.is_alive():
+            self._wake()
+            stopper.join(0.01)
         with self.server.idle:
             self.server.idle.wait_for(lambda: self.server.inflight == 0, timeout=drain_s)
         self.server.server_close()
+
+
+    def _wake(self) -> None:
+        """Connect once, so the serving loop returns from select() without waiting a poll."""
+        try:
+            socket.create_connection(("127.0.0.1", self.server.listener.port), 0.2).close()
+        except OSError:
+            pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -95,6 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             return
+        from aitrack import otlp  # protobuf: loaded with the first payload, not at start-up
+
         try:
             request = otlp.decode(signal, body, ctype)
             self.server.store(signal, request, body)
@@ -108,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
         if (self.headers.get("Host") or "").lower() not in self.server.hosts:
             self._fail(403, "forbidden host")
             return False
-        given = (self.headers.get(Listener.SECRET_HEADER) or "").encode()
+        given = (self.headers.get(SECRET_HEADER) or "").encode()
         if not hmac.compare_digest(given, self.server.listener.secret.encode()):
             self._fail(401, "missing or wrong aitrack session key")
             return False
@@ -168,13 +183,13 @@ class _Handler(BaseHTTPRequestHandler):
             parts.append(self.rfile.read(size))
             self.rfile.readline(1024)
 
-    def _fail(self, status: int, message: str, ctype: str = otlp.JSON,
+    def _fail(self, status: int, message: str, ctype: str = JSON,
               headers: dict[str, str] | None = None) -> None:
         if status not in (400, 503):
             self.close_connection = True  # the body may not have been read
         import json
 
-        body = json.dumps({"message": message}).encode() if ctype == otlp.JSON else b""
+        body = json.dumps({"message": message}).encode() if ctype == JSON else b""
         self._reply(status, body, ctype, headers)
 
     def _reply(self, status: int, body: bytes, ctype: str,

@@ -10,14 +10,9 @@ import os
 import sys
 import threading
 import time
-import uuid
-from pathlib import Path
-from types import ModuleType
 
-from aitrack import paths as paths_mod
 from aitrack.adapters import Sink
-from aitrack.loopback import Listener, bind
-from aitrack.profile import Profile, load
+from aitrack.loopback import SECRET_HEADER, Listener, bind
 
 RECEIVER_DRAIN_S = 2.0
 LEDGER_WAIT_S = 10.0
@@ -43,14 +38,17 @@ class Notices:
 
 
 class Session:
-    def __init__(self, tool: str, adapter: ModuleType, started: float):
-        self.id = uuid.uuid4().hex
+    """Before the spawn only `__init__` and `child_command` run: keep them import-free."""
+
+    def __init__(self, tool: str, adapter, started: float, settings: dict | None):
+        self.id = os.urandom(16).hex()
         self.tool = tool
         self.adapter = adapter
         self.started = started
+        self.settings = settings
         self.notices = Notices()
-        self.paths = paths_mod.resolve()
-        self.profile: Profile | None = None
+        self.paths = None
+        self.profile = None
         self.listener: Listener | None = None
         self.receiver = None
         self.db = None
@@ -58,54 +56,36 @@ class Session:
         self.ready = threading.Event()
         self.forwarder = None
         self.attributes: dict[str, str] = {}
-
-    # ------------------------------------------------------------ before the child
-
-    @classmethod
-    def prepare(cls, tool: str, adapter: ModuleType, started: float) -> Session:
-        session = cls(tool, adapter, started)
-        try:
-            session.profile = load(session.paths)
-            for source, problems in session.profile.broken.items():
-                more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-                session.notices.add(f"{source}: {problems[0]}{more}; "
-                                    "run `aitrack profile show` for details")
-        except Exception as exc:  # a profile must never stop the tool
-            session.notices.add(f"cannot read the profile ({exc}); running without telemetry")
-            session.profile = None
-        if session.profile is not None:
+        if settings is not None:
+            for line in settings["notices"]:
+                self.notices.add(line)
             try:
-                session.listener = bind()
+                self.listener = bind()
             except OSError as exc:
-                session.notices.add(f"cannot open the loopback receiver ({exc.strerror}); "
-                                    "running without telemetry: run `aitrack doctor`")
-        session.notices.print_now()
-        return session
+                self.notices.add(f"cannot open the loopback receiver ({exc.strerror}); "
+                                 "running without telemetry: run `aitrack doctor`")
+        self.notices.print_now()
 
     def child_command(self, args: list[str]) -> tuple[list[str], dict[str, str]]:
         env = dict(os.environ)
         env["AITRACK_SESSION_ID"] = self.id
-        if self.listener is None or self.profile is None:
+        if self.listener is None or self.settings is None:
             return args, env
         from aitrack.adapters import otel_env
-        from aitrack.attribution import resource_attributes
 
         leaked = otel_env.scrub(env)
         if leaked:
             print(f"aitrack: {', '.join(leaked)} in your environment may hold a plaintext token; "
                   "aitrack ignores it: remove it from your shell profile and use "
                   "`aitrack token set`", file=sys.stderr, flush=True)
-        endpoint = self.profile.endpoint
-        signals = ("metrics", "logs") + (("traces",) if endpoint and "traces" in endpoint.signals
-                                         else ())
-        sink = Sink(self.listener.base_url, Listener.SECRET_HEADER, self.listener.secret,
-                    signals, resource_attributes(self.profile, with_email=False),
-                    self.profile.telemetry)
+        sink = Sink(self.listener.base_url, SECRET_HEADER, self.listener.secret,
+                    tuple(self.settings["signals"]), self.settings["attributes"],
+                    self.settings["telemetry"])
         return self.adapter.prepare(list(args), env, sink)
 
     def abandon(self) -> None:
         if self.listener is not None:
-            self.listener.sock.close()
+            self.listener.close()
 
     # ------------------------------------------------------------ while it runs
 
@@ -114,10 +94,11 @@ class Session:
         if self.listener is None:
             return
         try:
-            from aitrack.attribution import resource_attributes
+            from aitrack import paths
             from aitrack.receiver import Receiver
 
-            self.attributes = resource_attributes(self.profile)
+            self.paths = paths.from_strings(self.settings["paths"])
+            self.attributes = self.settings["enforced_attributes"]
             self.receiver = Receiver(self.listener, self._store).start()
             self._open_ledger()
             self._start_forwarder()
@@ -129,6 +110,7 @@ class Session:
 
     def _open_ledger(self) -> None:
         import sqlite3
+        from pathlib import Path
 
         from aitrack import ledger
 
@@ -144,10 +126,14 @@ class Session:
         self.db = db
 
     def _start_forwarder(self) -> None:
-        if self.profile is None or self.profile.local_only or self.db is None:
+        if not self.settings["forward_signals"] or self.db is None:
             return
+        from aitrack import profile
         from aitrack.forwarder import Forwarder
 
+        self.profile = profile.load(self.paths)
+        if self.profile.local_only:
+            return
         self.forwarder = Forwarder.start(self.paths, self.profile, self.notices.add)
 
     def _store(self, signal: str, request, raw: bytes) -> None:
@@ -171,8 +157,7 @@ class Session:
             payload.points = list(otlp.points(request))
             payload.tool_session_ids = {
                 t for t in map(self.adapter.tool_session_id, payload.points) if t}
-        endpoint = self.profile.endpoint if self.profile else None
-        queue = endpoint is not None and signal in endpoint.signals
+        queue = signal in self.settings["forward_signals"]
         try:
             with self.db_lock:
                 ledger.accept(self.db, self.id, payload, self.adapter.contributions, queue=queue)
@@ -207,7 +192,7 @@ class Session:
             self.forwarder.finish(self.profile.endpoint.flush_timeout_s)
 
 
-def _project(cwd: Path) -> str:
+def _project(cwd) -> str:
     """The repository's name when inside a git work tree, else the directory's name."""
     for directory in (cwd, *cwd.parents):
         if (directory / ".git").exists():

@@ -1,9 +1,10 @@
 """`aitrack claude|codex|run`: run the tool with its telemetry captured and ledgered.
 
-Start-up order matters: everything before `launcher.spawn` delays the tool, so only the
-profile, the adapter and a bound socket come first. The ledger, the HTTP receiver and the
-forwarder start while the child runs. Anything that goes wrong in aitrack is reported in
-one line and never changes the child's exit status.
+Start-up order matters: everything before the spawn delays the tool, so only cached
+settings, the adapter and a bound socket come first, with nothing but the standard
+minimum imported. The ledger, the HTTP receiver and the forwarder start while the child
+runs. Anything that goes wrong in aitrack is one line on stderr and never changes the
+child's exit status.
 """
 
 from __future__ import annotations
@@ -36,10 +37,23 @@ def parse_run(args: list[str]) -> tuple[str | None, list[str]] | None:
     return (name, rest) if rest else None
 
 
+def _settings() -> dict | None:
+    from aitrack import startup
+
+    try:
+        return startup.settings()
+    except Exception as exc:  # noqa: BLE001 - a profile must never stop the tool
+        say(f"cannot read the profile ({type(exc).__name__}: {exc}); running without "
+            "telemetry: run `aitrack doctor`")
+        return None
+
+
 def main(command: str, args: list[str]) -> int:
-    from aitrack import adapters, paths
+    from aitrack import adapters
 
     started = time.time()
+    settings = _settings()
+    shim_dir = settings["shim_dir"] if settings else ""
     if command == "run":
         parsed = parse_run(args)
         if parsed is None:
@@ -47,25 +61,21 @@ def main(command: str, args: list[str]) -> int:
             return 2
         name, argv = parsed
         adapter = adapters.load("generic")
-        tool = name or os.path.basename(argv[0])
-        binary = launcher.find_real_binary(argv[0], None, paths.resolve().shim_dir) \
-            if os.sep not in argv[0] else argv[0]
-        args = argv[1:]
-        missing = argv[0]
+        tool, program, args = name or os.path.basename(argv[0]), argv[0], argv[1:]
+        binary = program if os.sep in program else launcher.find_real_binary(program, None,
+                                                                              shim_dir)
     else:
         adapter = adapters.load(command)
-        tool = adapter.NAME
-        binary = launcher.find_real_binary(adapter.EXECUTABLE, adapter.BIN_ENV,
-                                           paths.resolve().shim_dir)
-        missing = adapter.EXECUTABLE
+        tool = program = adapter.NAME
+        binary = launcher.find_real_binary(adapter.EXECUTABLE, adapter.BIN_ENV, shim_dir)
     if binary is None:
         hint = f" or set {adapter.BIN_ENV}" if adapter.BIN_ENV else ""
-        say(f"{missing}: command not found on PATH (install it{hint})")
+        say(f"{program}: command not found on PATH (install it{hint})")
         return launcher.EXIT_NOT_FOUND
     from aitrack.session import Session
 
     child = launcher.Child()
-    session = Session.prepare(tool, adapter, started)
+    session = Session(tool, adapter, started, settings)
     child_args, child_env = session.child_command(args)
     try:
         child.start([binary, *child_args], child_env)

@@ -6,30 +6,32 @@ An adapter module provides:
   BIN_ENV: str | None         environment variable overriding the binary's path
   prepare(args, env, sink) -> (args, env)
                               the child's arguments and environment
-  contributions(point, delta) -> Iterable[Contribution]
+  contributions(point, delta) -> list[Contribution]
                               what a metric datapoint adds to the session's ledger
   tool_session_id(point) -> str | None
+
+Adapters are imported on the start-up path: keep their imports to the standard minimum.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from types import ModuleType
 
-from aitrack.profile import Telemetry
 
-
-@dataclass(frozen=True)
 class Sink:
     """Where and how the child sends telemetry: aitrack's loopback receiver."""
 
-    base_url: str
-    secret_header: str
-    secret: str
-    signals: tuple[str, ...]  # the signals the child should export
-    attributes: dict[str, str]  # resource attributes to announce (the receiver enforces them)
-    telemetry: Telemetry
+    __slots__ = ("base_url", "secret_header", "secret", "signals", "attributes", "telemetry")
+
+    def __init__(self, base_url: str, secret_header: str, secret: str, signals: tuple[str, ...],
+                 attributes: dict[str, str], telemetry: dict[str, object]):
+        self.base_url = base_url
+        self.secret_header = secret_header
+        self.secret = secret
+        self.signals = signals  # the signals the child should export
+        self.attributes = attributes  # resource attributes to announce (the receiver enforces)
+        self.telemetry = telemetry  # the profile's [telemetry] table, defaults filled
 
     def signal_url(self, signal: str) -> str:
         return f"{self.base_url}/v1/{signal}"

@@ -5,10 +5,8 @@ Token types map directly: Claude's `input` already excludes cache reads and writ
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from aitrack.adapters import Sink, otel_env
-from aitrack.ledger import Contribution, Point
+from aitrack.records import Contribution, Point
 
 NAME = "claude"
 EXECUTABLE = "claude"
@@ -26,27 +24,27 @@ _COUNTERS = {
 def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str], dict[str, str]]:
     otel_env.standard(env, sink, protocol="http/json")
     env["CLAUDE_CODE_ENABLE_TELEMETRY"] = "1"
-    env["OTEL_LOG_USER_PROMPTS"] = "1" if sink.telemetry.log_user_prompts else "0"
-    env["OTEL_LOG_TOOL_DETAILS"] = "1" if sink.telemetry.log_tool_details else "0"
+    env["OTEL_LOG_USER_PROMPTS"] = "1" if sink.telemetry["log_user_prompts"] else "0"
+    env["OTEL_LOG_TOOL_DETAILS"] = "1" if sink.telemetry["log_tool_details"] else "0"
     env.pop("OTEL_LOG_ASSISTANT_RESPONSES", None)
     return args, env
 
 
-def contributions(point: Point, delta: float) -> Iterable[Contribution]:
+def contributions(point: Point, delta: float) -> list[Contribution]:
     model = point.attrs.get("model", "")
     name = point.metric
     if name == "claude_code.token.usage":
         token_type = _TOKEN_TYPES.get(point.attrs.get("type", ""))
-        if token_type:
-            yield Contribution("tokens", model, token_type, delta)
-    elif name == "claude_code.cost.usage":
-        yield Contribution("metric", model, "cost_usd", delta)
-    elif name == "claude_code.lines_of_code.count":
+        return [Contribution("tokens", model, token_type, delta)] if token_type else []
+    if name == "claude_code.cost.usage":
+        return [Contribution("metric", model, "cost_usd", delta)]
+    if name == "claude_code.lines_of_code.count":
         kind = point.attrs.get("type")
-        if kind in ("added", "removed"):
-            yield Contribution("metric", "", f"lines_{kind}", delta)
-    elif name in _COUNTERS:
-        yield Contribution("metric", "", _COUNTERS[name], delta)
+        return [Contribution("metric", "", f"lines_{kind}", delta)] if kind in (
+            "added", "removed") else []
+    if name in _COUNTERS:
+        return [Contribution("metric", "", _COUNTERS[name], delta)]
+    return []
 
 
 def tool_session_id(point: Point) -> str | None:

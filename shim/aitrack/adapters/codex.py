@@ -7,10 +7,8 @@ to cache_read. Codex's `total` is derived, not stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from aitrack.adapters import Sink
-from aitrack.ledger import Contribution, Point
+from aitrack.adapters import Sink, otel_env
+from aitrack.records import Contribution, Point
 
 NAME = "codex"
 EXECUTABLE = "codex"
@@ -45,20 +43,19 @@ def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str]
     environment = sink.attributes.get("environment")
     if environment:
         overrides += ["-c", f"otel.environment={_toml_str(environment)}"]
-    overrides += ["-c", f"otel.log_user_prompt={'true' if sink.telemetry.log_user_prompts else 'false'}"]
-    from aitrack.adapters import otel_env
-
+    prompts = "true" if sink.telemetry["log_user_prompts"] else "false"
+    overrides += ["-c", f"otel.log_user_prompt={prompts}"]
     env["OTEL_RESOURCE_ATTRIBUTES"] = otel_env.resource_attributes(
         env.get("OTEL_RESOURCE_ATTRIBUTES"), sink.attributes)
     return overrides + args, env
 
 
-def contributions(point: Point, delta: float) -> Iterable[Contribution]:
+def contributions(point: Point, delta: float) -> list[Contribution]:
     if point.metric != "codex.turn.token_usage":
-        return
+        return []
     model = point.attrs.get("model", "")
-    for token_type, sign in _TOKENS.get(point.attrs.get("token_type", ""), []):
-        yield Contribution("tokens", model, token_type, sign * delta)
+    return [Contribution("tokens", model, token_type, sign * delta)
+            for token_type, sign in _TOKENS.get(point.attrs.get("token_type", ""), [])]
 
 
 def tool_session_id(point: Point) -> str | None:

@@ -6,10 +6,8 @@ Usage is read from the OpenTelemetry GenAI semantic convention metric
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from aitrack.adapters import Sink, otel_env
-from aitrack.ledger import Contribution, Point
+from aitrack.records import Contribution, Point
 
 NAME = "run"
 EXECUTABLE = None
@@ -21,13 +19,12 @@ def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str]
     return args, env
 
 
-def contributions(point: Point, delta: float) -> Iterable[Contribution]:
-    if point.metric != "gen_ai.client.token.usage":
-        return
+def contributions(point: Point, delta: float) -> list[Contribution]:
     token_type = point.attrs.get("gen_ai.token.type")
+    if point.metric != "gen_ai.client.token.usage" or token_type not in ("input", "output"):
+        return []
     model = point.attrs.get("gen_ai.response.model") or point.attrs.get("gen_ai.request.model", "")
-    if token_type in ("input", "output"):
-        yield Contribution("tokens", model, token_type, delta)
+    return [Contribution("tokens", model, token_type, delta)]
 
 
 def tool_session_id(point: Point) -> str | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote
-
 from aitrack.adapters import Sink
 
 # Inherited variables that would send telemetry (and often a token) around aitrack.
@@ -33,12 +31,24 @@ def scrub(env: dict[str, str]) -> list[str]:
 def resource_attributes(existing: str | None, attributes: dict[str, str]) -> str:
     """OTEL_RESOURCE_ATTRIBUTES: the child's own keys kept, ours set, values percent-encoded."""
     merged: dict[str, str] = {}
-    for item in (existing or "").split(","):
-        key, sep, value = item.partition("=")
-        if sep and key.strip():
-            merged[key.strip()] = unquote(value.strip())
+    if existing:
+        from urllib.parse import unquote  # rare, and ~3 ms: off the common start-up path
+
+        for item in existing.split(","):
+            key, sep, value = item.partition("=")
+            if sep and key.strip():
+                merged[key.strip()] = unquote(value.strip())
     merged.update(attributes)
-    return ",".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in merged.items())
+    return ",".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in merged.items())
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def percent_encode(text: str) -> str:
+    """RFC 3986 percent-encoding of everything but unreserved characters."""
+    return "".join(c if c in _UNRESERVED else "".join(f"%{b:02X}" for b in c.encode())
+                   for c in text)
 
 
 def standard(env: dict[str, str], sink: Sink, protocol: str = "http/json") -> dict[str, str]:
@@ -49,8 +59,8 @@ def standard(env: dict[str, str], sink: Sink, protocol: str = "http/json") -> di
     env["OTEL_METRICS_EXPORTER"] = "otlp" if "metrics" in sink.signals else "none"
     env["OTEL_LOGS_EXPORTER"] = "otlp" if "logs" in sink.signals else "none"
     env["OTEL_TRACES_EXPORTER"] = "otlp" if "traces" in sink.signals else "none"
-    env["OTEL_METRIC_EXPORT_INTERVAL"] = str(sink.telemetry.metric_export_interval_ms)
-    env["OTEL_LOGS_EXPORT_INTERVAL"] = str(sink.telemetry.logs_export_interval_ms)
+    env["OTEL_METRIC_EXPORT_INTERVAL"] = str(sink.telemetry["metric_export_interval_ms"])
+    env["OTEL_LOGS_EXPORT_INTERVAL"] = str(sink.telemetry["logs_export_interval_ms"])
     env["OTEL_RESOURCE_ATTRIBUTES"] = resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES"),
                                                           sink.attributes)
     return env
