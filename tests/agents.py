@@ -28,13 +28,6 @@ def agent_bin(name: str) -> str:
     pytest.skip(message)
 
 
-@pytest.fixture
-def stub():
-    model, server = model_stub.start()
-    yield model
-    server.shutdown()
-
-
 def agent_env(home, stub: model_stub.ModelStub, tmp: Path) -> dict[str, str]:
     """An isolated HOME so the developer's own agent config never leaks into a test."""
     user_home = tmp / "user-home"

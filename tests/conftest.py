@@ -48,6 +48,16 @@ class Home:
 
 
 @pytest.fixture
+def stub():
+    """The model-API stub on loopback (see model_stub.py)."""
+    import model_stub
+
+    model, server = model_stub.start()
+    yield model
+    server.shutdown()
+
+
+@pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     root = tmp_path / "aitrack-home"
     managed = tmp_path / "managed" / "profile.toml"

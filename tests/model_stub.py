@@ -51,7 +51,8 @@ class ModelStub:
 
 
 def _sse(events: list[tuple[str, dict]]) -> bytes:
-    return b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events)
+    return b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+                    for name, data in events)
 
 
 def anthropic_events(model: str, u: AnthropicUsage, text: str = "Hello from the stub.") -> bytes:

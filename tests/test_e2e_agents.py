@@ -6,8 +6,8 @@ import json
 import sqlite3
 
 import pytest
-from agents import codex_provider_args, run_claude, run_codex, stub  # noqa: F401 - fixture
 
+from agents import codex_provider_args, run_claude, run_codex
 from aitrack import otlp
 
 pytestmark = pytest.mark.e2e
@@ -105,8 +105,11 @@ def test_codex_session_is_normalised_to_uncached_input(home, stub, tmp_path):
         "reasoning": n * u.reasoning,
     }}
 
-    # what would be forwarded carries the profile's attributes, not the child's
     db = sqlite3.connect(home.ledger)
+    tool_ids = db.execute("SELECT tool_session_id FROM tool_sessions").fetchall()
+    assert len(tool_ids) == 1 and len(tool_ids[0][0]) == 36  # codex's conversation id
+
+    # what would be forwarded carries the profile's attributes, not the child's
     bodies = db.execute("SELECT signal, body FROM outbox").fetchall()
     assert {s for s, _ in bodies} == {"metrics", "logs"}
     for signal, body in bodies:

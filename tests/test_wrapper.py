@@ -131,7 +131,8 @@ def test_a_shim_on_path_is_never_run_by_itself(home, fake_tool, tmp_path):
     shims = tmp_path / "shims"
     shims.mkdir()
     shim = shims / "claude"
-    shim.write_text(f"#!/bin/sh\n# aitrack-shim: v1\nexec {sys.executable} -m aitrack claude \"$@\"\n")
+    shim.write_text(f"#!/bin/sh\n# aitrack-shim: v1\n"
+                    f"exec {sys.executable} -m aitrack claude \"$@\"\n")
     shim.chmod(0o755)
     real_dir = tmp_path / "real"
     real_dir.mkdir()

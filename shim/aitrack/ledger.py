@@ -12,7 +12,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aitrack.migrations import migrate
@@ -46,29 +45,35 @@ def write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("COMMIT")
 
 
-@dataclass
 class Accepted:
     """Everything the ledger needs from one received payload."""
 
-    signal: str
-    body: bytes  # canonical protobuf, attributes enforced: what the outbox forwards
-    digest: bytes  # of the bytes the child sent
-    points: list[Point] = field(default_factory=list)
-    tool_version: str | None = None
-    tool_session_ids: set[str] = field(default_factory=set)
+    __slots__ = ("signal", "body", "digest", "points", "tool_version", "tool_session_ids")
+
+    def __init__(self, signal: str, body: bytes, digest: bytes, points: list[Point] | None = None,
+                 tool_version: str | None = None, tool_session_ids: set[str] | None = None):
+        self.signal = signal
+        self.body = body  # canonical protobuf, attributes enforced: what the outbox forwards
+        self.digest = digest  # identifies the bytes the child sent
+        self.points = points or []
+        self.tool_version = tool_version
+        self.tool_session_ids = tool_session_ids or set()
 
 
 Mapper = Callable[[Point, float], Iterable[Contribution]]
 
 
-@dataclass(frozen=True)
 class SessionStart:
-    id: str
-    tool: str
-    started_at: float
-    cwd: str
-    project: str
-    attributes: dict[str, str]
+    __slots__ = ("id", "tool", "started_at", "cwd", "project", "attributes")
+
+    def __init__(self, id: str, tool: str, started_at: float, cwd: str, project: str,
+                 attributes: dict[str, str]):
+        self.id = id
+        self.tool = tool
+        self.started_at = started_at
+        self.cwd = cwd
+        self.project = project
+        self.attributes = attributes
 
 
 def start_session(db: sqlite3.Connection, s: SessionStart) -> None:

@@ -9,20 +9,28 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 APP = "aitrack"
 
 
-@dataclass(frozen=True)
 class Paths:
-    config_dir: Path
-    data_dir: Path
-    state_dir: Path
-    cache_dir: Path
-    managed_profile: Path
-    managed_plist: Path | None
+    """A plain class, not a dataclass: the wrapper builds one on its hot path."""
+
+    __slots__ = ("config_dir", "data_dir", "state_dir", "cache_dir", "managed_profile",
+                 "managed_plist")
+
+    def __init__(self, config_dir: Path, data_dir: Path, state_dir: Path, cache_dir: Path,
+                 managed_profile: Path, managed_plist: Path | None):
+        self.config_dir = config_dir
+        self.data_dir = data_dir
+        self.state_dir = state_dir
+        self.cache_dir = cache_dir
+        self.managed_profile = managed_profile
+        self.managed_plist = managed_plist  # macOS managed preferences (MDM)
+
+    def __repr__(self) -> str:
+        return f"Paths({', '.join(f'{k}={getattr(self, k)}' for k in self.__slots__)})"
 
     @property
     def user_profile(self) -> Path:

@@ -155,8 +155,9 @@ class Session:
         )
         if signal == "metrics":
             payload.points = list(otlp.points(request))
+        if signal in ("metrics", "logs"):
             payload.tool_session_ids = {
-                t for t in map(self.adapter.tool_session_id, payload.points) if t}
+                t for t in map(self.adapter.tool_session_id, otlp.attribute_sets(request)) if t}
         queue = signal in self.settings["forward_signals"]
         try:
             with self.db_lock:

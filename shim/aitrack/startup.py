@@ -95,7 +95,8 @@ def compute() -> dict:
     return {
         "signature": signature,
         "files": files,
-        "paths": {k: str(v) for k, v in locations.__dict__.items() if v is not None},
+        "paths": {k: str(getattr(locations, k)) for k in locations.__slots__
+                  if getattr(locations, k) is not None},
         "shim_dir": str(locations.shim_dir),
         "forward_signals": tuple(endpoint.signals) if endpoint else (),
         "enforced_attributes": resource_attributes(p),

@@ -8,7 +8,8 @@ An adapter module provides:
                               the child's arguments and environment
   contributions(point, delta) -> list[Contribution]
                               what a metric datapoint adds to the session's ledger
-  tool_session_id(point) -> str | None
+  tool_session_id(attrs) -> str | None
+                              the tool's own session id in datapoint/log attributes
 
 Adapters are imported on the start-up path: keep their imports to the standard minimum.
 """

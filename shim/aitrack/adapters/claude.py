@@ -47,5 +47,6 @@ def contributions(point: Point, delta: float) -> list[Contribution]:
     return []
 
 
-def tool_session_id(point: Point) -> str | None:
-    return point.attrs.get("session.id") or None
+def tool_session_id(attrs: dict[str, str]) -> str | None:
+    """The tool's own session id, from datapoint or log record attributes."""
+    return attrs.get("session.id") or None

@@ -58,5 +58,6 @@ def contributions(point: Point, delta: float) -> list[Contribution]:
             for token_type, sign in _TOKENS.get(point.attrs.get("token_type", ""), [])]
 
 
-def tool_session_id(point: Point) -> str | None:
-    return point.attrs.get("conversation.id") or point.attrs.get("thread.id") or None
+def tool_session_id(attrs: dict[str, str]) -> str | None:
+    """The tool's own session id, from datapoint or log record attributes."""
+    return attrs.get("conversation.id") or attrs.get("thread.id") or None

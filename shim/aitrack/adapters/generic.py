@@ -27,5 +27,6 @@ def contributions(point: Point, delta: float) -> list[Contribution]:
     return [Contribution("tokens", model, token_type, delta)]
 
 
-def tool_session_id(point: Point) -> str | None:
-    return point.attrs.get("session.id") or None
+def tool_session_id(attrs: dict[str, str]) -> str | None:
+    """The tool's own session id, from datapoint or log record attributes."""
+    return attrs.get("session.id") or None
