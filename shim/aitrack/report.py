@@ -1,0 +1,776 @@
+"""Usage reports over the ledger: daily, weekly, monthly, per session, per model.
+
+SQLite does the aggregation; Python only prices the (period, model) sums and lays them out.
+Days are cut in the report's time zone exactly: the zone's UTC offsets over the reported
+range become a CASE expression, so `started_at + offset` is local time inside the query.
+
+Cost of record, per (session, model): the cost the tool reported (Claude's
+`claude_code.cost.usage`, source "reported"), else an estimate from the price table
+("estimated"), else nothing ("unpriced": cost null, never $0). A row adding up several
+(session, model) pairs is "reported", "estimated" or "mixed" when every part is known,
+"partial" when some parts are unpriced (cost_usd is then the sum of the known parts, a
+lower bound) and "unpriced" when none is known. A row without any usage is "none" ($0).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
+
+from aitrack.pricing import PriceTable, estimate
+
+KINDS = ("daily", "weekly", "monthly", "session", "model")
+TOKEN_FIELDS = ("input", "output", "cache_read", "cache_creation", "reasoning")
+CONTRIB_FIELDS = ("lines_added", "lines_removed", "commits", "pull_requests")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+EPOCH = date(1970, 1, 1)
+DAY = 86400
+START_HINT = ("No sessions in the ledger yet. Start one with `aitrack claude ...` or "
+              "`aitrack codex ...` (or `aitrack run -- CMD` for any OTLP tool), "
+              "then run `aitrack report` again.")
+
+
+# ---------------------------------------------------------------- options and time
+
+
+@dataclass
+class Options:
+    kind: str = "daily"
+    tz: tzinfo = UTC
+    tz_name: str = "UTC"
+    since: date | None = None
+    until: date | None = None
+    last: int | None = None
+    tool: str | None = None
+    model: str | None = None  # glob
+    project: str | None = None  # a project name, or a directory
+    breakdown: bool = False
+    order: str | None = None  # asc | desc; None: the report's natural order
+    week_start: int = 0  # 0 = Monday
+    today: date | None = None  # for tests; default: today in tz
+
+
+def system_zone() -> tuple[tzinfo, str]:
+    """The system's IANA zone: $TZ, else /etc/localtime, else a fixed offset."""
+    from zoneinfo import ZoneInfo
+
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name), name
+        except (ValueError, OSError):
+            pass
+    try:
+        target = os.path.realpath("/etc/localtime")
+        if "zoneinfo/" in target:
+            name = target.split("zoneinfo/", 1)[1]
+            return ZoneInfo(name), name
+    except (ValueError, OSError):
+        pass
+    local = datetime.now().astimezone().tzinfo or UTC
+    return local, str(local)
+
+
+def day_start(d: date, tz: tzinfo) -> float:
+    """The UTC timestamp at which local day `d` begins."""
+    return datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
+
+
+def time_range(opts: Options) -> tuple[float | None, float | None]:
+    """[lo, hi) in UTC seconds from --since/--until (inclusive local dates) or --last N days."""
+    since, until = opts.since, opts.until
+    if opts.last is not None:
+        today = opts.today or datetime.now(opts.tz).date()
+        since, until = today - timedelta(days=opts.last - 1), today
+    lo = day_start(since, opts.tz) if since else None
+    hi = day_start(until + timedelta(days=1), opts.tz) if until else None
+    return lo, hi
+
+
+def _offset(tz: tzinfo, t: float) -> int:
+    return int(datetime.fromtimestamp(t, tz).utcoffset().total_seconds())
+
+
+def offset_segments(tz: tzinfo, lo: float, hi: float) -> list[tuple[float | None, int]]:
+    """The zone's UTC offsets over [lo, hi]: [(until_ts, offset), ..., (None, last offset)]."""
+    step = 12 * 3600  # zones change offset at most a few times a year, never twice in 12 h
+    t = float(int(lo) - DAY)
+    end = hi + DAY
+    prev = _offset(tz, t)
+    segments: list[tuple[float | None, int]] = []
+    while t < end:
+        nxt = t + step
+        off = _offset(tz, nxt)
+        if off != prev:
+            a, b = int(t), int(nxt)  # offset(a) == prev, offset(b) == off
+            while b - a > 1:
+                mid = (a + b) // 2
+                if _offset(tz, mid) == prev:
+                    a = mid
+                else:
+                    b = mid
+            segments.append((float(b), prev))
+            prev = off
+        t = nxt
+    segments.append((None, prev))
+    return segments
+
+
+def local_seconds_sql(segments: list[tuple[float | None, int]]) -> str:
+    """SQL for `s.started_at` shifted to local wall-clock seconds."""
+    if len(segments) == 1:
+        return f"(s.started_at + {segments[0][1]})"
+    arms = " ".join(f"WHEN s.started_at < {until!r} THEN {off}" for until, off in segments[:-1])
+    return f"(s.started_at + CASE {arms} ELSE {segments[-1][1]} END)"
+
+
+def period_of(day: int, kind: str, week_start: int) -> str:
+    """The label of the period that local day number `day` (days since 1970-01-01) falls in."""
+    d = EPOCH + timedelta(days=day)
+    if kind == "weekly":
+        return (d - timedelta(days=(d.weekday() - week_start) % 7)).isoformat()
+    if kind == "monthly":
+        return d.strftime("%Y-%m")
+    return d.isoformat()
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+@dataclass
+class Figures:
+    """Sums over some (session, model) pairs, and what they cost."""
+
+    sessions: int = 0
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_FIELDS, 0))
+    contrib: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CONTRIB_FIELDS, 0))
+    reported: float = 0.0
+    estimated: float = 0.0
+    n_reported: int = 0
+    n_estimated: int = 0
+    unpriced: set[str] = field(default_factory=set)
+    models: set[str] = field(default_factory=set)
+
+    def add(self, other: Figures, sessions: bool = True) -> None:
+        if sessions:
+            self.sessions += other.sessions
+        for k in TOKEN_FIELDS:
+            self.tokens[k] += other.tokens[k]
+        for k in CONTRIB_FIELDS:
+            self.contrib[k] += other.contrib[k]
+        self.reported += other.reported
+        self.estimated += other.estimated
+        self.n_reported += other.n_reported
+        self.n_estimated += other.n_estimated
+        self.unpriced |= other.unpriced
+        self.models |= other.models
+
+    @property
+    def total(self) -> int:
+        return sum(self.tokens[k] for k in ("input", "output", "cache_read", "cache_creation"))
+
+    @property
+    def cost_source(self) -> str:
+        known = self.n_reported or self.n_estimated
+        if self.unpriced:
+            return "partial" if known else "unpriced"
+        if self.n_reported and self.n_estimated:
+            return "mixed"
+        if self.n_reported:
+            return "reported"
+        return "estimated" if self.n_estimated else "none"
+
+    @property
+    def cost_usd(self) -> float | None:
+        if self.cost_source == "unpriced":
+            return None
+        return round(self.reported + self.estimated, 6)
+
+    @property
+    def cost_per_commit(self) -> float | None:
+        cost = self.cost_usd
+        commits = self.contrib["commits"]
+        return round(cost / commits, 6) if cost is not None and commits else None
+
+
+_PAIRS_SQL = """
+SELECT k, model, COUNT(*), SUM(i), SUM(o), SUM(cr), SUM(cc), SUM(rs),
+       SUM(cost), COUNT(cost),
+       SUM(CASE WHEN cost IS NULL THEN i END), SUM(CASE WHEN cost IS NULL THEN o END),
+       SUM(CASE WHEN cost IS NULL THEN cr END), SUM(CASE WHEN cost IS NULL THEN cc END)
+FROM (
+    SELECT {key} AS k, u.model AS model,
+           SUM(CASE u.token_type WHEN 'input' THEN u.tokens ELSE 0 END) AS i,
+           SUM(CASE u.token_type WHEN 'output' THEN u.tokens ELSE 0 END) AS o,
+           SUM(CASE u.token_type WHEN 'cache_read' THEN u.tokens ELSE 0 END) AS cr,
+           SUM(CASE u.token_type WHEN 'cache_creation' THEN u.tokens ELSE 0 END) AS cc,
+           SUM(CASE u.token_type WHEN 'reasoning' THEN u.tokens ELSE 0 END) AS rs,
+           (SELECT c.value FROM session_metrics c WHERE c.session_id = u.session_id
+              AND c.model = u.model AND c.name = 'cost_usd') AS cost
+    FROM sessions s JOIN usage u ON u.session_id = s.id
+    WHERE {where} {usage_model}
+    GROUP BY u.session_id, u.model
+    UNION ALL
+    -- a reported cost for a model the session has no token counts for
+    SELECT {key}, c.model, 0, 0, 0, 0, 0, c.value
+    FROM sessions s JOIN session_metrics c ON c.session_id = s.id
+    WHERE c.name = 'cost_usd' AND {where} {cost_model}
+      AND NOT EXISTS (SELECT 1 FROM usage u WHERE u.session_id = c.session_id
+                      AND u.model = c.model)
+)
+GROUP BY k, model
+"""
+
+_SESSIONS_SQL = """
+SELECT {key} AS k, COUNT(*) FROM sessions s WHERE {where} {session_model} GROUP BY k
+"""
+
+_CONTRIB_SQL = """
+SELECT {key} AS k,
+       SUM(CASE m.name WHEN 'lines_added' THEN m.value ELSE 0 END),
+       SUM(CASE m.name WHEN 'lines_removed' THEN m.value ELSE 0 END),
+       SUM(CASE m.name WHEN 'commits' THEN m.value ELSE 0 END),
+       SUM(CASE m.name WHEN 'pull_requests' THEN m.value ELSE 0 END)
+FROM sessions s JOIN session_metrics m ON m.session_id = s.id AND m.model = ''
+WHERE {where} {session_model} GROUP BY k
+"""
+
+_SESSION_MODEL_SQL = (
+    "AND (EXISTS (SELECT 1 FROM usage u WHERE u.session_id = s.id AND u.model GLOB :model) "
+    "OR EXISTS (SELECT 1 FROM session_metrics c WHERE c.session_id = s.id "
+    "AND c.name = 'cost_usd' AND c.model GLOB :model))"
+)
+
+
+def project_filter(value: str) -> tuple[str, dict[str, str]]:
+    """--project: a directory (sessions run in it or below it) or a project name."""
+    path = Path(value).expanduser()
+    if os.sep in value or value in (".", "..") or path.is_dir():
+        root = path.resolve()
+        for d in (root, *root.parents):  # the git work tree, as the wrapper names projects
+            if (d / ".git").exists():
+                root = d
+                break
+        prefix = str(root).rstrip(os.sep) + os.sep
+        return ("AND (s.cwd = :dir OR substr(s.cwd, 1, length(:dirp)) = :dirp)",
+                {"dir": str(root), "dirp": prefix})
+    return "AND s.project = :project", {"project": value}
+
+
+def where_clause(opts: Options, lo: float | None, hi: float | None) -> tuple[str, dict]:
+    parts, params = ["1"], {}
+    if lo is not None:
+        parts.append("s.started_at >= :lo")
+        params["lo"] = lo
+    if hi is not None:
+        parts.append("s.started_at < :hi")
+        params["hi"] = hi
+    if opts.tool:
+        parts.append("s.tool = :tool")
+        params["tool"] = opts.tool
+    sql = " AND ".join(parts)
+    if opts.project:
+        extra, p = project_filter(opts.project)
+        sql += " " + extra
+        params.update(p)
+    if opts.model:
+        params["model"] = opts.model
+    return sql, params
+
+
+@dataclass
+class Report:
+    kind: str
+    opts: Options
+    rows: list[tuple[str, Figures, list[tuple[str, Figures]]]]  # period, figures, by model
+    totals: Figures
+    prices_as_of: str | None
+    sessions: dict[str, dict] = field(default_factory=dict)  # session report: id -> facts
+
+
+def build(db: sqlite3.Connection, opts: Options, prices: PriceTable) -> Report:
+    lo, hi = time_range(opts)
+    where, params = where_clause(opts, lo, hi)
+    kind = opts.kind
+    if kind == "session":
+        key = "s.id"
+    elif kind == "model":
+        key = "''"
+    else:
+        span = db.execute(f"SELECT MIN(s.started_at), MAX(s.started_at) FROM sessions s "
+                          f"WHERE {where}", params).fetchone()
+        if span[0] is None:
+            return Report(kind, opts, [], Figures(), prices.as_of)
+        segments = offset_segments(opts.tz, span[0], span[1])
+        key = f"CAST({local_seconds_sql(segments)} / {DAY} AS INTEGER)"
+    model_sql = {"usage_model": "", "cost_model": "", "session_model": ""}
+    if opts.model:
+        model_sql = {"usage_model": "AND u.model GLOB :model",
+                     "cost_model": "AND c.model GLOB :model",
+                     "session_model": _SESSION_MODEL_SQL}
+    fmt = {"key": key, "where": where, **model_sql}
+
+    per_key: dict[object, Figures] = {}
+    per_key_model: dict[object, dict[str, Figures]] = {}
+    for k, n in db.execute(_SESSIONS_SQL.format(**fmt), params):
+        per_key.setdefault(k, Figures()).sessions = n
+    for k, *values in db.execute(_CONTRIB_SQL.format(**fmt), params):
+        f = per_key.setdefault(k, Figures())
+        f.contrib = dict(zip(CONTRIB_FIELDS, (v or 0 for v in values), strict=True))
+    for k, model, pairs, *sums in db.execute(_PAIRS_SQL.format(**fmt), params):
+        f = _price_pairs(model, pairs, sums, prices)
+        per_key_model.setdefault(k, {})[model] = f
+        per_key.setdefault(k, Figures()).add(f, sessions=False)
+
+    if kind == "model":
+        groups = {m: ({None: f}, {m: f}) for m, f in per_key_model.get("", {}).items()}
+    elif kind == "session":
+        groups = {k: ({k: f}, per_key_model.get(k, {})) for k, f in per_key.items()}
+    else:
+        groups = {}
+        for day, f in per_key.items():
+            label = period_of(day, kind, opts.week_start)
+            keyed, models = groups.setdefault(label, ({}, {}))
+            keyed[day] = f
+            for model, mf in per_key_model.get(day, {}).items():
+                models.setdefault(model, Figures()).add(mf)
+
+    rows = []
+    totals = Figures()
+    for label, (keyed, models) in groups.items():
+        fig = Figures()
+        for f in keyed.values():
+            fig.add(f)
+        rows.append((label, fig, sorted(models.items(), key=lambda kv: kv[0])))
+        if kind != "model":
+            totals.add(fig)
+    if kind == "model":
+        for _, fig, _ in rows:
+            totals.add(fig, sessions=False)
+        if "" in per_key:  # sessions and contributions are per session, not per model
+            totals.sessions = per_key[""].sessions
+            totals.contrib = per_key[""].contrib
+
+    report = Report(kind, opts, rows, totals, prices.as_of)
+    if kind == "session":
+        report.sessions = _session_facts(db, where, model_sql["session_model"], params)
+    _sort(report)
+    return report
+
+
+def _price_pairs(model: str, pairs: int, sums: list, prices: PriceTable) -> Figures:
+    inp, out, cr, cc, rs, reported, n_reported, *unreported = sums
+    f = Figures(sessions=pairs)
+    f.tokens = dict(zip(TOKEN_FIELDS, (inp or 0, out or 0, cr or 0, cc or 0, rs or 0),
+                        strict=True))
+    f.models = {model}
+    f.reported = reported or 0.0
+    f.n_reported = n_reported
+    n_estimated = pairs - n_reported
+    if n_estimated:
+        price = prices.price_for(model)
+        if price is None:
+            f.unpriced = {model}
+        else:
+            tokens = dict(zip(("input", "output", "cache_read", "cache_creation"),
+                              (v or 0 for v in unreported), strict=True))
+            f.estimated = estimate(tokens, price)
+            f.n_estimated = n_estimated
+    return f
+
+
+def _session_facts(db: sqlite3.Connection, where: str, model_sql: str, params: dict) -> dict:
+    sql = (f"SELECT s.id, s.tool, s.tool_version, s.started_at, s.ended_at, s.exit_code, "
+           f"s.project, s.cwd FROM sessions s WHERE {where} {model_sql}")
+    names = ("id", "tool", "tool_version", "started_at", "ended_at", "exit_code", "project",
+             "cwd")
+    return {row[0]: dict(zip(names, row, strict=True)) for row in db.execute(sql, params)}
+
+
+def _sort(report: Report) -> None:
+    kind, order = report.kind, report.opts.order
+    if kind == "model":  # most expensive first; unpriced at the end
+        report.rows.sort(key=lambda r: (r[1].cost_usd is not None, r[1].cost_usd or 0,
+                                        r[1].total), reverse=(order != "asc"))
+    elif kind == "session":  # newest first unless --order asc
+        started = {sid: facts["started_at"] for sid, facts in report.sessions.items()}
+        report.rows.sort(key=lambda r: (started.get(r[0], 0), r[0]), reverse=(order != "asc"))
+    else:  # chronological unless --order desc
+        report.rows.sort(key=lambda r: r[0], reverse=(order == "desc"))
+
+
+# ---------------------------------------------------------------- machine-readable output
+
+
+def _iso(ts: float | None, tz: tzinfo) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+
+
+def _money(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def _flat(fig: Figures) -> dict:
+    return {
+        "sessions": fig.sessions,
+        **{k: fig.tokens[k] for k in TOKEN_FIELDS},
+        "total": fig.total,
+        "cost_usd": _money(fig.cost_usd),
+        "cost_source": fig.cost_source,
+        "unpriced_models": sorted(fig.unpriced),
+        **{k: int(fig.contrib[k]) for k in CONTRIB_FIELDS},
+        "cost_per_commit": _money(fig.cost_per_commit),
+    }
+
+
+def _tokens(fig: Figures) -> dict:
+    return {**{k: fig.tokens[k] for k in TOKEN_FIELDS}, "total": fig.total}
+
+
+def _session_row(report: Report, sid: str, fig: Figures, models: list) -> dict:
+    facts = report.sessions.get(sid, {})
+    tz = report.opts.tz
+    started, ended = facts.get("started_at"), facts.get("ended_at")
+    row = {
+        "id": sid,
+        "tool": facts.get("tool"),
+        "tool_version": facts.get("tool_version"),
+        "started_at": _iso(started, tz),
+        "ended_at": _iso(ended, tz),
+        "duration_s": round(ended - started, 3) if started is not None and ended else None,
+        "exit_code": facts.get("exit_code"),
+        "project": facts.get("project"),
+        "cwd": facts.get("cwd"),
+        "models": sorted(fig.models),
+        "tokens": _tokens(fig),
+        "cost_usd": _money(fig.cost_usd),
+        "cost_source": fig.cost_source,
+        "unpriced_models": sorted(fig.unpriced),
+        **{k: int(fig.contrib[k]) for k in CONTRIB_FIELDS},
+        "cost_per_commit": _money(fig.cost_per_commit),
+    }
+    if report.opts.breakdown:
+        row["breakdown"] = [{"model": m, "tokens": _tokens(f), "cost_usd": _money(f.cost_usd),
+                             "cost_source": f.cost_source} for m, f in models]
+    return row
+
+
+def to_json(report: Report) -> dict:
+    """The documented JSON shape (README, "Report JSON")."""
+    meta = {"timezone": report.opts.tz_name, "prices_as_of": report.prices_as_of,
+            "unpriced_models": sorted(report.totals.unpriced)}
+    if report.kind == "session":
+        return {
+            "sessions": [_session_row(report, *r) for r in report.rows],
+            "totals": {"sessions": report.totals.sessions, "tokens": _tokens(report.totals),
+                       "cost_usd": _money(report.totals.cost_usd),
+                       "cost_source": report.totals.cost_source},
+            **meta,
+        }
+    rows = []
+    for label, fig, models in report.rows:
+        row = {"period": label, **_flat(fig), "models": sorted(fig.models)}
+        if report.opts.breakdown and report.kind != "model":
+            row["breakdown"] = [{"model": m, **_flat(f)} for m, f in models]
+        rows.append(row)
+    key = {"model": "models"}.get(report.kind, report.kind)
+    return {key: rows, "totals": _flat(report.totals), **meta}
+
+
+CSV_PERIOD_FIELDS = ("period", "model", "sessions", *TOKEN_FIELDS, "total", "cost_usd",
+                     "cost_source", *CONTRIB_FIELDS, "cost_per_commit")
+CSV_SESSION_FIELDS = ("id", "model", "tool", "tool_version", "started_at", "ended_at",
+                      "duration_s", "exit_code", "project", *TOKEN_FIELDS, "total", "cost_usd",
+                      "cost_source", *CONTRIB_FIELDS, "cost_per_commit")
+
+
+def to_csv(report: Report) -> str:
+    """One header line, then one line per row (and per model with --breakdown).
+
+    `model` is empty on a period's own line and names the model on breakdown lines.
+    """
+    data = to_json(report)
+    out = io.StringIO()
+    if report.kind == "session":
+        writer = csv.DictWriter(out, CSV_SESSION_FIELDS, extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        for row in data["sessions"]:
+            flat = {**row, **row["tokens"], "model": ";".join(row["models"])}
+            writer.writerow(flat)
+            for sub in row.get("breakdown", []):
+                writer.writerow({"id": row["id"], "model": sub["model"], **sub["tokens"],
+                                 "cost_usd": sub["cost_usd"], "cost_source": sub["cost_source"]})
+        return out.getvalue()
+    writer = csv.DictWriter(out, CSV_PERIOD_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in data[next(iter(data))]:
+        writer.writerow({**row, "model": row["period"] if report.kind == "model" else ""})
+        for sub in row.get("breakdown", []):
+            writer.writerow({**sub, "period": row["period"]})
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- the terminal table
+
+
+@dataclass
+class Style:
+    color: bool
+
+    def __call__(self, text: str, **kw) -> str:
+        if not self.color:
+            return text
+        import click
+
+        return click.style(text, **kw)
+
+
+def _int(n: float) -> str:
+    return f"{int(round(n)):,}"
+
+
+def _short(n: float) -> str:
+    """12,345,678 -> 12.3M: for narrow terminals."""
+    n = float(n)
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size * 0.9995:
+            value = n / size
+            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+    return f"{int(round(n))}"
+
+
+def _usd(fig: Figures) -> str:
+    cost = fig.cost_usd
+    if cost is None:
+        return "n/a"
+    text = f"${cost:,.2f}"
+    return text + "*" if fig.cost_source == "partial" else text
+
+
+@dataclass
+class Column:
+    header: str
+    full: list[str]
+    short: list[str]
+    drop_order: int  # 0: never dropped; higher numbers go first
+    left: bool = False
+
+
+def _layout(columns: list[Column], width: int) -> tuple[list[Column], bool, bool]:
+    """The columns to show and whether numbers are shortened; shortening comes first."""
+    def needed(cols: list[Column], short: bool) -> int:
+        return sum(max(len(c.header), *(len(v) for v in (c.short if short else c.full)))
+                   for c in cols) + 2 * (len(cols) - 1)
+
+    if needed(columns, False) <= width:
+        return columns, False, False
+    cols = list(columns)
+    while needed(cols, True) > width:
+        droppable = [c for c in cols if c.drop_order]
+        if not droppable:
+            break
+        cols.remove(max(droppable, key=lambda c: c.drop_order))
+    return cols, True, len(cols) < len(columns)
+
+
+def _table(columns: list[Column], width: int, style: Style, bold_last: bool,
+           dim_rows: set[int]) -> tuple[list[str], bool]:
+    cols, short, dropped = _layout(columns, width)
+    cells = [c.short if short else c.full for c in cols]
+    widths = [max(len(c.header), *(len(v) for v in vals)) for c, vals in zip(cols, cells,
+                                                                            strict=True)]
+    n_rows = len(cells[0]) if cells else 0
+
+    def line(values: list[str]) -> str:
+        parts = [v.ljust(w) if c.left else v.rjust(w)
+                 for c, v, w in zip(cols, values, widths, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    out = [style(line([c.header for c in cols]), bold=True),
+           "  ".join("-" * w for w in widths)]
+    for i in range(n_rows):
+        text = line([vals[i] for vals in cells])
+        if bold_last and i == n_rows - 1:
+            out.append("  ".join("-" * w for w in widths))
+            text = style(text, bold=True)
+        elif i in dim_rows:
+            text = style(text, dim=True)
+        out.append(text)
+    return out, dropped
+
+
+def _spark(values: list[float]) -> str:
+    bars = " ▁▂▃▄▅▆▇█"
+    top = max(values) or 1
+    return "".join(bars[max(1, round(v / top * 8))] if v > 0 else bars[0] for v in values)
+
+
+def render(report: Report, width: int, color: bool, chart: bool) -> str:
+    style = Style(color)
+    kind = report.kind
+    if not report.rows:
+        return "No sessions match these filters.\n"
+    lines: list[str] = []
+    entries: list[tuple[str, Figures, bool]] = []  # label, figures, is a model sub-row
+    for label, fig, models in report.rows:
+        if kind == "session":
+            facts = report.sessions.get(label, {})
+            started = facts.get("started_at")
+            when = (datetime.fromtimestamp(started, report.opts.tz).strftime("%Y-%m-%d %H:%M")
+                    if started is not None else "?")
+            label = f"{when} {facts.get('tool') or ''}".rstrip()
+        entries.append((label, fig, False))
+        if report.opts.breakdown and kind != "model":
+            entries += [(f"  {m}", f, True) for m, f in models]
+    entries.append(("Total", report.totals, False))
+    figs = [f for _, f, _ in entries]
+    has_contrib = any(report.totals.contrib[k] for k in CONTRIB_FIELDS)
+
+    def col(header: str, values: list[str], drop: int, short: list[str] | None = None,
+            left: bool = False) -> Column:
+        return Column(header, values, short or values, drop, left)
+
+    def tokens(key: str) -> tuple[list[str], list[str]]:
+        vals = [f.tokens[key] if key != "total" else f.total for f in figs]
+        return [_int(v) for v in vals], [_short(v) for v in vals]
+
+    first = {"daily": "Date", "weekly": "Week of", "monthly": "Month", "session": "Started",
+             "model": "Model"}[kind]
+    columns = [col(first, [e[0] for e in entries], 0, left=True)]
+    if kind == "session":
+        projects = [report.sessions.get(label, {}).get("project") or "" for label, _, _ in
+                    report.rows]
+        proj_cells, i = [], 0
+        for _, _, sub in entries:
+            if sub:
+                proj_cells.append("")
+            elif i < len(projects):
+                proj_cells.append(projects[i])
+                i += 1
+            else:
+                proj_cells.append("")
+        columns.append(col("Project", proj_cells, 5, [p[:12] for p in proj_cells], left=True))
+        models = ["" if sub else ", ".join(sorted(f.models)) for _, f, sub in entries]
+        models[-1] = ""
+        columns.append(col("Models", models, 8, [m[:18] for m in models], left=True))
+    else:
+        columns.append(col("Sessions", [_int(f.sessions) for f in figs], 2))
+    for header, key, drop in (("Input", "input", 0), ("Output", "output", 0),
+                              ("Cache read", "cache_read", 4 if kind == "session" else 3),
+                              ("Cache write", "cache_creation", 4), ("Total", "total", 0)):
+        if kind == "session" and key in ("input", "output"):
+            drop = 3
+        full, short = tokens(key)
+        columns.append(col(header, full, drop, short))
+    columns.append(col("Cost (USD)", [_usd(f) for f in figs], 0))
+    if has_contrib:
+        columns.append(col("Lines +/-", [f"+{_int(f.contrib['lines_added'])}/"
+                                         f"-{_int(f.contrib['lines_removed'])}" for f in figs],
+                           10, [f"+{_short(f.contrib['lines_added'])}/"
+                                f"-{_short(f.contrib['lines_removed'])}" for f in figs]))
+        columns.append(col("Commits", [_int(f.contrib["commits"]) for f in figs], 9))
+        columns.append(col("PRs", [_int(f.contrib["pull_requests"]) for f in figs], 11))
+        per_commit = [("n/a" if f.cost_per_commit is None else f"${f.cost_per_commit:,.2f}")
+                      for f in figs]
+        columns.append(col("$/commit", per_commit, 12))
+    dim = {i for i, e in enumerate(entries) if e[2]}
+    table, dropped = _table(columns, width, style, bold_last=True, dim_rows=dim)
+
+    if chart and kind in ("daily", "weekly") and len(report.rows) > 1:
+        lines += _chart(report, width)
+    lines += table
+    import textwrap
+
+    for line in _footer(report, dropped):
+        wrapped = textwrap.wrap(line, width) or [""]
+        lines += [style(w, fg="yellow") if line.startswith("No price") else w for w in wrapped]
+    return "\n".join(lines) + "\n"
+
+
+def _chart(report: Report, width: int) -> list[str]:
+    rows = sorted(report.rows, key=lambda r: r[0])
+    use_cost = all(r[1].cost_usd is not None for r in rows)
+    values = [(r[1].cost_usd or 0.0) if use_cost else float(r[1].total) for r in rows]
+    room = max(10, width - 24)
+    values, first = values[-room:], rows[-len(values[-room:])][0]
+    what = "cost" if use_cost else "tokens"
+    peak = f"${max(values):,.2f}" if use_cost else _short(max(values))
+    unit = "day" if report.kind == "daily" else "week"
+    return [f"{what} per {unit} since {first} (peak {peak})", _spark(values), ""]
+
+
+def _footer(report: Report, dropped: bool) -> list[str]:
+    out = []
+    unpriced = sorted(report.totals.unpriced)
+    if unpriced:
+        names = ", ".join(unpriced)
+        out.append(f"No price for: {names}. Their cost is not counted (n/a, or * for a "
+                   "partial sum).")
+        out.append(f'Add prices to your profile: [prices."{unpriced[0]}"] input = ..., '
+                   "output = ..., cache_read = ... (USD per million tokens).")
+    if dropped:
+        out.append("Narrow terminal: some columns are hidden; widen it or use --json.")
+    if report.prices_as_of and report.totals.n_estimated:
+        out.append(f"Estimated costs use list prices as of {report.prices_as_of}.")
+    return ([""] + out) if out else []
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def open_ledger(path: Path) -> sqlite3.Connection | None:
+    """The ledger, read-only; None when it does not exist yet (never created by a report)."""
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    db.execute("PRAGMA query_only = 1")
+    return db
+
+
+def is_empty(db: sqlite3.Connection | None) -> bool:
+    if db is None:
+        return True
+    try:
+        return db.execute("SELECT 1 FROM sessions LIMIT 1").fetchone() is None
+    except sqlite3.OperationalError:  # a ledger the wrapper has not set up yet
+        return True
+
+
+def run(ledger: Path, opts: Options, prices: PriceTable, fmt: str = "table",
+        stream=None) -> None:
+    stream = stream or sys.stdout
+    db = open_ledger(ledger)
+    if is_empty(db):
+        if fmt == "table":
+            stream.write(START_HINT + "\n")
+            return
+        report = Report(opts.kind, opts, [], Figures(), prices.as_of)
+        print(START_HINT, file=sys.stderr)
+    else:
+        report = build(db, opts, prices)
+    if fmt == "json":
+        stream.write(json.dumps(to_json(report), indent=2) + "\n")
+    elif fmt == "csv":
+        stream.write(to_csv(report))
+    else:
+        import shutil
+
+        tty = stream.isatty()
+        color = tty and not os.environ.get("NO_COLOR")
+        width = shutil.get_terminal_size((80, 24)).columns
+        stream.write(render(report, width, color, chart=tty))
+
+
+def parse_dates(values: Iterable[str | None]) -> list[date | None]:
+    return [date.fromisoformat(v) if v else None for v in values]
