@@ -124,3 +124,23 @@ def test_claude_exit_status_passes_through(home, stub, tmp_path):
     assert result.returncode != 0
     sessions, _ = ledger_rows(home)
     assert sessions[0][3] == result.returncode
+
+
+def test_report_session_json_shows_both_tools(home, stub, tmp_path):
+    assert run_claude(home, stub, tmp_path, "-p", "hi", "--max-turns", "1").returncode == 0
+    result = run_codex(home, stub, tmp_path, "exec", *codex_provider_args(stub), "hi")
+    assert result.returncode == 0, result.stderr
+    report = home.run("report", "session", "--json")
+    assert report.returncode == 0, report.stderr
+    sessions = {s["tool"]: s for s in json.loads(report.stdout)["sessions"]}
+    claude, codex = sessions["claude"], sessions["codex"]
+    assert claude["cost_source"] == "reported" and claude["cost_usd"] > 0
+    assert claude["tokens"]["total"] == sum(
+        v for row in expected_claude(stub).values() for v in row.values())
+    u, n = stub.openai, len(stub.billed("/v1/responses"))
+    assert codex["tokens"] == {"input": n * (u.input - u.cached), "cache_read": n * u.cached,
+                               "output": n * u.output, "cache_creation": 0,
+                               "reasoning": n * u.reasoning,
+                               "total": n * (u.input + u.output)}
+    assert codex["cost_source"] == "estimated" and codex["cost_usd"] > 0
+    assert codex["exit_code"] == 0 and codex["duration_s"] > 0
