@@ -1,8 +1,21 @@
 """Usage reports over the ledger: daily, weekly, monthly, per session, per model.
 
-SQLite does the aggregation; Python only prices the (period, model) sums and lays them out.
+SQLite does the aggregation; Python only prices the (day, model) sums and lays them out.
 Days are cut in the report's time zone exactly: the zone's UTC offsets over the reported
 range become a CASE expression, so `started_at + offset` is local time inside the query.
+
+Where the sums come from (a heavy user's year is 1,000,000 usage rows, and grouping them
+takes about a second here):
+- Period and model reports read the summaries that migration m002's triggers keep
+  (usage per UTC hour and day, sessions and contributions per UTC hour) whenever that gives
+  exactly the same rows: no --project or --model filter, and a zone whose offsets over the
+  range are whole hours (then local days start on UTC hours). Anything else (a +05:30 zone,
+  --project, --model, a ledger no writer has migrated yet) runs the exact queries over
+  sessions and usage. `USE_SUMMARIES = False` forces those; the tests compare the two.
+- The session report reads the sessions in range first and then only their rows. Its
+  terminal table shows the newest SESSION_TABLE_ROWS sessions (`--limit N` to change,
+  0 for all; JSON and CSV list every session unless --limit is given); the totals row still
+  covers every matching session, from the summaries when they apply.
 
 Cost of record, per (session, model): the cost the tool reported (Claude's
 `claude_code.cost.usage`, source "reported"), else an estimate from the price table
@@ -14,14 +27,11 @@ lower bound) and "unpriced" when none is known. A row without any usage is "none
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import sqlite3
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 
@@ -33,6 +43,7 @@ CONTRIB_FIELDS = ("lines_added", "lines_removed", "commits", "pull_requests")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 EPOCH = date(1970, 1, 1)
 DAY = 86400
+SESSION_TABLE_ROWS = 50  # the session table's default --limit: the newest sessions
 START_HINT = ("No sessions in the ledger yet. Start one with `aitrack claude ...` or "
               "`aitrack codex ...` (or `aitrack run -- CMD` for any OTLP tool), "
               "then run `aitrack report` again.")
@@ -56,6 +67,7 @@ class Options:
     order: str | None = None  # asc | desc; None: the report's natural order
     week_start: int = 0  # 0 = Monday
     today: date | None = None  # for tests; default: today in tz
+    limit: int | None = None  # at most this many rows (0: all); None: the format's default
 
 
 def system_zone() -> tuple[tzinfo, str]:
@@ -124,12 +136,12 @@ def offset_segments(tz: tzinfo, lo: float, hi: float) -> list[tuple[float | None
     return segments
 
 
-def local_seconds_sql(segments: list[tuple[float | None, int]]) -> str:
-    """SQL for `s.started_at` shifted to local wall-clock seconds."""
+def local_seconds_sql(segments: list[tuple[float | None, int]], utc: str = "s.started_at") -> str:
+    """SQL for `utc` (UTC seconds; by default a session's start) shifted to local seconds."""
     if len(segments) == 1:
-        return f"(s.started_at + {segments[0][1]})"
-    arms = " ".join(f"WHEN s.started_at < {until!r} THEN {off}" for until, off in segments[:-1])
-    return f"(s.started_at + CASE {arms} ELSE {segments[-1][1]} END)"
+        return f"({utc} + {segments[0][1]})"
+    arms = " ".join(f"WHEN {utc} < {until!r} THEN {off}" for until, off in segments[:-1])
+    return f"({utc} + CASE {arms} ELSE {segments[-1][1]} END)"
 
 
 def period_of(day: int, kind: str, week_start: int) -> str:
@@ -294,105 +306,379 @@ class Report:
     totals: Figures
     prices_as_of: str | None
     sessions: dict[str, dict] = field(default_factory=dict)  # session report: id -> facts
+    hidden: int = 0  # rows left out by --limit (the totals include them)
+    source: str = "exact"  # "hourly" when read from the hourly summaries
 
 
-def build(db: sqlite3.Connection, opts: Options, prices: PriceTable) -> Report:
-    lo, hi = time_range(opts)
+# Tests set this to False to check the hourly summaries against the exact queries.
+USE_SUMMARIES = True
+
+_HOURLY_SESSIONS_SQL = """
+SELECT {key} AS k, SUM(h.sessions) FROM sessions_hourly h WHERE {where} GROUP BY k
+"""
+
+_HOURLY_CONTRIB_SQL = """
+SELECT {key} AS k, SUM(h.lines_added), SUM(h.lines_removed), SUM(h.commits),
+       SUM(h.pull_requests)
+FROM contrib_hourly h WHERE {where} GROUP BY k
+"""
+
+_USAGE_SUMS = ("pairs", "input", "output", "cache_read", "cache_creation", "reasoning",
+               "cost_reported", "cost_pairs", "u_input", "u_output", "u_cache_read",
+               "u_cache_creation")
+
+
+def _columns(table: str, sign: str = "") -> str:
+    return ", ".join(f"{sign}{table}.{c}" for c in _USAGE_SUMS)
+
+
+@dataclass
+class _Plan:
+    """The three queries a period or model report runs, and their parameters."""
+
+    source: str  # "hourly" (the summaries of migration m002) | "exact" (sessions and usage)
+    sessions_sql: str = ""
+    contrib_sql: str = ""
+    pairs_sql: str = ""
+    params: dict = field(default_factory=dict)
+    empty: bool = False  # no session in range: nothing to query
+
+
+def _hourly_plan(db: sqlite3.Connection, opts: Options, lo: float | None,
+                 hi: float | None) -> _Plan | None:
+    """Queries over the summaries of migration m002, when they give what the exact ones do.
+
+    That is when nothing filters on what the summaries do not keep (--project, --model), the
+    range starts and ends on UTC hours, and every local day in it starts on a UTC hour: the
+    zone's offsets are whole hours and change on whole hours. Then a session's local day
+    follows from its UTC hour, and a day, week or month is a sum of hours.
+
+    Usage is read per UTC day where it can be: each UTC day inside the range counts whole
+    for the local day its midpoint (12:00 UTC) falls in, and the hours of it that belong to
+    another local day are moved there (added to theirs, subtracted from the midpoint's).
+    Only hours in partial UTC days at the range's ends are read as hours.
+    """
+    if not USE_SUMMARIES or opts.project or opts.model:
+        return None
+    if any(t is not None and t % 3600 for t in (lo, hi)):
+        return None
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_daily'"
+                  ).fetchone() is None:
+        return None  # a ledger no writer has migrated yet (the report opens it read-only)
+    params: dict[str, object] = {"tool": opts.tool} if opts.tool else {}
+    in_range = ["1"]  # for h, an alias of an hourly table
+    whole = []  # UTC days wholly inside the range, for a column {c} holding a day number
+    if lo is not None:
+        params["lo_hour"] = lo_hour = int(lo) // 3600
+        params["first_day"] = -(-lo_hour // 24)
+        in_range.append("h.hour >= :lo_hour")
+        whole.append("{c} >= :first_day")
+    if hi is not None:
+        params["hi_hour"] = hi_hour = int(hi) // 3600
+        params["end_day"] = hi_hour // 24
+        in_range.append("h.hour < :hi_hour")
+        whole.append("{c} < :end_day")
+    if opts.tool:
+        in_range.append("h.tool = :tool")
+    where = " AND ".join(in_range)
+    if opts.kind == "model":
+        key = day_key = mid_key = "''"
+    else:
+        span = db.execute(f"SELECT MIN(h.hour), MAX(h.hour) FROM sessions_hourly h "
+                          f"WHERE {where}", params).fetchone()
+        if span[0] is None:
+            return _Plan("hourly", empty=True)
+        segments = offset_segments(opts.tz, span[0] * 3600, (span[1] + 1) * 3600)
+        if any(off % 3600 or (until is not None and until % 3600) for until, off in segments):
+            return None
+        # integers throughout, so `/` is integer division (hours start after 1970)
+        key = f"{local_seconds_sql(segments, 'h.hour * 3600')} / {DAY}"
+        day_key = f"{local_seconds_sql(segments, f'd.day * {DAY} + {DAY // 2}')} / {DAY}"
+        mid_key = f"{local_seconds_sql(segments, f'(h.hour / 24) * {DAY} + {DAY // 2}')} / {DAY}"
+
+    whole_days = " AND ".join(whole) or "1"
+    parts = [f"SELECT {day_key} AS k, d.model AS model, {_columns('d')} FROM usage_daily d "
+             f"WHERE {whole_days.format(c='d.day')}" + (" AND d.tool = :tool" if opts.tool
+                                                         else "")]
+    if whole:  # the hours of the partial UTC days at the range's ends
+        parts.append(f"SELECT {key}, h.model, {_columns('h')} FROM usage_hourly h "
+                     f"WHERE {where} AND NOT ({whole_days.format(c='h.hour / 24')})")
+    if opts.kind != "model":
+        # hours that belong to another local day than their UTC day's midpoint; the cheap
+        # test on the hour of day (and the days the offset changes) keeps the scan short
+        hours: set[int] = set()
+        for _, off in segments:
+            cut = -off // 3600 % 24  # the UTC hour local days start at
+            hours.update(range(cut) if cut <= 12 else range(cut, 24))
+        changes = [int(until) // DAY for until, _ in segments[:-1]]
+        maybe = " OR ".join(filter(None, (
+            f"h.hour % 24 IN ({', '.join(map(str, sorted(hours)))})" if hours else "",
+            f"h.hour / 24 IN ({', '.join(map(str, changes))})" if changes else "")))
+        if maybe:
+            moved = (f"FROM usage_hourly h WHERE {where} "
+                     f"AND {whole_days.format(c='h.hour / 24')} "
+                     f"AND ({maybe}) AND {key} != {mid_key}")
+            parts += [f"SELECT {key}, h.model, {_columns('h')} {moved}",
+                      f"SELECT {mid_key}, h.model, {_columns('h', '-')} {moved}"]
+    sums = ", ".join(f"SUM({c})" for c in _USAGE_SUMS)
+    pairs_sql = (f"SELECT k, model, {sums} FROM ({' UNION ALL '.join(parts)}) "
+                 "GROUP BY k, model HAVING SUM(pairs) > 0")  # not what was all moved away
+    fmt = {"key": key, "where": where}
+    return _Plan("hourly", _HOURLY_SESSIONS_SQL.format(**fmt), _HOURLY_CONTRIB_SQL.format(**fmt),
+                 pairs_sql, params)
+
+
+def _exact_plan(db: sqlite3.Connection, opts: Options, lo: float | None,
+                hi: float | None) -> _Plan:
+    """Queries over sessions, usage and session_metrics themselves: any zone and filter."""
     where, params = where_clause(opts, lo, hi)
-    kind = opts.kind
-    if kind == "session":
-        key = "s.id"
-    elif kind == "model":
+    if opts.kind == "model":
         key = "''"
     else:
         span = db.execute(f"SELECT MIN(s.started_at), MAX(s.started_at) FROM sessions s "
                           f"WHERE {where}", params).fetchone()
         if span[0] is None:
-            return Report(kind, opts, [], Figures(), prices.as_of)
+            return _Plan("exact", empty=True)
         segments = offset_segments(opts.tz, span[0], span[1])
         key = f"CAST({local_seconds_sql(segments)} / {DAY} AS INTEGER)"
-    model_sql = {"usage_model": "", "cost_model": "", "session_model": ""}
-    if opts.model:
-        model_sql = {"usage_model": "AND u.model GLOB :model",
-                     "cost_model": "AND c.model GLOB :model",
-                     "session_model": _SESSION_MODEL_SQL}
-    fmt = {"key": key, "where": where, **model_sql}
+    fmt = {"key": key, "where": where, **_model_sql(opts)}
+    return _Plan("exact", _SESSIONS_SQL.format(**fmt), _CONTRIB_SQL.format(**fmt),
+                 _PAIRS_SQL.format(**fmt), params)
 
-    per_key: dict[object, Figures] = {}
-    per_key_model: dict[object, dict[str, Figures]] = {}
-    for k, n in db.execute(_SESSIONS_SQL.format(**fmt), params):
-        per_key.setdefault(k, Figures()).sessions = n
-    for k, *values in db.execute(_CONTRIB_SQL.format(**fmt), params):
-        f = per_key.setdefault(k, Figures())
-        f.contrib = dict(zip(CONTRIB_FIELDS, (v or 0 for v in values), strict=True))
-    for k, model, pairs, *sums in db.execute(_PAIRS_SQL.format(**fmt), params):
-        f = _price_pairs(model, pairs, sums, prices)
-        per_key_model.setdefault(k, {})[model] = f
-        per_key.setdefault(k, Figures()).add(f, sessions=False)
 
-    if kind == "model":
-        groups = {m: ({None: f}, {m: f}) for m, f in per_key_model.get("", {}).items()}
-    elif kind == "session":
-        groups = {k: ({k: f}, per_key_model.get(k, {})) for k, f in per_key.items()}
+def _model_sql(opts: Options) -> dict[str, str]:
+    if not opts.model:
+        return {"usage_model": "", "cost_model": "", "session_model": ""}
+    return {"usage_model": "AND u.model GLOB :model", "cost_model": "AND c.model GLOB :model",
+            "session_model": _SESSION_MODEL_SQL}
+
+
+def build(db: sqlite3.Connection, opts: Options, prices: PriceTable) -> Report:
+    lo, hi = time_range(opts)
+    if opts.kind == "session":
+        report = _build_sessions(db, opts, prices, lo, hi)
     else:
-        groups = {}
-        for day, f in per_key.items():
-            label = period_of(day, kind, opts.week_start)
-            keyed, models = groups.setdefault(label, ({}, {}))
-            keyed[day] = f
-            for model, mf in per_key_model.get(day, {}).items():
-                models.setdefault(model, Figures()).add(mf)
-
-    rows = []
-    totals = Figures()
-    for label, (keyed, models) in groups.items():
-        fig = Figures()
-        for f in keyed.values():
-            fig.add(f)
-        rows.append((label, fig, sorted(models.items(), key=lambda kv: kv[0])))
-        if kind != "model":
-            totals.add(fig)
-    if kind == "model":
-        for _, fig, _ in rows:
-            totals.add(fig, sessions=False)
-        if "" in per_key:  # sessions and contributions are per session, not per model
-            totals.sessions = per_key[""].sessions
-            totals.contrib = per_key[""].contrib
-
-    report = Report(kind, opts, rows, totals, prices.as_of)
-    if kind == "session":
-        report.sessions = _session_facts(db, where, model_sql["session_model"], params)
+        plan = _hourly_plan(db, opts, lo, hi) or _exact_plan(db, opts, lo, hi)
+        report = _build_periods(db, opts, prices, plan)
     _sort(report)
+    if opts.limit and len(report.rows) > opts.limit:
+        report.hidden = len(report.rows) - opts.limit
+        del report.rows[opts.limit:]
     return report
 
 
-def _price_pairs(model: str, pairs: int, sums: list, prices: PriceTable) -> Figures:
+def _build_periods(db: sqlite3.Connection, opts: Options, prices: PriceTable,
+                   plan: _Plan) -> Report:
+    """Rows per period (or model) from the plan's per-(day, model) sums, whichever source."""
+    kind = opts.kind
+    if plan.empty:
+        return Report(kind, opts, [], Figures(), prices.as_of, source=plan.source)
+    labels: dict[object, str] = {}
+
+    def label_of(k: object) -> str:
+        label = labels.get(k)
+        if label is None:
+            label = labels[k] = period_of(k, kind, opts.week_start)
+        return label
+
+    rows: dict[str, Figures] = {}
+    models: dict[str, dict[str, Figures]] = {}  # label -> model -> figures
+    whole = Figures()  # model report: sessions and contributions are per session, not model
+    for k, n in db.execute(plan.sessions_sql, plan.params):
+        if kind == "model":
+            whole.sessions += n
+        else:
+            _figures(rows, label_of(k)).sessions += n
+    for k, *values in db.execute(plan.contrib_sql, plan.params):
+        contrib = (whole if kind == "model" else _figures(rows, label_of(k))).contrib
+        for name, v in zip(CONTRIB_FIELDS, values, strict=True):
+            contrib[name] += v or 0
+    for k, model, pairs, *sums in db.execute(plan.pairs_sql, plan.params):
+        if kind == "model":
+            _add_pairs(_figures(rows, model), model, pairs, sums, prices, sessions=True)
+        else:
+            _add_pairs(_figures(rows, label_of(k)), model, pairs, sums, prices)
+            if opts.breakdown:
+                _add_pairs(_figures(models.setdefault(label_of(k), {}), model), model, pairs,
+                           sums, prices, sessions=True)
+
+    totals = Figures()
+    for fig in rows.values():
+        totals.add(fig, sessions=kind != "model")
+    if kind == "model":
+        totals.sessions, totals.contrib = whole.sessions, whole.contrib
+    report_rows = [(label, fig, sorted(models.get(label, {}).items()) if kind != "model"
+                    else [(label, fig)]) for label, fig in rows.items()]
+    return Report(kind, opts, report_rows, totals, prices.as_of, source=plan.source)
+
+
+def _figures(by: dict[str, Figures], key: str) -> Figures:
+    f = by.get(key)
+    if f is None:
+        f = by[key] = Figures()
+    return f
+
+
+def _add_pairs(f: Figures, model: str, pairs: int, sums: list, prices: PriceTable,
+               sessions: bool = False) -> None:
+    """Add one query row: the sums over `pairs` (session, model) pairs of one model.
+
+    `sums`: input, output, cache_read, cache_creation, reasoning, the reported cost and the
+    number of pairs it covers, then the four priced token sums of the pairs without one.
+    """
     inp, out, cr, cc, rs, reported, n_reported, *unreported = sums
-    f = Figures(sessions=pairs)
-    f.tokens = dict(zip(TOKEN_FIELDS, (inp or 0, out or 0, cr or 0, cc or 0, rs or 0),
-                        strict=True))
-    f.models = {model}
-    f.reported = reported or 0.0
-    f.n_reported = n_reported
+    if sessions:
+        f.sessions += pairs  # a model's row counts the sessions that used it
+    t = f.tokens
+    t["input"] += inp or 0
+    t["output"] += out or 0
+    t["cache_read"] += cr or 0
+    t["cache_creation"] += cc or 0
+    t["reasoning"] += rs or 0
+    f.models.add(model)
+    f.reported += reported or 0.0
+    f.n_reported += n_reported
     n_estimated = pairs - n_reported
     if n_estimated:
         price = prices.price_for(model)
         if price is None:
-            f.unpriced = {model}
+            f.unpriced.add(model)
         else:
             tokens = dict(zip(("input", "output", "cache_read", "cache_creation"),
                               (v or 0 for v in unreported), strict=True))
-            f.estimated = estimate(tokens, price)
-            f.n_estimated = n_estimated
+            f.estimated += estimate(tokens, price)
+            f.n_estimated += n_estimated
+
+
+# The sessions in range come first (the started_at index), then their own rows by primary
+# key: a month of sessions never groups the whole usage table.
+_SESSION_PAIRS_SQL = """
+SELECT u.session_id, u.model,
+       SUM(CASE u.token_type WHEN 'input' THEN u.tokens ELSE 0 END),
+       SUM(CASE u.token_type WHEN 'output' THEN u.tokens ELSE 0 END),
+       SUM(CASE u.token_type WHEN 'cache_read' THEN u.tokens ELSE 0 END),
+       SUM(CASE u.token_type WHEN 'cache_creation' THEN u.tokens ELSE 0 END),
+       SUM(CASE u.token_type WHEN 'reasoning' THEN u.tokens ELSE 0 END),
+       (SELECT c.value FROM session_metrics c WHERE c.session_id = u.session_id
+          AND c.model = u.model AND c.name = 'cost_usd')
+FROM usage u WHERE u.session_id IN ({ids}) {usage_model}
+GROUP BY u.session_id, u.model
+UNION ALL
+-- a reported cost for a model the session has no token counts for
+SELECT c.session_id, c.model, 0, 0, 0, 0, 0, c.value
+FROM session_metrics c WHERE c.session_id IN ({ids}) AND c.name = 'cost_usd' {cost_model}
+  AND NOT EXISTS (SELECT 1 FROM usage u WHERE u.session_id = c.session_id
+                  AND u.model = c.model)
+"""
+
+_SESSION_CONTRIB_SQL = """
+SELECT m.session_id,
+       SUM(CASE m.name WHEN 'lines_added' THEN m.value ELSE 0 END),
+       SUM(CASE m.name WHEN 'lines_removed' THEN m.value ELSE 0 END),
+       SUM(CASE m.name WHEN 'commits' THEN m.value ELSE 0 END),
+       SUM(CASE m.name WHEN 'pull_requests' THEN m.value ELSE 0 END)
+FROM session_metrics m WHERE m.session_id IN ({ids}) AND m.model = ''
+GROUP BY m.session_id
+"""
+
+_SESSION_FACTS = ("id", "tool", "tool_version", "started_at", "ended_at", "exit_code",
+                  "project", "cwd")
+
+
+def _build_sessions(db: sqlite3.Connection, opts: Options, prices: PriceTable,
+                    lo: float | None, hi: float | None) -> Report:
+    """One row per session; thousands of them, so per-row work stays on plain lists.
+
+    With --limit N only the first N sessions (newest, unless --order asc) are read one by
+    one, when the totals over all of them can come from the hourly summaries instead.
+    """
+    where, params = where_clause(opts, lo, hi)
+    fmt = _model_sql(opts)
+    matching = f"FROM sessions s WHERE {where} {fmt['session_model']}"
+    summed = hidden = None  # the totals over all sessions, when only some are read
+    if opts.limit:
+        plan = _hourly_plan(db, replace(opts, kind="model"), lo, hi)
+        count = db.execute(f"SELECT COUNT(*) {matching}", params).fetchone()[0]
+        if plan is not None and count > opts.limit:
+            summed = _build_periods(db, replace(opts, kind="model"), prices, plan).totals
+            hidden = count - opts.limit
+            order = "ASC" if opts.order == "asc" else "DESC"
+            matching += f" ORDER BY s.started_at {order}, s.id {order} LIMIT {int(opts.limit)}"
+    fmt["ids"] = f"SELECT s.id {matching}"
+    facts_sql = f"SELECT {', '.join('s.' + n for n in _SESSION_FACTS)} {matching}"
+    facts = {row[0]: dict(zip(_SESSION_FACTS, row, strict=True))
+             for row in db.execute(facts_sql, params)}
+    # per session: 5 token sums, reported, estimated, n_reported, n_estimated, models, unpriced
+    acc: dict[str, list] = {}
+    by_model: dict[str, list[tuple[str, Figures]]] = {}
+    for sid, model, *tokens, cost in db.execute(_SESSION_PAIRS_SQL.format(**fmt), params):
+        a = acc.get(sid)
+        if a is None:
+            a = acc[sid] = [0, 0, 0, 0, 0, 0.0, 0.0, 0, 0, [], []]
+        for i in range(5):
+            a[i] += tokens[i]
+        a[9].append(model)
+        estimated = None
+        if cost is not None:
+            a[5] += cost
+            a[7] += 1
+        else:
+            price = prices.price_for(model)
+            if price is None:
+                a[10].append(model)
+            else:
+                estimated = estimate(dict(zip(TOKEN_FIELDS, tokens, strict=True)), price)
+                a[6] += estimated
+                a[8] += 1
+        if opts.breakdown:
+            by_model.setdefault(sid, []).append(
+                (model, _pair_figures(model, tokens, cost, estimated)))
+    contrib = {sid: values for sid, *values in
+               db.execute(_SESSION_CONTRIB_SQL.format(**fmt), params)}
+
+    no_contrib = (0, 0, 0, 0)
+    totals = Figures()
+    t_tokens = [0, 0, 0, 0, 0]
+    t_contrib = [0.0, 0.0, 0.0, 0.0]
+    rows = []
+    for sid in facts:
+        a = acc.get(sid) or [0, 0, 0, 0, 0, 0.0, 0.0, 0, 0, [], []]
+        c = contrib.get(sid, no_contrib)
+        fig = Figures(sessions=1, tokens=dict(zip(TOKEN_FIELDS, a[:5], strict=True)),
+                      contrib=dict(zip(CONTRIB_FIELDS, (v or 0 for v in c), strict=True)),
+                      reported=a[5], estimated=a[6], n_reported=a[7], n_estimated=a[8],
+                      unpriced=set(a[10]), models=set(a[9]))
+        rows.append((sid, fig, sorted(by_model.get(sid, ()), key=lambda kv: kv[0])))
+        for i in range(5):
+            t_tokens[i] += a[i]
+        for i in range(4):
+            t_contrib[i] += c[i] or 0
+        totals.reported += a[5]
+        totals.estimated += a[6]
+        totals.n_reported += a[7]
+        totals.n_estimated += a[8]
+        totals.unpriced.update(a[10])
+        totals.models.update(a[9])
+    totals.sessions = len(rows)
+    totals.tokens = dict(zip(TOKEN_FIELDS, t_tokens, strict=True))
+    totals.contrib = dict(zip(CONTRIB_FIELDS, t_contrib, strict=True))
+    if hidden is not None:
+        return Report("session", opts, rows, summed, prices.as_of, sessions=facts,
+                      hidden=hidden, source="hourly")
+    return Report("session", opts, rows, totals, prices.as_of, sessions=facts)
+
+
+def _pair_figures(model: str, tokens: list[int], reported: float | None,
+                  estimated: float | None) -> Figures:
+    """One (session, model) pair, for --breakdown."""
+    f = Figures(sessions=1, tokens=dict(zip(TOKEN_FIELDS, tokens, strict=True)), models={model})
+    if reported is not None:
+        f.reported, f.n_reported = reported, 1
+    elif estimated is not None:
+        f.estimated, f.n_estimated = estimated, 1
+    else:
+        f.unpriced = {model}
     return f
-
-
-def _session_facts(db: sqlite3.Connection, where: str, model_sql: str, params: dict) -> dict:
-    sql = (f"SELECT s.id, s.tool, s.tool_version, s.started_at, s.ended_at, s.exit_code, "
-           f"s.project, s.cwd FROM sessions s WHERE {where} {model_sql}")
-    names = ("id", "tool", "tool_version", "started_at", "ended_at", "exit_code", "project",
-             "cwd")
-    return {row[0]: dict(zip(names, row, strict=True)) for row in db.execute(sql, params)}
 
 
 def _sort(report: Report) -> None:
@@ -499,6 +785,9 @@ def to_csv(report: Report) -> str:
 
     `model` is empty on a period's own line and names the model on breakdown lines.
     """
+    import csv
+    import io
+
     data = to_json(report)
     out = io.StringIO()
     if report.kind == "session":
@@ -719,6 +1008,10 @@ def _footer(report: Report, dropped: bool) -> list[str]:
                    "partial sum).")
         out.append(f'Add prices to your profile: [prices."{unpriced[0]}"] input = ..., '
                    "output = ..., cache_read = ... (USD per million tokens).")
+    if report.hidden:
+        what = "sessions" if report.kind == "session" else "rows"
+        out.append(f"{report.hidden:,} more {what} not shown (the totals include them): use "
+                   "--limit N (0 for all), --json or --csv.")
     if dropped:
         out.append("Narrow terminal: some columns are hidden; widen it or use --json.")
     if report.prices_as_of and report.totals.n_estimated:
@@ -758,8 +1051,12 @@ def run(ledger: Path, opts: Options, prices: PriceTable, fmt: str = "table",
         report = Report(opts.kind, opts, [], Figures(), prices.as_of)
         print(START_HINT, file=sys.stderr)
     else:
+        if fmt == "table" and opts.kind == "session" and opts.limit is None:
+            opts = replace(opts, limit=SESSION_TABLE_ROWS)
         report = build(db, opts, prices)
     if fmt == "json":
+        import json
+
         stream.write(json.dumps(to_json(report), indent=2) + "\n")
     elif fmt == "csv":
         stream.write(to_csv(report))

@@ -39,11 +39,14 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with one header line.")
 @click.option("--order", type=click.Choice(["asc", "desc"]),
               help="Row order (default: oldest first; sessions newest first; models by cost).")
+@click.option("--limit", type=click.IntRange(min=0), metavar="N",
+              help="At most N rows, the first in the report's order; the totals still cover "
+                   "every match. 0: all. Default: all, but the newest 50 in a session table.")
 @click.option("--week-start", type=click.Choice(WEEKDAYS), default="monday", show_default=True,
               help="First day of a week for `weekly`.")
 def report(kind: str, since, until, last: int | None, tool: str | None, model: str | None,
            project: str | None, tz_name: str | None, breakdown: bool, as_json: bool,
-           as_csv: bool, order: str | None, week_start: str) -> None:
+           as_csv: bool, order: str | None, limit: int | None, week_start: str) -> None:
     """Token usage and cost per day, week, month, session or model.
 
     Costs are what the tool reported (Claude) or estimated from list prices (Codex);
@@ -55,6 +58,7 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
       aitrack report weekly --last 28         # the last four weeks
       aitrack report monthly --since 2026-01-01 --breakdown
       aitrack report session --last 7 --tool codex
+      aitrack report session --last 30 --limit 0   # every session, not the newest 50
       aitrack report model --project .        # this repository, per model
       aitrack report daily --timezone America/New_York --json
     """
@@ -79,7 +83,7 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
         tz, tz_name = rep.system_zone()
     opts = rep.Options(kind=kind, tz=tz, tz_name=tz_name, since=since, until=until, last=last,
                        tool=tool, model=model, project=project, breakdown=breakdown,
-                       order=order, week_start=WEEKDAYS.index(week_start))
+                       order=order, limit=limit, week_start=WEEKDAYS.index(week_start))
     prices = pricing.load(load_profile().prices)
     fmt = "json" if as_json else "csv" if as_csv else "table"
     rep.run(paths.resolve().ledger, opts, prices, fmt)

@@ -1,0 +1,264 @@
+"""The hourly summaries (migration m002) give the same reports as the exact queries.
+
+Period and model reports read usage_hourly/usage_daily when they can; these tests build one
+ledger through the real write path (`ledger.accept`'s upserts, so the triggers' update
+paths run too) and compare every report with the one the exact queries give.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sqlite3
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from aitrack import ledger, migrations, pricing
+from aitrack import report as rep
+from aitrack.records import Contribution, Point
+
+SUMMARY_TABLES = ("usage_hourly", "usage_daily", "sessions_hourly", "contrib_hourly")
+TODAY = date(2026, 11, 20)
+
+
+def at(text: str, zone: str = "UTC") -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone)).timestamp()
+
+
+def _mapper(point: Point, delta: float):
+    yield Contribution(point.attrs["kind"], point.attrs["model"], point.attrs["name"], delta)
+
+
+class Writer:
+    """Writes sessions, tokens and metrics as the wrapper does: `accept()` and its upserts."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self.n = 0
+
+    def session(self, started: float, tool: str = "claude", project: str = "app") -> str:
+        self.n += 1
+        sid = f"s{self.n:05d}"
+        ledger.start_session(self.db, ledger.SessionStart(sid, tool, started, f"/src/{project}",
+                                                          project, {}))
+        return sid
+
+    def add(self, sid: str, *items: tuple[str, str, str, float]) -> None:
+        """(kind, model, name, value) items: kind "tokens" or "metric"."""
+        points = [Point("m", {"kind": k, "model": m, "name": n}, v, False, 0, f"{k}{m}{n}")
+                  for k, m, n, v in items]
+        digest = hashlib.sha256(repr((sid, items, self.n)).encode()).digest()
+        self.n += 1
+        assert ledger.accept(self.db, sid, ledger.Accepted("metrics", b"", digest, points),
+                             _mapper, queue=False)
+
+
+def populate(w: Writer, seed: int = 7, sessions: int = 300) -> None:
+    """Sessions over a year across DST changes: every cost source, late and cumulative figures."""
+    rnd = random.Random(seed)
+    models = {"claude": ["claude-opus-5-5", "claude-haiku-4-5", "acme-claude-x"],
+              "codex": ["gpt-5-codex", "gpt-5", "acme-coder-9"]}
+    year_start = at("2025-11-01T00:00")
+    # around Berlin's and New York's changes, at local midnight and 23:30
+    edges = [at(t, z) for t, z in (("2026-03-29T00:30", "Europe/Berlin"),
+                                   ("2026-03-28T23:30", "Europe/Berlin"),
+                                   ("2026-10-25T01:30", "Europe/Berlin"),
+                                   ("2026-03-08T01:59", "America/New_York"),
+                                   ("2026-11-01T00:00", "America/New_York"),
+                                   ("2026-01-01T00:00", "UTC"),
+                                   ("2026-01-31T23:59:59", "Asia/Tokyo"))]
+    for i in range(sessions):
+        started = edges[i] if i < len(edges) else year_start + rnd.random() * 365 * 86400
+        tool = rnd.choice(("claude", "codex"))
+        sid = w.session(started, tool, project=rnd.choice(("app", "web")))
+        for model in rnd.sample(models[tool], rnd.randint(0, 2)):
+            tokens = [("tokens", model, t, rnd.randrange(0, 50_000))
+                      for t in ("input", "output", "cache_read", "cache_creation", "reasoning")
+                      if rnd.random() < 0.8]
+            # costs in 1/1024 dollars, so sums are exact in any order
+            cost = [("metric", model, "cost_usd", rnd.randrange(1, 4096) / 1024)]
+            when = rnd.random()
+            if tool == "codex" and rnd.random() < 0.8:
+                cost = []  # estimated from list prices
+            if when < 0.3 and cost:
+                w.add(sid, *cost)  # the cost before any tokens
+                w.add(sid, *tokens)
+            elif when < 0.6 and cost:
+                w.add(sid, *tokens)
+                w.add(sid, *cost)  # the cost after the tokens
+            else:
+                w.add(sid, *tokens, *cost)
+            if rnd.random() < 0.5:  # more of the same: the upserts' update path
+                w.add(sid, *tokens[:2], *[(k, m, n, 3 / 1024) for k, m, n, _ in cost])
+        if tool == "claude" and rnd.random() < 0.7:
+            w.add(sid, ("metric", "", "lines_added", rnd.randrange(0, 300)),
+                  ("metric", "", "commits", rnd.randrange(0, 3)),
+                  ("metric", "", "active_time_s", 12.5))
+            if rnd.random() < 0.5:
+                w.add(sid, ("metric", "", "lines_added", 7), ("metric", "", "lines_removed", 4),
+                      ("metric", "", "pull_requests", 1))
+    # a reported cost for a model without any token counts
+    sid = w.session(at("2026-06-01T12:00"), "claude")
+    w.add(sid, ("metric", "claude-sonnet-5-5", "cost_usd", 0.75))
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory) -> sqlite3.Connection:
+    """A ledger migrated first, then written: the triggers keep the summaries."""
+    db = ledger.connect(tmp_path_factory.mktemp("live") / "ledger.db")
+    populate(Writer(db))
+    return db
+
+
+@pytest.fixture(scope="module")
+def backfilled(tmp_path_factory) -> sqlite3.Connection:
+    """The same ledger written before m002 existed, then migrated: the backfill."""
+    path = tmp_path_factory.mktemp("old") / "ledger.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        db = ledger.connect(path)
+        populate(Writer(db))
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'usage_hourly'"
+                          ).fetchone() is None
+        db.close()
+    return ledger.connect(path)
+
+
+def summaries(db: sqlite3.Connection) -> dict[str, list]:
+    return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+            for t in SUMMARY_TABLES}
+
+
+def both(db: sqlite3.Connection, monkeypatch, **kw) -> tuple[rep.Report, rep.Report]:
+    opts = rep.Options(today=TODAY, **kw)
+    prices = pricing.load()
+    summary = rep.build(db, opts, prices)
+    monkeypatch.setattr(rep, "USE_SUMMARIES", False)
+    exact = rep.build(db, opts, prices)
+    monkeypatch.setattr(rep, "USE_SUMMARIES", True)
+    assert exact.source == "exact"
+    return summary, exact
+
+
+ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Pacific/Auckland")
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize("kind", ["daily", "weekly", "monthly", "model"])
+def test_summaries_give_the_exact_reports(live, monkeypatch, kind, zone):
+    summary, exact = both(live, monkeypatch, kind=kind, tz=ZoneInfo(zone), tz_name=zone,
+                          breakdown=True)
+    assert summary.source == "hourly"
+    assert rep.to_json(summary) == rep.to_json(exact)
+    assert len(exact.rows) > (3 if kind == "model" else 10)
+
+
+@pytest.mark.parametrize("options", [
+    {"tool": "codex"},
+    {"tool": "claude", "week_start": 6},
+    {"since": date(2026, 3, 28), "until": date(2026, 3, 30)},  # Berlin's change inside
+    {"since": date(2026, 3, 29)},
+    {"until": date(2026, 1, 31), "tool": "claude"},
+    {"last": 45},
+    {"since": date(2026, 10, 25), "until": date(2026, 10, 25)},  # a 25-hour day
+])
+@pytest.mark.parametrize("kind", ["daily", "weekly", "monthly", "model"])
+def test_ranges_and_tools_on_the_summaries(live, monkeypatch, kind, options):
+    summary, exact = both(live, monkeypatch, kind=kind, tz=ZoneInfo("Europe/Berlin"),
+                          tz_name="Europe/Berlin", breakdown=True, **options)
+    assert summary.source == "hourly"
+    assert rep.to_json(summary) == rep.to_json(exact)
+    assert exact.totals.sessions
+
+
+def test_every_cost_source_appears(live, monkeypatch):
+    summary, _ = both(live, monkeypatch, kind="daily", breakdown=True)
+    sources = {f.cost_source for _, fig, models in summary.rows
+               for f in (fig, *(m for _, m in models))}
+    assert {"reported", "estimated", "mixed", "partial", "unpriced"} <= sources
+
+
+@pytest.mark.parametrize("options", [
+    {"tz_name": "Asia/Kolkata"},  # +05:30: its days do not start on UTC hours
+    {"project": "app"},
+    {"model": "gpt-5*"},
+])
+def test_what_the_summaries_cannot_answer_uses_the_exact_queries(live, monkeypatch, options):
+    zone = options.pop("tz_name", "UTC")
+    summary, exact = both(live, monkeypatch, kind="daily", tz=ZoneInfo(zone), tz_name=zone,
+                          **options)
+    assert summary.source == "exact"
+    assert rep.to_json(summary) == rep.to_json(exact)
+
+
+def test_backfill_equals_what_the_triggers_keep(live, backfilled):
+    kept, filled = summaries(live), summaries(backfilled)
+    for table in SUMMARY_TABLES:
+        assert kept[table] == filled[table], table
+    assert len(kept["usage_hourly"]) > 100
+
+
+@pytest.mark.parametrize("kind", ["daily", "monthly", "model"])
+def test_backfilled_ledger_reports_as_the_exact_queries(backfilled, monkeypatch, kind):
+    summary, exact = both(backfilled, monkeypatch, kind=kind, tz=ZoneInfo("Europe/Berlin"),
+                          tz_name="Europe/Berlin", breakdown=True)
+    assert summary.source == "hourly"
+    assert rep.to_json(summary) == rep.to_json(exact)
+
+
+def test_a_ledger_not_yet_migrated_is_read_exactly(tmp_path):
+    """The report opens the ledger read-only: a ledger from before m002 stays as it is."""
+    path = tmp_path / "ledger.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        db = ledger.connect(path)
+        w = Writer(db)
+        sid = w.session(at("2026-03-10T12:00"), "codex")
+        w.add(sid, ("tokens", "gpt-5", "input", 1_000_000))
+        db.close()
+    report = rep.build(rep.open_ledger(path), rep.Options(kind="daily"), pricing.load())
+    assert report.source == "exact"
+    assert rep.to_json(report)["daily"][0]["cost_usd"] == pytest.approx(1.25)
+
+
+# ---------------------------------------------------------------- the session report
+
+
+def test_session_limit_keeps_the_newest_and_totals_over_all(live, monkeypatch):
+    prices = pricing.load()
+    full = rep.build(live, rep.Options(kind="session", last=400, today=TODAY), prices)
+    short = rep.build(live, rep.Options(kind="session", last=400, today=TODAY, limit=5), prices)
+    assert short.source == "hourly" and short.hidden == len(full.rows) - 5
+    full_json, short_json = rep.to_json(full), rep.to_json(short)
+    assert short_json["sessions"] == full_json["sessions"][:5]
+    assert short_json["totals"] == full_json["totals"]
+    oldest = rep.build(live, rep.Options(kind="session", last=400, today=TODAY, limit=3,
+                                         order="asc"), prices)
+    assert rep.to_json(oldest)["sessions"] == full_json["sessions"][::-1][:3]
+    # --project: no summary to total from, so every session is read and the list cut
+    mine = rep.build(live, rep.Options(kind="session", project="web", limit=4), prices)
+    every = rep.build(live, rep.Options(kind="session", project="web"), prices)
+    assert mine.source == "exact" and mine.hidden == len(every.rows) - 4
+    assert rep.to_json(mine)["totals"] == rep.to_json(every)["totals"]
+
+
+def test_session_table_shows_the_newest_50_and_says_how_to_see_more(home):
+    db = ledger.connect(home.ledger)
+    w = Writer(db)
+    for i in range(60):
+        sid = w.session(at("2026-03-01T08:00") + i * 3600, "codex")
+        w.add(sid, ("tokens", "gpt-5", "input", 1000))
+    db.close()
+    out = home.run("report", "session", "--timezone", "UTC", env={"COLUMNS": "120"}).stdout
+    assert "10 more sessions not shown" in out and "--limit" in out
+    assert "2026-03-03 19:00" in out and "2026-03-01 17:00" not in out  # newest first
+    assert "2026-03-01 18:00" in out  # the 50th newest
+    assert "60,000" in out  # the totals count every session
+    every = home.run("report", "session", "--limit", "0", "--timezone", "UTC").stdout
+    assert "not shown" not in every and "2026-03-01 08:00" in every
+    json_out = home.run("report", "session", "--json").stdout
+    assert json_out.count('"id"') == 60  # JSON lists every session unless --limit is given
+    two = home.run("report", "daily", "--limit", "2", "--timezone", "UTC").stdout
+    assert "1 more rows not shown" in two
