@@ -71,3 +71,46 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
         if key.startswith("AITRACK_"):
             monkeypatch.setenv(key, value)
     return Home(root, managed, env)
+
+
+def _real_keychain_problem() -> str | None:
+    """Why the OS keychain cannot be used here, or None when a secure backend round-trips."""
+    from aitrack import keychain
+
+    probe = f"aitrack-test-probe-{os.getpid()}"
+    try:
+        keychain.set_token(probe, "probe")
+        ok = keychain.get_token(probe) == "probe"
+        keychain.delete_token(probe)
+    except keychain.KeychainUnavailable as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a broken D-Bus session, a locked keyring...
+        return f"{type(exc).__name__}: {exc}"
+    return None if ok else "the keychain did not return what was stored"
+
+
+@pytest.fixture(scope="session")
+def real_keychain() -> str:
+    """The real OS keychain (Secret Service under tests/run.sh); its backend's name.
+
+    Skips without one, unless AITRACK_REQUIRE_REAL_KEYRING=1 (CI), where that fails.
+    """
+    from aitrack import keychain
+
+    problem = _real_keychain_problem()
+    if problem:
+        message = f"no real keychain ({problem}): run the tests with `bash tests/run.sh`"
+        if os.environ.get("AITRACK_REQUIRE_REAL_KEYRING") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return keychain.backend_name()
+
+
+@pytest.fixture
+def keychain_account(real_keychain: str):
+    """A keychain account of this test's own, removed afterwards (never a developer's entry)."""
+    from aitrack import keychain
+
+    account = f"aitrack-test-{os.urandom(6).hex()}"
+    yield account
+    keychain.delete_token(account)

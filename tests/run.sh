@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Install what the tests need, then run them against a real keychain and the real agents.
+#
+#   bash tests/run.sh [PYTEST ARGS...]
+#
+# - a virtualenv (.venv, or $AITRACK_VENV) with aitrack and its `test` extra;
+# - Debian's gnome-keyring and dbus when apt is available and they are missing;
+# - the pinned `claude` and `codex` from npm, in $AITRACK_E2E_CACHE (~/.cache/aitrack-e2e);
+# then pytest inside a private D-Bus session with a throwaway, unlocked gnome-keyring, so
+# the keychain tests use the real Secret Service and never touch your own login keyring.
+set -euo pipefail
+
+CLAUDE_VERSION=2.1.328
+CODEX_VERSION=0.169.0
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+venv=${AITRACK_VENV:-$repo/.venv}
+cache=${AITRACK_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aitrack-e2e}
+
+say() { printf 'tests/run.sh: %s\n' "$*" >&2; }
+
+install_debian_packages() {
+    command -v gnome-keyring-daemon >/dev/null && command -v dbus-run-session >/dev/null && return
+    command -v apt-get >/dev/null || { say "no apt-get: install gnome-keyring and dbus yourself"; return; }
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    say "installing gnome-keyring and dbus"
+    $sudo apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gnome-keyring dbus >/dev/null
+}
+
+install_python() {
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo[test]"
+}
+
+install_agents() {
+    if ! command -v npm >/dev/null; then
+        say "no npm: the end-to-end tests with the real claude and codex will not run"
+        return
+    fi
+    local have_claude have_codex
+    have_claude=$("$cache/node_modules/.bin/claude" --version 2>/dev/null || true)
+    have_codex=$("$cache/node_modules/.bin/codex" --version 2>/dev/null || true)
+    if [[ "$have_claude" != "$CLAUDE_VERSION "* || "$have_codex" != *" $CODEX_VERSION" ]]; then
+        say "installing claude $CLAUDE_VERSION and codex $CODEX_VERSION into $cache"
+        mkdir -p "$cache"
+        npm install --prefix "$cache" --no-save --no-audit --no-fund --loglevel=error \
+            "@anthropic-ai/claude-code@$CLAUDE_VERSION" "@openai/codex@$CODEX_VERSION" >/dev/null
+    fi
+    export AITRACK_E2E_BIN_DIR="$cache/node_modules/.bin"
+}
+
+install_debian_packages
+install_python
+install_agents
+
+keyring_home=$(mktemp -d)
+trap 'rm -rf "$keyring_home"' EXIT
+export AITRACK_TEST_KEYRING_HOME="$keyring_home"
+export PATH="$venv/bin:$PATH"
+if command -v dbus-run-session >/dev/null && command -v gnome-keyring-daemon >/dev/null; then
+    # The daemon keeps its keyring files under XDG_DATA_HOME: a temporary one.
+    status=0
+    dbus-run-session -- sh -c '
+        printf pw | XDG_DATA_HOME="$AITRACK_TEST_KEYRING_HOME" \
+            gnome-keyring-daemon --unlock --components=secrets >/dev/null
+        exec python -m pytest "$@"' sh "$@" || status=$?
+    exit "$status"
+fi
+say "no dbus-run-session/gnome-keyring-daemon: keychain tests will skip"
+python -m pytest "$@"
