@@ -16,11 +16,12 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import measure
 
 COMMANDS = (
     ("report daily", ["report", "daily"]),
@@ -82,20 +83,13 @@ def build(ledger_path: Path, sessions: int, seed: int = 1) -> None:
 
 def run(args: list[str], env: dict[str, str]) -> tuple[float, int]:
     """Wall time of one whole `python -m aitrack` process, and its peak RSS in KB."""
-    with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "aitrack", *args], env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
-            err.seek(0)
-            sys.exit(f"aitrack {' '.join(args)} failed: {err.read().decode()}")
-    return elapsed, usage.ru_maxrss
+    result = measure.run([sys.executable, "-m", "aitrack", *args], env)
+    if result.returncode:
+        sys.exit(f"aitrack {' '.join(args)} failed: {result.stderr}")
+    return result.elapsed_s, result.peak_rss_kb
 
 
-def measure(args: list[str], env: dict[str, str], runs: int) -> tuple[float, int]:
+def median_of(args: list[str], env: dict[str, str], runs: int) -> tuple[float, int]:
     """Median wall time and the highest peak RSS (KB) over `runs` runs, after a warm-up."""
     run(args, env)
     results = [run(args, env) for _ in range(runs)]
@@ -123,12 +117,12 @@ def main() -> None:
             t0 = time.perf_counter()
             build(ledger_path, opts.sessions)
             print(f"built in {time.perf_counter() - t0:.1f} s")
-        floor, _ = measure(["--version"], env, opts.runs)
+        floor, _ = median_of(["--version"], env, opts.runs)
         print(f"floor (`aitrack --version`): {floor * 1000:.0f} ms")
         print(f"{'command':<28} {'median':>8} {'peak RSS':>9}  target < {TARGET_S} s")
         worst = 0.0
         for label, args in COMMANDS:
-            median, rss_kb = measure(args, env, opts.runs)
+            median, rss_kb = median_of(args, env, opts.runs)
             worst = max(worst, median)
             ok = "ok" if median < TARGET_S else "SLOW"
             print(f"{label:<28} {median * 1000:>5.0f} ms {rss_kb / 1024:>6.1f} MB  {ok}")
