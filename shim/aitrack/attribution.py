@@ -61,6 +61,6 @@ def default_origins(profile: Profile) -> dict[str, str]:
     out = {}
     if USER_ID not in profile.attributes:
         out[f"attributes.{USER_ID}"] = "default (OS login name)"
-    if USER_EMAIL not in profile.attributes:
+    if USER_EMAIL not in profile.attributes and git_email():
         out[f"attributes.{USER_EMAIL}"] = "default (git config --global user.email)"
     return out

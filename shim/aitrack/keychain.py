@@ -1,18 +1,20 @@
 """The org token in the OS keychain, and nowhere else.
 
 keyring service `aitrack`, username = the profile's `keychain_account`. A token up to
-CHUNK characters is stored as-is (IT scripts and the platform's keychain tools can read
-or rotate it); a longer one is split over `<account>#1..N` with a marker in the main
-entry, because Windows Credential Locker holds only about 1280 characters per entry.
+CHUNK UTF-16 code units is stored as-is (IT scripts and the platform's keychain tools can
+read or rotate it); a longer one is split over `<account>#1..N` with a marker in the main
+entry, because Windows Credential Locker holds only 2560 bytes of UTF-16 (1280 code units;
+a character outside the BMP takes two) per entry.
 There is no plaintext fallback: without a real keychain every call refuses.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 SERVICE = "aitrack"
-CHUNK = 1000
+CHUNK = 1000  # UTF-16 code units per entry, under Windows' 1280
 _MARKER = "aitrack-chunked:v1:"
 NO_KEYCHAIN_FIX = (
     "no usable keychain: install and unlock one (macOS Keychain, Windows Credential Manager, "
@@ -42,6 +44,11 @@ def _backend():
     for leaf in getattr(ring, "backends", None) or [ring]:
         if not _is_insecure(leaf):
             return ring
+    chosen = os.environ.get("PYTHON_KEYRING_BACKEND")
+    if chosen:  # the fix is then to stop choosing it
+        raise KeychainUnavailable(f"no usable keychain: PYTHON_KEYRING_BACKEND={chosen} selects "
+                                  "no secure keychain; unset it for aitrack "
+                                  "(`env -u PYTHON_KEYRING_BACKEND aitrack ...`)")
     raise KeychainUnavailable(f"{NO_KEYCHAIN_FIX} (found only {backend_name(ring)})")
 
 
@@ -82,13 +89,26 @@ def set_token(account: str, token: str) -> None:
         raise ValueError("empty token")
     ring = _backend()
     delete_token(account, ring)
-    if len(token) <= CHUNK:
+    chunks = split(token)
+    if len(chunks) == 1:
         _call(ring.set_password, SERVICE, account, token)
         return
-    chunks = [token[i:i + CHUNK] for i in range(0, len(token), CHUNK)]
     for i, chunk in enumerate(chunks, 1):
         _call(ring.set_password, SERVICE, f"{account}#{i}", chunk)
     _call(ring.set_password, SERVICE, account, f"{_MARKER}{len(chunks)}")
+
+
+def split(token: str) -> list[str]:
+    """Pieces of at most CHUNK UTF-16 code units (what Windows counts), whole characters each."""
+    pieces, start, units = [], 0, 0
+    for i, char in enumerate(token):
+        width = 2 if ord(char) > 0xFFFF else 1
+        if units + width > CHUNK:
+            pieces.append(token[start:i])
+            start, units = i, 0
+        units += width
+    pieces.append(token[start:])
+    return pieces
 
 
 def get_token(account: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 APP = "aitrack"
@@ -73,17 +74,19 @@ def from_strings(saved: dict[str, str]) -> Paths:
     return Paths(*(Path(saved[f]) for f in fields), Path(plist) if plist else None)
 
 
-def default_managed_profile() -> Path:
+def default_managed_profile(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
     if sys.platform == "darwin":
         return Path("/Library/Application Support/aitrack/profile.toml")
     if sys.platform == "win32":
-        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "aitrack" / "profile.toml"
+        return Path(env.get("PROGRAMDATA") or r"C:\ProgramData") / "aitrack" / "profile.toml"
     return Path("/etc/aitrack/profile.toml")
 
 
-def default_managed_plist() -> Path | None:
+def default_managed_plist(env: Mapping[str, str] | None = None) -> Path | None:
     """macOS managed preferences delivered by an MDM configuration profile."""
-    override = os.environ.get("AITRACK_MANAGED_PLIST")
+    env = os.environ if env is None else env
+    override = env.get("AITRACK_MANAGED_PLIST")
     if override:
         return Path(override)
     if sys.platform == "darwin":
@@ -91,12 +94,12 @@ def default_managed_plist() -> Path | None:
     return None
 
 
-def resolve(env: dict[str, str] | None = None) -> Paths:
+def resolve(env: Mapping[str, str] | None = None) -> Paths:
     env = os.environ if env is None else env
     managed = Path(env["AITRACK_MANAGED_PROFILE"]) if env.get("AITRACK_MANAGED_PROFILE") else (
-        default_managed_profile()
+        default_managed_profile(env)
     )
-    plist = default_managed_plist()
+    plist = default_managed_plist(env)
     home = env.get("AITRACK_HOME")
     if home:
         root = Path(home).expanduser()

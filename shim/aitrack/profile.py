@@ -9,6 +9,7 @@ managed endpoint's signals or headers elsewhere.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from aitrack.paths import Paths
 
 SIGNALS = ("metrics", "logs", "traces")
 PROTOCOLS = ("http/protobuf", "http/json")
-ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,254}$")
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,254}")
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+BAD_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters but tab
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 
 # table -> key -> (accepted python types, default)
@@ -150,6 +153,8 @@ def is_loopback_host(host: str | None) -> bool:
 
 def url_problem(url: str) -> str | None:
     """Why a URL may not carry the token, or None when it may."""
+    if re.search(r"[\s\x00-\x1f\x7f]", url):
+        return "not a valid URL (it contains spaces or control characters)"
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -164,94 +169,146 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def _line_of(text: str, table: str | None, key: str | None) -> int | None:
-    """Best-effort line number of `key` (inside `[table]`) for error messages."""
-    lines = text.splitlines()
-    start = 0
-    if table:
-        header = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\]")
-        for i, line in enumerate(lines):
-            if header.match(line):
-                start = i
-                if key is None:
-                    return i + 1
-                break
-        else:
-            return None
-    if key is None:
-        return None
-    pat = re.compile(r"""^\s*["']?""" + re.escape(key) + r"""["']?\s*=""")
-    for i in range(start, len(lines)):
-        if pat.match(lines[i]):
-            return i + 1
-    return None
+# A TOML key part: bare, "basic" or 'literal'; dotted keys join parts with dots.
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_DOTTED = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
+_HEADER_LINE = re.compile(rf"\s*\[\s*({_DOTTED})\s*\]")
+_KEY_LINE = re.compile(rf"\s*({_DOTTED})\s*=")
+KeyLines = dict[tuple[str, ...], int]  # key path -> line number
 
 
-def _where(text: str, table: str | None, key: str | None) -> str:
-    name = ".".join(p for p in (table, key) if p)
-    line = _line_of(text, table, key)
+def _split_key(dotted: str) -> tuple[str, ...]:
+    return tuple(_unquote(p) for p in re.findall(_KEY_PART, dotted))
+
+
+def _unquote(part: str) -> str:
+    if part[0] not in "\"'":
+        return part
+    try:
+        return tomllib.loads(f"k = {part}")["k"]
+    except tomllib.TOMLDecodeError:  # a line inside a multi-line string, not a key
+        return part
+
+
+def _key_lines(text: str) -> KeyLines:
+    """The line of every table header and key in a TOML text, by key path (best effort)."""
+    lines: KeyLines = {}
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), 1):
+        if m := _HEADER_LINE.match(line):
+            table = _split_key(m.group(1))
+            lines.setdefault(table, number)
+        elif m := _KEY_LINE.match(line):
+            lines.setdefault(table + _split_key(m.group(1)), number)
+    return lines
+
+
+def _line(lines: KeyLines, path: tuple[str, ...]) -> int | None:
+    """The key's own line; else where its table first appears; else its parent's line."""
+    if path in lines:
+        return lines[path]
+    inside = [n for p, n in lines.items() if p[:len(path)] == path]
+    if inside:
+        return min(inside)
+    return _line(lines, path[:-1]) if len(path) > 1 else None
+
+
+def _where(lines: KeyLines, *path: str) -> str:
+    # dotted like the origins in `profile show` ("attributes.team.id"); quoted only when
+    # a name is empty or has spaces or control characters
+    name = ".".join(p if p and p.isprintable() and " " not in p
+                    else json.dumps(p, ensure_ascii=False) for p in path)
+    line = _line(lines, path)
     return f"{name} (line {line})" if line else name
+
+
+TOML_TYPES = {bool: "boolean", str: "string", int: "integer", float: "float", list: "array",
+              dict: "table"}  # bool first: a bool is also an int
+
+
+def _toml_type(value: Any) -> str:
+    return next((name for t, name in TOML_TYPES.items() if isinstance(value, t)), "date/time")
 
 
 def validate(data: dict[str, Any], text: str = "") -> list[str]:
     """Every problem in a parsed profile, each naming the key and, where found, its line."""
+    lines = _key_lines(text)
     problems: list[str] = []
     for table, body in data.items():
+        where = _where(lines, table)
         if table not in SCHEMA and table not in FREE_TABLES:
-            problems.append(f"{_where(text, table, None)}: unknown table [{table}]")
+            what = f"unknown table [{table}]" if isinstance(body, dict) else (
+                "unknown top-level key (settings belong in a table such as [endpoint])")
+            problems.append(f"{where}: {what} (known: {', '.join([*SCHEMA, *FREE_TABLES])})")
             continue
         if not isinstance(body, dict):
-            problems.append(f"{_where(text, None, table)}: must be a table")
+            problems.append(f"{where}: must be a table, got {_toml_type(body)}")
             continue
         if table == "attributes":
-            problems += _validate_attributes(body, text)
+            problems += _validate_attributes(body, lines)
         elif table == "prices":
-            problems += _validate_prices(body, text)
+            problems += _validate_prices(body, lines)
         else:
-            problems += _validate_table(table, body, text)
+            problems += _validate_table(table, body, lines)
     return problems
 
 
-def _validate_table(table: str, body: dict[str, Any], text: str) -> list[str]:
+def _validate_table(table: str, body: dict[str, Any], lines: KeyLines) -> list[str]:
     problems = []
     for key, value in body.items():
-        where = _where(text, table, key)
+        where = _where(lines, table, key)
         spec = SCHEMA[table].get(key)
         if spec is None:
-            problems.append(f"{where}: unknown key")
+            problems.append(f"{where}: unknown key (known: {', '.join(SCHEMA[table])})")
             continue
         types, _ = spec
         # bool is an int in Python; never accept true for a number
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            want = " or ".join(t.__name__.replace("str", "string").replace("dict", "table")
-                               for t in types)
-            problems.append(f"{where}: must be a {want}, got {type(value).__name__}")
+            want = "number" if float in types else TOML_TYPES[types[0]]
+            article = "an" if want[0] in "aeiou" else "a"
+            problems.append(f"{where}: must be {article} {want}, got {_toml_type(value)}")
             continue
-        problem = _check_value(table, key, value)
+        if key == "headers":
+            problems += [f"{_where(lines, table, key, name)}: {problem}"
+                         for name, problem in _header_problems(value)]
+            continue
+        problem = _check_value(key, value)
         if problem:
             problems.append(f"{where}: {problem}")
     if table == "endpoint":
-        urls = [k for k in URL_KEYS if body.get(k)]
-        if body and not urls:
-            problems.append(f"{_where(text, 'endpoint', None)}: needs url or a per-signal *_url")
+        problems += _endpoint_problems(body, lines)
     return problems
 
 
-def _check_value(table: str, key: str, value: Any) -> str | None:
+def _endpoint_problems(body: dict[str, Any], lines: KeyLines) -> list[str]:
+    """Every forwarded signal needs somewhere to go."""
+    if not any(body.get(k) for k in URL_KEYS):
+        # [endpoint] is used whole, so a partial one cannot borrow another profile's url
+        return [f"{_where(lines, 'endpoint')}: needs url (or per-signal metrics_url, logs_url, "
+                "traces_url); an [endpoint] is used whole, never merged with another profile's"]
+    signals = body.get("signals", SCHEMA["endpoint"]["signals"][1])
+    if body.get("url") or not isinstance(signals, list):
+        return []
+    return [f"{_where(lines, 'endpoint', 'signals')}: {s} has no URL: set url or {s}_url"
+            for s in signals if s in SIGNALS and not body.get(f"{s}_url")]
+
+
+def _check_value(key: str, value: Any) -> str | None:
     if key in URL_KEYS:
         return url_problem(value)
     if key == "protocol" and value not in PROTOCOLS:
-        return f"must be one of {', '.join(PROTOCOLS)}"
+        return f"must be one of {', '.join(PROTOCOLS)}, got {value!r}"
     if key == "signals":
         bad = [s for s in value if s not in SIGNALS]
         if bad or not value:
-            return f"must list some of {', '.join(SIGNALS)}"
-    if key == "headers":
-        bad = [k for k, v in value.items() if not isinstance(v, str) or not _header_ok(k, v)]
-        if bad:
-            return f"header(s) {', '.join(bad)} must be string values without newlines"
-    if key == "auth_header" and not _header_ok(value, ""):
+            unknown = f"unknown {', '.join(map(repr, bad))}; " if bad else ""
+            return f"{unknown}must list one or more of {', '.join(SIGNALS)}"
+    if key == "auth_header" and not HEADER_NAME.fullmatch(value):
         return "must be a valid HTTP header name"
+    if key == "auth_scheme" and (BAD_HEADER_VALUE.search(value) or value != value.strip()):
+        return "must be a word like Bearer, or \"\" to send the token bare"
+    if key == "keychain_account" and not value.strip():
+        return "must not be empty"
     if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb") and value <= 0:
         return "must be greater than 0"
     if key.endswith("_interval_ms") and value < 100:
@@ -259,35 +316,44 @@ def _check_value(table: str, key: str, value: Any) -> str | None:
     return None
 
 
-def _header_ok(name: str, value: str) -> bool:
-    return bool(re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name)) and not re.search(
-        r"[\r\n\x00]", value
-    )
-
-
-def _validate_attributes(body: dict[str, Any], text: str) -> list[str]:
+def _header_problems(headers: dict[str, Any]) -> list[tuple[str, str]]:
     problems = []
-    for key, value in body.items():
-        where = _where(text, "attributes", key)
-        if not ATTRIBUTE_NAME.match(key):
-            problems.append(f"{where}: invalid attribute name (letters, digits, '.', '_', '-')")
+    for name, value in headers.items():
+        if not HEADER_NAME.fullmatch(name):
+            problems.append((name, "invalid HTTP header name"))
         elif not isinstance(value, str):
-            problems.append(f"{where}: must be a string, got {type(value).__name__}")
+            problems.append((name, f"must be a string, got {_toml_type(value)}"))
+        elif BAD_HEADER_VALUE.search(value):
+            problems.append((name, "header values must not contain newlines or control "
+                                   "characters"))
     return problems
 
 
-def _validate_prices(body: dict[str, Any], text: str) -> list[str]:
+def _validate_attributes(body: dict[str, Any], lines: KeyLines) -> list[str]:
+    problems = []
+    for key, value in body.items():
+        where = _where(lines, "attributes", key)
+        if not ATTRIBUTE_NAME.fullmatch(key):
+            problems.append(f"{where}: invalid attribute name (a letter or _, then letters, "
+                            "digits, '.', '_', '-')")
+        elif not isinstance(value, str):
+            problems.append(f"{where}: must be a string, got {_toml_type(value)}")
+    return problems
+
+
+def _validate_prices(body: dict[str, Any], lines: KeyLines) -> list[str]:
     problems = []
     for model, prices in body.items():
-        where = _where(text, f'prices."{model}"', None) or f"prices.{model}"
         if not isinstance(prices, dict):
-            problems.append(f"prices.{model}: must be a table of per-million-token USD prices")
+            problems.append(f"{_where(lines, 'prices', model)}: must be a table of "
+                            "per-million-token USD prices")
             continue
         for key, value in prices.items():
+            where = _where(lines, "prices", model, key)
             if key not in PRICE_KEYS:
-                problems.append(f"{where}.{key}: unknown price (use {', '.join(PRICE_KEYS)})")
+                problems.append(f"{where}: unknown price (use {', '.join(PRICE_KEYS)})")
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                problems.append(f"{where}.{key}: must be a non-negative number (USD per million)")
+                problems.append(f"{where}: must be a non-negative number (USD per million)")
     return problems
 
 
@@ -303,10 +369,12 @@ def read_file(path: Path) -> dict[str, Any] | None:
     except OSError as exc:
         raise ProfileError(path, [f"cannot read: {exc.strerror}"]) from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # Windows editors and PowerShell may write a BOM
         data = tomllib.loads(text)
-    except UnicodeDecodeError:
-        raise ProfileError(path, ["not UTF-8 text"]) from None
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ProfileError(path, [f"line {line}: not UTF-8 text; save the file as UTF-8"]
+                           ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(path, [f"invalid TOML: {exc}"]) from None
     problems = validate(data, text)

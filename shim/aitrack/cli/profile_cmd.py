@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from aitrack.cli.common import echo_json, load_profile
+from aitrack.cli.common import UserError, echo_json, load_profile
 
 
 @click.group("profile")
@@ -58,12 +58,19 @@ def show(as_json: bool, origin: bool) -> None:
 
 
 def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+    import json
+    import re
+
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
 
 
 def _toml_value(value) -> str:
     import tomlkit
 
+    if isinstance(value, dict):  # headers, a model's prices: one line, not a [table] body
+        table = tomlkit.inline_table()
+        table.update(value)
+        return table.as_string()
     return tomlkit.item(value).as_string()
 
 
@@ -79,7 +86,7 @@ def validate(file: Path) -> None:
     from aitrack.profile import ProfileError, read_file
 
     if not file.exists():
-        raise click.ClickException(f"{file}: no such file")
+        raise UserError(f"{file}: no such file")
     try:
         read_file(file)
     except ProfileError as exc:

@@ -18,9 +18,16 @@ def _account(account: str | None) -> str:
 
 def _read_token() -> str:
     """From stdin when piped (how MDM scripts provision it), else a hidden prompt."""
-    if sys.stdin is None or not sys.stdin.isatty():
-        data = sys.stdin.read() if sys.stdin else ""
-        return data[:-1] if data.endswith("\n") else data
+    if sys.stdin is None:
+        return ""
+    if not sys.stdin.isatty():
+        # bytes decoded as UTF-8: the console code page (Windows) would garble a unicode token
+        data = getattr(sys.stdin, "buffer", sys.stdin).read()
+        try:
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+        except UnicodeDecodeError:
+            raise UserError("the token on stdin is not UTF-8 text") from None
+        return text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
     return click.prompt("Token", hide_input=True, confirmation_prompt=True, err=True)
 
 
@@ -36,9 +43,12 @@ def token_group() -> None:
     """
 
 
-@token_group.command("set")
+# Extra arguments are caught below rather than by click, whose error would echo them.
+@token_group.command("set", context_settings={"ignore_unknown_options": True,
+                                              "allow_extra_args": True})
 @click.option("--account", help=ACCOUNT_HELP)
-def set_token(account: str | None) -> None:
+@click.pass_context
+def set_token(ctx: click.Context, account: str | None) -> None:
     """Read the token from stdin or a hidden prompt and store it in the keychain.
 
     The token is never taken as an argument: arguments end up in shell history and ps.
@@ -49,12 +59,17 @@ def set_token(account: str | None) -> None:
     """
     from aitrack import keychain
 
-    name = _account(account)
-    token = _read_token()
-    if not token or token != token.strip():
-        raise UserError("the token is empty or has surrounding whitespace: pipe it with "
+    if ctx.args:
+        raise UserError("`token set` takes no argument but --account: the token comes from stdin "
+                        "or a hidden prompt, never an argument (shell history, ps); pipe it with "
                         "`printf %s \"$TOKEN\" | aitrack token set`")
+    name = _account(account)
     try:
+        keychain.backend_name()  # refuse before prompting for a token that cannot be kept
+        token = _read_token()
+        if not token or token != token.strip():
+            raise UserError("the token is empty or has surrounding whitespace: pipe it with "
+                            "`printf %s \"$TOKEN\" | aitrack token set`")
         keychain.set_token(name, token)
     except keychain.KeychainUnavailable as exc:
         raise UserError(str(exc)) from None
