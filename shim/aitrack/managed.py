@@ -1,24 +1,40 @@
 """Where IT's managed settings come from, and in which order they win.
 
-Precedence inside the managed layer, first wins per key:
+Precedence inside the managed layer, first wins per key (`[endpoint]` as a whole):
   1. MDM-native settings: macOS managed preferences for the domain `io.aitrack`
      (`/Library/Managed Preferences/io.aitrack.plist`), or the Windows policy key
      `HKLM\\SOFTWARE\\Policies\\aitrack`;
   2. the managed TOML file (`paths.managed_profile`).
 All of them win over the user profile. Any broken source makes aitrack local-only.
+
+The registry holds one subkey per table (`endpoint`, `attributes`, `telemetry`, `prices`)
+and one more level for `endpoint\\headers` and `prices\\<model>`. Table and setting names
+match case-insensitively, as registry names do; REG_DWORD 0/1 are booleans, REG_SZ numbers
+are accepted where a number is expected (REG_DWORD cannot hold 0.25), REG_MULTI_SZ is a list.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aitrack.paths import Paths
-from aitrack.profile import SCHEMA, Layer, ProfileError, read_file, validate
+from aitrack.profile import (
+    FREE_TABLES,
+    PRICE_KEYS,
+    SCHEMA,
+    Layer,
+    ProfileError,
+    read_file,
+    validate,
+)
 
+MAX_PLIST_BYTES = 1024 * 1024  # managed preferences are a few KiB
 REGISTRY_KEY = r"SOFTWARE\Policies\aitrack"
+REGISTRY_SOURCE = "HKLM\\" + REGISTRY_KEY  # how origins and problems name it
 
 # A registry reader returns (values, subkey names) for a key path under HKLM, or None.
 RegistryReader = Callable[[str], tuple[dict[str, Any], list[str]] | None]
@@ -32,8 +48,9 @@ def layers(paths: Paths, env: dict[str, str] | None = None,
     sources: list[tuple[str, Callable[[], dict[str, Any] | None]]] = []
     if paths.managed_plist is not None:
         sources.append((str(paths.managed_plist), lambda: read_plist(paths.managed_plist)))
-    if sys.platform == "win32":
-        sources.append((r"HKLM\\" + REGISTRY_KEY, lambda: read_registry(_winreg_reader())))
+    reader = registry_reader()
+    if reader is not None:
+        sources.append((REGISTRY_SOURCE, lambda: read_registry(reader)))
     sources.append((str(paths.managed_profile), lambda: read_file(paths.managed_profile)))
     for source, read in sources:
         try:
@@ -48,22 +65,61 @@ def layers(paths: Paths, env: dict[str, str] | None = None,
 
 def read_plist(path: Path) -> dict[str, Any] | None:
     import plistlib
+    from xml.parsers.expat import ExpatError
 
     try:
         with open(path, "rb") as fh:
-            raw = plistlib.load(fh)
+            blob = fh.read(MAX_PLIST_BYTES + 1)
     except FileNotFoundError:
         return None
-    except (OSError, plistlib.InvalidFileException, ValueError) as exc:
+    except OSError as exc:
+        raise ProfileError(path, [f"cannot read: {exc.strerror}"]) from None
+    problem = _plist_problem(blob)
+    if problem:
+        raise ProfileError(path, [f"unreadable managed preferences: {problem}"])
+    try:
+        raw = plistlib.loads(blob)
+    # damaged files also raise ExpatError (truncated XML), LookupError (an unknown XML
+    # encoding) and IndexError (a binary plist's offsets): none is a ValueError
+    except (plistlib.InvalidFileException, ValueError, ExpatError, LookupError) as exc:
         raise ProfileError(path, [f"unreadable managed preferences: {exc}"]) from None
     if not isinstance(raw, dict):
         raise ProfileError(path, ["managed preferences must be a dictionary"])
+    if not _string_keys(raw):
+        raise ProfileError(path, ["unreadable managed preferences: a key that is not a "
+                                  "string, or a container that holds itself"])
     # MDM payload bookkeeping keys (PayloadUUID, ...) are not settings.
     data = {k: v for k, v in raw.items() if not k.startswith("Payload")}
     problems = validate(data)
     if problems:
         raise ProfileError(path, problems)
     return data
+
+
+def _string_keys(node: Any, seen: tuple[int, ...] = ()) -> bool:
+    """All dictionary keys are strings, and no container holds itself (a damaged binary
+    plist can give both)."""
+    if isinstance(node, (dict, list)):
+        if id(node) in seen:
+            return False
+        seen = (*seen, id(node))
+        if isinstance(node, dict):
+            return all(isinstance(k, str) and _string_keys(v, seen) for k, v in node.items())
+        return all(_string_keys(v, seen) for v in node)
+    return True
+
+
+def _plist_problem(blob: bytes) -> str | None:
+    """Checks plistlib lacks: a damaged binary plist can make it allocate gigabytes."""
+    if len(blob) > MAX_PLIST_BYTES:
+        return f"larger than {MAX_PLIST_BYTES // 1024} KiB"
+    if blob.startswith(b"bplist00") and len(blob) >= 40:
+        import struct
+
+        objects = struct.unpack(">Q", blob[-24:-16])[0]  # the trailer's object count
+        if objects > len(blob):
+            return "damaged binary plist (its object count exceeds its size)"
+    return None
 
 
 def read_registry(reader: RegistryReader) -> dict[str, Any] | None:
@@ -73,30 +129,73 @@ def read_registry(reader: RegistryReader) -> dict[str, Any] | None:
         return None
     _, tables = root
     data: dict[str, Any] = {}
-    for table in tables:
-        values, subkeys = reader(f"{REGISTRY_KEY}\\{table}") or ({}, [])
-        body = {k: _coerce(table, k, v) for k, v in values.items()}
+    for stored in tables:
+        table = _known(stored, (*SCHEMA, *FREE_TABLES))
+        values, subkeys = reader(f"{REGISTRY_KEY}\\{stored}") or ({}, [])
+        body = data.setdefault(table, {})
+        for key, value in values.items():
+            if not key:  # a key's (Default) value holds no setting
+                continue
+            key = _known(key, SCHEMA.get(table, {}))
+            body[key] = _coerce(table, key, value)
         for sub in subkeys:  # endpoint\headers, prices\<model>
-            sub_values, _ = reader(f"{REGISTRY_KEY}\\{table}\\{sub}") or ({}, [])
-            body[sub] = dict(sub_values)
-        data[table] = body
+            sub_values, _ = reader(f"{REGISTRY_KEY}\\{stored}\\{sub}") or ({}, [])
+            sub_key = _known(sub, SCHEMA.get(table, {}))
+            names = PRICE_KEYS if table == "prices" else ()
+            body[sub_key] = {_known(k, names): _coerce_nested(table, v)
+                             for k, v in sub_values.items() if k}
     problems = validate(data)
     if problems:
-        raise ProfileError(Path("HKLM\\" + REGISTRY_KEY), problems)
+        raise ProfileError(Path(REGISTRY_SOURCE), problems)
     return data or None
 
 
+_BOOLS = {"0": False, "1": True, "false": False, "true": True}
+
+
+def _known(name: str, names) -> str:
+    """The schema's spelling of a registry name (registry names are case-insensitive)."""
+    return next((n for n in names if n.lower() == name.lower()), name)
+
+
 def _coerce(table: str, key: str, value: Any) -> Any:
-    """REG_DWORD carries booleans as 0/1; REG_SZ may carry numbers for float keys."""
+    """REG_DWORD carries booleans as 0/1; REG_SZ may carry numbers for number keys."""
+    if table == "attributes" and isinstance(value, int):
+        return str(value)  # a cost centre entered as a REG_DWORD
     types = SCHEMA.get(table, {}).get(key, ((object,), None))[0]
     if bool in types and isinstance(value, int):
         return bool(value)
-    if float in types and isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
+    if bool in types and isinstance(value, str) and value.strip().lower() in _BOOLS:
+        return _BOOLS[value.strip().lower()]
+    if isinstance(value, str) and (float in types or int in types):
+        return _number(value, float in types)
     return value
+
+
+def _coerce_nested(table: str, value: Any) -> Any:
+    """Prices are numbers, usually written as REG_SZ ("2.5")."""
+    if table == "prices" and isinstance(value, str):
+        return _number(value, True)
+    return value
+
+
+def _number(text: str, allow_float: bool) -> Any:
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return text  # validation names the key and the wrong type
+    if not math.isfinite(number):
+        return text
+    if number.is_integer() and not (allow_float and "." in text):
+        return int(number)
+    return number if allow_float else text
+
+
+def registry_reader() -> RegistryReader | None:
+    """The Windows policy key's reader; None elsewhere. Tests replace this with a fake."""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        return _winreg_reader()
+    return None
 
 
 def _winreg_reader() -> RegistryReader:  # pragma: no cover - Windows only
@@ -104,14 +203,17 @@ def _winreg_reader() -> RegistryReader:  # pragma: no cover - Windows only
 
     def read(path: str) -> tuple[dict[str, Any], list[str]] | None:
         try:
-            key = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, path)
+            key = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, path, 0,
+                                 winreg.KEY_READ | winreg.KEY_WOW64_64KEY)
         except OSError:
             return None
         with key:
             n_sub, n_val, _ = winreg.QueryInfoKey(key)
             values = {}
             for i in range(n_val):
-                name, value, _kind = winreg.EnumValue(key, i)
+                name, value, kind = winreg.EnumValue(key, i)
+                if kind == winreg.REG_EXPAND_SZ:  # e.g. %ProgramData%\aitrack\ca.pem
+                    value = winreg.ExpandEnvironmentStrings(value)
                 values[name] = value
             subs = [winreg.EnumKey(key, i) for i in range(n_sub)]
         return values, subs

@@ -1,0 +1,200 @@
+#!/bin/sh
+# Install aitrack system-wide on Linux: its own virtualenv, the `aitrack` command, the
+# `claude`/`codex` shims first on every login shell's PATH, and optionally IT's profile.
+#
+#   sudo sh install.sh [--profile FILE] [--wheel FILE | --source DIR] [--wheelhouse DIR]
+#   sudo sh install.sh --uninstall
+#
+# Options:
+#   --prefix DIR      where aitrack lives (default /opt/aitrack): DIR/venv, DIR/shims
+#   --bindir DIR      where the `aitrack` command is linked (default /usr/local/bin)
+#   --python PY       interpreter for the virtualenv, 3.11 or newer (default python3)
+#   --wheel FILE      install this aitrack wheel
+#   --source DIR      install from this source tree (default: the wheel next to this script,
+#                     else the source tree this script is part of)
+#   --wheelhouse DIR  install offline: every wheel needed is in DIR (no package index)
+#   --profile FILE    managed profile, validated, then installed as /etc/aitrack/profile.toml
+#   --uninstall       remove everything this script installed (not users' own data or tokens)
+# Environment:
+#   DESTDIR=DIR       install under DIR as an alternate root (CI, tests): paths written into
+#                     the installed files point into DIR, so the result runs from there.
+#                     A virtualenv cannot be moved, so this is not a packaging stage.
+#
+# Re-running is safe: it upgrades aitrack in place, rewrites the shims and keeps the
+# installed profile unless --profile is given. Exit status 0 on success.
+set -eu
+
+prefix=/opt/aitrack
+bindir=/usr/local/bin
+python=python3
+wheel=
+source=
+wheelhouse=
+profile=
+uninstall=
+root=${DESTDIR:-}
+root=${root%/}
+here=$(cd -P -- "$(dirname -- "$0")" && pwd)
+
+say() { printf 'aitrack install: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+need_arg() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)"; fi; }
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --prefix) need_arg "$@"; prefix=$2; shift 2 ;;
+        --bindir) need_arg "$@"; bindir=$2; shift 2 ;;
+        --python) need_arg "$@"; python=$2; shift 2 ;;
+        --wheel) need_arg "$@"; wheel=$2; shift 2 ;;
+        --source) need_arg "$@"; source=$2; shift 2 ;;
+        --wheelhouse) need_arg "$@"; wheelhouse=$2; shift 2 ;;
+        --profile) need_arg "$@"; profile=$2; shift 2 ;;
+        --uninstall) uninstall=1; shift ;;
+        -h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+done
+case $prefix in /*) ;; *) die "--prefix must be an absolute path" ;; esac
+case $bindir in /*) ;; *) die "--bindir must be an absolute path" ;; esac
+prefix=${prefix%/}
+bindir=${bindir%/}
+
+# What this script owns. The manifest lists files outside the prefix, for --uninstall.
+home=$root$prefix
+venv=$home/venv
+shims=$home/shims
+manifest=$home/installed-files
+link=$root$bindir/aitrack
+profile_d=$root/etc/profile.d/aitrack.sh
+managed_dir=$root/etc/aitrack
+managed=$managed_dir/profile.toml
+marker="# aitrack: installed by installers/linux/install.sh"
+
+umask 022  # the venv and shims must be readable by every user, whatever root's umask is
+
+remove_if_ours() {  # FILE: remove it if its first lines carry our marker
+    [ -f "$1" ] || return 0
+    if head -n 3 "$1" | grep -q "^$marker"; then rm -f "$1"; fi
+}
+
+do_uninstall() {
+    if [ -f "$manifest" ]; then
+        while IFS= read -r path; do
+            case $path in
+                "$link"|"$root"*/aitrack)  # the command link: only if it points into the prefix
+                    if [ -L "$path" ]; then
+                        case $(readlink "$path") in "$home"/*) rm -f "$path" ;; esac
+                    fi ;;
+                "$profile_d") remove_if_ours "$path" ;;
+                "$managed") rm -f "$path" ;;
+            esac
+        done < "$manifest"
+    else  # no manifest (an interrupted install): the default locations
+        if [ -L "$link" ]; then
+            case $(readlink "$link") in "$home"/*) rm -f "$link" ;; esac
+        fi
+        remove_if_ours "$profile_d"
+    fi
+    rmdir "$managed_dir" 2>/dev/null || true
+    rm -rf "$home"
+    say "removed aitrack from $home (users' ledgers and keychain tokens are theirs: run" \
+        "\`aitrack token delete\` in each user's session before uninstalling to revoke them)"
+}
+
+if [ -n "$uninstall" ]; then
+    do_uninstall
+    exit 0
+fi
+
+# ------------------------------------------------------------------ checks before changing anything
+
+[ -z "$profile" ] || [ -f "$profile" ] || die "--profile $profile: no such file"
+if [ -z "$wheel" ] && [ -z "$source" ]; then
+    for candidate in "$here"/aitrack-*.whl; do
+        [ -f "$candidate" ] && wheel=$candidate
+    done
+    [ -n "$wheel" ] || source=$(cd -P -- "$here/../.." && pwd)
+fi
+if [ -n "$wheel" ]; then
+    [ -f "$wheel" ] || die "--wheel $wheel: no such file"
+    package=$wheel
+else
+    [ -f "$source/pyproject.toml" ] || die "$source is not aitrack's source tree (no pyproject.toml): give --wheel or --source"
+    package=$source
+fi
+[ -z "$wheelhouse" ] || [ -d "$wheelhouse" ] || die "--wheelhouse $wheelhouse: no such directory"
+command -v "$python" >/dev/null 2>&1 || die "$python not found: install Python 3.11 or newer, or give --python"
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "$python is Python $("$python" -c 'import platform; print(platform.python_version())'), aitrack needs 3.11 or newer: give --python"
+if [ -e "$link" ] && ! { [ -L "$link" ] && case $(readlink "$link") in "$home"/*) true ;; *) false ;; esac; }; then
+    die "$link exists and is not this installation's link: remove it or give --bindir"
+fi
+for dir in "$root$bindir" "$root/etc/profile.d" "$(dirname -- "$home")"; do
+    if ! mkdir -p "$dir" 2>/dev/null || [ ! -w "$dir" ]; then
+        die "cannot write to $dir: run as root (sudo), or set DESTDIR or --prefix/--bindir"
+    fi
+done
+
+# ------------------------------------------------------------------ the virtualenv
+
+fresh=
+if ! "$venv/bin/python" -c '' >/dev/null 2>&1; then  # missing, or its interpreter is gone
+    rm -rf "$venv"
+    fresh=1
+    "$python" -m venv "$venv" || die "cannot create a virtualenv with $python (Debian/Ubuntu: apt-get install python3-venv)"
+fi
+set -- --disable-pip-version-check --no-input --quiet
+[ -z "$wheelhouse" ] || set -- "$@" --no-index --find-links "$wheelhouse"
+"$venv/bin/python" -m pip install "$@" --upgrade "$package" \
+    || die "pip could not install $package into $venv (offline? give --wheelhouse DIR)"
+aitrack=$venv/bin/aitrack
+"$aitrack" --version >/dev/null || die "the installed aitrack does not run: see the error above"
+
+if [ -n "$profile" ]; then
+    if ! "$aitrack" profile validate "$profile"; then
+        [ -z "$fresh" ] || rm -rf "$home"
+        die "$profile is not a valid profile (problems above): nothing else was changed"
+    fi
+fi
+
+# ------------------------------------------------------------------ what users see
+
+# its PATH hint is for a per-user install: the profile.d script below does that here
+err=$("$aitrack" shims install --dir "$shims" 2>&1 >/dev/null) || die "cannot install the shims: $err"
+
+ln -sfn "$venv/bin/aitrack" "$link"
+
+tmp=$profile_d.tmp.$$
+cat > "$tmp" <<EOF
+$marker
+# Puts the claude and codex shims first on PATH, so both are tracked by aitrack.
+case \${PATH:-} in
+    "$shims"|"$shims":*) ;;
+    *) PATH="$shims\${PATH:+:\$PATH}"; export PATH ;;
+esac
+EOF
+if [ -n "$root" ]; then  # an alternate root: the installed aitrack reads its profile there
+    printf 'AITRACK_MANAGED_PROFILE=%s; export AITRACK_MANAGED_PROFILE\n' "$managed" >> "$tmp"
+fi
+chmod 0644 "$tmp"
+mv -f "$tmp" "$profile_d"
+
+if [ -n "$profile" ]; then
+    mkdir -p "$managed_dir"
+    cp "$profile" "$managed.tmp.$$"
+    chmod 0644 "$managed.tmp.$$"
+    mv -f "$managed.tmp.$$" "$managed"
+fi
+
+{
+    printf '%s\n' "$link" "$profile_d"
+    if [ -n "$profile" ] || grep -qxF "$managed" "$manifest" 2>/dev/null; then
+        printf '%s\n' "$managed"
+    fi
+} > "$manifest.tmp.$$"
+mv -f "$manifest.tmp.$$" "$manifest"
+
+say "installed $("$aitrack" --version) in $home"
+say "command: $link; shims: $shims (first on PATH in new login shells via $profile_d)"
+[ -z "$profile" ] || say "managed profile: $managed"
+say "next, in each user's session: printf %s \"\$TOKEN\" | aitrack token set; then \`aitrack doctor\`"

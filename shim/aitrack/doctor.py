@@ -1,0 +1,602 @@
+"""`aitrack doctor`: what is wrong with this machine's aitrack, and how to fix it.
+
+Each check is a plain function returning a `Check` (PASS, WARN or FAIL, a one-line summary
+and, unless it passed, a one-line fix). Checks that wait on something (the endpoint, the
+tools' `--version`) run in parallel. Nothing here prints or returns the token or a header
+value: the token only goes into the probe request's auth header, and header values found in
+files or the environment are reported by header name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aitrack import shims
+from aitrack.paths import Paths
+from aitrack.profile import Profile
+
+PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+PROBE_TIMEOUT_S = 10.0
+VERSION_TIMEOUT_S = 5.0
+STALE_BACKLOG_S = 3600.0  # a payload pending longer than this is a backlog, not in flight
+OUTBOX_FULL = 0.8  # of endpoint.outbox_max_mb: the size bound is about to evict payloads
+CLAUDE_MANAGED_SETTINGS_VAR = "AITRACK_CLAUDE_MANAGED_SETTINGS"
+OTLP_HEADER_VARS = tuple(f"OTEL_EXPORTER_OTLP_{s}HEADERS"
+                         for s in ("", "METRICS_", "LOGS_", "TRACES_"))
+_OTLP_REDIRECT = re.compile(r"OTEL_EXPORTER_OTLP_(?:(?:METRICS|LOGS|TRACES)_)?(?:ENDPOINT|HEADERS)")
+_SECRET_NAME = re.compile(r"auth|key|token|secret|passw|team|cookie|signature|credential", re.I)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_RC_FILES = (".zshenv", ".zprofile", ".zshrc", ".bash_profile", ".bash_login", ".bashrc",
+             ".profile", ".config/fish/config.fish")
+_RC_ASSIGN = re.compile(r"^\s*(?:export\s+|setenv\s+|set\s+(?:-\w+\s+)*)?"
+                        r"(OTEL_EXPORTER_OTLP_(?:(?:METRICS|LOGS|TRACES)_)?HEADERS)(?:=|\s+)(.*)")
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # PASS | WARN | FAIL
+    summary: str
+    fix: str | None = None
+    details: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)  # machine-readable facts; never a secret
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Context:
+    env: Mapping[str, str]
+    paths: Paths
+    profile: Profile
+    home: Path
+    token: str | None = field(default=None, repr=False)  # for the probe's header only
+
+
+def worst(checks: list[Check]) -> str:
+    statuses = {c.status for c in checks}
+    return FAIL if FAIL in statuses else WARN if WARN in statuses else PASS
+
+
+def run(env: Mapping[str, str] | None = None, debug: bool = False) -> list[Check]:
+    """Every check, in display order. With `debug`, a check that crashes raises."""
+    from aitrack import paths, profile
+
+    def _guarded(name: str, fn: Callable[[], Check]) -> Check:
+        """A check that crashes is a FAIL naming the crash, not a traceback over the others."""
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001
+            if debug:
+                raise
+            return Check(name, FAIL, f"the check itself failed: {type(exc).__name__}: {exc}",
+                         "run `aitrack --debug doctor` and report it")
+
+    env = os.environ if env is None else env
+    locations = paths.resolve(env)
+    ctx = Context(env, locations, profile.load(locations, dict(env)),
+                  Path(env.get("HOME") or os.path.expanduser("~")))
+    checks = [_guarded("profile", lambda: check_profile(ctx)),
+              _guarded("keychain", lambda: check_keychain(ctx))]
+    slow = [("endpoint", lambda: check_endpoint(ctx))]
+    slow += [(tool, lambda t=tool: check_tool(ctx, t)) for tool in shims.TOOLS]
+    with ThreadPoolExecutor(len(slow)) as pool:
+        checks += list(pool.map(lambda item: _guarded(*item), slow))
+    ctx.token = None
+    for name, fn in (("shims", check_shims), ("claude-settings", check_claude_settings),
+                     ("plaintext-tokens", check_plaintext_tokens), ("ledger", check_ledger),
+                     ("outbox", check_outbox)):
+        checks.append(_guarded(name, lambda fn=fn: fn(ctx)))
+    return checks
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def shown_url(url: str | None) -> str:
+    """A URL without credentials or query (where some endpoints take a key)."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+# ---------------------------------------------------------------- profile
+
+
+def check_profile(ctx: Context) -> Check:
+    from aitrack import managed
+    from aitrack.profile import ProfileError, read_file
+
+    p, paths = ctx.profile, ctx.paths
+    details: list[str] = []
+    broken_managed: list[str] = []
+    sources: list[tuple[str, Callable[[], object]]] = []
+    if paths.managed_plist is not None:
+        sources.append((f"managed plist {paths.managed_plist}",
+                        lambda: managed.read_plist(paths.managed_plist)))
+    reader = managed.registry_reader()
+    if reader is not None:
+        sources.append((f"managed registry {managed.REGISTRY_SOURCE}",
+                        lambda: managed.read_registry(reader)))
+    sources.append((f"managed TOML {paths.managed_profile}",
+                    lambda: read_file(paths.managed_profile)))
+    sources.append((f"user TOML {paths.user_profile}", lambda: read_file(paths.user_profile)))
+    user_problems: list[str] = []
+    for label, read in sources:
+        try:
+            data = read()
+        except ProfileError as exc:
+            details.append(f"{label}: INVALID: {exc.problems[0]}"
+                           + (f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""))
+            (user_problems if label.startswith("user") else broken_managed).append(label)
+            continue
+        if data:
+            details.append(f"{label}: ok ({', '.join(sorted(data))})")
+        else:
+            details.append(f"{label}: not present")
+    details += [f"ignored: {line}" for line in p.shadowed]
+    if p.endpoint is not None:
+        origin = p.origins.get("endpoint.url") or next(
+            (v for k, v in p.origins.items() if k.startswith("endpoint.") and v != "default"), "")
+        url = p.endpoint.url or p.endpoint.signal_url(p.endpoint.signals[0])
+        m = re.fullmatch(r"(\w+) \((.*)\)", origin)
+        mode = (f"forwarding {', '.join(p.endpoint.signals)} to {shown_url(url)} "
+                f"(endpoint from the {m[1]} profile {m[2]})" if m else "")
+    else:
+        mode = "local-only: no endpoint configured, usage stays in the local ledger"
+    data = {"mode": "forwarding" if p.endpoint else "local-only",
+            "endpoint_url": shown_url(p.endpoint.url) if p.endpoint else None}
+    if broken_managed:
+        where = broken_managed[0].split(" ", 2)[2]
+        return Check("profile", FAIL, f"the managed profile is invalid, so aitrack runs "
+                     f"local-only and forwards nothing ({where})",
+                     f"IT: fix {where} (check a TOML file with `aitrack profile validate FILE`); "
+                     "`aitrack profile show` lists every problem", details, data)
+    if user_problems:
+        where = user_problems[0].split(" ", 2)[2]
+        return Check("profile", WARN, f"your profile {where} is invalid and ignored; {mode}",
+                     f"fix it (`aitrack profile validate {where}`) or delete it", details, data)
+    return Check("profile", PASS, mode, None, details, data)
+
+
+# ---------------------------------------------------------------- keychain and endpoint
+
+
+def check_keychain(ctx: Context) -> Check:
+    from aitrack import keychain
+
+    endpoint = ctx.profile.endpoint
+    if endpoint is None:
+        return Check("keychain", PASS, "not needed: local-only (no endpoint to send a token to)")
+    account = endpoint.keychain_account
+    try:
+        backend = keychain.backend_name()
+        token = keychain.get_token(account)
+    except keychain.KeychainUnavailable as exc:
+        why = re.sub(r",? (?:then )?(?:or )?run `aitrack doctor`", "", str(exc))
+        return Check("keychain", FAIL, f"cannot read the token: {why}",
+                     "make a keychain available and unlocked, then `aitrack token set`",
+                     data={"account": account, "backend": None, "token_present": False})
+    data = {"account": account, "backend": backend, "token_present": token is not None}
+    if token is None:
+        return Check("keychain", FAIL, f"no token for account {account!r} in {backend}: "
+                     "nothing can be forwarded",
+                     "run `aitrack token set` (IT: pipe it in from the MDM's user-context script, "
+                     "see installers/README.md)", data=data)
+    ctx.token = token
+    return Check("keychain", PASS, f"token present for account {account!r} in {backend}",
+                 data=data)
+
+
+def check_endpoint(ctx: Context) -> Check:
+    endpoint = ctx.profile.endpoint
+    if endpoint is None:
+        return Check("endpoint", PASS, "not checked: local-only, nothing is forwarded")
+    from aitrack import transport
+
+    signal = "metrics" if "metrics" in endpoint.signals else endpoint.signals[0]
+    url = endpoint.signal_url(signal)
+    json_body = endpoint.protocol == "http/json"
+    # An empty Export<Signal>ServiceRequest: b"" in protobuf, {} in JSON.
+    body, content_type = (b"{}", "application/json") if json_body else (
+        b"", "application/x-protobuf")
+    probe = replace(endpoint, timeout_s=min(endpoint.timeout_s, PROBE_TIMEOUT_S))
+    token = ctx.token
+    answer = transport.post(probe, url, body, content_type, token)
+    ms = round(answer.elapsed_s * 1000)
+    secrets = [token or "", *endpoint.headers.values()]
+    where = shown_url(url)
+    data = {"url": where, "protocol": endpoint.protocol, "http_status": answer.status,
+            "elapsed_ms": ms, "token_sent": token is not None}
+    error = redact(answer.error or "", secrets)
+    status = answer.status
+    if status is not None and 200 <= status < 300:
+        what = "accepted the token" if token else "accepted a request without a token"
+        return Check("endpoint", PASS if token else WARN,
+                     f"{where} {what} (HTTP {status} in {ms} ms)",
+                     None if token else "run `aitrack token set`", data=data)
+    if status is None:
+        return Check("endpoint", FAIL, f"{where} unreachable after {ms} ms: {error}",
+                     "check the network or VPN, the proxy (HTTPS_PROXY), endpoint.url, and for "
+                     "TLS errors endpoint.ca_bundle; payloads wait in the outbox meanwhile",
+                     data=data)
+    if status in (401, 403):
+        if token is None:
+            return Check("endpoint", WARN, f"{where} is reachable but wants a token "
+                         f"(HTTP {status} in {ms} ms) and none is stored",
+                         "run `aitrack token set`", data=data)
+        return Check("endpoint", FAIL, f"{where} rejected the token (HTTP {status} in {ms} ms)",
+                     "store a valid token with `aitrack token set` (ask IT whether it was "
+                     f"revoked); check endpoint.auth_header ({endpoint.auth_header}) and "
+                     "auth_scheme", data=data)
+    if status in (404, 405, 415):
+        fix = ("check endpoint.protocol" if status == 415 else
+               f"check endpoint.url or endpoint.{signal}_url (the full /v1/{signal} path)")
+        return Check("endpoint", FAIL, f"{where} answered HTTP {status} in {ms} ms: {error}",
+                     fix, data=data)
+    if status == 429 or status >= 500:
+        return Check("endpoint", WARN, f"{where} is temporarily unavailable (HTTP {status} in "
+                     f"{ms} ms)", "nothing to do if it passes: aitrack retries; "
+                     "otherwise tell IT", data=data)
+    return Check("endpoint", WARN, f"{where} answered an empty export with HTTP {status} in "
+                 f"{ms} ms: {error}", "if real payloads fail too, `aitrack flush --json` shows "
+                 "the endpoint's answers; tell IT", data=data)
+
+
+# ---------------------------------------------------------------- the tools and the shims
+
+
+def check_tool(ctx: Context, name: str) -> Check:
+    from aitrack import adapters, launcher
+
+    override = adapters.load(name).BIN_ENV
+    binary = launcher.find_real_binary(name, override, str(ctx.paths.shim_dir), dict(ctx.env))
+    if ctx.env.get(override) and not (binary and os.path.isfile(binary)):
+        return Check(name, FAIL, f"{override}={ctx.env[override]} does not exist",
+                     f"point {override} at the {name} executable or unset it")
+    if binary is None:
+        return Check(name, WARN, f"{name} is not installed (not on PATH)",
+                     f"install {name} if you use it (or set {override})", data={"path": None})
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                             timeout=VERSION_TIMEOUT_S, stdin=subprocess.DEVNULL,
+                             env=_without_redirection(ctx.env), errors="replace")
+    except subprocess.TimeoutExpired:
+        return Check(name, FAIL, f"{binary} --version did not answer in {VERSION_TIMEOUT_S:g} s",
+                     f"reinstall {name}", data={"path": binary})
+    except OSError as exc:
+        return Check(name, FAIL, f"{binary} cannot run: {exc.strerror or exc}",
+                     f"reinstall {name}", data={"path": binary})
+    first = (out.stdout.strip() or out.stderr.strip()).splitlines()
+    version = first[0][:80] if first else ""
+    if out.returncode != 0:
+        return Check(name, FAIL, f"{binary} --version failed (exit {out.returncode})"
+                     + (f": {version}" if version else ""), f"reinstall {name}",
+                     data={"path": binary, "version": None})
+    return Check(name, PASS, f"{binary} ({version or 'version unknown'})",
+                 data={"path": binary, "version": version})
+
+
+def _without_redirection(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if not _OTLP_REDIRECT.fullmatch(k)}
+
+
+def shim_dirs(paths: Paths) -> list[Path]:
+    """Where aitrack's own installs put shims: per user, and next to this aitrack's venv."""
+    return [paths.shim_dir, Path(sys.prefix).parent / "shims"]
+
+
+def check_shims(ctx: Context) -> Check:
+    env = dict(ctx.env)
+    states = shims.status(ctx.paths.shim_dir, env)
+    relevant = [s for s in states if s.real or s.tracked]
+    details, data = [], {}
+    broken, untracked = [], []
+    for s in states:
+        data[s.name] = {"resolves_to": s.resolves_to, "tracked": s.tracked}
+        if s not in relevant:
+            continue
+        if s.tracked and not s.shim_python_ok:
+            broken.append(s)
+            details.append(f"{s.name} -> {s.resolves_to}: its aitrack {s.shim_python} is missing")
+        elif s.tracked:
+            details.append(f"{s.name} -> {s.resolves_to} (shim, tracked)")
+        else:
+            untracked.append(s)
+            details.append(f"{s.name} -> {s.resolves_to} (not a shim: runs untracked)")
+    if not relevant:
+        return Check("shims", PASS, "no claude or codex on PATH: nothing to shim", data=data)
+    if broken:
+        names = ", ".join(s.name for s in broken)
+        return Check("shims", FAIL, f"the {names} shim runs a missing aitrack, so the tool runs "
+                     "untracked with a warning", "run `aitrack shims install` (with --dir "
+                     f"{Path(broken[0].resolves_to).parent}) from a working aitrack",
+                     details, data)
+    if untracked:
+        names = ", ".join(f"`{s.name}`" for s in untracked)
+        installed = next((d for d in shim_dirs(ctx.paths)
+                          if any(shims.is_shim(d / n) for s in untracked
+                                 for n in shims.files_for(s.name))), None)
+        fix = (f"put {installed} first on PATH: {shims.path_line(installed)} (at the end of "
+               "~/.zshrc or ~/.bashrc), then open a new shell" if installed else
+               "run `aitrack shims install` and follow its PATH hint")
+        return Check("shims", WARN, f"{names} run{'s' if len(untracked) == 1 else ''} without "
+                     "aitrack: usage typed as a plain command is not tracked", fix, details, data)
+    return Check("shims", PASS, "claude and codex resolve to aitrack shims"
+                 if len(relevant) == 2 else f"{relevant[0].name} resolves to an aitrack shim",
+                 None, details, data)
+
+
+# ---------------------------------------------------------------- settings that bypass aitrack
+
+
+def claude_managed_settings(env: Mapping[str, str]) -> Path:
+    if env.get(CLAUDE_MANAGED_SETTINGS_VAR):
+        return Path(env[CLAUDE_MANAGED_SETTINGS_VAR])
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support/ClaudeCode/managed-settings.json")
+    if sys.platform == "win32":
+        return Path(r"C:\Program Files\ClaudeCode\managed-settings.json")
+    return Path("/etc/claude-code/managed-settings.json")
+
+
+def check_claude_settings(ctx: Context) -> Check:
+    path = claude_managed_settings(ctx.env)
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Check("claude-settings", PASS, f"no Claude Code managed settings ({path})")
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not valid JSON"
+        return Check("claude-settings", WARN, f"cannot read Claude Code's managed settings "
+                     f"{path}: {reason}", "IT: fix or remove the file; Claude Code may ignore it")
+    env = settings.get("env") if isinstance(settings, dict) else None
+    env = env if isinstance(env, dict) else {}
+    redirecting = sorted(k for k in env if _OTLP_REDIRECT.fullmatch(str(k)))
+    data = {"path": str(path), "redirecting_keys": redirecting}
+    if redirecting:
+        secret = any(k.endswith("HEADERS") for k in redirecting)
+        return Check("claude-settings", FAIL, f"{path} sets {', '.join(redirecting)}: Claude Code "
+                     "then sends its telemetry there instead of to aitrack, so its usage is "
+                     "not tracked" + ("; the headers are a plaintext secret" if secret else ""),
+                     f"IT: remove {', '.join(redirecting)} from the env block of {path} "
+                     "(aitrack forwards to the org endpoint itself)", data=data)
+    off = [f"{k}={env[k]}" for k in ("CLAUDE_CODE_ENABLE_TELEMETRY",) if
+           str(env.get(k, "1")).strip().lower() in ("0", "false")]
+    off += [f"{k}={env[k]}" for k in ("OTEL_METRICS_EXPORTER",)
+            if k in env and "otlp" not in str(env[k])]
+    if off:
+        return Check("claude-settings", WARN, f"{path} sets {', '.join(off)}: Claude Code reports "
+                     "no usage to aitrack", f"IT: remove it from the env block of {path}",
+                     data=data)
+    return Check("claude-settings", PASS, f"{path} leaves telemetry to aitrack", data=data)
+
+
+def header_names(value: str) -> list[str]:
+    """Names in an OTLP headers value (`k=v,k2=v2`); the values are never kept. A part that
+    is not `name=value` may be a bare token: it is named "?" and counts as a secret."""
+    names = []
+    for item in value.split(","):
+        name, sep, _ = item.partition("=")
+        if item.strip():
+            names.append(name.strip() if sep and _HEADER_NAME.fullmatch(name.strip()) else "?")
+    return names
+
+
+def _finding(where: str, names: list[str]) -> tuple[str, bool]:
+    secret = not names or any(n == "?" or _SECRET_NAME.search(n) for n in names)
+    return f"{where}: header{'s' if len(names) != 1 else ''} {', '.join(names) or '?'}", secret
+
+
+def check_plaintext_tokens(ctx: Context) -> Check:
+    findings: list[tuple[str, bool]] = []
+    problems: list[str] = []
+    for var in OTLP_HEADER_VARS:
+        value = ctx.env.get(var, "")
+        if value.strip():
+            findings.append(_finding(f"environment variable {var}", header_names(value)))
+    for rc in _RC_FILES:
+        path = ctx.home / rc
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            m = _RC_ASSIGN.match(line)
+            if m and m.group(2).strip().strip("'\""):
+                findings.append(_finding(f"~/{rc} line {number} sets {m.group(1)}",
+                                         header_names(m.group(2).strip().strip("'\""))))
+    codex = codex_config(ctx.env, ctx.home)
+    try:
+        import tomllib
+
+        config = tomllib.loads(codex.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        config = {}
+    except (OSError, ValueError) as exc:
+        config = {}
+        problems.append(f"cannot read {codex}: {getattr(exc, 'strerror', None) or 'invalid TOML'}")
+    otel = config.get("otel") if isinstance(config.get("otel"), dict) else {}
+    for where, headers in _headers_in(otel, "otel"):
+        names = [n if _HEADER_NAME.fullmatch(str(n)) else "?" for n in headers]
+        findings.append(_finding(f"{codex} [{where}]", names))
+    details = [f for f, _ in findings] + problems
+    data = {"findings": details}
+    if any(secret for _, secret in findings):
+        return Check("plaintext-tokens", FAIL, "an OTLP token is stored in plaintext (aitrack "
+                     "ignores it and uses the keychain)",
+                     "remove it from the places listed (shell profile, ~/.codex/config.toml), "
+                     "keep it only in the keychain (`aitrack token set`), and ask IT to rotate it "
+                     "if it was shared", details, data)
+    if findings or problems:
+        return Check("plaintext-tokens", WARN, "OTLP headers are set outside aitrack, which "
+                     "ignores them", "remove them unless another tool needs them", details, data)
+    return Check("plaintext-tokens", PASS, "no OTLP headers in the environment, shell profiles "
+                 f"or {codex}", None, details, data)
+
+
+def codex_config(env: Mapping[str, str], home: Path) -> Path:
+    base = env.get("CODEX_HOME")
+    return Path(base) / "config.toml" if base else home / ".codex" / "config.toml"
+
+
+def _headers_in(node: object, where: str) -> list[tuple[str, dict]]:
+    """Every non-empty `headers` table under [otel], with its dotted location."""
+    found: list[tuple[str, dict]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "headers" and isinstance(value, dict) and value:
+                found.append((where, value))
+            else:
+                found += _headers_in(value, f"{where}.{key}")
+    return found
+
+
+# ---------------------------------------------------------------- the ledger and the outbox
+
+
+def _open_ledger(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
+
+
+def check_ledger(ctx: Context) -> Check:
+    from aitrack.migrations import MIGRATIONS
+
+    path = ctx.paths.ledger
+    current = len(MIGRATIONS)
+    if not path.exists():
+        return Check("ledger", PASS, f"no ledger yet at {path}: the first tracked run creates it",
+                     data={"path": str(path), "exists": False})
+    data: dict = {"path": str(path), "exists": True, "schema": None, "current_schema": current}
+    try:
+        db = _open_ledger(path)
+        try:
+            version = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
+            quick = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return Check("ledger", FAIL, f"{path} cannot be read: {exc}",
+                     f"move it aside (`mv {path} {path}.broken`): the next run starts a new "
+                     "ledger; the old file keeps the usage recorded so far", data=data)
+    data["schema"] = version
+    if quick != ["ok"]:
+        first = "; ".join(line.strip("* ") for line in str(quick[0]).splitlines()
+                          if line.strip("* ") and "in database" not in line)
+        return Check("ledger", FAIL, f"{path} is damaged: {first or quick[0]}"
+                     + (f" (+{len(quick) - 1} more)" if len(quick) > 1 else ""),
+                     f"move it aside (`mv {path} {path}.broken`) and try "
+                     f"`sqlite3 {path}.broken .recover`; the next run starts a new ledger",
+                     data=data)
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    if not writable:
+        return Check("ledger", FAIL, f"{path} is not writable: usage cannot be recorded",
+                     f"give yourself write access to {path} and its directory", data=data)
+    if version > current:
+        return Check("ledger", WARN, f"{path} has schema v{version}, newer than this aitrack's "
+                     f"v{current}", "upgrade aitrack", data=data)
+    if version < current:
+        return Check("ledger", PASS, f"{path} ok (schema v{version}; the next run upgrades it "
+                     f"to v{current})", data=data)
+    return Check("ledger", PASS, f"{path} ok (schema v{version}, integrity check passed)",
+                 data=data)
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def check_outbox(ctx: Context, now: float | None = None) -> Check:
+    path = ctx.paths.ledger
+    if not path.exists():
+        return Check("outbox", PASS, "empty (no ledger yet)")
+    from aitrack import outbox
+
+    try:
+        db = _open_ledger(path)
+        try:
+            c = outbox.counts(db)
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return Check("outbox", WARN, f"cannot read the outbox in {path}: {exc}",
+                     "see the ledger check; the next aitrack run upgrades an old ledger")
+    now = time.time() if now is None else now
+    endpoint = ctx.profile.endpoint
+    bound = (endpoint.outbox_max_mb if endpoint else 256) * 1024 * 1024
+    data = {"pending": c.pending, "dead": c.dead, "pending_bytes": c.pending_bytes,
+            "dead_bytes": c.dead_bytes, "oldest_pending_at": c.oldest_pending_at,
+            "evicted": c.evicted, "bound_bytes": bound}
+    details = []
+    if c.evicted:
+        details.append(f"{_count(c.evicted, 'payload')} ({_size(c.evicted_bytes)}) dropped by "
+                       "the size bound so far (their usage is still in the ledger)")
+    held = c.pending_bytes + c.dead_bytes
+    if held >= OUTBOX_FULL * bound:
+        return Check("outbox", FAIL, f"nearly full: {_size(held)} of {_size(bound)} "
+                     "(endpoint.outbox_max_mb); at the bound the oldest payloads are dropped",
+                     "fix what blocks delivery (the endpoint and keychain checks above), then "
+                     "run `aitrack flush`", details, data)
+    problems = []
+    age = now - c.oldest_pending_at if c.oldest_pending_at is not None else 0.0
+    if c.pending and (age > STALE_BACKLOG_S or endpoint is None):
+        problems.append(f"{_count(c.pending, 'payload')} ({_size(c.pending_bytes)}) waiting, "
+                        f"the oldest for {_age(age)}")
+    if c.dead:
+        problems.append(f"{_count(c.dead, 'dead letter')} ({_size(c.dead_bytes)}) the "
+                        "endpoint refused")
+    if problems:
+        fixes = []
+        if endpoint is None:
+            fixes.append("no endpoint is configured any more, so they will not be sent: ask "
+                         "IT, or ignore them (the ledger has their usage)")
+        else:
+            if c.pending:
+                fixes.append("run `aitrack flush` once the endpoint check passes")
+            if c.dead:
+                fixes.append("`aitrack flush --json` shows why the endpoint refused them; "
+                             "`aitrack flush --retry-dead` re-sends them")
+        return Check("outbox", WARN, "; ".join(problems), "; ".join(fixes), details, data)
+    summary = (f"{_count(c.pending, 'payload')} in flight ({_size(c.pending_bytes)})"
+               if c.pending else "empty: everything was delivered")
+    return Check("outbox", PASS, summary, None, details, data)
