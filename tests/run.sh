@@ -21,18 +21,27 @@ cache=${AITRACK_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aitrack-e2e}
 say() { printf 'tests/run.sh: %s\n' "$*" >&2; }
 
 install_debian_packages() {
-    command -v gnome-keyring-daemon >/dev/null && command -v dbus-run-session >/dev/null && return
-    command -v apt-get >/dev/null || { say "no apt-get: install gnome-keyring and dbus yourself"; return; }
+    command -v gnome-keyring-daemon >/dev/null && command -v dbus-run-session >/dev/null &&
+        command -v shellcheck >/dev/null && return
+    command -v apt-get >/dev/null ||
+        { say "no apt-get: install gnome-keyring, dbus and shellcheck yourself"; return; }
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
-    say "installing gnome-keyring and dbus"
+    say "installing gnome-keyring, dbus and shellcheck"
     $sudo apt-get update -qq || true
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gnome-keyring dbus >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gnome-keyring dbus shellcheck \
+        >/dev/null
 }
 
 install_python() {
+    # The install is editable: only a changed pyproject.toml (dependencies) needs pip again.
+    local stamp="$venv/.aitrack-test-install" want
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo[test]"
+    want=$(cksum < "$repo/pyproject.toml")
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$venv/bin/python" -c "import aitrack" 2>/dev/null; then
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "${repo}[test]"
+        printf '%s\n' "$want" > "$stamp"
+    fi
 }
 
 install_agents() {
@@ -63,6 +72,7 @@ export PATH="$venv/bin:$PATH"
 if command -v dbus-run-session >/dev/null && command -v gnome-keyring-daemon >/dev/null; then
     # The daemon keeps its keyring files under XDG_DATA_HOME: a temporary one.
     status=0
+    # shellcheck disable=SC2016 # expanded by the inner sh
     dbus-run-session -- sh -c '
         printf pw | XDG_DATA_HOME="$AITRACK_TEST_KEYRING_HOME" \
             gnome-keyring-daemon --unlock --components=secrets >/dev/null

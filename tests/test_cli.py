@@ -83,3 +83,16 @@ def test_an_unknown_command_exits_2_with_usage(home):
     result = home.run("frobnicate")
     assert result.returncode == 2
     assert "No such command 'frobnicate'" in result.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback_or_error(home):
+    """`aitrack report | head`: the closed pipe is not reported as an unexpected error."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before aitrack writes a byte
+    with os.fdopen(write_end, "wb") as stdout:
+        result = subprocess.run([sys.executable, "-m", "aitrack", "paths"], stdout=stdout,
+                                stderr=subprocess.PIPE, text=True, env=home.env, timeout=60)
+    assert "unexpected error" not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -22,7 +22,9 @@ class AitrackGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+        # click's main() handles a closed pipe (`aitrack report | head`) quietly
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt,
+                BrokenPipeError):
             raise
         except Exception as exc:
             if "--debug" in sys.argv or (ctx.obj or {}).get("debug"):
