@@ -175,3 +175,223 @@ def test_run_without_a_command_explains_usage(home):
     result = home.run("run")
     assert result.returncode == 2
     assert "usage: aitrack run" in result.stderr
+
+
+# ------------------------------------------------------------------ Ctrl-C and signals
+
+FLUSH_ON_CTRL_C = textwrap.dedent("""\
+    import json, os, signal, sys, time, urllib.request
+    interrupted = []
+    signal.signal(signal.SIGINT, lambda n, f: interrupted.append(n))
+    open(sys.argv[1], "w").close()  # ready for Ctrl-C
+    while not interrupted:
+        time.sleep(0.01)
+    time.sleep(0.5)  # a real tool takes a moment to flush its telemetry
+    key, value = os.environ["OTEL_EXPORTER_OTLP_HEADERS"].split("=", 1)
+    point = {"sum": 777, "count": "1", "attributes": [
+        {"key": "gen_ai.token.type", "value": {"stringValue": "output"}},
+        {"key": "gen_ai.response.model", "value": {"stringValue": "m"}}]}
+    body = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{
+        "name": "gen_ai.client.token.usage",
+        "histogram": {"aggregationTemporality": 1, "dataPoints": [point]}}]}]}]}
+    request = urllib.request.Request(os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] + "/v1/metrics",
+        data=json.dumps(body).encode(), headers={"Content-Type": "application/json", key: value})
+    assert urllib.request.urlopen(request).status == 200
+    sys.exit(7)
+    """)
+
+
+def _wait_for(path: Path, proc_alive, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc_alive(), "aitrack exited before its child was ready"
+        assert time.monotonic() < deadline, "the child never became ready"
+        time.sleep(0.02)
+
+
+def _ctrl_c_in_a_terminal(home, argv: list[str], ready: Path) -> tuple[int, str]:
+    """Run aitrack on a new pseudo-terminal and press Ctrl-C there: the terminal driver
+    sends SIGINT to its whole foreground process group, aitrack and the child alike."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session leader whose controlling terminal is the pty
+        try:
+            os.execve(sys.executable, [sys.executable, "-m", "aitrack", *argv], home.env)
+        finally:
+            os._exit(99)
+    output = bytearray()
+
+    def drain() -> None:
+        import select
+
+        while select.select([fd], [], [], 0)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            output.extend(chunk)
+
+    def alive() -> bool:
+        drain()
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+
+    _wait_for(ready, alive)
+    os.write(fd, b"\x03")  # Ctrl-C
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+        assert time.monotonic() < deadline, "aitrack did not exit after its child did"
+        drain()
+        time.sleep(0.02)
+    drain()
+    os.close(fd)
+    return os.waitstatus_to_exitcode(done[1]), output.decode(errors="replace")
+
+
+def _ctrl_c_to_the_process_group(home, argv: list[str], ready: Path) -> tuple[int, str]:
+    """No terminal: SIGINT to aitrack's process group, as `kill -INT -PGID` would."""
+    proc = subprocess.Popen([sys.executable, "-m", "aitrack", *argv], env=home.env,
+                            start_new_session=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for(ready, lambda: proc.poll() is None)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals and process groups")
+@pytest.mark.parametrize("press", [_ctrl_c_in_a_terminal, _ctrl_c_to_the_process_group],
+                         ids=["terminal", "process-group"])
+def test_ctrl_c_waits_for_the_child_to_flush(home, tmp_path, press):
+    child, ready = tmp_path / "flush.py", tmp_path / "ready"
+    child.write_text(FLUSH_ON_CTRL_C)
+    code, output = press(home, ["run", "--", sys.executable, str(child), str(ready)], ready)
+    assert code == 7, output  # the child's own exit status, not aitrack's death by SIGINT
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    db = sqlite3.connect(home.ledger)
+    assert db.execute("SELECT token_type, tokens FROM usage").fetchall() == [("output", 777)]
+    assert db.execute("SELECT exit_code FROM sessions").fetchall() == [(7,)]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_child_killed_by_a_signal_aitrack_relayed_gives_128_plus_n(home, tmp_path, sig):
+    ready = tmp_path / "ready"
+    script = f"import time; open({str(ready)!r}, 'w').close(); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-m", "aitrack", "run", "--", sys.executable, "-c",
+                             script], env=home.env, start_new_session=True,
+                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(ready, lambda: proc.poll() is None)
+    proc.send_signal(sig)  # to aitrack alone: it passes the signal on and outlives the child
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig, err
+    db = sqlite3.connect(home.ledger)
+    [(code, ended)] = db.execute("SELECT exit_code, ended_at FROM sessions").fetchall()
+    assert code == 128 + sig and ended is not None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_child_killed_by_sigkill_gives_137_in_the_exit_status_and_the_ledger(home):
+    result = home.run("run", "--", "sh", "-c", "kill -KILL $$")
+    assert result.returncode == 128 + signal.SIGKILL
+    db = sqlite3.connect(home.ledger)
+    assert db.execute("SELECT exit_code FROM sessions").fetchall() == [(137,)]
+
+
+# ------------------------------------------------------------------ tools that cannot run
+
+def test_run_with_a_command_not_on_path_exits_127_with_one_line(home):
+    result = home.run("run", "--", "aitrack-no-such-tool", "--flag")
+    assert result.returncode == 127
+    assert result.stderr.count("\n") == 1
+    assert "aitrack-no-such-tool: command not found" in result.stderr
+
+
+def test_run_with_a_missing_path_exits_127_and_a_file_that_is_not_executable_126(home, tmp_path):
+    result = home.run("run", "--", str(tmp_path / "gone" / "tool"))
+    assert result.returncode == 127
+    assert result.stderr.count("\n") == 1 and "cannot run" in result.stderr
+    plain = tmp_path / "not-executable"
+    plain.write_text("#!/bin/sh\nexit 0\n")
+    plain.chmod(0o644)
+    result = home.run("run", "--", str(plain))
+    assert result.returncode == 126
+    assert result.stderr.count("\n") == 1 and "cannot run" in result.stderr
+
+
+# ------------------------------------------------------------------ the receiver cannot bind
+
+def _no_loopback_address() -> list[str] | None:
+    """A command prefix running in a network namespace whose loopback interface has no
+    127.0.0.1: binding the receiver there fails as it would on a broken network stack."""
+    import shutil
+
+    unshare = shutil.which("unshare")
+    ip = shutil.which("ip", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin",
+                                                  "/sbin"]))
+    if sys.platform != "linux" or not unshare or not ip:
+        return None
+    prefix = [unshare, "-rn", "sh", "-c",
+              f'{ip} link set lo up && {ip} addr del 127.0.0.1/8 dev lo && exec "$@"', "sh"]
+    probe = subprocess.run([*prefix, sys.executable, "-c",
+                            "import socket; socket.socket().bind(('127.0.0.1', 0))"],
+                           capture_output=True, text=True)
+    return prefix if "Cannot assign requested address" in probe.stderr else None
+
+
+def test_without_a_loopback_address_the_tool_runs_untracked_with_one_line(home, fake_tool,
+                                                                         tmp_path):
+    prefix = _no_loopback_address()
+    if prefix is None:
+        pytest.skip("cannot make a network namespace here (unshare -rn, ip)")
+    result = subprocess.run([*prefix, sys.executable, "-m", "aitrack", "claude", "-p", "hi"],
+                            env={**home.env, "AITRACK_CLAUDE_BIN": str(fake_tool),
+                                 "DUMP_TO": str(tmp_path / "dump.json"), "EXIT_WITH": "3"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "cannot open the loopback receiver" in result.stderr
+    assert "running without telemetry" in result.stderr
+    child = dumped(tmp_path)
+    assert child["argv"] == ["-p", "hi"]
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in child["env"]
+
+
+def test_a_receiver_that_cannot_bind_still_runs_the_tool(home, fake_tool, tmp_path, monkeypatch,
+                                                        capsys):
+    import errno
+
+    from aitrack import session, wrap
+
+    def no_port():
+        raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
+
+    monkeypatch.setattr(session, "bind", no_port)
+    monkeypatch.setenv("DUMP_TO", str(tmp_path / "dump.json"))
+    monkeypatch.setenv("EXIT_WITH", "3")
+    assert wrap.main("run", ["--", str(fake_tool), "x"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot open the loopback receiver" in err, err
+    assert dumped(tmp_path)["argv"] == ["x"]
+
+
+def test_unreadable_settings_still_find_a_tool_in_the_current_directory(home, fake_tool,
+                                                                        tmp_path, monkeypatch,
+                                                                        capsys):
+    """Without settings there is no shim directory to skip, and the cwd is not one."""
+    from aitrack import startup, wrap
+
+    def broken():
+        raise ValueError("cache and profile unreadable")
+
+    monkeypatch.setattr(startup, "settings", broken)
+    monkeypatch.chdir(fake_tool.parent)
+    monkeypatch.setenv("PATH", os.pathsep.join([".", os.environ.get("PATH", "")]))
+    monkeypatch.setenv("DUMP_TO", str(tmp_path / "dump.json"))
+    monkeypatch.setenv("EXIT_WITH", "4")
+    assert wrap.main("run", ["--", "fake-tool", "arg"]) == 4
+    assert dumped(tmp_path)["argv"] == ["arg"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read the profile" in err, err

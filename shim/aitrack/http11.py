@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
 IDLE_TIMEOUT_S = 60.0
+LINGER_S = 2.0
 REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized",
            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
            411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
@@ -42,42 +44,54 @@ class Request:
 
     def read_body(self, limit: int) -> bytes | None:
         """The raw body; None if it is longer than `limit` (the connection is then closed)."""
+        chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+        length = 0 if chunked else _content_length(self.headers.get("content-length", ""))
+        if length > limit:
+            return None  # before any 100 Continue: the client need not send it at all
         if self.headers.get("expect", "").lower() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+        if chunked:
             body = self._read_chunked(limit)
         else:
-            try:
-                length = int(self.headers.get("content-length", ""))
-            except ValueError:
-                raise BadRequest(411, "Content-Length required") from None
-            if length < 0:
-                raise BadRequest(400, "negative Content-Length")
-            if length > limit:
-                return None
             body = self.rfile.read(length)
-            if len(body) < length:
-                raise ConnectionError("client closed the connection mid-body")
+            if len(body) < length:  # the client stopped sending: answer it, then close
+                raise BadRequest(400, "body shorter than its Content-Length")
         self.body_read = body is not None
         return body
 
     def _read_chunked(self, limit: int) -> bytes | None:
         parts, total = [], 0
         while True:
-            line = self.rfile.readline(MAX_LINE)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise BadRequest(400, "invalid chunked encoding") from None
+            line = self.rfile.readline(MAX_LINE).split(b";", 1)[0].strip()
+            if not line or any(c not in _HEX_DIGITS for c in line):  # int() takes "-1", "0x1"
+                raise BadRequest(400, "invalid chunked encoding")
+            size = int(line, 16)
             if size == 0:
-                while self.rfile.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(parts)
+                return self._skip_trailers(parts)
             total += size
             if total > limit:
                 return None
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(MAX_LINE)
+            part = self.rfile.read(size)
+            if len(part) < size or self.rfile.readline(MAX_LINE) not in (b"\r\n", b"\n"):
+                raise BadRequest(400, "invalid chunked encoding")
+            parts.append(part)
+
+    def _skip_trailers(self, parts: list[bytes]) -> bytes:
+        for _ in range(MAX_HEADERS + 1):
+            if self.rfile.readline(MAX_LINE) in (b"\r\n", b"\n", b""):
+                return b"".join(parts)
+        raise BadRequest(431, "too many trailers")
+
+
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+
+
+def _content_length(value: str) -> int:
+    if not value:
+        raise BadRequest(411, "Content-Length required")
+    if not (value.isascii() and value.isdigit()):  # int() would take "+1", "1_0"
+        raise BadRequest(400, "invalid Content-Length")
+    return int(value)
 
 
 # handle(request) -> (status, body, content type, extra headers)
@@ -124,7 +138,10 @@ class Server:
             if self.closing:
                 conn.close()
                 return
-            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+            try:
+                threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+            except RuntimeError:  # no thread to spare: drop this connection, keep serving
+                conn.close()
 
     def _connection(self, conn: socket.socket) -> None:
         conn.settimeout(IDLE_TIMEOUT_S)
@@ -137,6 +154,7 @@ class Server:
         finally:
             for f in (rfile, wfile):
                 f.close()
+            _linger(conn)
             conn.close()
 
     def _one_request(self, rfile, wfile) -> bool:
@@ -156,6 +174,9 @@ class Server:
                 status, body, ctype, headers = self.handle(request)
             except BadRequest as exc:
                 status, body, ctype, headers = exc.status, str(exc).encode(), "text/plain", {}
+            except Exception:  # noqa: BLE001 - a bug costs this request, never the server
+                request.body_read = False  # its body may be half read: close the connection
+                status, body, ctype, headers = 500, b"internal error", "text/plain", {}
             close = (not request.body_read or request.version == "HTTP/1.0"
                      or request.headers.get("connection", "").lower() == "close")
             _respond(wfile, status, body, ctype, headers, close)
@@ -164,6 +185,20 @@ class Server:
             with self.idle:
                 self.inflight -= 1
                 self.idle.notify_all()
+
+
+def _linger(conn: socket.socket) -> None:
+    """Read what the client still sends before closing: closing with unread data makes the
+    kernel reset the connection, and a client still writing a body it was refused (401, 413)
+    would see "connection reset" and retry instead of reading its answer."""
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(LINGER_S)
+        deadline = time.monotonic() + LINGER_S
+        while conn.recv(65536) and time.monotonic() < deadline:
+            pass
+    except OSError:
+        pass
 
 
 def _parse_head(line: bytes, rfile, wfile) -> Request:

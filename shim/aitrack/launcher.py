@@ -6,8 +6,8 @@ The child inherits the terminal and stdio. aitrack's exit status is the child's,
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: `signal` wraps it in enums, ~1.5 ms of imports
 import os
-import signal
 import sys
 
 SHIM_MARKER = b"aitrack-shim"  # must match shims.SHIM_MARKER; kept here to avoid an import
@@ -21,7 +21,7 @@ def find_real_binary(name: str, override_var: str | None, shim_dir: str,
     env = os.environ if env is None else env
     if override_var and env.get(override_var):
         return env[override_var]
-    skip_dirs = {_real(shim_dir)}
+    skip_dirs = {_real(shim_dir)} if shim_dir else set()  # realpath("") would be the cwd
     me = _real(sys.argv[0]) if sys.argv and sys.argv[0] else None
     for entry in env.get("PATH", os.defpath).split(os.pathsep):
         if not entry or _real(entry) in skip_dirs:

@@ -26,11 +26,26 @@ def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                          check_same_thread=False)
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    db.execute("PRAGMA journal_mode = WAL")
+    _use_wal(db)
     db.execute("PRAGMA synchronous = FULL")  # accepted means on disk, even on power loss
     db.execute("PRAGMA foreign_keys = ON")
     migrate(db)
     return db
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """WAL mode. While another run is creating the same ledger, switching fails at once with
+    "database is locked" (SQLite does not call the busy handler there): retry until the
+    busy timeout, as every other statement would wait."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,7 @@ _RESPONSE = {
 }
 _ID_KEYS = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
 _CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+_MAX_COUNT = 2.0**53  # floats stop being whole numbers there; the ledger sums integers
 
 
 class MalformedPayload(ValueError):
@@ -127,15 +129,17 @@ def _metric_points(metric) -> Iterator[Point]:
     if kind in ("sum", "gauge"):
         data = getattr(metric, kind)
         cumulative = kind == "sum" and data.aggregation_temporality == _CUMULATIVE
-        for dp in data.data_points:
-            which = dp.WhichOneof("value")
-            value = dp.as_int if which == "as_int" else dp.as_double
-            yield _point(metric.name, dp, float(value), cumulative and kind == "sum")
+        values = ((dp, dp.as_int if dp.WhichOneof("value") == "as_int" else dp.as_double)
+                  for dp in data.data_points)
     elif kind in ("histogram", "exponential_histogram"):
         data = getattr(metric, kind)
         cumulative = data.aggregation_temporality == _CUMULATIVE
-        for dp in data.data_points:
-            yield _point(metric.name, dp, float(dp.sum), cumulative)
+        values = ((dp, dp.sum) for dp in data.data_points)
+    else:
+        return
+    for dp, value in values:
+        if math.isfinite(value) and abs(value) < _MAX_COUNT:  # NaN, inf, 1e300: not a count
+            yield _point(metric.name, dp, float(value), cumulative)
 
 
 def _point(name: str, dp, value: float, cumulative: bool) -> Point:
