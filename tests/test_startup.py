@@ -60,3 +60,21 @@ def test_the_ledger_gets_the_enforced_attributes_from_the_cache(home, tmp_path):
     rows = sqlite3.connect(home.ledger).execute("SELECT attributes FROM sessions").fetchall()
     assert [json.loads(r[0])["team.id"] for r in rows] == ["alpha", "alpha"]
     assert {json.loads(r[0])["user.email"] for r in rows} == {"a@b.c"}
+
+
+def test_a_crash_while_reading_profiles_still_ledgers_the_run_local_only(home, monkeypatch):
+    """profile.load never raises by design; if a bug makes it, the run is still recorded."""
+    from aitrack import profile
+
+    home.write_managed_profile('[endpoint]\nurl = "https://otlp.example.com"\n')
+
+    def crash(*_args, **_kw):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(profile, "load", crash)
+    settings = startup.compute()
+    assert settings["forward_signals"] == ()  # local-only: nothing queued for an endpoint
+    assert settings["signals"] == ("metrics", "logs")  # but the receiver still listens
+    assert len(settings["notices"]) == 1
+    assert "running local-only" in settings["notices"][0]
+    assert "RecursionError" in settings["notices"][0]

@@ -86,7 +86,11 @@ def compute() -> dict:
         files.append(str(locations.managed_plist))
     files += git_config_files()  # user.email defaults to git's
     signature = _signature(files)  # before reading: a concurrent edit invalidates next time
-    p = profile.load(locations)
+    try:
+        p = profile.load(locations)
+    except Exception as exc:  # noqa: BLE001 - a bug reading a profile must not cost the ledger
+        p = profile.Profile(broken={"cannot read the profiles, running local-only": [
+            f"{type(exc).__name__}: {exc}"]})
     endpoint = p.endpoint
     notices = []
     for source, problems in p.broken.items():
