@@ -62,7 +62,7 @@ class Session:
             try:
                 self.listener = bind()
             except OSError as exc:
-                self.notices.add(f"cannot open the loopback receiver ({exc.strerror}); "
+                self.notices.add(f"cannot open the loopback receiver ({exc.strerror or exc}); "
                                  "running without telemetry: run `aitrack doctor`")
         self.notices.print_now()
 
@@ -99,7 +99,7 @@ class Session:
 
             self.paths = paths.from_strings(self.settings["paths"])
             self.attributes = self.settings["enforced_attributes"]
-            self.receiver = Receiver(self.listener, self._store).start()
+            self.receiver = Receiver(self.listener, self._store, self._store_failed).start()
             self._open_ledger()
             self._start_forwarder()
         except Exception as exc:  # noqa: BLE001 - never let aitrack break the tool
@@ -134,7 +134,8 @@ class Session:
         self.profile = profile.load(self.paths)
         if self.profile.local_only:
             return
-        self.forwarder = Forwarder.start(self.paths, self.profile, self.notices.add)
+        self.forwarder = Forwarder.start(self.paths, self.profile, self.notices.add,
+                                         session_id=self.id)
 
     def _store(self, signal: str, request, raw: bytes) -> None:
         """Receiver callback: count and queue one payload durably, or raise StoreUnavailable."""
@@ -169,6 +170,10 @@ class Session:
         if queue and self.forwarder is not None:
             self.forwarder.notify()
 
+    def _store_failed(self, exc: Exception) -> None:
+        self.notices.add(f"a payload could not be recorded ({type(exc).__name__}: {exc}): "
+                         "a bug in aitrack, please report it")
+
     # ------------------------------------------------------------ after it exits
 
     def end(self, exit_code: int) -> None:
@@ -182,6 +187,7 @@ class Session:
         self.notices.print_now()
 
     def _finish(self, exit_code: int) -> None:
+        exited = time.monotonic()
         if self.receiver is not None:
             self.receiver.stop(RECEIVER_DRAIN_S)
         if self.db is not None:
@@ -190,7 +196,9 @@ class Session:
             with self.db_lock:
                 ledger.end_session(self.db, self.id, time.time(), exit_code)
         if self.forwarder is not None:
-            self.forwarder.finish(self.profile.endpoint.flush_timeout_s)
+            # the flush bound counts from the child's exit, the receiver's drain included
+            spent = time.monotonic() - exited
+            self.forwarder.finish(max(0.0, self.profile.endpoint.flush_timeout_s - spent))
 
 
 def _project(cwd) -> str:
