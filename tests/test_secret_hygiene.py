@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import sys
@@ -55,9 +56,14 @@ def test_a_whole_session_never_leaks_the_token(home, org, authority, keychain_ac
         "profile show --json --origin": ("profile", "show", "--json", "--origin"),
         "profile show --origin": ("profile", "show", "--origin"),
         "token status --json": ("token", "status", "--json"),
+        "doctor": ("doctor",),
+        "doctor --json": ("doctor", "--json"),
     }.items():
         outputs[name] = home.run(*args)
-    # TODO(doctor): add `aitrack doctor` and `aitrack doctor --json` here once it exists.
+    # doctor really read the token and showed it to the endpoint
+    checks = {c["name"]: c for c in json.loads(outputs["doctor --json"].stdout)["checks"]}
+    assert checks["keychain"]["status"] == "PASS", checks["keychain"]
+    assert checks["endpoint"]["status"] == "PASS", checks["endpoint"]
 
     # the session really exercised retries, a dead letter and its re-send
     statuses = [r.status for r in org.requests]
