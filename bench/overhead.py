@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import measure
+
 FIRST_INSTRUCTION_C = r"""
 #include <stdio.h>
 #include <time.h>
@@ -73,11 +75,10 @@ def wall_ms(argv: list[str], env: dict[str, str]) -> float:
 
 
 def peak_rss_mb(argv: list[str], env: dict[str, str]) -> float:
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"session failed: {proc.stderr.read().decode()}")
-    return usage.ru_maxrss / 1024  # KiB on Linux
+    result = measure.run(argv, env)
+    if result.returncode != 0:
+        raise SystemExit(f"session failed: {result.stderr}")
+    return result.peak_rss_mb
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 WRAP_COMMANDS = ("claude", "codex", "run")
@@ -13,7 +14,12 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] in WRAP_COMMANDS and not (argv[0] == "run" and argv[1:2] == ["--help"]):
         from aitrack.wrap import main as wrap_main
 
-        sys.exit(wrap_main(argv[0], argv[1:]))
+        code = wrap_main(argv[0], argv[1:])
+        # Everything aitrack keeps is committed by now; a regular interpreter shutdown with
+        # protobuf, ssl and keyring loaded would delay the shell's prompt by tens of ms.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     from aitrack.cli import cli
 
     cli.main(args=argv, prog_name="aitrack")
