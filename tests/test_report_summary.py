@@ -17,6 +17,7 @@ import pytest
 
 from aitrack import ledger, migrations, pricing
 from aitrack import report as rep
+from aitrack import report_build as builder
 from aitrack.records import Contribution, Point
 
 SUMMARY_TABLES = ("usage_hourly", "usage_daily", "sessions_hourly", "contrib_hourly")
@@ -131,13 +132,13 @@ def summaries(db: sqlite3.Connection) -> dict[str, list]:
             for t in SUMMARY_TABLES}
 
 
-def both(db: sqlite3.Connection, monkeypatch, **kw) -> tuple[rep.Report, rep.Report]:
-    opts = rep.Options(today=TODAY, **kw)
+def both(db: sqlite3.Connection, monkeypatch, **kw) -> tuple[builder.Report, builder.Report]:
+    opts = builder.Options(today=TODAY, **kw)
     prices = pricing.load()
-    summary = rep.build(db, opts, prices)
-    monkeypatch.setattr(rep, "USE_SUMMARIES", False)
-    exact = rep.build(db, opts, prices)
-    monkeypatch.setattr(rep, "USE_SUMMARIES", True)
+    summary = builder.build(db, opts, prices)
+    monkeypatch.setattr(builder, "USE_SUMMARIES", False)
+    exact = builder.build(db, opts, prices)
+    monkeypatch.setattr(builder, "USE_SUMMARIES", True)
     assert exact.source == "exact"
     return summary, exact
 
@@ -218,7 +219,7 @@ def test_a_ledger_not_yet_migrated_is_read_exactly(tmp_path):
         sid = w.session(at("2026-03-10T12:00"), "codex")
         w.add(sid, ("tokens", "gpt-5", "input", 1_000_000))
         db.close()
-    report = rep.build(rep.open_ledger(path), rep.Options(kind="daily"), pricing.load())
+    report = builder.build(rep.open_ledger(path), builder.Options(kind="daily"), pricing.load())
     assert report.source == "exact"
     assert rep.to_json(report)["daily"][0]["cost_usd"] == pytest.approx(1.25)
 
@@ -228,18 +229,19 @@ def test_a_ledger_not_yet_migrated_is_read_exactly(tmp_path):
 
 def test_session_limit_keeps_the_newest_and_totals_over_all(live, monkeypatch):
     prices = pricing.load()
-    full = rep.build(live, rep.Options(kind="session", last=400, today=TODAY), prices)
-    short = rep.build(live, rep.Options(kind="session", last=400, today=TODAY, limit=5), prices)
+    full = builder.build(live, builder.Options(kind="session", last=400, today=TODAY), prices)
+    short = builder.build(live, builder.Options(kind="session", last=400, today=TODAY, limit=5),
+                          prices)
     assert short.source == "hourly" and short.hidden == len(full.rows) - 5
     full_json, short_json = rep.to_json(full), rep.to_json(short)
     assert short_json["sessions"] == full_json["sessions"][:5]
     assert short_json["totals"] == full_json["totals"]
-    oldest = rep.build(live, rep.Options(kind="session", last=400, today=TODAY, limit=3,
+    oldest = builder.build(live, builder.Options(kind="session", last=400, today=TODAY, limit=3,
                                          order="asc"), prices)
     assert rep.to_json(oldest)["sessions"] == full_json["sessions"][::-1][:3]
     # --project: no summary to total from, so every session is read and the list cut
-    mine = rep.build(live, rep.Options(kind="session", project="web", limit=4), prices)
-    every = rep.build(live, rep.Options(kind="session", project="web"), prices)
+    mine = builder.build(live, builder.Options(kind="session", project="web", limit=4), prices)
+    every = builder.build(live, builder.Options(kind="session", project="web"), prices)
     assert mine.source == "exact" and mine.hidden == len(every.rows) - 4
     assert rep.to_json(mine)["totals"] == rep.to_json(every)["totals"]
 

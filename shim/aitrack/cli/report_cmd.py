@@ -62,7 +62,7 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
       aitrack report model --project .        # this repository, per model
       aitrack report daily --timezone America/New_York --json
     """
-    from aitrack import paths, pricing
+    from aitrack import paths, pricing, report_build
     from aitrack import report as rep
 
     if as_json and as_csv:
@@ -80,10 +80,11 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
             raise UserError(f"unknown time zone {tz_name!r}: use an IANA name like "
                             "Europe/Berlin or UTC") from None
     else:
-        tz, tz_name = rep.system_zone()
-    opts = rep.Options(kind=kind, tz=tz, tz_name=tz_name, since=since, until=until, last=last,
-                       tool=tool, model=model, project=project, breakdown=breakdown,
-                       order=order, limit=limit, week_start=WEEKDAYS.index(week_start))
+        tz, tz_name = report_build.system_zone()
+    opts = report_build.Options(kind=kind, tz=tz, tz_name=tz_name, since=since, until=until,
+                                last=last, tool=tool, model=model, project=project,
+                                breakdown=breakdown, order=order, limit=limit,
+                                week_start=WEEKDAYS.index(week_start))
     prices = pricing.load(load_profile().prices)
     fmt = "json" if as_json else "csv" if as_csv else "table"
     rep.run(paths.resolve().ledger, opts, prices, fmt)
