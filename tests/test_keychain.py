@@ -253,8 +253,11 @@ class CredentialLocker(keyring.backend.KeyringBackend):
 
     def __init__(self):
         self.entries: dict[tuple[str, str], str] = {}
+        self.locked = False
 
     def set_password(self, service, username, password):
+        if self.locked:
+            raise keyring.errors.KeyringLocked("the credential store is locked")
         if len(password.encode("utf-16-le")) > 2560:
             raise OSError("CredWrite: the stub received is too large (1783)")
         self.entries[service, username] = password
@@ -299,3 +302,19 @@ def test_nothing_is_left_behind_on_delete(credential_locker):
     assert keychain.delete_token("acct") is True
     assert credential_locker.entries == {}
     assert keychain.get_token("acct") is None
+
+
+def test_a_refused_write_keeps_the_earlier_token(credential_locker):
+    keychain.set_token("acct", "a" * 4096)
+    credential_locker.locked = True
+    with pytest.raises(keychain.KeychainUnavailable):
+        keychain.set_token("acct", "new-token")
+    credential_locker.locked = False
+    assert keychain.get_token("acct") == "a" * 4096
+
+
+def test_a_shorter_chunked_token_leaves_no_stale_chunks(credential_locker):
+    keychain.set_token("acct", "a" * 4096)
+    keychain.set_token("acct", "b" * 2500)
+    assert keychain.get_token("acct") == "b" * 2500
+    assert len(credential_locker.entries) == 1 + len(keychain.split("b" * 2500))

@@ -85,17 +85,35 @@ def _call(fn, *args):
 
 
 def set_token(account: str, token: str) -> None:
+    """Store `token`, overwriting the earlier one in place: a keychain that refuses the write
+    (locked, say) leaves the old token working rather than none."""
     if not token:
         raise ValueError("empty token")
     ring = _backend()
-    delete_token(account, ring)
+    old_chunks = _chunk_count(_call(ring.get_password, SERVICE, account))
     chunks = split(token)
     if len(chunks) == 1:
         _call(ring.set_password, SERVICE, account, token)
-        return
-    for i, chunk in enumerate(chunks, 1):
-        _call(ring.set_password, SERVICE, f"{account}#{i}", chunk)
-    _call(ring.set_password, SERVICE, account, f"{_MARKER}{len(chunks)}")
+    else:
+        for i, chunk in enumerate(chunks, 1):
+            _call(ring.set_password, SERVICE, f"{account}#{i}", chunk)
+        _call(ring.set_password, SERVICE, account, f"{_MARKER}{len(chunks)}")
+    new_chunks = len(chunks) if len(chunks) > 1 else 0
+    _delete(ring, [f"{account}#{i}" for i in range(new_chunks + 1, old_chunks + 1)])
+
+
+def _chunk_count(head: str | None) -> int:
+    return int(head[len(_MARKER):]) if head and head.startswith(_MARKER) else 0
+
+
+def _delete(ring, names: list[str]) -> None:
+    from keyring.errors import PasswordDeleteError
+
+    for name in names:
+        try:
+            _call(ring.delete_password, SERVICE, name)
+        except PasswordDeleteError:
+            pass
 
 
 def split(token: str) -> list[str]:
@@ -116,8 +134,8 @@ def get_token(account: str) -> str | None:
     head = _call(ring.get_password, SERVICE, account)
     if head is None or not head.startswith(_MARKER):
         return head
-    count = int(head[len(_MARKER):])
-    parts = [_call(ring.get_password, SERVICE, f"{account}#{i}") for i in range(1, count + 1)]
+    parts = [_call(ring.get_password, SERVICE, f"{account}#{i}")
+             for i in range(1, _chunk_count(head) + 1)]
     if any(p is None for p in parts):
         return None  # a half-written or half-deleted token is no token
     return "".join(parts)
@@ -125,20 +143,11 @@ def get_token(account: str) -> str | None:
 
 def delete_token(account: str, ring=None) -> bool:
     """Remove the token and any chunks; True if something was there."""
-    from keyring.errors import PasswordDeleteError
-
     ring = ring or _backend()
     head = _call(ring.get_password, SERVICE, account)
     if head is None:
         return False
-    names = [account]
-    if head.startswith(_MARKER):
-        names += [f"{account}#{i}" for i in range(1, int(head[len(_MARKER):]) + 1)]
-    for name in names:
-        try:
-            _call(ring.delete_password, SERVICE, name)
-        except PasswordDeleteError:
-            pass
+    _delete(ring, [account] + [f"{account}#{i}" for i in range(1, _chunk_count(head) + 1)])
     return True
 
 
