@@ -3,8 +3,8 @@
 Each check is a plain function returning a `Check` (PASS, WARN or FAIL, a one-line summary
 and, unless it passed, a one-line fix). Checks that wait on something (the endpoint, the
 tools' `--version`) run in parallel. Nothing here prints or returns the token or a header
-value: the token only goes into the probe request's auth header, and header values found in
-files or the environment are reported by header name.
+value: a token only goes into the auth header of the probe to its own signal's URL, and
+header values found in files or the environment are reported by header name.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class Context:
     paths: Paths
     profile: Profile
     home: Path
-    token: str | None = field(default=None, repr=False)  # for the probe's header only
+    # account -> token, read by the keychain check for the probes' headers only
+    tokens: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def worst(checks: list[Check]) -> str:
@@ -94,7 +95,7 @@ def run(env: Mapping[str, str] | None = None, debug: bool = False) -> list[Check
     slow += [(tool, lambda t=tool: check_tool(ctx, t)) for tool in shims.TOOLS]
     with ThreadPoolExecutor(len(slow)) as pool:
         checks += list(pool.map(lambda item: _guarded(*item), slow))
-    ctx.token = None
+    ctx.tokens = {}
     for name, fn in (("shims", check_shims), ("claude-settings", check_claude_settings),
                      ("plaintext-tokens", check_plaintext_tokens), ("ledger", check_ledger),
                      ("outbox", check_outbox)):
@@ -192,53 +193,84 @@ def check_keychain(ctx: Context) -> Check:
     endpoint = ctx.profile.endpoint
     if endpoint is None:
         return Check("keychain", PASS, "not needed: local-only (no endpoint to send a token to)")
-    account = endpoint.keychain_account
+    accounts = endpoint.accounts()
     try:
         backend = keychain.backend_name()
-        token = keychain.get_token(account)
+        found = {account: keychain.get_token(account) for account in accounts}
     except keychain.KeychainUnavailable as exc:
         why = re.sub(r",? (?:then )?(?:or )?run `aitrack doctor`", "", str(exc))
         return Check("keychain", FAIL, f"cannot read the token: {why}",
                      "make a keychain available and unlocked, then `aitrack token set`",
-                     data={"account": account, "backend": None, "token_present": False})
-    data = {"account": account, "backend": backend, "token_present": token is not None}
-    if token is None:
-        return Check("keychain", FAIL, f"no token for account {account!r} in {backend}: "
-                     "nothing can be forwarded",
-                     "run `aitrack token set` (IT: pipe it in from the MDM's user-context script, "
-                     "see installers/README.md)", data=data)
-    ctx.token = token
-    return Check("keychain", PASS, f"token present for account {account!r} in {backend}",
-                 data=data)
+                     data={"account": endpoint.keychain_account, "backend": None,
+                           "token_present": False})
+    ctx.tokens = {account: token for account, token in found.items() if token is not None}
+    missing = [account for account in accounts if account not in ctx.tokens]
+    data = {"account": endpoint.keychain_account, "backend": backend,
+            "token_present": not missing,
+            "accounts": [{"account": a, "signals": list(s), "token_present": a in ctx.tokens}
+                         for a, s in accounts.items()]}
+
+    def named(names: list[str]) -> str:  # the signals only when they differ by account
+        return ", ".join(f"{a!r} ({', '.join(accounts[a])})" if len(accounts) > 1 else repr(a)
+                         for a in names)
+
+    if missing:
+        lost = ("nothing can be forwarded" if len(missing) == len(accounts) else
+                f"{' and '.join(s for a in missing for s in accounts[a])} cannot be forwarded")
+        return Check("keychain", FAIL, f"no token for account{'s' if len(missing) > 1 else ''} "
+                     f"{named(missing)} in {backend}: {lost}",
+                     f"run {', '.join(f'`{keychain.set_command(a)}`' for a in missing)} (IT: "
+                     "pipe it in from the MDM's user-context script, see installers/README.md)",
+                     data=data)
+    plural = "s" if len(accounts) > 1 else ""
+    return Check("keychain", PASS, f"token{plural} present for account{plural} "
+                 f"{named(list(accounts))} in {backend}", data=data)
 
 
 def check_endpoint(ctx: Context) -> Check:
+    """An empty export to each forwarded signal's URL, with that signal's token; one probe
+    per distinct URL and account."""
     endpoint = ctx.profile.endpoint
     if endpoint is None:
         return Check("endpoint", PASS, "not checked: local-only, nothing is forwarded")
-    from aitrack import transport
+    targets: dict[tuple[str | None, str], str] = {}  # (url, account) -> its first signal
+    for signal in sorted(endpoint.signals, key=lambda s: s != "metrics"):  # metrics first
+        targets.setdefault((endpoint.signal_url(signal), endpoint.signal_account(signal)),
+                           signal)
+    probes = [_probe(ctx, signal, url, account) for (url, account), signal in targets.items()]
+    if len(probes) == 1:
+        return probes[0]
+    fixes = [c.fix for c in probes if c.fix]
+    return Check("endpoint", worst(probes), "; ".join(c.summary for c in probes),
+                 "; ".join(dict.fromkeys(fixes)) or None,
+                 data={**probes[0].data, "probes": [c.data for c in probes]})
 
-    signal = "metrics" if "metrics" in endpoint.signals else endpoint.signals[0]
-    url = endpoint.signal_url(signal)
+
+def _probe(ctx: Context, signal: str, url: str | None, account: str) -> Check:
+    from aitrack import transport
+    from aitrack.keychain import set_command
+
+    endpoint = ctx.profile.endpoint
     json_body = endpoint.protocol == "http/json"
     # An empty Export<Signal>ServiceRequest: b"" in protobuf, {} in JSON.
     body, content_type = (b"{}", "application/json") if json_body else (
         b"", "application/x-protobuf")
     probe = replace(endpoint, timeout_s=min(endpoint.timeout_s, PROBE_TIMEOUT_S))
-    token = ctx.token
+    token = ctx.tokens.get(account)
     answer = transport.post(probe, url, body, content_type, token)
     ms = round(answer.elapsed_s * 1000)
-    secrets = [token or "", *endpoint.headers.values()]
+    secrets = [*ctx.tokens.values(), *endpoint.headers.values()]
     where = shown_url(url)
-    data = {"url": where, "protocol": endpoint.protocol, "http_status": answer.status,
-            "elapsed_ms": ms, "token_sent": token is not None}
+    data = {"url": where, "signal": signal, "account": account, "protocol": endpoint.protocol,
+            "http_status": answer.status, "elapsed_ms": ms, "token_sent": token is not None}
     error = redact(answer.error or "", secrets)
     status = answer.status
+    set_token = f"`{set_command(account)}`"
     if status is not None and 200 <= status < 300:
         what = "accepted the token" if token else "accepted a request without a token"
         return Check("endpoint", PASS if token else WARN,
                      f"{where} {what} (HTTP {status} in {ms} ms)",
-                     None if token else "run `aitrack token set`", data=data)
+                     None if token else f"run {set_token}", data=data)
     if status is None:
         return Check("endpoint", FAIL, f"{where} unreachable after {ms} ms: {error}",
                      "check the network or VPN, the proxy (HTTPS_PROXY), endpoint.url, and for "
@@ -247,10 +279,11 @@ def check_endpoint(ctx: Context) -> Check:
     if status in (401, 403):
         if token is None:
             return Check("endpoint", WARN, f"{where} is reachable but wants a token "
-                         f"(HTTP {status} in {ms} ms) and none is stored",
-                         "run `aitrack token set`", data=data)
-        return Check("endpoint", FAIL, f"{where} rejected the token (HTTP {status} in {ms} ms)",
-                     "store a valid token with `aitrack token set` (ask IT whether it was "
+                         f"(HTTP {status} in {ms} ms) and none is stored for account {account!r}",
+                         f"run {set_token}", data=data)
+        return Check("endpoint", FAIL, f"{where} rejected the token (HTTP {status} in {ms} ms; "
+                     f"account {account!r})",
+                     f"store a valid token with {set_token} (ask IT whether it was "
                      f"revoked); check endpoint.auth_header ({endpoint.auth_header}) and "
                      "auth_scheme", data=data)
     if status in (404, 405, 415):
@@ -492,6 +525,10 @@ def check_ledger(ctx: Context) -> Check:
         return Check("ledger", PASS, f"no ledger yet at {path}: the first tracked run creates it",
                      data={"path": str(path), "exists": False})
     data: dict = {"path": str(path), "exists": True, "schema": None, "current_schema": current}
+    # first: on a read-only file system even reading a WAL ledger fails ("unable to open")
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        return Check("ledger", FAIL, f"{path} is not writable: usage cannot be recorded",
+                     f"give yourself write access to {path} and its directory", data=data)
     try:
         db = _open_ledger(path)
         try:
@@ -512,10 +549,6 @@ def check_ledger(ctx: Context) -> Check:
                      f"move it aside (`mv {path} {path}.broken`) and try "
                      f"`sqlite3 {path}.broken .recover`; the next run starts a new ledger",
                      data=data)
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-    if not writable:
-        return Check("ledger", FAIL, f"{path} is not writable: usage cannot be recorded",
-                     f"give yourself write access to {path} and its directory", data=data)
     if version > current:
         return Check("ledger", WARN, f"{path} has schema v{version}, newer than this aitrack's "
                      f"v{current}", "upgrade aitrack", data=data)
