@@ -106,11 +106,21 @@ def real_keychain() -> str:
     return keychain.backend_name()
 
 
+def _own_account(kind: str):
+    from aitrack import keychain
+
+    account = f"aitrack-test-{kind}{os.urandom(6).hex()}"
+    yield account
+    keychain.delete_token(account)
+
+
 @pytest.fixture
 def keychain_account(real_keychain: str):
     """A keychain account of this test's own, removed afterwards (never a developer's entry)."""
-    from aitrack import keychain
+    yield from _own_account("")
 
-    account = f"aitrack-test-{os.urandom(6).hex()}"
-    yield account
-    keychain.delete_token(account)
+
+@pytest.fixture
+def logs_account(real_keychain: str):
+    """A second account of this test's own, for a profile's logs_keychain_account."""
+    yield from _own_account("logs-")

@@ -2,9 +2,10 @@
 
 A throwaway CA and a server certificate for localhost/127.0.0.1 are made with
 `cryptography`; aitrack trusts them only through the profile's `ca_bundle`. The endpoint
-checks the token header, records every request (headers, decompressed body, decoded OTLP
-message) and answers as scripted: 503 with Retry-After, 429, 400, 403, partialSuccess, or
-nothing at all while it is down (`stop()`, then `start()` again on the same port).
+checks the token header (a path may expect a token of its own, `path_auth`), records every
+request (headers, decompressed body, decoded OTLP message) and answers as scripted: 503
+with Retry-After, 429, 400, 403, partialSuccess, or nothing at all while it is down
+(`stop()`, then `start()` again on the same port).
 
 Test modules load it with `pytest_plugins = ("org_endpoint",)`. PYTEST_DONT_REWRITE: it
 holds no assertions, and is imported by those modules before pytest registers it.
@@ -20,7 +21,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from aitrack import otlp
 
 TOKEN = "org-token-Zq8vV3xKc9"
+LOGS_TOKEN = "org-logs-token-Wm4pT7yHd2"  # a second key, for logs only (CloudWatch Logs)
 
 
 class Authority:
@@ -128,7 +130,7 @@ class Received:
 class Reply:
     status: int = 200
     retry_after: str | None = None
-    message: str = ""
+    message: str = ""  # "{auth}" in it echoes the auth header the request carried
     partial: tuple[int, str] | None = None  # (rejected, error message) on a 200
 
 
@@ -138,6 +140,7 @@ class OrgEndpoint:
     key: Path
     auth_header: str = "authorization"
     auth_value: str | None = f"Bearer {TOKEN}"
+    path_auth: dict[str, str | None] = field(default_factory=dict)  # path -> its own auth_value
     port: int = 0
     delay_s: float = 0.0  # before answering each request
     requests: list[Received] = field(default_factory=list)
@@ -247,11 +250,13 @@ def _handler(endpoint: OrgEndpoint):
             ctype = headers.get("content-type", "")
             signal = {f"/v1/{s}": s for s in otlp.SIGNALS}.get(self.path)
             given = headers.get(endpoint.auth_header.lower())
-            authorized = endpoint.auth_value is None or given == endpoint.auth_value
+            expected = endpoint.path_auth.get(self.path, endpoint.auth_value)
+            authorized = expected is None or given == expected
             with endpoint.lock:
                 reply = endpoint.script.popleft() if endpoint.script else endpoint.default
             if not authorized:
                 reply = Reply(401 if given is None else 403, message="bad token")
+            reply = replace(reply, message=reply.message.replace("{auth}", given or ""))
             message = None
             if signal and ctype in (otlp.JSON, otlp.PROTOBUF):
                 message = otlp.decode(signal, body, ctype)
@@ -353,29 +358,49 @@ def token(keychain_account: str) -> str:
     return TOKEN
 
 
+@pytest.fixture
+def logs_token(logs_account: str) -> str:
+    """LOGS_TOKEN stored in the real keychain under the test's second account."""
+    from aitrack import keychain
+
+    keychain.set_token(logs_account, LOGS_TOKEN)
+    return LOGS_TOKEN
+
+
 # ---------------------------------------------------------------- the tracked side
 
 # A tracked child for `aitrack run -- python CHILD`: sends SEND OTLP/JSON metrics payloads
-# (100 input tokens each, resource attribute seq=i) with the env the wrapper gave it, then
-# waits as told. The env variables below steer it.
+# (100 input tokens each, resource attribute seq=i), after the first LOGS of them a logs
+# payload each (seq=log-i), with the env the wrapper gave it, then waits as told and sends
+# THEN more metrics payloads. The env variables below steer it.
 CHILD = r'''
 import json, os, sys, time, urllib.request
 key, value = os.environ["OTEL_EXPORTER_OTLP_HEADERS"].split("=", 1)
 base = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
 pad = int(os.environ.get("PAD", "0"))
-for i in range(int(os.environ.get("SEND", "1"))):
-    attrs = [{"key": "seq", "value": {"stringValue": str(i)}}]
+def send(signal, seq):
+    attrs = [{"key": "seq", "value": {"stringValue": seq}}]
     if pad:
         attrs.append({"key": "pad", "value": {"stringValue": os.urandom(pad // 2).hex()}})
-    point = {"sum": 100, "count": "1", "timeUnixNano": str(time.time_ns()), "attributes": [
-        {"key": "gen_ai.token.type", "value": {"stringValue": "input"}},
-        {"key": "gen_ai.response.model", "value": {"stringValue": "m"}}]}
-    body = {"resourceMetrics": [{"resource": {"attributes": attrs}, "scopeMetrics": [{"metrics": [
-        {"name": "gen_ai.client.token.usage",
-         "histogram": {"aggregationTemporality": 1, "dataPoints": [point]}}]}]}]}
-    request = urllib.request.Request(base + "/v1/metrics", data=json.dumps(body).encode(),
+    if signal == "logs":
+        body = {"resourceLogs": [{"resource": {"attributes": attrs}, "scopeLogs": [
+            {"logRecords": [{"timeUnixNano": str(time.time_ns()),
+                             "body": {"stringValue": "event"}}]}]}]}
+    else:
+        point = {"sum": 100, "count": "1", "timeUnixNano": str(time.time_ns()), "attributes": [
+            {"key": "gen_ai.token.type", "value": {"stringValue": "input"}},
+            {"key": "gen_ai.response.model", "value": {"stringValue": "m"}}]}
+        body = {"resourceMetrics": [{"resource": {"attributes": attrs}, "scopeMetrics": [
+            {"metrics": [{"name": "gen_ai.client.token.usage",
+                          "histogram": {"aggregationTemporality": 1, "dataPoints": [point]}}]}]}]}
+    request = urllib.request.Request(f"{base}/v1/{signal}", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json", key: value})
     assert urllib.request.urlopen(request).status == 200
+send_count = int(os.environ.get("SEND", "1"))
+for i in range(send_count):
+    send("metrics", str(i))
+    if i < int(os.environ.get("LOGS", "0")):
+        send("logs", f"log-{i}")
     time.sleep(float(os.environ.get("EVERY", "0")))
 if os.environ.get("SENT_MARKER"):
     with open(os.environ["SENT_MARKER"], "w") as fh:
@@ -384,6 +409,8 @@ wait_for = os.environ.get("WAIT_FOR")
 deadline = time.time() + float(os.environ.get("WAIT_MAX", "20"))
 while wait_for and not os.path.exists(wait_for) and time.time() < deadline:
     time.sleep(0.02)
+for i in range(send_count, send_count + int(os.environ.get("THEN", "0"))):
+    send("metrics", str(i))
 time.sleep(float(os.environ.get("LINGER", "0")))
 if os.environ.get("EXIT_AT"):
     with open(os.environ["EXIT_AT"], "w") as fh:

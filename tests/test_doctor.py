@@ -15,9 +15,9 @@ import pytest
 
 from aitrack import doctor, paths, profile
 from fixtures import fake_tool
-from org_endpoint import TOKEN, profile_toml, queue
+from org_endpoint import LOGS_TOKEN, TOKEN, profile_toml, queue
 
-pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token
+pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token, logs_token
 
 SYSTEM_PATH = "/usr/bin:/bin"
 SECRET = "sk-live-doctor-7f3e9a1b2c"
@@ -95,7 +95,7 @@ def test_keychain_token_present_passes_without_showing_it(home, env, org, author
     assert check.status == "PASS", check
     assert keychain_account in check.summary and "present" in check.summary
     assert TOKEN not in repr(check) and check.data["token_present"] is True
-    assert ctx.token == TOKEN  # for the endpoint probe's header only
+    assert ctx.tokens == {keychain_account: TOKEN}  # for the endpoint probe's header only
 
 
 def test_keychain_without_a_token_fails(home, env, org, authority, keychain_account):
@@ -103,6 +103,66 @@ def test_keychain_without_a_token_fails(home, env, org, authority, keychain_acco
     check = doctor.check_keychain(context(env))
     assert check.status == "FAIL"
     assert "no token" in check.summary and "aitrack token set" in check.fix
+
+
+def two_keys(home, org, authority, metrics_account: str, logs_account: str) -> None:
+    """A profile with a key per signal; the endpoint wants LOGS_TOKEN on /v1/logs."""
+    org.path_auth["/v1/logs"] = f"Bearer {LOGS_TOKEN}"
+    home.write_managed_profile(profile_toml(org, authority.pem, metrics_account,
+                                            extra=f'logs_keychain_account = "{logs_account}"'))
+
+
+def test_keychain_names_the_account_whose_token_is_missing(home, env, org, authority, token,
+                                                           keychain_account, logs_account):
+    from aitrack import keychain
+
+    two_keys(home, org, authority, keychain_account, logs_account)
+    check = doctor.check_keychain(context(env))
+    assert check.status == "FAIL", check
+    assert check.summary.startswith(f"no token for account '{logs_account}' (logs) in ")
+    assert check.summary.endswith(": logs cannot be forwarded")
+    assert f"`aitrack token set --account {logs_account}`" in check.fix
+    assert keychain_account not in check.summary + check.fix  # its token is there
+    assert check.data["accounts"] == [
+        {"account": keychain_account, "signals": ["metrics"], "token_present": True},
+        {"account": logs_account, "signals": ["logs"], "token_present": False}]
+
+    keychain.set_token(logs_account, LOGS_TOKEN)
+    ctx = context(env)
+    check = doctor.check_keychain(ctx)
+    assert check.status == "PASS", check
+    assert (f"tokens present for accounts '{keychain_account}' (metrics), '{logs_account}' "
+            "(logs) in ") in check.summary
+    assert TOKEN not in repr(check) and LOGS_TOKEN not in repr(check)
+    assert ctx.tokens == {keychain_account: TOKEN, logs_account: LOGS_TOKEN}
+
+
+def test_endpoint_probes_each_signal_with_its_own_token(home, env, org, authority, token,
+                                                       keychain_account, logs_account):
+    from aitrack import keychain
+
+    keychain.set_token(logs_account, "a-revoked-logs-key")
+    two_keys(home, org, authority, keychain_account, logs_account)
+    ctx = context(env)
+    doctor.check_keychain(ctx)
+    check = doctor.check_endpoint(ctx)
+    assert check.status == "FAIL", check
+    assert "/v1/metrics accepted the token (HTTP 200 in" in check.summary
+    assert "/v1/logs rejected the token (HTTP 403 in" in check.summary
+    assert f"account '{logs_account}'" in check.summary
+    assert check.fix.startswith(f"store a valid token with `aitrack token set --account "
+                                f"{logs_account}`")
+    sent = {r.path: r.headers["authorization"] for r in org.requests}
+    assert sent == {"/v1/metrics": f"Bearer {TOKEN}", "/v1/logs": "Bearer a-revoked-logs-key"}
+    assert "a-revoked-logs-key" not in repr(check)
+
+    keychain.set_token(logs_account, LOGS_TOKEN)
+    ctx = context(env)
+    doctor.check_keychain(ctx)
+    check = doctor.check_endpoint(ctx)
+    assert check.status == "PASS", check
+    assert [p["http_status"] for p in check.data["probes"]] == [200, 200]
+    assert all(r.authorized for r in org.requests[2:])
 
 
 def test_no_keychain_backend_fails(home, env, org, authority):
@@ -130,9 +190,10 @@ def test_endpoint_accepting_the_token_passes(home, env, org, authority, token,
     check = doctor.check_endpoint(ctx)
     assert check.status == "PASS", check
     assert "accepted the token (HTTP 200 in" in check.summary and " ms)" in check.summary
-    [request] = org.requests
-    assert request.path == "/v1/metrics" and request.authorized
-    assert request.content_type == content_type and request.body == body  # an empty export
+    assert sorted(r.path for r in org.requests) == ["/v1/logs", "/v1/metrics"]  # each signal
+    for request in org.requests:
+        assert request.authorized
+        assert request.content_type == content_type and request.body == body  # an empty export
     assert check.data["elapsed_ms"] >= 0 and TOKEN not in repr(check)
 
 

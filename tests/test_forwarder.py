@@ -19,6 +19,7 @@ import pytest
 from aitrack import forwarder, transport
 from aitrack.profile import Endpoint
 from org_endpoint import (
+    LOGS_TOKEN,
     TOKEN,
     Authority,
     OrgEndpoint,
@@ -29,7 +30,7 @@ from org_endpoint import (
     usage_total,
 )
 
-pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token, child
+pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token, logs_token, child
 
 SLACK_S = 0.6  # process teardown and scheduling, on top of the flush bound
 
@@ -311,7 +312,9 @@ def test_403_stops_sending_keeps_payloads_and_says_so_once(home, org, authority,
 
     flushed = flush(home)
     assert flushed.returncode == 1
-    assert "the endpoint rejected the token (HTTP 403): run `aitrack token set`" in flushed.stderr
+    assert (f"the endpoint rejected the token (HTTP 403 for metrics, account "
+            f"'{keychain_account}'): run `aitrack token set --account {keychain_account}`"
+            ) in flushed.stderr
     keychain.set_token(keychain_account, TOKEN)
     assert flush(home).returncode == 0
     assert sorted(seqs_received(org)) == ["0", "1", "2"]
@@ -336,8 +339,8 @@ def test_no_token_keeps_payloads_queued_and_says_once(home, org, authority, keyc
     result, _ = run(home, child, SEND=2)
     assert result.returncode == 0
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "aitrack token set" in lines[0], result.stderr
-    assert keychain_account in lines[0]
+    assert len(lines) == 1, result.stderr
+    assert f"aitrack token set --account {keychain_account}" in lines[0]
     assert org.requests == []
     assert pending(home) == 2 and usage_total(home.ledger) == 200
     flushed = flush(home)
@@ -353,6 +356,149 @@ def test_flush_without_an_endpoint_says_so(home):
 def test_flush_help_has_an_example(home):
     result = home.run("flush", "--help")
     assert result.returncode == 0 and "aitrack flush --retry-dead" in result.stdout
+
+
+# ---------------------------------------------------------------- a key per signal
+
+
+def use_two_keys(home, org, authority, metrics_account, logs_account, **kw) -> None:
+    """Metrics with the profile's keychain_account, logs with logs_keychain_account; the
+    endpoint wants TOKEN on /v1/metrics and LOGS_TOKEN on /v1/logs (CloudWatch)."""
+    org.path_auth["/v1/logs"] = f"Bearer {LOGS_TOKEN}"
+    use(home, org, authority, metrics_account,
+        extra=f'logs_keychain_account = "{logs_account}"', **kw)
+
+
+def by_signal(org, signal: str) -> list:
+    return [r for r in org.requests if r.signal == signal]
+
+
+def test_each_signal_is_sent_with_its_own_accounts_token(home, org, authority, keychain_account,
+                                                         logs_account, token, logs_token, child):
+    use_two_keys(home, org, authority, keychain_account, logs_account)
+    result, _ = run(home, child, SEND=2, LOGS=2)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert sorted(seqs_received(org, "metrics")) == ["0", "1"]
+    assert sorted(seqs_received(org, "logs")) == ["log-0", "log-1"]
+    assert all(r.authorized and r.status == 200 for r in org.requests)
+    for kind, own, other in (("metrics", TOKEN, LOGS_TOKEN), ("logs", LOGS_TOKEN, TOKEN)):
+        for r in by_signal(org, kind):
+            assert r.headers["authorization"] == f"Bearer {own}"
+            assert other not in repr(r.header_lines) and other.encode() not in r.body
+    assert outbox_rows(home.ledger) == []
+
+
+def test_a_missing_logs_token_holds_back_only_logs(home, org, authority, keychain_account,
+                                                   logs_account, token, child):
+    from aitrack import keychain
+
+    use_two_keys(home, org, authority, keychain_account, logs_account)
+    result, _ = run(home, child, SEND=2, LOGS=2)
+    assert result.returncode == 0
+    [line] = result.stderr.splitlines()  # one notice, naming the account and its fix
+    assert f"(account '{logs_account}'): logs telemetry stays queued" in line
+    assert line.endswith(f"run `aitrack token set --account {logs_account}`")
+    assert sorted(seqs_received(org, "metrics")) == ["0", "1"]  # metrics went anyway
+    assert by_signal(org, "logs") == []
+    assert [r[1:3] for r in outbox_rows(home.ledger)] == [("logs", "pending")] * 2
+
+    queue(home.ledger, ["m"])
+    flushed = flush(home, "--json")
+    assert flushed.returncode == 1  # the logs are still pending
+    report = json.loads(flushed.stdout)
+    assert (report["sent"], report["pending"]) == (1, 2)
+    [error] = report["errors"]
+    assert f"aitrack token set --account {logs_account}" in error
+    assert seqs_received(org, "metrics")[-1] == "m"
+
+    keychain.set_token(logs_account, LOGS_TOKEN)
+    assert flush(home).returncode == 0
+    assert sorted(seqs_received(org, "logs")) == ["log-0", "log-1"]
+    assert all(r.headers["authorization"] == f"Bearer {LOGS_TOKEN}"
+               for r in by_signal(org, "logs"))
+
+
+def test_a_refused_logs_token_stops_only_logs(home, org, authority, keychain_account,
+                                              logs_account, token, child, tmp_path):
+    from aitrack import keychain
+
+    keychain.set_token(logs_account, "revoked-logs-key")
+    use_two_keys(home, org, authority, keychain_account, logs_account)
+    go = tmp_path / "go"
+
+    def release_after_the_refusal() -> None:
+        org.wait_for(lambda o: any(r.status == 403 for r in o.requests))
+        go.write_text("")
+
+    threading.Thread(target=release_after_the_refusal, daemon=True).start()
+    # one metrics and one logs payload; after the logs' 403, two more metrics payloads
+    result, _ = run(home, child, SEND=1, LOGS=1, WAIT_FOR=go, THEN=2, LINGER=0.5)
+    assert result.returncode == 0
+    assert go.exists(), "the logs payload was never refused while the child ran"
+    [refused] = by_signal(org, "logs")  # refused once, never tried again this run
+    assert refused.status == 403
+    assert sorted(seqs_received(org, "metrics")) == ["0", "1", "2"]
+    assert any(r.at > refused.at for r in org.accepted())  # metrics kept flowing after it
+    [line] = result.stderr.splitlines()
+    assert line.startswith("aitrack: the endpoint rejected the token (HTTP 403 for logs, "
+                           f"account '{logs_account}'): run `aitrack token set --account "
+                           f"{logs_account}`"), line
+    assert [r[1:3] for r in outbox_rows(home.ledger)] == [("logs", "pending")]
+
+
+def test_flush_stops_only_the_signal_whose_token_is_refused(home, org, authority,
+                                                            keychain_account, logs_account,
+                                                            token):
+    from aitrack import keychain
+
+    keychain.set_token(logs_account, "revoked-logs-key")
+    use_two_keys(home, org, authority, keychain_account, logs_account)
+    queue(home.ledger, ["l1", "l2"], signal="logs")
+    db = sqlite3.connect(home.ledger)
+    db.execute("UPDATE outbox SET created_at = created_at - 7200 WHERE id = 1")  # 2 batches
+    db.commit()
+    db.close()
+    queue(home.ledger, ["a", "b"])
+    result = flush(home)
+    assert result.returncode == 1
+    assert [r.status for r in by_signal(org, "logs")] == [403]  # the second batch not tried
+    assert [r.status for r in by_signal(org, "metrics")] == [200]
+    assert sorted(seqs_received(org, "metrics")) == ["a", "b"]
+    lines = aitrack_lines(result.stderr, "the endpoint rejected the token")
+    assert len(lines) == 1 and f"--account {logs_account}" in lines[0]
+    assert "sent 2 payload(s)" in result.stdout and "pending 2" in result.stdout
+
+    keychain.set_token(logs_account, LOGS_TOKEN)
+    assert flush(home).returncode == 0
+    assert sorted(seqs_received(org, "logs")) == ["l1", "l2"]
+
+
+def test_each_account_is_read_once_in_the_background(home, org, authority, monkeypatch):
+    from aitrack import keychain, paths, profile
+    from aitrack.forwarder import Forwarder
+
+    use_two_keys(home, org, authority, "in-process", "in-process-logs",
+                 signals=("metrics", "logs", "traces"))
+    keys = {"in-process": TOKEN, "in-process-logs": LOGS_TOKEN}
+    reads = []
+
+    def slow_keychain(account: str) -> str:
+        reads.append(account)
+        time.sleep(0.3)
+        return keys[account]
+
+    monkeypatch.setattr(keychain, "get_token", slow_keychain)
+    where = paths.resolve()
+    session = queue(home.ledger, ["a"])
+    queue(home.ledger, ["l"], signal="logs", session_id=session)
+    notices: list[str] = []
+    started = time.perf_counter()
+    forwarder = Forwarder.start(where, profile.load(where), notices.append, session_id=session)
+    assert time.perf_counter() - started < 0.1  # the caller (the child's start) never waits
+    forwarder.finish(5)
+    assert sorted(reads) == ["in-process", "in-process-logs"]  # traces share the first
+    assert seqs_received(org, "metrics") == ["a"] and seqs_received(org, "logs") == ["l"]
+    assert notices == []
 
 
 # ---------------------------------------------------------------- TLS and plain HTTP
@@ -407,7 +553,9 @@ def _listener() -> tuple[socket.socket, list]:
 def _endpoint(url: str) -> Endpoint:
     return Endpoint(url=url, metrics_url=None, logs_url=None, traces_url=None,
                     protocol="http/protobuf", auth_header="Authorization", auth_scheme="Bearer",
-                    keychain_account="x", ca_bundle=None, signals=("metrics",), timeout_s=2,
+                    keychain_account="x", metrics_keychain_account=None,
+                    logs_keychain_account=None, traces_keychain_account=None,
+                    ca_bundle=None, signals=("metrics",), timeout_s=2,
                     flush_timeout_s=2, outbox_max_mb=256, headers={})
 
 

@@ -110,11 +110,41 @@ def test_the_account_comes_from_the_profile(home, keychain_account):
     assert status["account"] == keychain_account and status["present"] is True
 
 
+def test_status_lists_every_account_the_profile_uses(home, keychain_account, logs_account,
+                                                     real_keychain):
+    home.write_managed_profile(f'[endpoint]\nurl = "https://otlp.example.com"\n'
+                               f'keychain_account = "{keychain_account}"\n'
+                               f'logs_keychain_account = "{logs_account}"\n')
+    assert home.run("token", "set", input=TOKEN).returncode == 0  # the metrics key only
+    result = home.run("token", "status")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"token present for account {keychain_account!r} (metrics) in {real_keychain}",
+        f"no token for account {logs_account!r} (logs) in {real_keychain}: "
+        f"run `aitrack token set --account {logs_account}`"]
+    data = json.loads(home.run("token", "status", "--json").stdout)
+    assert data == {"account": keychain_account, "backend": real_keychain, "present": True,
+                    "accounts": [
+                        {"account": keychain_account, "signals": ["metrics"], "present": True},
+                        {"account": logs_account, "signals": ["logs"], "present": False}]}
+
+    assert token_set(home, logs_account, TOKEN + "-logs").returncode == 0
+    assert stored(logs_account) == TOKEN + "-logs" and stored(keychain_account) == TOKEN
+    result = home.run("token", "status")
+    assert result.returncode == 0
+    assert [line.split(" (")[0] for line in result.stdout.splitlines()] == [
+        f"token present for account {keychain_account!r}",
+        f"token present for account {logs_account!r}"]
+    only = home.run("token", "status", "--account", logs_account, "--json")
+    assert json.loads(only.stdout) == {"account": logs_account, "backend": real_keychain,
+                                       "present": True}
+
+
 def test_status_and_delete_without_a_token(home, keychain_account, real_keychain):
     result = home.run("token", "status", "--account", keychain_account)
     assert result.returncode == 1
     assert result.stdout == (f"no token for account {keychain_account!r} in {real_keychain}: "
-                             "run `aitrack token set`\n")
+                             f"run `aitrack token set --account {keychain_account}`\n")
     data = json.loads(home.run("token", "status", "--account", keychain_account, "--json").stdout)
     assert data == {"account": keychain_account, "backend": real_keychain, "present": False}
     result = home.run("token", "delete", "--account", keychain_account)

@@ -88,6 +88,25 @@ def test_user_per_signal_url_cannot_take_one_signal_away(home):
     assert load(home).endpoint.signal_url("logs") == "https://otlp.corp.example.com/v1/logs"
 
 
+def test_a_signal_account_defaults_to_keychain_account(home):
+    home.write_managed_profile(MANAGED.replace(
+        'keychain_account = "corp"', 'keychain_account = "corp"\n'
+        'logs_keychain_account = "corp-logs"\nsignals = ["metrics", "logs", "traces"]'))
+    endpoint = load(home).endpoint
+    assert [endpoint.signal_account(s) for s in profile.SIGNALS] == ["corp", "corp-logs", "corp"]
+    assert endpoint.accounts() == {"corp": ("metrics", "traces"), "corp-logs": ("logs",)}
+    assert endpoint.accounts(("logs",)) == {"corp-logs": ("logs",)}
+    home.write_managed_profile(MANAGED)  # none set: one account for every signal
+    assert load(home).endpoint.accounts() == {"corp": ("metrics", "logs")}
+
+
+def test_user_per_signal_account_cannot_change_a_managed_one(home):
+    home.write_managed_profile(MANAGED)
+    home.write_user_profile('[endpoint]\nurl = "https://otlp.corp.example.com"\n'
+                            'logs_keychain_account = "mine"\n')
+    assert load(home).endpoint.signal_account("logs") == "corp"  # [endpoint] is whole
+
+
 def test_user_endpoint_applies_when_the_managed_profile_sets_none(home):
     home.write_managed_profile('[attributes]\n"team.id" = "platform-eng"\n')
     home.write_user_profile('[endpoint]\nurl = "https://mine.example.com"\n')
@@ -253,6 +272,14 @@ INVALID = [
      'auth_scheme = "Bearer\\r\\nX-Injected: 1"\n', "endpoint.auth_scheme", 3, "Bearer"),
     ("empty-account", '[endpoint]\nurl = "https://x.example"\nkeychain_account = ""\n',
      "endpoint.keychain_account", 3, "must not be empty"),
+    ("blank-logs-account", '[endpoint]\nurl = "https://x.example"\n'
+     'logs_keychain_account = " "\n', "endpoint.logs_keychain_account", 3, "must not be empty"),
+    ("metrics-account-number", '[endpoint]\nurl = "https://x.example"\n\n'
+     "metrics_keychain_account = 7\n", "endpoint.metrics_keychain_account", 4,
+     "must be a string, got integer"),
+    ("traces-account-typo", '[endpoint]\nurl = "https://x.example"\n'
+     'trace_keychain_account = "t"\n', "endpoint.trace_keychain_account", 3,
+     "traces_keychain_account"),
     ("attribute-space", '[attributes]\n"team id" = "a"\n', 'attributes."team id"', 2,
      "invalid attribute name"),
     ("attribute-digit", '[attributes]\n"1team" = "a"\n', "attributes.1team", 2,
@@ -362,7 +389,9 @@ def test_validate_a_missing_file_says_so(home, tmp_path):
 
 
 def test_show_origin_labels_managed_user_and_default_keys(home):
-    home.write_managed_profile(MANAGED)
+    home.write_managed_profile(MANAGED.replace(
+        'keychain_account = "corp"', 'keychain_account = "corp"\n'
+        'logs_keychain_account = "corp-logs"'))
     home.write_user_profile(USER)
     managed, user = f"managed ({home.managed_profile})", f"user ({home.user_profile})"
     result = home.run("profile", "show", "--origin")
@@ -375,6 +404,8 @@ def test_show_origin_labels_managed_user_and_default_keys(home):
 
     assert origin_of('url = "https://otlp.corp.example.com"') == managed
     assert origin_of('keychain_account = "corp"') == managed
+    assert origin_of('logs_keychain_account = "corp-logs"') == managed
+    assert not any(line.startswith("metrics_keychain_account") for line in lines)  # unset
     assert origin_of("timeout_s = 10") == "default"
     assert origin_of('"team.id" = "platform-eng"') == managed
     assert origin_of('department = "research"') == user
@@ -398,6 +429,8 @@ def test_show_json_origin(home):
     managed, user = f"managed ({home.managed_profile})", f"user ({home.user_profile})"
     assert data["origins"]["endpoint.url"] == managed
     assert data["origins"]["endpoint.timeout_s"] == "default"
+    assert data["origins"]["endpoint.logs_keychain_account"] == "default"  # keychain_account
+    assert "logs_keychain_account" not in data["endpoint"]
     assert data["origins"]["attributes.team.id"] == managed
     assert data["origins"]["attributes.department"] == user
     assert data["origins"]["telemetry.metric_export_interval_ms"] == user

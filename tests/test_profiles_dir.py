@@ -43,8 +43,13 @@ def test_cloudwatch_sends_metrics_and_logs_to_their_own_hosts(home):
     assert endpoint.auth_header == "Authorization"
     assert endpoint.auth_value("k") == "Bearer k"
     assert set(endpoint.headers) == {"x-aws-log-group", "x-aws-log-stream"}
-    # one token per endpoint: logs need their own key, so only metrics are forwarded
-    assert endpoint.signals == ("metrics",)
+    # CloudWatch Logs needs a key of its own: each signal reads its own keychain account
+    assert endpoint.signals == ("metrics", "logs")
+    assert endpoint.accounts() == {"cloudwatch-metrics": ("metrics",),
+                                   "cloudwatch-logs": ("logs",)}
+    text = (PROFILES / "cloudwatch.toml").read_text()
+    for account in ("cloudwatch-metrics", "cloudwatch-logs"):  # how to store each key
+        assert f"aitrack token set --account {account}" in text
 
 
 def test_api_gateway_sends_a_bare_x_api_key(home):

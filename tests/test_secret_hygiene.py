@@ -122,3 +122,67 @@ def test_a_dead_letter_keeps_the_answer_but_never_the_token(home, org, authority
     for path in Path(home.root).rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_two_keys_each_go_only_to_their_own_signal_and_nowhere_else(home, org, authority,
+                                                                    keychain_account,
+                                                                    logs_account, tmp_path):
+    """CloudWatch-style: a metrics key and a logs key; neither leaks, neither crosses over."""
+    metrics_key = f"aitrack-hygiene-metrics-{os.urandom(12).hex()}"
+    logs_key = f"aitrack-hygiene-logs-{os.urandom(12).hex()}"
+    org.auth_value = f"Bearer {metrics_key}"
+    org.path_auth["/v1/logs"] = f"Bearer {logs_key}"
+    home.write_managed_profile(profile_toml(
+        org, authority.pem, keychain_account,
+        extra=f'logs_keychain_account = "{logs_account}"'))
+    for args, key in ((("token", "set"), metrics_key),
+                      (("token", "set", "--account", logs_account), logs_key)):
+        stored = home.run(*args, input=key)
+        assert stored.returncode == 0, stored.stderr
+
+    # each signal's first answer is a refusal that echoes the auth header it was sent
+    org.then(400, message="rejected request with Authorization: {auth}", times=2)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    outputs = {"session": home.run("run", "--", sys.executable, str(script),
+                                   env={"SEND": "1", "LOGS": "1", "LINGER": "1"})}
+    for name, args in {
+        "debug flush": ("--debug", "flush", "--retry-dead"),
+        "flush --json": ("flush", "--json"),
+        "profile show --json --origin": ("profile", "show", "--json", "--origin"),
+        "token status": ("token", "status"),
+        "token status --json": ("token", "status", "--json"),
+        "doctor --json": ("doctor", "--json"),
+    }.items():
+        outputs[name] = home.run(*args)
+    assert outputs["session"].returncode == 0, outputs["session"].stderr
+    assert outputs["debug flush"].returncode == 0, outputs["debug flush"].stderr
+    assert outputs["token status"].returncode == 0  # both keys present
+    checks = {c["name"]: c for c in json.loads(outputs["doctor --json"].stdout)["checks"]}
+    assert checks["keychain"]["status"] == "PASS", checks["keychain"]
+    assert checks["endpoint"]["status"] == "PASS", checks["endpoint"]  # both probes accepted
+
+    # the run really had both refusals echo a key back, and then delivered everything
+    assert sorted(r.status for r in org.requests[:2]) == [400, 400]
+    assert seqs_received(org, "metrics") == ["0"] and seqs_received(org, "logs") == ["log-0"]
+    assert {r.signal for r in org.requests} == {"metrics", "logs"}
+    log = (home.root / "state" / "logs" / "forwarder.log").read_text()
+    dead = [line for line in log.splitlines() if "dead letter:" in line]
+    assert len(dead) == 2 and all("Authorization: Bearer [token]" in line for line in dead)
+
+    # 1. each key in its own signal's auth header, and nowhere else in any request
+    for r in org.requests:
+        own, other = (logs_key, metrics_key) if r.signal == "logs" else (metrics_key, logs_key)
+        assert r.headers["authorization"] == f"Bearer {own}", r.path
+        assert other not in repr(r.header_lines) and other not in r.path
+        rest = {k: v for k, v in r.headers.items() if k != "authorization"}
+        for key in (metrics_key, logs_key):
+            assert key not in repr(rest) and key.encode() not in r.body + r.wire
+
+    # 2. no file under the aitrack home, 3. no output of anything the user ran
+    for path in (p for p in home.root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        assert metrics_key.encode() not in data and logs_key.encode() not in data, path
+    for name, result in outputs.items():
+        for key in (metrics_key, logs_key):
+            assert key not in result.stdout + result.stderr, name

@@ -12,7 +12,12 @@
     is cached on the device while it runs, so avoid pasting a shared long-lived token in it.
     Exit code 0 when the token is stored.
 
-    Offboarding: run `aitrack token delete` in the user's context the same way.
+    A profile that gives a signal its own keychain account (logs_keychain_account in
+    profiles/cloudwatch.toml, say) needs each key stored: deploy a copy of this script per
+    account with 'token set --account NAME' below and that account's key.
+
+    Offboarding: run `aitrack token delete` (and `--account NAME` for each per-signal
+    account) in the user's context the same way.
 #>
 $ErrorActionPreference = 'Stop'
 

@@ -237,7 +237,8 @@ def check_endpoint(ctx: Context) -> Check:
     for signal in sorted(endpoint.signals, key=lambda s: s != "metrics"):  # metrics first
         targets.setdefault((endpoint.signal_url(signal), endpoint.signal_account(signal)),
                            signal)
-    probes = [_probe(ctx, signal, url, account) for (url, account), signal in targets.items()]
+    with ThreadPoolExecutor(len(targets)) as pool:  # a hung host costs one timeout, not one each
+        probes = list(pool.map(lambda t: _probe(ctx, t[1], *t[0]), targets.items()))
     if len(probes) == 1:
         return probes[0]
     fixes = [c.fix for c in probes if c.fix]

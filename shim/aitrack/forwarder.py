@@ -1,18 +1,22 @@
 """Delivery of queued telemetry to the org endpoint.
 
 `Forwarder`: one background thread per tracked run. It starts after the child is spawned,
-reads the token from the keychain once, sends this run's payloads as they are queued and
+reads the tokens from the keychain once (one read per distinct account: a signal may have
+its own, `Endpoint.signal_account`), sends this run's payloads as they are queued and
 then any older backlog (all sessions' rows), and when the child has exited keeps going for
 at most `endpoint.flush_timeout_s`, sending what is due but never waiting out the backoff of
 an unreachable endpoint. `drain`: the synchronous delivery behind `aitrack flush`.
-Both use a `Courier`, which claims a batch from the outbox, posts it and records the answer.
+Both use a `Courier`, which claims a batch from the outbox, posts it with its signal's token
+and records the answer. A signal without a token is never claimed: it stays queued while
+the others go.
 
 Answers: 2xx -> the rows leave the outbox (a partialSuccess is logged, never retried);
 429/502/503/504 and no answer -> retried with exponential backoff and jitter, never sooner
-than Retry-After; 401/403, and TLS or configuration failures -> nothing more is sent this
-run and the rows stay pending; any other status -> the rows become dead letters, kept with
-the endpoint's answer until `aitrack flush --retry-dead`. A batch of several payloads
-refused for good is re-sent one payload at a time, so that only the culprit is buried.
+than Retry-After; 401/403, and TLS or configuration failures -> nothing more of that signal
+is sent this run and its rows stay pending (the other signals keep going); any other
+status -> the rows become dead letters, kept with the endpoint's answer until
+`aitrack flush --retry-dead`. A batch of several payloads refused for good is re-sent one
+payload at a time, so that only the culprit is buried.
 
 This module is imported on the main thread after the spawn: keep its top-level imports
 light (ssl, http.client and keyring load inside the thread).
@@ -57,25 +61,37 @@ def lease_s(endpoint) -> float:
     return 2 * endpoint.timeout_s + LEASE_MARGIN_S
 
 
-def no_token_line(account: str) -> str:
-    return (f"no org token in the keychain (account {account!r}): telemetry stays queued in "
-            "the outbox; run `aitrack token set`")
+def no_token_line(account: str, signals: tuple[str, ...]) -> str:
+    from aitrack.keychain import set_command
+
+    return (f"no org token in the keychain (account {account!r}): {' and '.join(signals)} "
+            f"telemetry stays queued in the outbox; run `{set_command(account)}`")
 
 
-def read_token(endpoint) -> tuple[str | None, str | None]:
-    """(token, None), or (None, one line naming the fix). Never raises."""
+def read_tokens(endpoint, signals: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """Each signal's token, read once per distinct account, and one line naming the fix for
+    each account that has none. Never raises."""
     from aitrack import keychain
 
-    try:
-        token = keychain.get_token(endpoint.keychain_account)
-    except keychain.KeychainUnavailable as exc:
-        return None, f"cannot read the org token: {exc}; telemetry stays queued in the outbox"
-    except Exception as exc:  # noqa: BLE001 - a D-Bus or backend failure outside keyring's types
-        return None, (f"cannot read the org token (keychain error {type(exc).__name__}): unlock "
-                      "the keychain or run `aitrack doctor`; telemetry stays queued in the outbox")
-    if not token:
-        return None, no_token_line(endpoint.keychain_account)
-    return token, None
+    tokens: dict[str, str] = {}
+    problems: list[str] = []
+    for account, group in endpoint.accounts(signals).items():
+        try:
+            token = keychain.get_token(account)
+        except keychain.KeychainUnavailable as exc:
+            problems.append(f"cannot read the org token: {exc}; telemetry stays queued in the "
+                            "outbox")
+            break  # the keychain itself is the problem: the other accounts would say the same
+        except Exception as exc:  # noqa: BLE001 - a D-Bus or backend failure outside keyring's types
+            problems.append(f"cannot read the org token (keychain error {type(exc).__name__}): "
+                            "unlock the keychain or run `aitrack doctor`; telemetry stays "
+                            "queued in the outbox")
+            break
+        if token:
+            tokens.update(dict.fromkeys(group, token))
+        else:
+            problems.append(no_token_line(account, group))
+    return tokens, problems
 
 
 def sendable_signals(endpoint) -> tuple[tuple[str, ...], list[str]]:
@@ -99,16 +115,16 @@ def size(n: float) -> str:
 class ForwardLog:
     """forwarder.log under paths.log_dir: retries, dead letters, partial successes, evictions.
 
-    Never the token (masked if an answer echoes it) nor request headers. Rotated at 1 MiB.
+    Never a token (masked if an answer echoes it) nor request headers. Rotated at 1 MiB.
     """
 
     def __init__(self, directory: Path):
         self.path = directory / "forwarder.log"
-        self.secret: str | None = None
+        self.secrets: set[str] = set()
 
     def __call__(self, message: str) -> None:
-        if self.secret:
-            message = message.replace(self.secret, "[token]")
+        for secret in sorted(self.secrets, key=len, reverse=True):  # a token inside another
+            message = message.replace(secret, "[token]")
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         line = f"{stamp} pid={os.getpid()} {' '.join(message.split())}\n".encode()
         try:
@@ -131,6 +147,7 @@ class ForwardLog:
 class Outcome:
     """What one claimed batch came to. `halt`: None, "retry" (wait `delay`) or "stop"."""
 
+    signal: str | None = None
     sent: int = 0
     sent_bytes: int = 0  # protobuf bytes delivered
     wire_bytes: int = 0  # gzip bytes sent, all attempts
@@ -150,25 +167,30 @@ class Outcome:
         self.dead += other.dead
         self.partial_rejected += other.partial_rejected
         self.dead_error = other.dead_error or self.dead_error
+        self.signal = other.signal
         self.halt, self.delay, self.retry_after = other.halt, other.delay, other.retry_after
         self.status, self.error = other.status, other.error
 
 
 class Courier:
-    """Claims a batch, posts it, and records the endpoint's answer in the outbox."""
+    """Claims a batch, posts it with its signal's token, and records the endpoint's answer
+    in the outbox. A signal that cannot be sent this run (token refused, TLS or configuration
+    failure) leaves `tokens`; the others keep going."""
 
-    def __init__(self, db, endpoint, token: str, signals: tuple[str, ...], log: ForwardLog,
-                 on_answer=None):
+    def __init__(self, db, endpoint, tokens: dict[str, str], log: ForwardLog, on_answer=None):
         from aitrack import outbox
 
         self.db = db
         self.endpoint = endpoint
-        self.token = token
-        self.signals = signals
+        self.tokens = dict(tokens)  # signal -> token, for the signals still sent this run
         self.log = log
         self.on_answer = on_answer  # (signal, rows, answer) -> None, for --debug
         self.owner = outbox.owner_id()
         self.lease_s = lease_s(endpoint)
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        return tuple(self.tokens)
 
     def next(self, session_id: str | None = None, due_only: bool = True) -> Outcome | None:
         """Deliver the next batch; None when nothing can be claimed now."""
@@ -189,14 +211,15 @@ class Courier:
             error = f"cannot encode the stored payload ({type(exc).__name__})"
             outbox.bury(self.db, self.owner, ids, error)
             self.log(f"dead letter: {len(rows)} {signal} payload(s): {error}")
-            return Outcome(dead=len(rows), dead_error=error)
+            return Outcome(signal, dead=len(rows), dead_error=error)
         url = self.endpoint.signal_url(signal)
-        answer = transport.post(self.endpoint, url, body, content_type, self.token)
+        answer = transport.post(self.endpoint, url, body, content_type, self.tokens[signal])
         if self.on_answer is not None:
             self.on_answer(signal, rows, answer)
         raw = sum(len(r.body) for r in rows)
         what = f"{len(rows)} {signal} payload(s), {size(raw)}"
-        out = Outcome(wire_bytes=answer.sent_bytes, status=answer.status, error=answer.error)
+        out = Outcome(signal, wire_bytes=answer.sent_bytes, status=answer.status,
+                      error=answer.error)
         status = answer.status
         if status is not None and 200 <= status < 300:
             outbox.ack(self.db, ids)
@@ -211,7 +234,8 @@ class Courier:
         if answer.fatal or status in (401, 403):
             outbox.release(self.db, self.owner, ids)
             out.halt = "stop"
-            self.log(f"stopped: {what} kept pending: {answer.error}")
+            self.tokens.pop(signal, None)
+            self.log(f"stopped {signal}: {what} kept pending: {answer.error}")
             return out
         if status is None or status in RETRYABLE:
             attempt = max(r.attempts for r in rows) + 1
@@ -350,15 +374,15 @@ class Forwarder:
     def _serve(self) -> None:
         # The keychain is the slow part of starting (backend discovery, D-Bus): read it in a
         # thread of its own while this one prepares the outbox and connects to the endpoint.
+        signals, problems = sendable_signals(self.endpoint)
         keychain_answer: list = []
         reader = threading.Thread(target=lambda: keychain_answer.append(
-            read_token(self.endpoint)), name="aitrack-keychain", daemon=True)
+            read_tokens(self.endpoint, signals)), name="aitrack-keychain", daemon=True)
         reader.start()
         from aitrack import ledger, outbox, transport
 
         self.log = ForwardLog(self.paths.log_dir)
         self.db = ledger.connect(self.paths.ledger)
-        signals, problems = sendable_signals(self.endpoint)
         for line in problems:
             self._say(line, line)
         outbox.reap(self.db)
@@ -371,13 +395,14 @@ class Forwarder:
         transport.connect_ahead(self.endpoint, [self.endpoint.signal_url(s) for s in signals])
         self.sending = False
         reader.join()
-        token, problem = keychain_answer[0] if keychain_answer else (None, "keychain read failed")
-        if token is None:
-            self._say("token", problem)
+        tokens, missing = keychain_answer[0] if keychain_answer else ({}, ["keychain read failed"])
+        for line in missing:  # those signals stay queued; the others go
+            self._say(line, line)
+        if not tokens:
             self._idle()
             return
-        self.log.secret = token
-        courier = Courier(self.db, self.endpoint, token, signals, self.log)
+        self.log.secrets.update(tokens.values())
+        courier = Courier(self.db, self.endpoint, tokens, self.log)
         recovered = False
         while True:
             self.wake.clear()
@@ -388,7 +413,7 @@ class Forwarder:
             out = courier.next(session_id=self.session_id)
             self.sending = False
             if out is None:
-                if not self._wait_for_work(signals):
+                if not self._wait_for_work(courier.signals):
                     break
                 continue
             self.sent += out.sent
@@ -400,9 +425,12 @@ class Forwarder:
                                   "kept as a dead letter; fix the cause, then run "
                                   "`aitrack flush --retry-dead`")
             if out.halt == "stop":
-                self._say("stop", _stop_line(out))
-                self._idle()
-                break
+                line = _stop_line(out, self.endpoint)
+                self._say(line, line)
+                if not courier.signals:  # nothing left to send this run
+                    self._idle()
+                    break
+                continue
             if out.halt == "retry":
                 self.last_error = out.error
                 recovered = False
@@ -470,10 +498,14 @@ class Forwarder:
             self._say("bound", eviction_line(eviction))
 
 
-def _stop_line(out: Outcome) -> str:
+def _stop_line(out: Outcome, endpoint) -> str:
     if out.status in (401, 403):
-        return (f"the endpoint rejected the token (HTTP {out.status}): run `aitrack token set`; "
-                "telemetry stays queued in the outbox")
+        from aitrack.keychain import set_command
+
+        account = endpoint.signal_account(out.signal)
+        return (f"the endpoint rejected the token (HTTP {out.status} for {out.signal}, account "
+                f"{account!r}): run `{set_command(account)}`; {out.signal} telemetry stays "
+                "queued in the outbox")
     return f"{out.error}; telemetry stays queued in the outbox"
 
 
@@ -499,7 +531,7 @@ class FlushReport:
     revived: int = 0
     eviction: object | None = None
     counts: object | None = None
-    error: str | None = None  # why something is still pending
+    errors: list[str] = field(default_factory=list)  # why something is still pending
 
     def as_dict(self) -> dict:
         c = self.counts
@@ -518,7 +550,8 @@ class FlushReport:
             "dead_bytes": c.dead_bytes,
             "evicted_total": c.evicted,
             "dead_error": self.outcome.dead_error,
-            "error": self.error,
+            "error": "; ".join(self.errors) or None,
+            "errors": self.errors,
         }
 
 
@@ -553,23 +586,23 @@ def drain(paths, profile, *, retry_dead: bool = False, timeout_s: float = 60.0,
             report.revived = outbox.revive(db)
             outbox.bury_unforwarded(db, endpoint.signals)
         if outbox.counts(db).pending:
-            report.error = _deliver_all(db, endpoint, signals, log, timeout_s, report, on_answer)
-            if report.error is None and problems:
-                report.error = problems[0]
+            errors = _deliver_all(db, endpoint, signals, log, timeout_s, report, on_answer)
+            report.errors = list(dict.fromkeys(errors + problems))
         report.counts = outbox.counts(db)
     finally:
         db.close()
     return report
 
 
-def _deliver_all(db, endpoint, signals, log, timeout_s, report, on_answer) -> str | None:
+def _deliver_all(db, endpoint, signals, log, timeout_s, report, on_answer) -> list[str]:
+    """Why something is left pending, one line each (none when everything went)."""
     from aitrack import outbox, transport
 
-    token, problem = read_token(endpoint)
-    if token is None:
-        return problem
-    log.secret = token
-    courier = Courier(db, endpoint, token, signals, log, on_answer)
+    tokens, errors = read_tokens(endpoint, signals)
+    if not tokens:
+        return errors
+    log.secrets.update(tokens.values())
+    courier = Courier(db, endpoint, tokens, log, on_answer)
     deadline = time.monotonic() + timeout_s
     failures = 0
     try:
@@ -580,18 +613,21 @@ def _deliver_all(db, endpoint, signals, log, timeout_s, report, on_answer) -> st
                     time.sleep(0.1)  # another run is sending some: wait for its answer
                     continue
                 if outbox.counts(db).pending and outbox.claimed(db):
-                    return "another aitrack run is still sending some payloads"
-                return None
+                    errors.append("another aitrack run is still sending some payloads")
+                return errors
             report.outcome.add(out)
             if out.halt == "stop":
-                return _stop_line(out)
+                errors.append(_stop_line(out, endpoint))
+                if not courier.signals:
+                    return errors
+                continue
             if out.halt != "retry":
                 failures = 0
                 continue
             failures += 1
             delay = retry_delay(failures, out.retry_after)
             if failures >= FLUSH_MAX_FAILURES or time.monotonic() + delay > deadline:
-                return f"{out.error} (gave up after {failures} attempt(s))"
+                return [*errors, f"{out.error} (gave up after {failures} attempt(s))"]
             time.sleep(delay)
     finally:
         transport.close_connections()

@@ -1,10 +1,11 @@
 """The org token in the OS keychain, and nowhere else.
 
-keyring service `aitrack`, username = the profile's `keychain_account`. A token up to
-CHUNK UTF-16 code units is stored as-is (IT scripts and the platform's keychain tools can
-read or rotate it); a longer one is split over `<account>#1..N` with a marker in the main
-entry, because Windows Credential Locker holds only 2560 bytes of UTF-16 (1280 code units;
-a character outside the BMP takes two) per entry.
+keyring service `aitrack`, username = the profile's `keychain_account`, or a signal's own
+`<signal>_keychain_account`. A token up to CHUNK UTF-16 code units is stored as-is (IT
+scripts and the platform's keychain tools can read or rotate it); a longer one is split
+over `<account>#1..N` with a marker in the main entry, because Windows Credential Locker
+holds only 2560 bytes of UTF-16 (1280 code units; a character outside the BMP takes two)
+per entry.
 There is no plaintext fallback: without a real keychain every call refuses.
 """
 
@@ -154,3 +155,10 @@ def delete_token(account: str, ring=None) -> bool:
 def status(account: str) -> TokenStatus:
     ring = _backend()
     return TokenStatus(account, backend_name(ring), get_token(account) is not None)
+
+
+def set_command(account: str) -> str:
+    """The command that stores this account's token: what a notice tells the user to run."""
+    import shlex
+
+    return f"aitrack token set --account {shlex.quote(account)}"

@@ -37,6 +37,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "auth_header": ((str,), "Authorization"),
         "auth_scheme": ((str,), "Bearer"),
         "keychain_account": ((str,), "default"),
+        "metrics_keychain_account": ((str,), None),
+        "logs_keychain_account": ((str,), None),
+        "traces_keychain_account": ((str,), None),
         "ca_bundle": ((str,), None),
         "signals": ((list,), ["metrics", "logs"]),
         "timeout_s": ((int, float), 10),
@@ -53,6 +56,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
 }
 FREE_TABLES = ("attributes", "prices")  # tables whose keys are chosen by the user
 URL_KEYS = ("url", "metrics_url", "logs_url", "traces_url")
+ACCOUNT_KEYS = ("keychain_account", "metrics_keychain_account", "logs_keychain_account",
+                "traces_keychain_account")
 
 
 class ProfileError(Exception):
@@ -74,6 +79,9 @@ class Endpoint:
     auth_header: str
     auth_scheme: str
     keychain_account: str
+    metrics_keychain_account: str | None
+    logs_keychain_account: str | None
+    traces_keychain_account: str | None
     ca_bundle: str | None
     signals: tuple[str, ...]
     timeout_s: float
@@ -89,6 +97,20 @@ class Endpoint:
         if self.url:
             return self.url.rstrip("/") + f"/v1/{signal}"
         return None
+
+    def signal_account(self, signal: str) -> str:
+        """The keychain entry holding a signal's token: its own account if set, else
+        keychain_account (CloudWatch Logs, say, wants a key of its own)."""
+        return getattr(self, f"{signal}_keychain_account") or self.keychain_account
+
+    def accounts(self, signals: tuple[str, ...] | None = None) -> dict[str, tuple[str, ...]]:
+        """Each distinct keychain account of `signals` (default: the forwarded ones), with
+        the signals whose token it holds."""
+        found: dict[str, tuple[str, ...]] = {}
+        for signal in self.signals if signals is None else signals:
+            account = self.signal_account(signal)
+            found[account] = (*found.get(account, ()), signal)
+        return found
 
     def auth_value(self, token: str) -> str:
         return f"{self.auth_scheme} {token}" if self.auth_scheme else token
@@ -307,7 +329,7 @@ def _check_value(key: str, value: Any) -> str | None:
         return "must be a valid HTTP header name"
     if key == "auth_scheme" and (BAD_HEADER_VALUE.search(value) or value != value.strip()):
         return "must be a word like Bearer, or \"\" to send the token bare"
-    if key == "keychain_account" and not value.strip():
+    if key in ACCOUNT_KEYS and not value.strip():
         return "must not be empty"
     if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb") and value <= 0:
         return "must be greater than 0"

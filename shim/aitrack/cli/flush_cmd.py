@@ -62,8 +62,8 @@ def flush(ctx: click.Context, as_json: bool, retry_dead: bool, timeout_s: float)
             click.echo(f"aitrack: the endpoint accepted the telemetry but rejected "
                        f"{out.partial_rejected} item(s) in it (see forwarder.log under "
                        "`aitrack paths`)", err=True)
-        if report.error:
-            click.echo(f"aitrack: {report.error}", err=True)
+        for error in report.errors:
+            click.echo(f"aitrack: {error}", err=True)
         if c.dead:
             why = f" (last: {out.dead_error})" if out.dead_error else ""
             click.echo(f"aitrack: {c.dead} payload(s) refused by the endpoint are kept as dead "

@@ -6,7 +6,8 @@ import click
 
 from aitrack.cli.common import UserError, echo_json, load_profile
 
-ACCOUNT_HELP = "Keychain entry to use (default: the profile's endpoint.keychain_account)."
+ACCOUNT_HELP = ("Keychain entry to use (default: the profile's endpoint.keychain_account); "
+                "name a signal's own account, e.g. endpoint.logs_keychain_account, here.")
 
 
 def _account(account: str | None) -> str:
@@ -35,10 +36,15 @@ def _read_token() -> str:
 def token_group() -> None:
     """Store, check or remove the org endpoint's token in the OS keychain.
 
+    A signal may have a key of its own (CloudWatch Logs does): the profile then names its
+    account in endpoint.metrics_keychain_account, logs_keychain_account or
+    traces_keychain_account, and you store that key with --account.
+
     \b
     Examples:
       aitrack token set              # prompts, input hidden
       printf %s "$TOKEN" | aitrack token set
+      printf %s "$LOGS_KEY" | aitrack token set --account cloudwatch-logs
       aitrack token status --json
     """
 
@@ -77,34 +83,49 @@ def set_token(ctx: click.Context, account: str | None) -> None:
 
 
 @token_group.command("status")
-@click.option("--account", help=ACCOUNT_HELP)
+@click.option("--account", help="Check only this keychain entry (default: every account the "
+              "profile uses, endpoint.keychain_account and any per-signal one).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(account: str | None, as_json: bool) -> None:
-    """Say whether a token is stored, and in which keychain. Never shows the token.
+    """Say whether the tokens are stored, and in which keychain. Never shows a token.
 
-    Exits 0 when a token is present, 1 when it is not.
+    Checks every account the profile uses (a signal may have its own), or only --account.
+    Exits 0 when every token checked is present, 1 when one is not.
 
     \b
-    Example:
+    Examples:
       aitrack token status --json
+      aitrack token status --account cloudwatch-logs
     """
     from aitrack import keychain
 
-    name = _account(account)
+    endpoint = None if account else load_profile().endpoint
+    name = account or (endpoint.keychain_account if endpoint else "default")
+    # account -> the signals whose token it holds (none named: a single account checked)
+    accounts = endpoint.accounts() if endpoint is not None else {name: ()}
     try:
-        st = keychain.status(name)
+        backend = keychain.backend_name()
+        present = {a: keychain.get_token(a) is not None for a in {name, *accounts}}
     except keychain.KeychainUnavailable as exc:
         if as_json:
             echo_json({"account": name, "backend": None, "present": False, "error": str(exc)})
             raise SystemExit(1) from None
         raise UserError(str(exc)) from None
     if as_json:
-        echo_json({"account": st.account, "backend": st.backend, "present": st.present})
-    elif st.present:
-        click.echo(f"token present for account {name!r} in {st.backend}")
+        data = {"account": name, "backend": backend, "present": present[name]}
+        if endpoint is not None:
+            data["accounts"] = [{"account": a, "signals": list(signals), "present": present[a]}
+                                for a, signals in accounts.items()]
+        echo_json(data)
     else:
-        click.echo(f"no token for account {name!r} in {st.backend}: run `aitrack token set`")
-    raise SystemExit(0 if st.present else 1)
+        for a, signals in accounts.items():
+            which = f" ({', '.join(signals)})" if len(accounts) > 1 else ""
+            if present[a]:
+                click.echo(f"token present for account {a!r}{which} in {backend}")
+            else:
+                click.echo(f"no token for account {a!r}{which} in {backend}: run "
+                           f"`{keychain.set_command(a)}`")
+    raise SystemExit(0 if all(present[a] for a in accounts) else 1)
 
 
 @token_group.command("delete")
