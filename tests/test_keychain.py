@@ -139,6 +139,12 @@ def test_status_lists_every_account_the_profile_uses(home, keychain_account, log
     assert json.loads(only.stdout) == {"account": logs_account, "backend": real_keychain,
                                        "present": True}
 
+    # offboarding: one `token delete` removes every account the profile names
+    result = home.run("token", "delete")
+    assert result.returncode == 0, result.stderr
+    assert stored(keychain_account) is None and stored(logs_account) is None
+    assert result.stderr.count("deleted") == 2
+
 
 def test_status_and_delete_without_a_token(home, keychain_account, real_keychain):
     result = home.run("token", "status", "--account", keychain_account)

@@ -131,21 +131,31 @@ def status(account: str | None, as_json: bool) -> None:
 @token_group.command("delete")
 @click.option("--account", help=ACCOUNT_HELP)
 def delete(account: str | None) -> None:
-    """Remove the token from the keychain (offboarding, rotation).
+    """Remove the tokens from the keychain (offboarding, rotation).
+
+    Without --account: every account the profile names (a signal may have its own).
 
     \b
-    Example:
+    Examples:
       aitrack token delete
+      aitrack token delete --account cloudwatch-logs
     """
     from aitrack import keychain
+    from aitrack.profile import SIGNALS
 
-    name = _account(account)
-    try:
-        removed = keychain.delete_token(name)
-    except keychain.KeychainUnavailable as exc:
-        raise UserError(str(exc)) from None
-    click.echo(f"token for account {name!r} " + ("deleted" if removed else "was not stored"),
-               err=True)
+    if account:
+        names = [account]
+    else:
+        endpoint = load_profile().endpoint
+        names = ([endpoint.keychain_account, *endpoint.accounts(SIGNALS)] if endpoint
+                 else ["default"])
+    for name in dict.fromkeys(names):
+        try:
+            removed = keychain.delete_token(name)
+        except keychain.KeychainUnavailable as exc:
+            raise UserError(str(exc)) from None
+        click.echo(f"token for account {name!r} " + ("deleted" if removed else "was not stored"),
+                   err=True)
 
 
 def register(cli: click.Group) -> None:
