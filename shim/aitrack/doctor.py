@@ -560,14 +560,6 @@ def check_ledger(ctx: Context) -> Check:
                  data=data)
 
 
-def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return ""
-
-
 def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -585,6 +577,7 @@ def check_outbox(ctx: Context, now: float | None = None) -> Check:
     if not path.exists():
         return Check("outbox", PASS, "empty (no ledger yet)")
     from aitrack import outbox
+    from aitrack.forwarder import size
 
     try:
         db = _open_ledger(path)
@@ -603,21 +596,21 @@ def check_outbox(ctx: Context, now: float | None = None) -> Check:
             "evicted": c.evicted, "bound_bytes": bound}
     details = []
     if c.evicted:
-        details.append(f"{_count(c.evicted, 'payload')} ({_size(c.evicted_bytes)}) dropped by "
+        details.append(f"{_count(c.evicted, 'payload')} ({size(c.evicted_bytes)}) dropped by "
                        "the size bound so far (their usage is still in the ledger)")
     held = c.pending_bytes + c.dead_bytes
     if held >= OUTBOX_FULL * bound:
-        return Check("outbox", FAIL, f"nearly full: {_size(held)} of {_size(bound)} "
+        return Check("outbox", FAIL, f"nearly full: {size(held)} of {size(bound)} "
                      "(endpoint.outbox_max_mb); at the bound the oldest payloads are dropped",
                      "fix what blocks delivery (the endpoint and keychain checks above), then "
                      "run `aitrack flush`", details, data)
     problems = []
     age = now - c.oldest_pending_at if c.oldest_pending_at is not None else 0.0
     if c.pending and (age > STALE_BACKLOG_S or endpoint is None):
-        problems.append(f"{_count(c.pending, 'payload')} ({_size(c.pending_bytes)}) waiting, "
+        problems.append(f"{_count(c.pending, 'payload')} ({size(c.pending_bytes)}) waiting, "
                         f"the oldest for {_age(age)}")
     if c.dead:
-        problems.append(f"{_count(c.dead, 'dead letter')} ({_size(c.dead_bytes)}) the "
+        problems.append(f"{_count(c.dead, 'dead letter')} ({size(c.dead_bytes)}) the "
                         "endpoint refused")
     if problems:
         fixes = []
@@ -631,6 +624,6 @@ def check_outbox(ctx: Context, now: float | None = None) -> Check:
                 fixes.append("`aitrack flush --json` shows why the endpoint refused them; "
                              "`aitrack flush --retry-dead` re-sends them")
         return Check("outbox", WARN, "; ".join(problems), "; ".join(fixes), details, data)
-    summary = (f"{_count(c.pending, 'payload')} in flight ({_size(c.pending_bytes)})"
+    summary = (f"{_count(c.pending, 'payload')} in flight ({size(c.pending_bytes)})"
                if c.pending else "empty: everything was delivered")
     return Check("outbox", PASS, summary, None, details, data)
