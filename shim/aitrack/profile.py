@@ -187,7 +187,7 @@ def url_problem(url: str) -> str | None:
         return "must be an https:// URL with a host"
     if parts.scheme == "http" and not is_loopback_host(host):
         return ("plain http:// would send the token unencrypted; use https:// "
-                "(http is allowed only to a loopback address)")
+                "(plain HTTP is allowed only to a loopback address)")
     return None
 
 

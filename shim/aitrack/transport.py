@@ -28,7 +28,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from aitrack import __version__
-from aitrack.profile import Endpoint, is_loopback_host
+from aitrack.profile import Endpoint, is_loopback_host, url_problem
 
 MAX_ANSWER = 64 * 1024  # what is kept of an answer's body; a longer one closes the connection
 SEND_CHUNK = 64 * 1024
@@ -144,17 +144,12 @@ class _Target:
 
 
 def _target(url: str) -> _Target:
-    try:
-        parts: SplitResult = urlsplit(url)
-        host, port = parts.hostname, parts.port
-    except ValueError as exc:
-        raise _Refused(f"{url!r} is not a valid URL ({exc}): fix the endpoint in the "
-                       "profile") from None
-    if parts.scheme not in ("https", "http") or not host:
-        raise _Refused(f"{url!r} is not an https:// URL: fix the endpoint in the profile")
-    if parts.scheme == "http" and not is_loopback_host(host):
-        raise _Refused(f"refused to send to http://{host}: plain HTTP would expose the token; "
-                       "use https:// (http is allowed only to a loopback address)")
+    # the profile's own rule, checked again here: no byte leaves for a URL it refuses
+    problem = url_problem(url)
+    if problem:
+        raise _Refused(f"refused to send to {url}: {problem}; fix the endpoint in the profile")
+    parts: SplitResult = urlsplit(url)
+    host, port = parts.hostname, parts.port
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return _Target(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path)
 
