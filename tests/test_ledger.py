@@ -94,6 +94,16 @@ def test_a_cumulative_series_restarted_with_a_new_start_time_counts_both_runs(ho
     assert usage(home) == {(model, "input"): 400 + 80}
 
 
+def test_a_start_time_past_2_to_the_63_is_still_differenced(home, tmp_path):
+    """start_time_unix_nano is an unsigned 64-bit field; SQLite integers are signed."""
+    start = 2**64 - 1_000
+    exports = [claude_tokens({"input": v}, CUMULATIVE, start=start, at=t)
+               for v, t in ((100, 2_000), (250, 3_000))]
+    result = run_tool(home, tmp_path, "claude", [("metrics", metrics(m)) for m in exports])
+    assert usage(home) == {("claude-opus-5-5", "input"): 250}
+    assert result.stderr == ""
+
+
 def test_cumulative_series_are_kept_apart_by_their_attributes(home, tmp_path):
     exports = [metrics(sum_metric(CLAUDE_TOKENS, [
         point(10 * n, type="input", model="a"), point(100 * n, type="input", model="b"),

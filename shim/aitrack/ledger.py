@@ -142,11 +142,13 @@ def _delta(db: sqlite3.Connection, session_id: str, p: Point) -> float:
     """The increase a datapoint stands for; cumulative series are differenced."""
     if not p.cumulative:
         return p.value
+    # start_time_unix_nano is unsigned 64-bit, SQLite's INTEGER signed: store it wrapped
+    start = p.start_time - 2**64 if p.start_time >= 2**63 else p.start_time
     row = db.execute("SELECT start_time, value FROM cumulative_series "
                      "WHERE session_id = ? AND series = ?", (session_id, p.series)).fetchone()
     db.execute("INSERT OR REPLACE INTO cumulative_series VALUES (?, ?, ?, ?)",
-               (session_id, p.series, p.start_time, p.value))
-    if row is None or row[0] != p.start_time:
+               (session_id, p.series, start, p.value))
+    if row is None or row[0] != start:
         return p.value  # a new series, or the tool restarted it
     return p.value - row[1]
 
