@@ -29,7 +29,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 for module in (wrap_cmd, paths_cmd, profile_cmd, token_cmd):
     module.register(cli)
 
-for name in ("report_cmd", "flush_cmd", "doctor_cmd", "shims_cmd"):
+# One module per command family; a name without its module yet is skipped (being built).
+for name in ("report_cmd", "flush_cmd", "doctor_cmd", "shims_cmd", "agent_cmd", "import_cmd",
+             "prices_cmd", "dashboard_cmd"):
     try:
         module = __import__(f"aitrack.cli.{name}", fromlist=["register"])
     except ModuleNotFoundError as exc:  # a command still being built

@@ -1,0 +1,45 @@
+"""Token types of the ledger, the same for every tool.
+
+Base types do not overlap and add up to a session's total: `input` (uncached input),
+`cache_read`, `cache_creation` (every cache write) and `output` (all output).
+`reasoning` is the part of output spent on reasoning: shown, never added again.
+
+Subset types are parts of a base type that are priced differently; like `reasoning` they are
+never added to a total. Only sources with one request's figures can fill them (transcripts,
+per-request log events), aggregates cannot:
+- `cache_creation_1h`: cache writes with a 1-hour TTL (Anthropic bills them above 5-minute ones);
+- `long_*`: the parts of each base type that came from long-context requests, those whose prompt
+  (input + cache_read + cache_creation) is over the model's long-context threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+BASE = ("input", "output", "cache_read", "cache_creation")
+REASONING = "reasoning"
+CACHE_1H = "cache_creation_1h"
+LONG = {"long_input": "input", "long_output": "output", "long_cache_read": "cache_read",
+        "long_cache_creation": "cache_creation", "long_cache_creation_1h": CACHE_1H}
+SUBSETS = (CACHE_1H, *LONG)
+ALL = (*BASE, REASONING, *SUBSETS)
+
+
+def total(tokens: Mapping[str, float]) -> float:
+    """A session's total: the base types only."""
+    return sum(tokens.get(t, 0) for t in BASE)
+
+
+def prompt(tokens: Mapping[str, float]) -> float:
+    """The size of one request's prompt, as long-context tiers measure it."""
+    return tokens.get("input", 0) + tokens.get("cache_read", 0) + tokens.get("cache_creation", 0)
+
+
+def request(tokens: Mapping[str, int], is_long: Callable[[float], bool] | None = None
+            ) -> dict[str, int]:
+    """One request's ledger figures: its base, reasoning and 1h figures, plus the `long_*`
+    copies when `is_long(prompt)` says the request was a long-context one. Zeros dropped."""
+    out = {t: int(tokens.get(t, 0)) for t in (*BASE, REASONING, CACHE_1H) if tokens.get(t)}
+    if is_long is not None and is_long(prompt(tokens)):
+        out.update({long: out[base] for long, base in LONG.items() if out.get(base)})
+    return out
