@@ -467,15 +467,16 @@ def queue(ledger_path: Path, seqs, signal: str = "metrics", pad: int = 0,
     db = ledger.connect(ledger_path)
     if session_id is None:
         session_id = os.urandom(16).hex()
-        ledger.start_session(db, ledger.SessionStart(session_id, "fake", time.time(), "/",
-                                                     "p", {}))
+        ledger.start_run(db, ledger.Run(session_id, "fake", time.time(), "/", "p", {},
+                                        "receiver"))
     for seq in seqs:
         request = (metrics_request(seq, pad=pad) if signal == "metrics"
                    else logs_request(seq, pad=pad))
         body = request.SerializeToString()
         payload = ledger.Accepted(signal, body, hashlib.sha256(body + os.urandom(8)).digest(),
-                                  list(otlp.points(request)) if signal == "metrics" else [])
-        ledger.accept(db, session_id, payload, generic.contributions)
+                                  list(otlp.points(request)) if signal == "metrics" else [],
+                                  receiver=session_id, run_id=session_id)
+        ledger.accept(db, payload, generic)
     db.close()
     return session_id
 

@@ -28,20 +28,52 @@ def at(text: str, zone: str = "UTC") -> float:
     return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone)).timestamp()
 
 
-def _mapper(point: Point, delta: float):
-    yield Contribution(point.attrs["kind"], point.attrs["model"], point.attrs["name"], delta)
+class _Adapter:
+    """Each datapoint names what it adds: kind, model and name in its attributes."""
+
+    NAME = "test"
+
+    @staticmethod
+    def contributions(point: Point, delta: float) -> list[Contribution]:
+        return [Contribution(point.attrs["kind"], point.attrs["model"], point.attrs["name"],
+                             delta)]
+
+    @staticmethod
+    def log_contributions(attrs, prices) -> list[Contribution]:
+        return []
+
+    @staticmethod
+    def tool_session_id(attrs) -> None:
+        return None
+
+    @staticmethod
+    def entrypoint(attrs) -> None:
+        return None
 
 
 class Writer:
-    """Writes sessions, tokens and metrics as the wrapper does: `accept()` and its upserts."""
+    """Writes sessions, tokens and metrics as the wrapper does: `accept()` and its upserts.
 
-    def __init__(self, db: sqlite3.Connection):
+    `legacy`: as the writer before m004 did (its upserts, straight into sessions, usage and
+    session_metrics), for a ledger that has only the older migrations.
+    """
+
+    def __init__(self, db: sqlite3.Connection, legacy: bool = False):
         self.db = db
         self.n = 0
+        self.legacy = legacy
 
     def session(self, started: float, tool: str = "claude", project: str = "app") -> str:
         self.n += 1
         sid = f"s{self.n:05d}"
+        if self.legacy:
+            with ledger.write(self.db):
+                self.db.execute("INSERT INTO sessions (id, tool, started_at, cwd, project) "
+                                "VALUES (?, ?, ?, ?, ?)",
+                                (sid, tool, started, f"/src/{project}", project))
+            return sid
+        ledger.start_run(self.db, ledger.Run(sid, tool, started, f"/src/{project}", project, {},
+                                             "receiver"))
         ledger.start_session(self.db, ledger.SessionStart(sid, tool, started, f"/src/{project}",
                                                           project, {}))
         return sid
@@ -52,8 +84,22 @@ class Writer:
                   for k, m, n, v in items]
         digest = hashlib.sha256(repr((sid, items, self.n)).encode()).digest()
         self.n += 1
-        assert ledger.accept(self.db, sid, ledger.Accepted("metrics", b"", digest, points),
-                             _mapper, queue=False)
+        if self.legacy:
+            with ledger.write(self.db):
+                for kind, model, name, value in items:
+                    if not value:
+                        continue  # the writer skipped zero deltas
+                    table, column = (("usage", "tokens") if kind == "tokens"
+                                     else ("session_metrics", "value"))
+                    key = "token_type" if kind == "tokens" else "name"
+                    self.db.execute(
+                        f"INSERT INTO {table} VALUES (?, ?, ?, ?) ON CONFLICT "
+                        f"(session_id, model, {key}) DO UPDATE SET {column} = {column} + "
+                        f"excluded.{column}", (sid, model, name, value))
+            return
+        assert ledger.accept(self.db, ledger.Accepted("metrics", b"", digest, points,
+                                                      receiver=sid, run_id=sid),
+                             _Adapter, queue=False)
 
 
 def populate(w: Writer, seed: int = 7, sessions: int = 300) -> None:
@@ -120,7 +166,7 @@ def backfilled(tmp_path_factory) -> sqlite3.Connection:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
         db = ledger.connect(path)
-        populate(Writer(db))
+        populate(Writer(db, legacy=True))
         assert db.execute("SELECT name FROM sqlite_master WHERE name = 'usage_hourly'"
                           ).fetchone() is None
         db.close()
@@ -215,7 +261,7 @@ def test_a_ledger_not_yet_migrated_is_read_exactly(tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
         db = ledger.connect(path)
-        w = Writer(db)
+        w = Writer(db, legacy=True)
         sid = w.session(at("2026-03-10T12:00"), "codex")
         w.add(sid, ("tokens", "gpt-5", "input", 1_000_000))
         db.close()

@@ -47,6 +47,12 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "outbox_max_mb": ((int,), 256),
         "headers": ((dict,), {}),
     },
+    "agent": {
+        # the per-user agent's loopback port: the tools' own settings name it
+        "port": ((int,), 47318),
+        # how often the agent imports the tools' transcripts (they delete old ones)
+        "import_interval_s": ((int, float), 600),
+    },
     "telemetry": {
         "metric_export_interval_ms": ((int,), 60000),
         "logs_export_interval_ms": ((int,), 5000),
@@ -124,12 +130,19 @@ class Telemetry:
     log_tool_details: bool = False
 
 
+@dataclass(frozen=True)
+class AgentSettings:
+    port: int = 47318
+    import_interval_s: float = 600
+
+
 @dataclass
 class Profile:
     endpoint: Endpoint | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     telemetry: Telemetry = field(default_factory=Telemetry)
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    agent: AgentSettings = field(default_factory=AgentSettings)
     # "table.key" -> "managed (PATH)" | "user (PATH)" | "default"
     origins: dict[str, str] = field(default_factory=dict)
     # what was wrong while loading, per ignored source ("user profile ignored: PATH"):
@@ -155,6 +168,7 @@ class Profile:
             "endpoint": ep,
             "attributes": dict(self.attributes),
             "telemetry": dict(self.telemetry.__dict__),
+            "agent": dict(self.agent.__dict__),
             "prices": {m: dict(p) for m, p in self.prices.items()},
         }
 
@@ -333,6 +347,10 @@ def _check_value(key: str, value: Any) -> str | None:
         return "must not be empty"
     if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb") and value <= 0:
         return "must be greater than 0"
+    if key == "port" and not 1024 <= value <= 65535:
+        return "must be a port number from 1024 to 65535"
+    if key == "import_interval_s" and value < 10:
+        return "must be at least 10"
     if key.endswith("_interval_ms") and value < 100:
         return "must be at least 100"
     return None
@@ -441,7 +459,7 @@ def merge(layers: list[Layer], endpoint_locked: bool = False) -> Profile:
     origins: dict[str, str] = {}
     shadowed: list[str] = []
     tables: dict[str, dict[str, Any]] = {}
-    for table in ("attributes", "telemetry", "prices"):
+    for table in ("attributes", "telemetry", "agent", "prices"):
         merged: dict[str, Any] = {}
         for layer in layers:
             for key, value in layer.data.get(table, {}).items():
@@ -474,6 +492,9 @@ def merge(layers: list[Layer], endpoint_locked: bool = False) -> Profile:
         values["headers"] = dict(values["headers"])
         endpoint = Endpoint(**values)
     telemetry = Telemetry(**tables["telemetry"])
+    agent = AgentSettings(**tables["agent"])
+    for key in SCHEMA["agent"]:
+        origins.setdefault(f"agent.{key}", "default")
     for key in SCHEMA["telemetry"]:
         origins.setdefault(f"telemetry.{key}", "default")
     return Profile(
@@ -481,6 +502,7 @@ def merge(layers: list[Layer], endpoint_locked: bool = False) -> Profile:
         attributes={k: str(v) for k, v in tables["attributes"].items()},
         telemetry=telemetry,
         prices=tables["prices"],
+        agent=agent,
         origins=origins,
         shadowed=shadowed,
     )

@@ -43,3 +43,30 @@ class Contribution:
 
     def __repr__(self) -> str:
         return f"Contribution({self.kind!r}, {self.model!r}, {self.name!r}, {self.value!r})"
+
+
+class TranscriptSession:
+    """One tool session as its transcripts tell it, counted once (see aitrack.importer).
+
+    `usage`: model -> ledger token type (aitrack.tokens) -> tokens, over the whole session so
+    far; `metrics`: model -> name -> value, e.g. Claude Code's own `cost_usd` (cost-state).
+    """
+
+    __slots__ = ("tool", "tool_session_id", "started_at", "ended_at", "cwd", "project",
+                 "entrypoint", "tool_version", "usage", "metrics")
+
+    def __init__(self, tool: str, tool_session_id: str, started_at: float, ended_at: float,
+                 cwd: str | None = None, project: str | None = None,
+                 entrypoint: str | None = None, tool_version: str | None = None,
+                 usage: dict[str, dict[str, int]] | None = None,
+                 metrics: dict[str, dict[str, float]] | None = None):
+        self.tool = tool
+        self.tool_session_id = tool_session_id
+        self.started_at = started_at
+        self.ended_at = ended_at
+        self.cwd = cwd
+        self.project = project
+        self.entrypoint = entrypoint
+        self.tool_version = tool_version
+        self.usage = usage or {}
+        self.metrics = metrics or {}

@@ -1,17 +1,26 @@
 """One adapter per wrapped tool: how to point it at the receiver and read its usage.
 
-An adapter module provides:
+An adapter package provides, in its `__init__` (the start-up path: standard minimum imports):
   NAME: str                   the tool's name in the ledger
   EXECUTABLE: str | None      the binary to look up on PATH (None: given on the command line)
   BIN_ENV: str | None         environment variable overriding the binary's path
-  prepare(args, env, sink) -> (args, env)
-                              the child's arguments and environment
+  SERVICE_NAMES: tuple        OTLP `service.name`s its telemetry arrives with (at the agent)
+  prepare(args, env, sink) -> (args, env) | None
+                              the child's arguments and environment for a per-run receiver;
+                              None when the tool cannot be given one safely (then its run is
+                              read from its transcripts at exit)
+  is_session(args) -> bool    False for invocations that run no session (--version, --help)
   contributions(point, delta) -> list[Contribution]
                               what a metric datapoint adds to the session's ledger
+  log_contributions(attrs, prices) -> list[Contribution]
+                              what a log record adds (prices: for long-context tiers, or None)
   tool_session_id(attrs) -> str | None
                               the tool's own session id in datapoint/log attributes
-
-Adapters are imported on the start-up path: keep their imports to the standard minimum.
+  entrypoint(attrs) -> str | None
+                              where the session runs (terminal, IDE, app...), from resource,
+                              datapoint or log attributes
+and, off the start-up path, `locate` (where its transcripts are; the sessions a run ran),
+`transcripts` (reading them) and `settings` (pointing its own settings at the agent).
 """
 
 from __future__ import annotations
@@ -38,5 +47,17 @@ class Sink:
         return f"{self.base_url}/v1/{signal}"
 
 
+TOOLS = ("claude", "codex")  # the tools with adapters of their own; others are generic
+
+
 def load(name: str) -> ModuleType:
     return importlib.import_module(f"aitrack.adapters.{name}")
+
+
+def for_service(service_name: str | None) -> ModuleType:
+    """The adapter of a tool by the `service.name` its telemetry carries (generic if none)."""
+    for name in TOOLS:
+        adapter = load(name)
+        if service_name in adapter.SERVICE_NAMES:
+            return adapter
+    return load("generic")

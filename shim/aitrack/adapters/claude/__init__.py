@@ -1,6 +1,8 @@
-"""Claude Code: telemetry switched on and pointed at the receiver through the environment.
+"""Claude Code: telemetry switched on and pointed at a receiver through the environment.
 
-Token types map directly: Claude's `input` already excludes cache reads and writes.
+Token types map directly: Claude's `input` already excludes cache reads and writes. Usage is
+counted from `claude_code.token.usage`; the per-request `api_request` log events add what
+aggregates cannot tell: the 1-hour share of cache writes and long-context requests.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from aitrack.records import Contribution, Point
 NAME = "claude"
 EXECUTABLE = "claude"
 BIN_ENV = "AITRACK_CLAUDE_BIN"
+SERVICE_NAMES = ("claude-code",)
 
 _TOKEN_TYPES = {"input": "input", "output": "output", "cacheRead": "cache_read",
                 "cacheCreation": "cache_creation"}
@@ -19,6 +22,14 @@ _COUNTERS = {
     "claude_code.pull_request.count": "pull_requests",
     "claude_code.active_time.total": "active_time_s",
 }
+_DECISIONS = {"accept": "accept", "reject": "reject"}
+# claude subcommands and flags that run no session
+_NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "update", "doctor", "install",
+                           "migrate-installer", "setup-token", "config", "mcp", "plugin"))
+# api_request attributes -> the request's figures in ledger token types
+_REQUEST = {"input_tokens": "input", "output_tokens": "output",
+            "cache_read_tokens": "cache_read", "cache_creation_tokens": "cache_creation",
+            "cache_creation_1h_tokens": "cache_creation_1h"}
 
 
 def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str], dict[str, str]]:
@@ -28,6 +39,10 @@ def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str]
     env["OTEL_LOG_TOOL_DETAILS"] = "1" if sink.telemetry["log_tool_details"] else "0"
     env.pop("OTEL_LOG_ASSISTANT_RESPONSES", None)
     return args, env
+
+
+def is_session(args: list[str]) -> bool:
+    return not (args and args[0] in _NOT_SESSIONS)
 
 
 def contributions(point: Point, delta: float) -> list[Contribution]:
@@ -44,9 +59,42 @@ def contributions(point: Point, delta: float) -> list[Contribution]:
             "added", "removed") else []
     if name in _COUNTERS:
         return [Contribution("metric", "", _COUNTERS[name], delta)]
+    if name == "claude_code.code_edit_tool.decision":
+        decision = _DECISIONS.get(point.attrs.get("decision", ""))
+        tool = point.attrs.get("tool_name") or point.attrs.get("tool") or "unknown"
+        return [Contribution("decision", tool, decision, delta)] if decision else []
     return []
+
+
+def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
+    """The subsets of one API request's usage (its base figures come from the metrics)."""
+    if attrs.get("event.name") != "api_request":
+        return []
+    from aitrack import tokens
+
+    model = attrs.get("model", "")
+    request = {t: _int(attrs.get(k)) for k, t in _REQUEST.items()}
+    is_long = None
+    if prices is not None:
+        def is_long(prompt: float) -> bool:
+            return prices.is_long_context(model, prompt)
+    figures = tokens.request(request, is_long)
+    return [Contribution("tokens", model, t, v) for t, v in figures.items()
+            if t in tokens.SUBSETS]
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(0, int(float(value))) if value else 0
+    except ValueError:
+        return 0
 
 
 def tool_session_id(attrs: dict[str, str]) -> str | None:
     """The tool's own session id, from datapoint or log record attributes."""
     return attrs.get("session.id") or None
+
+
+def entrypoint(attrs: dict[str, str]) -> str | None:
+    """cli, sdk-cli, claude-vscode, claude-desktop... (`app.entrypoint`)."""
+    return attrs.get("app.entrypoint") or None

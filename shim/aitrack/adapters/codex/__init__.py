@@ -1,63 +1,94 @@
-"""OpenAI Codex CLI: telemetry configured with `-c otel.*` overrides pointing at the receiver.
+"""OpenAI Codex CLI: usage from its per-response log events, its session from its rollout.
 
-OpenAI token semantics: `input` INCLUDES `cached_input` and `output` INCLUDES
-`reasoning_output`; the ledger stores uncached input, so cached input moves from input
-to cache_read. Codex's `total` is derived, not stored.
+Codex is configured only through its own settings (`[otel]` in its config, pointed at the
+per-user agent): command-line `-c` overrides would put a secret in its argv, readable by every
+local user, and force it out of its shared background-server mode. Without an agent a run
+is read from its rollout when it exits (`prepare` returns None).
+
+Usage is counted from `codex.sse_event` log records of kind `response.completed`: one per
+model response, with the conversation (= session) id and model. Its metrics carry no session
+id and are forwarded untouched. OpenAI token semantics: `input` INCLUDES cached input and
+cache writes; `output` INCLUDES reasoning. The ledger's types do not overlap, so cached
+input moves to cache_read, cache writes to cache_creation, and input keeps the rest.
 """
 
 from __future__ import annotations
 
-from aitrack.adapters import Sink, otel_env
+from aitrack.adapters import Sink
 from aitrack.records import Contribution, Point
 
 NAME = "codex"
 EXECUTABLE = "codex"
 BIN_ENV = "AITRACK_CODEX_BIN"
+SERVICE_NAMES = ("codex", "codex_exec", "codex-app-server", "codex_app_server", "codex_cli_rs",
+                 "codex-tui", "codex_mcp_server")
 
-# token_type -> [(ledger token type, sign)]
-_TOKENS: dict[str, list[tuple[str, int]]] = {
-    "input": [("input", 1)],
-    "cached_input": [("cache_read", 1), ("input", -1)],
-    "output": [("output", 1)],
-    "reasoning_output": [("reasoning", 1)],
-    "cache_write_input": [("cache_creation", 1)],
-}
-_EXPORTERS = {"metrics": "otel.metrics_exporter", "logs": "otel.exporter",
-              "traces": "otel.trace_exporter"}
+_NOT_SESSIONS = frozenset(("--version", "-V", "--help", "-h", "help", "login", "logout",
+                           "completion", "features", "mcp"))
+_DECISIONS = {"approved": "accept", "approved_for_session": "accept",
+              "approved_execpolicy_amendment": "accept", "denied": "reject", "abort": "reject"}
 
 
-def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def prepare(args: list[str], env: dict[str, str], sink: Sink) -> None:
+    """No per-run receiver for Codex (see the module's docstring)."""
+    return None
 
 
-def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str], dict[str, str]]:
-    headers = "{" + f"{_toml_str(sink.secret_header)}={_toml_str(sink.secret)}" + "}"
-    overrides: list[str] = []
-    for signal, key in _EXPORTERS.items():
-        if signal in sink.signals:
-            exporter = (f"{{otlp-http={{endpoint={_toml_str(sink.signal_url(signal))},"
-                        f"protocol=\"json\",headers={headers}}}}}")
-        else:
-            exporter = '"none"'
-        overrides += ["-c", f"{key}={exporter}"]
-    environment = sink.attributes.get("environment")
-    if environment:
-        overrides += ["-c", f"otel.environment={_toml_str(environment)}"]
-    prompts = "true" if sink.telemetry["log_user_prompts"] else "false"
-    overrides += ["-c", f"otel.log_user_prompt={prompts}"]
-    env["OTEL_RESOURCE_ATTRIBUTES"] = otel_env.resource_attributes(
-        env.get("OTEL_RESOURCE_ATTRIBUTES"), sink.attributes)
-    return overrides + args, env
+def is_session(args: list[str]) -> bool:
+    return not (args and args[0] in _NOT_SESSIONS)
 
 
 def contributions(point: Point, delta: float) -> list[Contribution]:
-    if point.metric != "codex.turn.token_usage":
-        return []
-    model = point.attrs.get("model", "")
-    return [Contribution("tokens", model, token_type, sign * delta)
-            for token_type, sign in _TOKENS.get(point.attrs.get("token_type", ""), [])]
+    return []  # usage comes from the log events, which name their session
+
+
+def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
+    event = attrs.get("event.name")
+    if event == "codex.sse_event":
+        if attrs.get("event.kind") != "response.completed" or "input_token_count" not in attrs:
+            return []
+        return response_usage(attrs.get("model") or attrs.get("slug") or "", {
+            "input": _int(attrs.get("input_token_count")),
+            "cached": _int(attrs.get("cached_token_count")),
+            "cache_write": _int(attrs.get("cache_write_token_count")),
+            "output": _int(attrs.get("output_token_count")),
+            "reasoning": _int(attrs.get("reasoning_token_count")),
+        }, prices)
+    if event == "codex.tool_decision":
+        decision = _DECISIONS.get(attrs.get("decision", ""))
+        tool = attrs.get("tool_name") or "unknown"
+        return [Contribution("decision", tool, decision, 1)] if decision else []
+    return []
+
+
+def response_usage(model: str, usage: dict[str, int], prices) -> list[Contribution]:
+    """One response's usage in ledger types (the rollout reader uses this too)."""
+    from aitrack import tokens
+
+    cached, write = usage.get("cached", 0), usage.get("cache_write", 0)
+    ledger = {"input": max(0, usage.get("input", 0) - cached - write), "cache_read": cached,
+              "cache_creation": write, "output": usage.get("output", 0),
+              "reasoning": usage.get("reasoning", 0)}
+    is_long = None
+    if prices is not None:
+        def is_long(prompt: float) -> bool:
+            return prices.is_long_context(model, prompt)
+    return [Contribution("tokens", model, t, v)
+            for t, v in tokens.request(ledger, is_long).items()]
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(0, int(float(value))) if value else 0
+    except ValueError:
+        return 0
 
 
 def tool_session_id(attrs: dict[str, str]) -> str | None:
-    """The tool's own session id, from datapoint or log record attributes."""
+    """The conversation (thread) id on log records; Codex's metrics carry none."""
     return attrs.get("conversation.id") or attrs.get("thread.id") or None
+
+
+def entrypoint(attrs: dict[str, str]) -> str | None:
+    """codex_exec, codex_cli_rs, codex-app-server... (`originator`, else `service.name`)."""
+    return attrs.get("originator") or attrs.get("service.name") or None

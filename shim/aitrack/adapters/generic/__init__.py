@@ -12,6 +12,7 @@ from aitrack.records import Contribution, Point
 NAME = "run"
 EXECUTABLE = None
 BIN_ENV = None
+SERVICE_NAMES: tuple[str, ...] = ()
 
 
 def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str], dict[str, str]]:
@@ -27,6 +28,18 @@ def contributions(point: Point, delta: float) -> list[Contribution]:
     return [Contribution("tokens", model, token_type, delta)]
 
 
+def is_session(args: list[str]) -> bool:
+    return True
+
+
+def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
+    return []
+
+
 def tool_session_id(attrs: dict[str, str]) -> str | None:
     """The tool's own session id, from datapoint or log record attributes."""
     return attrs.get("session.id") or None
+
+
+def entrypoint(attrs: dict[str, str]) -> str | None:
+    return attrs.get("service.name") or None

@@ -1,0 +1,107 @@
+"""Where Codex keeps its rollouts, and which sessions (threads) a wrapper run ran.
+
+`${CODEX_HOME:-~/.codex}/sessions/YYYY/MM/DD/rollout-<timestamp>-<thread id>.jsonl`, and
+`archived_sessions/` for archived ones. A rollout's first line, `session_meta`, names the
+thread and its working directory. A resumed thread appends to its old rollout (in an older
+day's folder), so Codex's own index (`state_5.sqlite`, table `threads`) is asked first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+_ROLLOUT = re.compile(r"rollout-.*-([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                      r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\.jsonl")
+SLACK_S = 2.0
+DAY = 86400
+
+
+def home(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("CODEX_HOME"):
+        return Path(env["CODEX_HOME"]).expanduser()
+    return Path(env.get("HOME") or os.path.expanduser("~")) / ".codex"
+
+
+def transcript_roots(env: Mapping[str, str] | None = None) -> list[Path]:
+    """`sessions` and `archived_sessions`, those that exist."""
+    base = home(env)
+    return [base / d for d in ("sessions", "archived_sessions") if (base / d).is_dir()]
+
+
+def thread_id(path: Path) -> str | None:
+    """The thread id a rollout's file name carries."""
+    m = _ROLLOUT.fullmatch(path.name)
+    return m.group(1) if m else None
+
+
+def run_sessions(cwd: str, started: float, ended: float,
+                 env: Mapping[str, str] | None = None) -> list[tuple[str, Path]]:
+    """(thread id, rollout) of the threads that worked in `cwd` while the run lasted."""
+    here = os.path.realpath(cwd)
+    found = {tid: path for tid, path in _indexed(env, here, started, ended)}
+    for path in _recent_rollouts(env, started, ended):
+        tid = thread_id(path)
+        if tid and tid not in found and _meta_cwd(path) == here:
+            found[tid] = path
+    return sorted(found.items())
+
+
+def _indexed(env, cwd: str, started: float, ended: float):
+    """From Codex's index; best effort (an internal database whose schema may change)."""
+    index = home(env) / "state_5.sqlite"
+    if not index.is_file():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=0.5)
+        try:
+            rows = db.execute("SELECT id, rollout_path, cwd FROM threads WHERE updated_at >= ? "
+                              "AND created_at <= ?",
+                              (int(started - SLACK_S), int(ended + SLACK_S) + 1)).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+    return [(tid, Path(path)) for tid, path, where in rows
+            if where and os.path.realpath(where) == cwd and Path(path).is_file()]
+
+
+def _recent_rollouts(env, started: float, ended: float) -> list[Path]:
+    """Rollouts modified during the run, in the day folders it spans (local and UTC)."""
+    days = set()
+    t = started - DAY
+    while t <= ended + DAY:
+        days.add(time.strftime("%Y/%m/%d", time.localtime(t)))
+        days.add(time.strftime("%Y/%m/%d", time.gmtime(t)))
+        t += DAY / 2
+    out = []
+    for root in transcript_roots(env):
+        for day in days:
+            try:
+                entries = list(os.scandir(root / day))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    modified = entry.stat().st_mtime
+                except OSError:
+                    continue
+                if started - SLACK_S <= modified and entry.name.endswith(".jsonl"):
+                    out.append(Path(entry.path))
+    return out
+
+
+def _meta_cwd(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            first = json.loads(fh.readline(1 << 20))
+        cwd = first.get("payload", {}).get("cwd") if first.get("type") == "session_meta" else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return os.path.realpath(cwd) if isinstance(cwd, str) else None
