@@ -26,6 +26,10 @@ class OpenAIUsage:
     cached: int = 1200
     output: int = 700  # includes reasoning
     reasoning: int = 250
+    # prompt-cache writes (GPT-5.6 on), sent as input_tokens_details.cache_write_tokens, the
+    # field codex 0.169.0 reads into cache_write_input_tokens; part of input, like cached.
+    # 0 sends no such field, as older models do.
+    cache_write: int = 0
 
 
 @dataclass
@@ -77,7 +81,10 @@ def anthropic_events(model: str, u: AnthropicUsage, text: str = "Hello from the 
 def openai_events(model: str, u: OpenAIUsage, text: str = "Hello from the stub.") -> bytes:
     item = {"id": "msg_stub", "type": "message", "role": "assistant", "status": "completed",
             "content": [{"type": "output_text", "text": text, "annotations": []}]}
-    usage = {"input_tokens": u.input, "input_tokens_details": {"cached_tokens": u.cached},
+    details = {"cached_tokens": u.cached}
+    if u.cache_write:
+        details["cache_write_tokens"] = u.cache_write
+    usage = {"input_tokens": u.input, "input_tokens_details": details,
              "output_tokens": u.output, "output_tokens_details": {"reasoning_tokens": u.reasoning},
              "total_tokens": u.input + u.output}
     base = {"id": "resp_stub", "object": "response", "model": model}

@@ -4,7 +4,7 @@
 #   bash tests/run.sh [PYTEST ARGS...]
 #
 # - a virtualenv (.venv, or $AITRACK_VENV) with aitrack and its `test` extra;
-# - Debian's gnome-keyring and dbus when apt is available and they are missing;
+# - Debian's gnome-keyring, dbus, shellcheck and chromium when apt is available and missing;
 # - the pinned `claude` and `codex` from npm, in $AITRACK_E2E_CACHE (~/.cache/aitrack-e2e);
 # then pytest inside a private D-Bus session with a throwaway, unlocked gnome-keyring, so
 # the keychain tests use the real Secret Service and never touch your own login keyring.
@@ -22,14 +22,16 @@ say() { printf 'tests/run.sh: %s\n' "$*" >&2; }
 
 install_debian_packages() {
     command -v gnome-keyring-daemon >/dev/null && command -v dbus-run-session >/dev/null &&
-        command -v shellcheck >/dev/null && return
+        command -v shellcheck >/dev/null && command -v chromium >/dev/null && return
     command -v apt-get >/dev/null ||
-        { say "no apt-get: install gnome-keyring, dbus and shellcheck yourself"; return; }
+        { say "no apt-get: install gnome-keyring, dbus, shellcheck and chromium yourself"; return; }
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
-    say "installing gnome-keyring, dbus and shellcheck"
+    say "installing gnome-keyring, dbus, shellcheck and chromium"
     $sudo apt-get update -qq || true
+    # chromium: the dashboard tests open it headless (Playwright's own download cannot work)
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gnome-keyring dbus shellcheck \
+        chromium \
         >/dev/null
 }
 

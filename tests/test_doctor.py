@@ -64,6 +64,22 @@ def test_profile_names_the_managed_source_and_the_endpoint(home, env):
     assert SECRET not in repr(check)
 
 
+def test_profile_with_per_signal_urls_names_each(home, env):
+    """The shipped profiles/cloudwatch.toml has metrics_url and logs_url and no url."""
+    repo = Path(__file__).resolve().parent.parent
+    home.write_managed_profile((repo / "profiles" / "cloudwatch.toml").read_text())
+    check = doctor.check_profile(context(env))
+    assert check.status == "PASS", check
+    assert check.summary == (
+        "forwarding metrics to https://monitoring.us-east-1.amazonaws.com/v1/metrics, logs to "
+        f"https://logs.us-east-1.amazonaws.com/v1/logs (endpoint from the managed profile "
+        f"{home.managed_profile})")
+    assert check.data["signal_urls"]["logs"] == "https://logs.us-east-1.amazonaws.com/v1/logs"
+    result = run_doctor(home, env, "--json")
+    summaries = [c["summary"] for c in json.loads(result.stdout)["checks"]]
+    assert check.summary in summaries and "" not in summaries
+
+
 def test_an_invalid_managed_profile_fails(home, env):
     home.write_managed_profile('[endpoint]\nurl = "http://collector.example.com"\n')
     check = doctor.check_profile(context(env))

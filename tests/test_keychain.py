@@ -108,6 +108,27 @@ def test_the_account_comes_from_the_profile(home, keychain_account):
     assert stored(keychain_account) == TOKEN
     status = json.loads(home.run("token", "status", "--json").stdout)
     assert status["account"] == keychain_account and status["present"] is True
+    assert home.run("token", "set", input=TOKEN).stderr == (  # a used account: no note
+        f"token stored in the keychain (account {keychain_account!r})\n")
+
+
+def test_set_says_when_nothing_will_use_the_token(home, keychain_account):
+    """A local-only profile (or an account the endpoint does not name) sends no token."""
+    result = token_set(home, keychain_account, TOKEN)
+    assert result.returncode == 0 and stored(keychain_account) == TOKEN
+    assert result.stderr.splitlines()[1] == (
+        "aitrack: the profile is local-only (no endpoint), so nothing uses this token until a "
+        "profile names an endpoint: see `aitrack profile show`")
+    home.write_managed_profile('[endpoint]\nurl = "https://otlp.example.com"\n'
+                               'keychain_account = "org-otlp"\n')
+    result = token_set(home, keychain_account, TOKEN)
+    assert f"uses account 'org-otlp', not {keychain_account!r}" in result.stderr
+
+
+def test_delete_help_says_it_removes_every_account(home):
+    text = home.run("token", "delete", "--help").stdout
+    assert "every account the profile names" in " ".join(text.split())
+    assert "default: the profile's endpoint.keychain_account" not in " ".join(text.split())
 
 
 def test_status_lists_every_account_the_profile_uses(home, keychain_account, logs_account,

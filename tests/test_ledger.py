@@ -157,42 +157,83 @@ def test_a_gzipped_retry_of_the_same_payload_is_counted_once(home, tmp_path):
 
 
 def test_the_same_bytes_in_two_runs_count_in_each(home, tmp_path):
+    """Duplicates are recognised per receiver: two runs of one Claude session (a resume)
+    that happen to send identical bytes both count, in that one session."""
     body = oc.encode("metrics", metrics(claude_tokens({"input": 500}, DELTA)), oc.JSON)
     run_tool(home, tmp_path, "claude", [("metrics", body)], name="first")
     run_tool(home, tmp_path, "claude", [("metrics", body)], gzipped=True, name="second")
     db = sqlite3.connect(home.ledger)
-    rows = db.execute("SELECT session_id, tokens FROM usage").fetchall()
-    assert len({sid for sid, _ in rows}) == 2 and [n for _, n in rows] == [500, 500]
+    assert db.execute("SELECT session_id, tokens FROM usage").fetchall() == [("claude:cc-1", 1000)]
+    assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
 
 
 # ------------------------------------------------------------------ tool mappings
 
-def test_codex_input_excludes_cached_input_and_reasoning_stays_informational(home, tmp_path):
+def process(home, items: list[tuple[str, dict]], receiver: str = "agent") -> None:
+    """Payloads through the agent's parts (inbox, processor, ledger), in-process."""
+    from aitrack import intake, ledger, pricing
+
+    db = ledger.connect(home.ledger)
+    done = []
+    processor = intake.Processor(db, receiver, intake.Context({"user.id": "u"}, (),
+                                                              pricing.load()))
+    inbox = intake.Inbox(ledger.connect(home.ledger), receiver, lambda: done.append(1))
+    for signal, payload in items:
+        inbox.put(intake.Delivery(signal, oc.JSON, json.dumps(payload).encode(), None))
+    assert processor.drain(10) == 0
+    assert processor.failed == 0
+
+
+def codex_response(conversation: str, model: str = "gpt-5", **counts: int) -> dict:
+    """The log record Codex writes for each model response (checked with codex 0.169.0)."""
+    fields = {"input_token_count": 5000, "cached_token_count": 1200,
+              "cache_write_token_count": 0, "output_token_count": 700,
+              "reasoning_token_count": 250, **counts}
+    return oc.log_record("codex.sse_event", **{
+        "event.name": "codex.sse_event", "event.kind": "response.completed",
+        "conversation.id": conversation, "model": model, "originator": "codex_exec",
+        **{k: str(v) for k, v in fields.items()}})
+
+
+def test_codex_usage_is_counted_per_response_and_per_conversation(home):
+    """Codex's log records name their conversation; its metrics (no session id) count nothing,
+    so the two are never added together."""
     labels = {"model": "gpt-5", "app.version": "0.169.0"}
     reported = {"input": 5000, "cached_input": 1200, "output": 700, "reasoning_output": 250,
                 "total": 5700, "cache_write_input": 30}
-    payload = metrics(histogram("codex.turn.token_usage", [
-        oc.hist_point(v, **labels, token_type=t) for t, v in reported.items()]),
-        sum_metric("codex.conversation.turn.count", [point(1, **labels)]),
-        resource={"service.name": "codex_exec", "service.version": "0.169.0"})
-    logs = oc.logs(oc.log_record("codex.api_request", **{"conversation.id": "conv-7"}))
-    run_tool(home, tmp_path, "codex", [("metrics", payload), ("logs", logs)],
-             args=("exec", "fix it"))
-    assert usage(home) == {("gpt-5", "input"): 3800, ("gpt-5", "cache_read"): 1200,
-                           ("gpt-5", "output"): 700, ("gpt-5", "reasoning"): 250,
-                           ("gpt-5", "cache_creation"): 30}
+    resource = {"service.name": "codex_exec", "service.version": "0.169.0"}
+    process(home, [
+        ("metrics", metrics(histogram("codex.turn.token_usage", [
+            oc.hist_point(v, **labels, token_type=t) for t, v in reported.items()]),
+            resource=resource)),
+        ("logs", oc.logs(codex_response("conv-7", cache_write_token_count=30),
+                         codex_response("conv-7", input_token_count=2000, cached_token_count=0),
+                         codex_response("conv-8"),
+                         oc.log_record("codex.sse_event", **{
+                             "event.name": "codex.sse_event", "event.kind": "response.created",
+                             "conversation.id": "conv-7"}),
+                         resource=resource)),
+    ])
     db = sqlite3.connect(home.ledger)
-    assert db.execute("SELECT tool, tool_version FROM sessions").fetchall() == [
-        ("codex", "0.169.0")]
-    assert db.execute("SELECT tool_session_id FROM tool_sessions").fetchall() == [("conv-7",)]
+    by_session = {}
+    for sid, model, token_type, n in db.execute("SELECT * FROM usage"):
+        by_session.setdefault(sid, {})[(model, token_type)] = n
+    # input includes cached input and cache writes: the ledger keeps the rest
+    assert by_session["codex:conv-7"] == {
+        ("gpt-5", "input"): 3770 + 2000, ("gpt-5", "cache_read"): 1200,
+        ("gpt-5", "cache_creation"): 30, ("gpt-5", "output"): 1400,
+        ("gpt-5", "reasoning"): 500}
+    assert by_session["codex:conv-8"][("gpt-5", "input")] == 3800
+    assert db.execute("SELECT tool, tool_version, entrypoint FROM sessions ORDER BY id"
+                      ).fetchall() == [("codex", "0.169.0", "codex_exec")] * 2
 
     report = home.run("report", "session", "--json")
     assert report.returncode == 0, report.stderr
-    [session] = json.loads(report.stdout)["sessions"]
+    session = {s["id"]: s for s in json.loads(report.stdout)["sessions"]}["codex:conv-8"]
     # reasoning is part of output: shown, never added to the total a second time
     assert session["tokens"] == {"input": 3800, "cache_read": 1200, "output": 700,
-                                 "cache_creation": 30, "reasoning": 250,
-                                 "total": 3800 + 1200 + 700 + 30}
+                                 "cache_creation": 0, "reasoning": 250,
+                                 "total": 3800 + 1200 + 700}
 
 
 def test_claude_metrics_map_to_tokens_cost_and_contributions(home, tmp_path):

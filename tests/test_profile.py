@@ -385,6 +385,13 @@ def test_validate_a_missing_file_says_so(home, tmp_path):
     assert result.stderr == f"aitrack: {tmp_path / 'nope.toml'}: no such file\n"
 
 
+def test_validate_a_directory_says_so_in_one_aitrack_line(home, tmp_path):
+    result = home.run("profile", "validate", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr == (f"aitrack: {tmp_path} is a directory, not a profile file: name the "
+                             ".toml file to check\n")
+
+
 # ---------------------------------------------------------------- profile show
 
 

@@ -135,10 +135,14 @@ def test_install_refuses_to_replace_a_file_that_is_not_a_shim(home, tmp_path):
     mine.write_text("#!/bin/sh\necho my own codex wrapper\n")
     result = install(home, shim_dir)
     assert result.returncode == 1
-    assert str(mine) in result.stderr and "not aitrack shims" in result.stderr
-    assert result.stderr.count("\n") == 1
+    assert result.stderr == (f"aitrack: {mine} already exists and is not an aitrack shim: "
+                             "move it away or choose another --dir\n")
     assert mine.read_text() == "#!/bin/sh\necho my own codex wrapper\n"
     assert not (shim_dir / "claude").exists()  # nothing written: all or nothing
+    (shim_dir / "claude").write_text("#!/bin/sh\necho mine too\n")
+    result = install(home, shim_dir)
+    assert result.stderr == (f"aitrack: {shim_dir / 'claude'} and {mine} already exist and "
+                             "are not aitrack shims: move them away or choose another --dir\n")
 
 
 def test_install_prints_the_path_line_only_when_needed(home, tmp_path, real_dir):
@@ -241,7 +245,8 @@ def test_uninstall_removes_only_shims(home, tmp_path):
     result = home.run("shims", "uninstall", "--dir", str(shim_dir))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in shim_dir.iterdir()) == ["claude", "other"]
-    assert "removed codex" in result.stderr and "left claude" in result.stderr
+    assert "removed codex" in result.stderr
+    assert f"left claude in {shim_dir}: not an aitrack shim\n" in result.stderr
     assert "no aitrack shims" in home.run("shims", "uninstall", "--dir", str(shim_dir)).stderr
 
 

@@ -72,19 +72,24 @@ def test_resource_attributes_are_percent_encoded(home, fake_tool, tmp_path):
     assert "service.namespace=mine" in attrs
 
 
-def test_codex_gets_otel_overrides_before_its_own_args(home, fake_tool, tmp_path):
+def test_codex_without_an_agent_gets_only_the_users_arguments_and_environment(
+        home, fake_tool, tmp_path):
+    """No -c overrides: they would put a secret in Codex's argv (readable by every local user
+    in /proc/PID/cmdline) and force it out of its shared background-server mode."""
     home.write_managed_profile('[attributes]\n"environment" = "production"\n')
     result = home.run("codex", "exec", "fix it", env={"AITRACK_CODEX_BIN": str(fake_tool),
-                                                      "DUMP_TO": str(tmp_path / "dump.json")})
+                                                      "DUMP_TO": str(tmp_path / "dump.json"),
+                                                      "OTEL_RESOURCE_ATTRIBUTES": "a=b"})
     assert result.returncode == 0, result.stderr
-    argv = dumped(tmp_path)["argv"]
-    assert argv[-2:] == ["exec", "fix it"]
-    overrides = dict(a.split("=", 1) for a in argv[:-2] if a != "-c")
-    assert '/v1/metrics",protocol="json",headers={"x-aitrack-key"=' in overrides[
-        "otel.metrics_exporter"]
-    assert '/v1/logs",protocol="json"' in overrides["otel.exporter"]
-    assert overrides["otel.trace_exporter"] == '"none"'
-    assert overrides["otel.environment"] == '"production"'
+    child = dumped(tmp_path)
+    assert child["argv"] == ["exec", "fix it"]
+    ours = {k for k in child["env"] if k not in os.environ or child["env"][k] != os.environ[k]}
+    assert ours - set(home.env) == {"AITRACK_SESSION_ID", "DUMP_TO", "AITRACK_CODEX_BIN",
+                                    "OTEL_RESOURCE_ATTRIBUTES"} - set(home.env)
+    assert child["env"]["OTEL_RESOURCE_ATTRIBUTES"] == "a=b"
+    db = sqlite3.connect(home.ledger)
+    assert db.execute("SELECT tool, mode, exit_code FROM runs").fetchall() == [
+        ("codex", "transcript", 0)]
 
 
 @pytest.mark.parametrize("code", [0, 3, 42])
@@ -363,12 +368,12 @@ def test_a_receiver_that_cannot_bind_still_runs_the_tool(home, fake_tool, tmp_pa
                                                         capsys):
     import errno
 
-    from aitrack import session, wrap
+    from aitrack import tracked_run, wrap
 
     def no_port():
         raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
 
-    monkeypatch.setattr(session, "bind", no_port)
+    monkeypatch.setattr(tracked_run, "bind", no_port)
     monkeypatch.setenv("DUMP_TO", str(tmp_path / "dump.json"))
     monkeypatch.setenv("EXIT_WITH", "3")
     assert wrap.main("run", ["--", str(fake_tool), "x"]) == 3

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -90,6 +91,7 @@ def run(env: Mapping[str, str] | None = None, debug: bool = False) -> list[Check
     ctx = Context(env, locations, profile.load(locations, dict(env)),
                   Path(env.get("HOME") or os.path.expanduser("~")))
     checks = [_guarded("profile", lambda: check_profile(ctx)),
+              _guarded("profile-integrity", lambda: check_profile_integrity(ctx)),
               _guarded("keychain", lambda: check_keychain(ctx))]
     slow = [("endpoint", lambda: check_endpoint(ctx))]
     slow += [(tool, lambda t=tool: check_tool(ctx, t)) for tool in shims.TOOLS]
@@ -98,8 +100,9 @@ def run(env: Mapping[str, str] | None = None, debug: bool = False) -> list[Check
     ctx.tokens = {}
     for name, fn in (("shims", check_shims), ("claude-settings", check_claude_settings),
                      ("plaintext-tokens", check_plaintext_tokens), ("ledger", check_ledger),
-                     ("outbox", check_outbox)):
+                     ("disk", check_disk), ("outbox", check_outbox), ("prices", check_prices)):
         checks.append(_guarded(name, lambda fn=fn: fn(ctx)))
+    checks.append(_guarded("private-files", lambda: check_private_files(ctx)))
     return checks
 
 
@@ -161,16 +164,24 @@ def check_profile(ctx: Context) -> Check:
             details.append(f"{label}: not present")
     details += [f"ignored: {line}" for line in p.shadowed]
     if p.endpoint is not None:
-        origin = p.origins.get("endpoint.url") or next(
-            (v for k, v in p.origins.items() if k.startswith("endpoint.") and v != "default"), "")
-        url = p.endpoint.url or p.endpoint.signal_url(p.endpoint.signals[0])
+        # "default" when only per-signal URLs are set (profiles/cloudwatch.toml has no url)
+        origins = (p.origins.get("endpoint.url", "default"),
+                   *(v for k, v in p.origins.items() if k.startswith("endpoint.")))
+        origin = next((v for v in origins if v != "default"), "")
+        if p.endpoint.url:
+            where = f"{', '.join(p.endpoint.signals)} to {shown_url(p.endpoint.url)}"
+        else:
+            where = ", ".join(f"{s} to {shown_url(p.endpoint.signal_url(s))}"
+                              for s in p.endpoint.signals)
         m = re.fullmatch(r"(\w+) \((.*)\)", origin)
-        mode = (f"forwarding {', '.join(p.endpoint.signals)} to {shown_url(url)} "
-                f"(endpoint from the {m[1]} profile {m[2]})" if m else "")
+        mode = f"forwarding {where}" + (f" (endpoint from the {m[1]} profile {m[2]})" if m
+                                        else "")
     else:
         mode = "local-only: no endpoint configured, usage stays in the local ledger"
     data = {"mode": "forwarding" if p.endpoint else "local-only",
-            "endpoint_url": shown_url(p.endpoint.url) if p.endpoint else None}
+            "endpoint_url": shown_url(p.endpoint.url) if p.endpoint else None,
+            "signal_urls": {s: shown_url(p.endpoint.signal_url(s)) for s in p.endpoint.signals}
+            if p.endpoint else {}}
     if broken_managed:
         where = broken_managed[0].split(" ", 2)[2]
         return Check("profile", FAIL, f"the managed profile is invalid, so aitrack runs "
@@ -182,6 +193,35 @@ def check_profile(ctx: Context) -> Check:
         return Check("profile", WARN, f"your profile {where} is invalid and ignored; {mode}",
                      f"fix it (`aitrack profile validate {where}`) or delete it", details, data)
     return Check("profile", PASS, mode, None, details, data)
+
+
+def check_profile_integrity(ctx: Context) -> Check:
+    """Whether this machine's runs follow IT's managed sources (what
+    `aitrack.profile.integrity` marks on forwarded telemetry when they do not)."""
+    from aitrack import managed
+    from aitrack.profile import INTEGRITY_KEY
+
+    overridden = managed.overrides(ctx.paths, ctx.env)
+    refused = [p for source, problems in ctx.profile.broken.items()
+               if source.startswith("user profile setting ignored") for p in problems]
+    details = [detail for _, detail in overridden] + refused
+    if ctx.env.get("AITRACK_MANAGED_PLIST") and sys.platform != "darwin":
+        details.append(f"AITRACK_MANAGED_PLIST is ignored: managed preferences exist only on "
+                       f"macOS, not on {sys.platform}")
+    data = {"overridden": [reason for reason, _ in overridden], "refused": refused}
+    if overridden:
+        what = "; ".join(detail for _, detail in overridden)
+        return Check("profile-integrity", WARN, f"{what}: the managed settings IT deployed are "
+                     f"not the ones in effect, and forwarded telemetry carries {INTEGRITY_KEY}="
+                     f"{','.join(data['overridden'])}",
+                     "unset the variable unless IT asked you to set it (staging, tests)",
+                     details, data)
+    if refused:
+        return Check("profile-integrity", WARN, "your profile sets identity attributes that only "
+                     "IT or the OS may set on a managed machine; they are ignored",
+                     f"remove them from {ctx.paths.user_profile}", details, data)
+    return Check("profile-integrity", PASS, "the settings in effect are the managed sources' "
+                 "(no managed source replaced)", None, details, data)
 
 
 # ---------------------------------------------------------------- keychain and endpoint
@@ -560,6 +600,62 @@ def check_ledger(ctx: Context) -> Check:
                  data=data)
 
 
+DISK_FULL_BYTES = 1024 * 1024
+DISK_LOW_BYTES = 64 * 1024 * 1024
+
+
+def check_disk(ctx: Context) -> Check:
+    """Room on the file system that holds the ledger (and the outbox inside it)."""
+    from aitrack.forwarder import size
+
+    directory = ctx.paths.ledger.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    try:
+        st = os.statvfs(directory)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return Check("disk", PASS, f"not checked: cannot measure the free space of {directory}")
+    free = st.f_bavail * st.f_frsize
+    data = {"path": str(directory), "free_bytes": free}
+    if free < DISK_FULL_BYTES:
+        return Check("disk", FAIL, f"the disk holding {directory} is full ({size(free)} free): "
+                     "usage cannot be recorded nor telemetry queued",
+                     f"free some space on it (`df -h {directory}` shows it), then run "
+                     "`aitrack doctor` again", data=data)
+    if free < DISK_LOW_BYTES:
+        return Check("disk", WARN, f"the disk holding {directory} is nearly full "
+                     f"({size(free)} free)", f"free some space on it (`df -h {directory}`)",
+                     data=data)
+    return Check("disk", PASS, f"{size(free)} free on the disk holding {directory}", data=data)
+
+
+def check_private_files(ctx: Context) -> Check:
+    """aitrack's files hold emails, directories and payloads: no other user may read them."""
+    from aitrack import private_files
+
+    paths = ctx.paths
+    dirs = [paths.config_dir, paths.data_dir, paths.state_dir, paths.log_dir, paths.cache_dir]
+    files = [paths.ledger.with_name(paths.ledger.name + s) for s in ("", "-wal", "-shm")]
+    files += [paths.log_dir / "forwarder.log", paths.cache_dir / "startup.bin"]
+    links = [str(f) for f in files if f.is_symlink()]
+    loose = [str(p) for p in dirs + files
+             if str(p) not in links and p.exists() and private_files.loose(p)]
+    data = {"loose": loose, "links": links}
+    if links:
+        more = f" (+{len(links) - 1} more)" if len(links) > 1 else ""
+        return Check("private-files", FAIL, f"{links[0]} is a symbolic link, which aitrack "
+                     f"refuses to write through{more}",
+                     f"remove the link (`rm {links[0]}`); the next run creates the file",
+                     links + loose, data)
+    if loose:
+        return Check("private-files", WARN, f"{len(loose)} of aitrack's files or directories "
+                     f"can be read by other users (e.g. {loose[0]})",
+                     "the next tracked run makes them private; or now: `chmod -R go-rwx "
+                     + " ".join(str(d) for d in dirs if d.exists()) + "`", loose, data)
+    return Check("private-files", PASS, "aitrack's files are private (0600 files in 0700 "
+                 "directories)", data=data)
+
+
 def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -627,3 +723,30 @@ def check_outbox(ctx: Context, now: float | None = None) -> Check:
     summary = (f"{_count(c.pending, 'payload')} in flight ({size(c.pending_bytes)})"
                if c.pending else "empty: everything was delivered")
     return Check("outbox", PASS, summary, None, details, data)
+
+
+# ---------------------------------------------------------------- prices
+
+
+def check_prices(ctx: Context, today: date | None = None) -> Check:
+    """WARN when the built-in price table is stale or a model in the ledger has no price."""
+    from aitrack import pricing
+
+    table = pricing.load(ctx.profile.prices)
+    stale = pricing.stale_line(table.as_of, today)
+    try:
+        models = pricing.ledger_models(ctx.paths.ledger)
+    except sqlite3.Error:
+        models = []  # the ledger check says what is wrong with it
+    unpriced = [m for m in models if table.price_for(m) is None]
+    data = {"as_of": table.as_of, "stale": stale is not None, "unpriced": unpriced}
+    problems = [stale] if stale else []
+    if unpriced:
+        problems.append(f"no price for {', '.join(unpriced)} (in your ledger): where the "
+                        "tool reported no cost of its own, the cost shows as n/a")
+    if problems:
+        return Check("prices", WARN, " ".join(problems),
+                     "`aitrack prices` shows the price each of your models gets and the "
+                     "profile snippet that adds a missing one", data=data)
+    priced = f"; {_count(len(models), 'model')} in your ledger, all priced" if models else ""
+    return Check("prices", PASS, f"built-in prices as of {table.as_of}{priced}", data=data)

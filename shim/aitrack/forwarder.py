@@ -118,23 +118,25 @@ class ForwardLog:
     Never a token (masked if an answer echoes it) nor request headers. Rotated at 1 MiB.
     """
 
-    def __init__(self, directory: Path):
-        self.path = directory / "forwarder.log"
+    def __init__(self, directory: Path, name: str = "forwarder.log"):
+        self.path = directory / name  # the agent keeps its own log the same way
         self.secrets: set[str] = set()
 
     def __call__(self, message: str) -> None:
-        for secret in sorted(self.secrets, key=len, reverse=True):  # a token inside another
-            message = message.replace(secret, "[token]")
+        from aitrack.keychain import mask
+        from aitrack.private_files import open_private, private_dir
+
+        message = mask(message, self.secrets)  # echoed prefixes of a token too
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         line = f"{stamp} pid={os.getpid()} {' '.join(message.split())}\n".encode()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
             try:
-                if self.path.stat().st_size > LOG_MAX_BYTES:
+                if self.path.lstat().st_size > LOG_MAX_BYTES:
                     os.replace(self.path, self.path.with_name(self.path.name + ".1"))
             except FileNotFoundError:
                 pass
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)  # 0600, never a link
             try:
                 os.write(fd, line)
             finally:

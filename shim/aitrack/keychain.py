@@ -157,6 +157,42 @@ def status(account: str) -> TokenStatus:
     return TokenStatus(account, backend_name(ring), get_token(account) is not None)
 
 
+MASK = "[token]"
+MASK_PREFIX_MIN = 8  # an echoed prefix this long or longer is masked too
+
+
+def mask(text: str, secrets) -> str:
+    """`text` with every echo of a secret, and of any prefix of one of 8 or more characters
+    (an endpoint may cut what it echoes), replaced by [token]. Mask before cutting a text
+    short: cut first and a prefix of the token would survive."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if len(secret) < MASK_PREFIX_MIN:
+            text = text.replace(secret, MASK)
+            continue
+        head, parts, start = secret[:MASK_PREFIX_MIN], [], 0
+        while (i := text.find(head, start)) >= 0:
+            n = MASK_PREFIX_MIN
+            while n < len(secret) and i + n < len(text) and text[i + n] == secret[n]:
+                n += 1
+            parts += [text[start:i], MASK]
+            start = i + n
+        text = "".join(parts) + text[start:]
+    return text
+
+
+def token_problem(token: str) -> str | None:
+    """Why `token` cannot be sent as an HTTP header value, or None. Never quotes it."""
+    if not token or token != token.strip():
+        return "the token is empty or has surrounding whitespace"
+    for i, char in enumerate(token, 1):
+        if (ord(char) < 0x20 and char != "\t") or 0x7F <= ord(char) <= 0x9F:
+            what = {"\n": "a newline", "\r": "a carriage return"}.get(
+                char, f"the control character U+{ord(char):04X}")
+            return (f"the token has {what} at character {i}: it is not a valid HTTP header "
+                    "value (a header could be injected)")
+    return None
+
+
 def set_command(account: str) -> str:
     """The command that stores this account's token: what a notice tells the user to run."""
     import shlex

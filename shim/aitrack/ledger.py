@@ -266,15 +266,19 @@ def session_for(db: sqlite3.Connection, tool: str, tool_session_id: str, *,
 
 
 def accept(db: sqlite3.Connection, payload: Accepted, adapter: Adapter, queue: bool = True,
-           prices=None) -> bool:
+           prices=None, consumed: int | None = None) -> bool:
     """Count a payload and (when it is to be forwarded) queue it, atomically.
 
     Each datapoint and log record counts for the session its own attributes name (a tool
     process can run several sessions); one that names none counts for its wrapper run.
-    False if the same payload was already accepted.
+    `consumed`: the inbox row the payload came from, removed in the same transaction.
+    False if the same payload was already accepted, or another process took the row.
     """
     now = time.time()
     with write(db):
+        if consumed is not None and db.execute("DELETE FROM inbox WHERE id = ?",
+                                               (consumed,)).rowcount == 0:
+            return False  # processed meanwhile by another aitrack (its lease had run out)
         dup = db.execute("INSERT OR IGNORE INTO payloads VALUES (?, ?, ?)",
                          (payload.digest, payload.receiver, now)).rowcount == 0
         if dup:

@@ -16,8 +16,9 @@ are accepted where a number is expected (REG_DWORD cannot hold 0.25), REG_MULTI_
 from __future__ import annotations
 
 import math
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from aitrack.profile import (
 )
 
 MAX_PLIST_BYTES = 1024 * 1024  # managed preferences are a few KiB
+MAX_PLIST_DEPTH = 32  # settings are two levels deep (endpoint.headers, prices.<model>)
 REGISTRY_KEY = r"SOFTWARE\Policies\aitrack"
 REGISTRY_SOURCE = "HKLM\\" + REGISTRY_KEY  # how origins and problems name it
 
@@ -63,6 +65,32 @@ def layers(paths: Paths, env: dict[str, str] | None = None,
     return found, problems
 
 
+def overrides(paths: Paths, env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """Managed sources an environment variable replaced while the source it replaces exists:
+    (a short reason, a line naming both). A user owns their machine, so this stays possible
+    (IT staging, tests), but never silent: the profile marks what such a run forwards."""
+    from aitrack import paths as locations
+
+    env = os.environ if env is None else env
+    pairs = [("managed-profile-overridden", "AITRACK_MANAGED_PROFILE", paths.managed_profile,
+              locations.default_managed_profile(env))]
+    if sys.platform == "darwin" and paths.managed_plist is not None:
+        pairs.append(("managed-plist-overridden", "AITRACK_MANAGED_PLIST", paths.managed_plist,
+                      Path(locations.MANAGED_PLIST)))
+    found = []
+    for reason, variable, used, replaced in pairs:
+        if Path(used) != replaced and replaced.exists() and not _same_file(used, replaced):
+            found.append((reason, f"{variable}={used} replaces {replaced}"))
+    return found
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return Path(a).read_bytes() == Path(b).read_bytes()
+    except OSError:
+        return False
+
+
 def read_plist(path: Path) -> dict[str, Any] | None:
     import plistlib
     from xml.parsers.expat import ExpatError
@@ -83,11 +111,14 @@ def read_plist(path: Path) -> dict[str, Any] | None:
     # encoding) and IndexError (a binary plist's offsets): none is a ValueError
     except (plistlib.InvalidFileException, ValueError, ExpatError, LookupError) as exc:
         raise ProfileError(path, [f"unreadable managed preferences: {exc}"]) from None
+    except (RecursionError, MemoryError):  # a binary plist nested thousands deep
+        raise ProfileError(path, ["unreadable managed preferences: nested too deeply"]) from None
     if not isinstance(raw, dict):
         raise ProfileError(path, ["managed preferences must be a dictionary"])
     if not _string_keys(raw):
         raise ProfileError(path, ["unreadable managed preferences: a key that is not a "
-                                  "string, or a container that holds itself"])
+                                  "string, a container that holds itself, or nesting "
+                                  f"deeper than {MAX_PLIST_DEPTH} levels"])
     # MDM payload bookkeeping keys (PayloadUUID, ...) are not settings.
     data = {k: v for k, v in raw.items() if not k.startswith("Payload")}
     problems = validate(data)
@@ -100,7 +131,7 @@ def _string_keys(node: Any, seen: tuple[int, ...] = ()) -> bool:
     """All dictionary keys are strings, and no container holds itself (a damaged binary
     plist can give both)."""
     if isinstance(node, (dict, list)):
-        if id(node) in seen:
+        if id(node) in seen or len(seen) > MAX_PLIST_DEPTH:
             return False
         seen = (*seen, id(node))
         if isinstance(node, dict):

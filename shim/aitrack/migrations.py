@@ -442,8 +442,7 @@ def m004_tool_sessions_sources_and_inbox(db: sqlite3.Connection) -> None:
             run_id TEXT,                    -- the wrapper run the sender belongs to, if known
             signal TEXT NOT NULL,
             content_type TEXT NOT NULL,
-            gzipped INTEGER NOT NULL,
-            body BLOB NOT NULL,
+            body BLOB NOT NULL,             -- decompressed, as the sender's content type
             attempts INTEGER NOT NULL DEFAULT 0,
             claimed_by TEXT,
             claimed_until REAL NOT NULL DEFAULT 0,

@@ -2,7 +2,9 @@
 
 `AITRACK_HOME=DIR` puts all per-user locations under DIR (tests and sandboxes);
 otherwise platformdirs gives the platform's conventional directories.
-`AITRACK_MANAGED_PROFILE=FILE` overrides where the IT-managed profile is read from.
+`AITRACK_MANAGED_PROFILE=FILE` overrides where the IT-managed profile is read from (when a
+managed file exists where it would otherwise be read, the profile says so: see
+`profile.integrity`); `AITRACK_MANAGED_PLIST=FILE` likewise, on macOS only.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 APP = "aitrack"
+MANAGED_PLIST = "/Library/Managed Preferences/io.aitrack.plist"
 
 
 class Paths:
@@ -84,14 +87,16 @@ def default_managed_profile(env: Mapping[str, str] | None = None) -> Path:
 
 
 def default_managed_plist(env: Mapping[str, str] | None = None) -> Path | None:
-    """macOS managed preferences delivered by an MDM configuration profile."""
+    """macOS managed preferences delivered by an MDM configuration profile.
+
+    None on every other platform, AITRACK_MANAGED_PLIST included: a source that does not
+    exist there must not become a way to replace IT's settings.
+    """
+    if sys.platform != "darwin":
+        return None
     env = os.environ if env is None else env
     override = env.get("AITRACK_MANAGED_PLIST")
-    if override:
-        return Path(override)
-    if sys.platform == "darwin":
-        return Path("/Library/Managed Preferences/io.aitrack.plist")
-    return None
+    return Path(override) if override else Path(MANAGED_PLIST)
 
 
 def resolve(env: Mapping[str, str] | None = None) -> Paths:

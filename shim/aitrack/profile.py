@@ -24,6 +24,12 @@ PROTOCOLS = ("http/protobuf", "http/json")
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,254}")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 BAD_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters but tab
+# a static header with such a name, or a value with an auth scheme, is a secret in plain text
+SECRET_HEADER_NAME = re.compile(
+    r"auth|key|token|secret|passw|cookie|signature|credential|session|honeycomb-team", re.I)
+SECRET_HEADER_VALUE = re.compile(r"\s*(?:bearer|basic|token|digest|apikey)\s", re.I)
+IDENTITY_KEYS = ("user.id", "user.email")  # from a managed source or the OS once IT manages
+INTEGRITY_KEY = "aitrack.profile.integrity"  # set by aitrack only: how this run left IT's
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 
 # table -> key -> (accepted python types, default)
@@ -199,6 +205,15 @@ def url_problem(url: str) -> str | None:
         return f"not a valid URL ({exc})"
     if parts.scheme not in ("https", "http") or not host:
         return "must be an https:// URL with a host"
+    if parts.username is not None or parts.password is not None:
+        return ("must not carry credentials (user:password@): they would sit in plain text in "
+                "the profile; store the token in the keychain (`aitrack token set`) and name "
+                "its header in endpoint.auth_header")
+    secret = [name for name, _ in _query_pairs(parts.query) if SECRET_HEADER_NAME.search(name)]
+    if secret:
+        return (f"must not carry a secret in its query ({secret[0]}=...): store the token in "
+                "the keychain (`aitrack token set`) and name its header in "
+                "endpoint.auth_header")
     if parts.scheme == "http" and not is_loopback_host(host):
         return ("plain http:// would send the token unencrypted; use https:// "
                 "(plain HTTP is allowed only to a loopback address)")
@@ -305,8 +320,10 @@ def _validate_table(table: str, body: dict[str, Any], lines: KeyLines) -> list[s
             problems.append(f"{where}: must be {article} {want}, got {_toml_type(value)}")
             continue
         if key == "headers":
+            auth = body.get("auth_header")
+            auth = auth if isinstance(auth, str) else SCHEMA["endpoint"]["auth_header"][1]
             problems += [f"{_where(lines, table, key, name)}: {problem}"
-                         for name, problem in _header_problems(value)]
+                         for name, problem in _header_problems(value, auth)]
             continue
         problem = _check_value(key, value)
         if problem:
@@ -325,8 +342,20 @@ def _endpoint_problems(body: dict[str, Any], lines: KeyLines) -> list[str]:
     signals = body.get("signals", SCHEMA["endpoint"]["signals"][1])
     if body.get("url") or not isinstance(signals, list):
         return []
-    return [f"{_where(lines, 'endpoint', 'signals')}: {s} has no URL: set url or {s}_url"
-            for s in signals if s in SIGNALS and not body.get(f"{s}_url")]
+    missing = [s for s in signals if s in SIGNALS and not body.get(f"{s}_url")]
+    if not missing:
+        return []
+    if "signals" in body:
+        return [f"{_where(lines, 'endpoint', 'signals')}: {s} has no URL: set url or {s}_url"
+                for s in missing]
+    # signals was never set: the default (metrics and logs) is what lacks a URL
+    have = [s for s in SIGNALS if body.get(f"{s}_url")]
+    first = min(have, key=lambda s: _line(lines, ("endpoint", f"{s}_url")) or 0)
+    return [f"{_where(lines, 'endpoint', f'{first}_url')}: only {' and '.join(have)} "
+            f"{'has' if len(have) == 1 else 'have'} a URL, but endpoint.signals is not set and "
+            f"its default also forwards {' and '.join(missing)}: set signals = "
+            f"{json.dumps([s for s in signals if s in have] or have)} or add "
+            f"{' and '.join(f'{s}_url' for s in missing)}"]
 
 
 def _check_value(key: str, value: Any) -> str | None:
@@ -356,7 +385,11 @@ def _check_value(key: str, value: Any) -> str | None:
     return None
 
 
-def _header_problems(headers: dict[str, Any]) -> list[tuple[str, str]]:
+KEYCHAIN_FIX = ("store the token in the keychain (`aitrack token set`) and name its header "
+                "in endpoint.auth_header (and auth_scheme)")
+
+
+def _header_problems(headers: dict[str, Any], auth_header: str) -> list[tuple[str, str]]:
     problems = []
     for name, value in headers.items():
         if not HEADER_NAME.fullmatch(name):
@@ -366,7 +399,20 @@ def _header_problems(headers: dict[str, Any]) -> list[tuple[str, str]]:
         elif BAD_HEADER_VALUE.search(value):
             problems.append((name, "header values must not contain newlines or control "
                                    "characters"))
+        elif name.lower() == auth_header.lower():
+            problems.append((name, f"is endpoint.auth_header, which carries the token: a static "
+                                   f"value would be a secret in plain text; remove it and "
+                                   f"{KEYCHAIN_FIX}"))
+        elif SECRET_HEADER_NAME.search(name) or SECRET_HEADER_VALUE.match(value):
+            problems.append((name, f"looks like a secret, which a profile must not hold in "
+                                   f"plain text: remove it and {KEYCHAIN_FIX}"))
     return problems
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(query, keep_blank_values=True)
 
 
 def _validate_attributes(body: dict[str, Any], lines: KeyLines) -> list[str]:
@@ -378,6 +424,9 @@ def _validate_attributes(body: dict[str, Any], lines: KeyLines) -> list[str]:
                             "digits, '.', '_', '-')")
         elif not isinstance(value, str):
             problems.append(f"{where}: must be a string, got {_toml_type(value)}")
+        elif key.lower() == INTEGRITY_KEY:
+            problems.append(f"{where}: reserved: aitrack sets it on runs that do not follow "
+                            "the managed profile")
     return problems
 
 
@@ -417,6 +466,10 @@ def read_file(path: Path) -> dict[str, Any] | None:
                            ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(path, [f"invalid TOML: {exc}"]) from None
+    except (RecursionError, MemoryError):  # arrays or inline tables nested thousands deep
+        raise ProfileError(path, ["invalid TOML: nested too deeply (arrays or inline tables "
+                                  "inside one another hundreds of times); no profile needs "
+                                  "that, fix or delete the file"]) from None
     problems = validate(data, text)
     if problems:
         raise ProfileError(path, problems)
@@ -446,11 +499,25 @@ def load(paths: Paths, env: dict[str, str] | None = None) -> Profile:
     except ProfileError as exc:
         broken[f"user profile ignored: {exc.path}"] = exc.problems
         user = None
+    if user is not None and (managed_layers or managed_problems):
+        # identity is IT's or the OS's once IT manages the machine: never the user's own
+        refused = [k for k in user.get("attributes", {}) if k.lower() in IDENTITY_KEYS]
+        if refused:
+            user = {**user, "attributes": {k: v for k, v in user["attributes"].items()
+                                           if k not in refused}}
+            broken[f"user profile setting ignored: {paths.user_profile}"] = [
+                f"attributes.{k}: identity comes from the managed profile or the OS on a "
+                "managed machine; remove it from your profile" for k in refused]
     if user is not None:
         layers.append(Layer("user", str(paths.user_profile), user))
     # A broken managed profile means local-only: a user endpoint must not replace IT's.
     profile = merge(layers, endpoint_locked=bool(managed_problems))
     profile.broken = broken
+    overridden = managed.overrides(paths, env)
+    if overridden:  # visible on what is forwarded: the run does not follow IT's own sources
+        profile.attributes[INTEGRITY_KEY] = ",".join(reason for reason, _ in overridden)
+        profile.origins[f"attributes.{INTEGRITY_KEY}"] = "aitrack (" + "; ".join(
+            detail for _, detail in overridden) + ")"
     return profile
 
 

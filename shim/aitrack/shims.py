@@ -234,6 +234,11 @@ class Installed:
     python: str = ""
 
 
+def listed(names: list[str]) -> str:
+    """"a", "a and b", "a, b and c": for messages."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def install(directory: Path, python: str | None = None) -> Installed:
     """Write the shims into `directory`; idempotent. Refuses to replace a file that is not
     an aitrack shim, before writing anything."""
@@ -241,8 +246,11 @@ def install(directory: Path, python: str | None = None) -> Installed:
     files = rendered(python, interpreter_flags(python))
     foreign = [n for n in files if (directory / n).exists() and not is_shim(directory / n)]
     if foreign:
-        raise ShimError(f"{', '.join(str(directory / n) for n in foreign)} already exist and "
-                        "are not aitrack shims: move them away or choose another --dir")
+        names = listed([str(directory / n) for n in foreign])
+        raise ShimError(f"{names} already exists and is not an aitrack shim: move it away or "
+                        "choose another --dir" if len(foreign) == 1 else
+                        f"{names} already exist and are not aitrack shims: move them away or "
+                        "choose another --dir")
     directory.mkdir(parents=True, exist_ok=True)
     result = Installed(directory, python=python)
     for name, text in files.items():

@@ -7,6 +7,12 @@ valid while the profile files (size, mtime, inode) and the environment variables
 locate them are unchanged. On a miss the full profile is loaded and the cache rewritten.
 Windows policy settings live in the registry, which has no cheap signature: there the
 profile is always loaded in full (untested: Windows).
+
+The cache is a convenience, never an authority. It is used only when its checksum and the
+type of every value it holds verify (a damaged one is rebuilt, and can neither stop the
+tool nor move the ledger), and what decides what is counted and forwarded (the enforced
+attributes, the forwarded signals, the ledger's location) is derived again from the
+profiles once the child runs: `verified()`.
 """
 
 from __future__ import annotations
@@ -14,8 +20,13 @@ from __future__ import annotations
 import marshal
 import os
 import sys
+import zlib
 
-FORMAT = 2
+FORMAT = 3
+MAGIC = b"aitrack-startup\x03"  # the format's number in its last byte
+MAX_BYTES = 1024 * 1024
+SIGNALS = ("metrics", "logs", "traces")
+SECURITY_KEYS = ("enforced_attributes", "paths", "forward_signals")
 ENV_KEYS = ("AITRACK_HOME", "AITRACK_MANAGED_PROFILE", "AITRACK_MANAGED_PLIST", "HOME",
             "GIT_CONFIG_GLOBAL",
             "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME",
@@ -59,20 +70,40 @@ def _signature(files: list[str]) -> tuple:
 
 
 def settings() -> dict:
-    """The child-facing settings: from the cache when it is valid, else freshly loaded."""
+    """The child-facing settings: from the cache when it verifies and is current, else
+    freshly loaded (and the cache rewritten)."""
     path = cache_file()
     if sys.platform != "win32":
-        try:
-            with open(path, "rb") as fh:
-                cached = marshal.load(fh)
-            if cached["signature"] == _signature(cached["files"]):
-                return cached
-        except (OSError, EOFError, ValueError, TypeError, KeyError):
-            pass
+        cached = _read(path)
+        if cached is not None and cached["signature"] == _signature(cached["files"]):
+            return cached
     fresh = compute()
     if sys.platform != "win32":
         _write(path, fresh)
     return fresh
+
+
+def verified(settings: dict | None) -> dict:
+    """After the spawn: `settings` with `enforced_attributes`, `paths` and `forward_signals`
+    derived afresh from the profiles (never from the cache alone, which the user could edit).
+
+    The other values only shaped the child's start. A cache that disagreed is rewritten for
+    the next run. Also tightens aitrack's existing directories and logs to 0700/0600.
+    """
+    if settings is not None and settings is _fresh.get("last"):
+        fresh = settings  # computed from the profiles by this very process
+    else:
+        fresh = compute()
+        if sys.platform != "win32" and (settings is None or any(
+                settings.get(k) != fresh[k] for k in SECURITY_KEYS)):
+            _write(cache_file(), fresh)
+    out = dict(settings or fresh)
+    out.update({k: fresh[k] for k in SECURITY_KEYS})
+    _make_private(fresh["paths"])
+    return out
+
+
+_fresh: dict[str, dict] = {}
 
 
 def compute() -> dict:
@@ -84,6 +115,11 @@ def compute() -> dict:
     files = [str(locations.managed_profile), str(locations.user_profile)]
     if locations.managed_plist is not None:
         files.append(str(locations.managed_plist))
+    # what an override replaces: the run is marked while that exists (profile.integrity)
+    for replaced in (str(paths.default_managed_profile()),
+                     paths.MANAGED_PLIST if sys.platform == "darwin" else None):
+        if replaced and replaced not in files:
+            files.append(replaced)
     files += git_config_files()  # user.email defaults to git's
     signature = _signature(files)  # before reading: a concurrent edit invalidates next time
     try:
@@ -95,8 +131,9 @@ def compute() -> dict:
     notices = []
     for source, problems in p.broken.items():
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        notices.append(f"{source}: {problems[0]}{more}; run `aitrack profile show` for details")
-    return {
+        line = f"{source}: {problems[0]}{more}; run `aitrack profile show` for details"
+        notices.append("".join(c if c.isprintable() else "?" for c in line))  # a terminal
+    _fresh["last"] = fresh = {
         "signature": signature,
         "files": files,
         "paths": {k: str(getattr(locations, k)) for k in locations.__slots__
@@ -110,14 +147,86 @@ def compute() -> dict:
             ("traces",) if endpoint and "traces" in endpoint.signals else ()),
         "notices": notices,
     }
+    return fresh
+
+
+def _read(path: str) -> dict | None:
+    """The cache's settings when its checksum and every key and type verify, else None."""
+    try:
+        with open(path, "rb") as fh:
+            blob = fh.read(MAX_BYTES + 1)
+    except OSError:
+        return None
+    head = len(MAGIC) + 4
+    if len(blob) > MAX_BYTES or blob[:len(MAGIC)] != MAGIC or \
+            zlib.crc32(blob[head:]) != int.from_bytes(blob[len(MAGIC):head], "big"):
+        return None
+    try:
+        data = marshal.loads(blob[head:])
+    except (EOFError, ValueError, TypeError):
+        return None
+    return data if _well_formed(data) else None
+
+
+_KEYS = {"signature", "files", "paths", "shim_dir", "forward_signals", "enforced_attributes",
+         "attributes", "telemetry", "signals", "notices"}
+_PATH_KEYS = {"config_dir", "data_dir", "state_dir", "cache_dir", "managed_profile"}
+_TELEMETRY = {"metric_export_interval_ms": int, "logs_export_interval_ms": int,
+              "log_user_prompts": bool, "log_tool_details": bool}
+
+
+def _well_formed(d: object) -> bool:
+    """Every key the wrapper reads is there, with the type (and range) it expects."""
+    if type(d) is not dict or d.keys() != _KEYS:
+        return False
+    telemetry, paths = d["telemetry"], d["paths"]
+    return (type(d["signature"]) is tuple and _strings(d["files"], list)
+            and _string_map(paths) and _PATH_KEYS <= paths.keys() <= _PATH_KEYS | {"managed_plist"}
+            and all(paths.values()) and _text(d["shim_dir"])
+            and _signals(d["forward_signals"]) and _signals(d["signals"])
+            and {"metrics", "logs"} <= set(d["signals"])
+            and _string_map(d["enforced_attributes"]) and _string_map(d["attributes"])
+            and type(telemetry) is dict and telemetry.keys() == _TELEMETRY.keys()
+            and all(type(telemetry[k]) is t for k, t in _TELEMETRY.items())
+            and min(telemetry["metric_export_interval_ms"],
+                    telemetry["logs_export_interval_ms"]) >= 100
+            and _strings(d["notices"], list) and all(n.isprintable() for n in d["notices"]))
+
+
+def _text(value: object) -> bool:
+    return type(value) is str and "\0" not in value
+
+
+def _strings(value: object, kind: type) -> bool:
+    return type(value) is kind and all(_text(v) for v in value)
+
+
+def _string_map(value: object) -> bool:
+    return type(value) is dict and all(_text(k) and _text(v) for k, v in value.items())
+
+
+def _signals(value: object) -> bool:
+    return type(value) is tuple and all(type(s) is str and s in SIGNALS for s in value)
 
 
 def _write(path: str, data: dict) -> None:
+    from aitrack.private_files import write_private
+
+    payload = marshal.dumps(data)
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            marshal.dump(data, fh)
-        os.replace(tmp, path)
+        write_private(path, MAGIC + zlib.crc32(payload).to_bytes(4, "big") + payload)
     except OSError:
         pass  # a cache that cannot be written only costs start-up time
+
+
+def _make_private(paths: dict[str, str]) -> None:
+    """Directories and logs an earlier aitrack made readable by others: 0700 and 0600 now."""
+    from aitrack.private_files import DIR_MODE, tighten
+
+    logs = os.path.join(paths["state_dir"], "logs")
+    for directory in (paths["config_dir"], paths["data_dir"], paths["state_dir"],
+                      paths["cache_dir"], logs):
+        tighten(directory, DIR_MODE)
+    for name in ("forwarder.log", "forwarder.log.1"):
+        tighten(os.path.join(logs, name))
+    tighten(os.path.join(paths["cache_dir"], "startup.bin"))

@@ -28,6 +28,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from aitrack import __version__
+from aitrack.keychain import mask, token_problem
 from aitrack.profile import Endpoint, is_loopback_host, url_problem
 
 MAX_ANSWER = 64 * 1024  # what is kept of an answer's body; a longer one closes the connection
@@ -64,12 +65,12 @@ def post(endpoint: Endpoint, url: str, body: bytes, content_type: str,
 
     def answer(status, error, **kw) -> Answer:
         if error and token:
-            error = error.replace(token, "[token]")
+            error = mask(error, [token])
         return Answer(status, error, elapsed_s=time.monotonic() - started, **kw)
 
     try:
         target = _target(url)
-        if token is not None and not _header_value_ok(token):
+        if token is not None and token_problem(token):
             raise _Refused("the token in the keychain is not a valid HTTP header value: "
                            "run `aitrack token set`")
         ours = {"content-type", "content-encoding", "content-length", "host", "user-agent",
@@ -77,8 +78,8 @@ def post(endpoint: Endpoint, url: str, body: bytes, content_type: str,
         headers = {k: v for k, v in endpoint.headers.items() if k.lower() not in ours}
         headers.update({"Content-Type": content_type, "Content-Encoding": "gzip",
                         "User-Agent": USER_AGENT})
-        if token:
-            headers[endpoint.auth_header] = endpoint.auth_value(token)
+        if token:  # UTF-8 bytes: http.client would send str as Latin-1 or refuse it
+            headers[endpoint.auth_header] = endpoint.auth_value(token).encode()
         payload = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
         headers["Content-Length"] = str(len(payload))
         status, reply_headers, data = _exchange(endpoint, target, headers, payload,
@@ -93,7 +94,7 @@ def post(endpoint: Endpoint, url: str, body: bytes, content_type: str,
           "sent_bytes": len(payload)}
     if 200 <= status < 300:
         return answer(status, None, **kw)
-    return answer(status, _http_error(status, reply_headers, data),
+    return answer(status, _http_error(status, reply_headers, data, [token]),
                   retry_after=retry_after(reply_headers.get("retry-after")), **kw)
 
 
@@ -289,14 +290,6 @@ def _proxy_for(target: _Target) -> tuple[str, int, str | None] | None:
 # ---------------------------------------------------------------- one-line errors
 
 
-def _header_value_ok(value: str) -> bool:
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return not any(c in value for c in "\r\n\x00")
-
-
 def _describe(exc: BaseException, url: str, endpoint: Endpoint) -> str:
     host = urlsplit(url).hostname
     if isinstance(exc, _Deadline | TimeoutError | socket.timeout):
@@ -318,15 +311,17 @@ def _describe(exc: BaseException, url: str, endpoint: Endpoint) -> str:
     return f"sending to {host} failed ({type(exc).__name__})"
 
 
-def _http_error(status: int, headers: dict[str, str], body: bytes) -> str:
+def _http_error(status: int, headers: dict[str, str], body: bytes,
+                secrets: list[str | None] = ()) -> str:
     reason = http.client.responses.get(status, "")
-    text = _answer_text(headers.get("content-type", ""), body)
+    text = _answer_text(headers.get("content-type", ""), body, secrets)
     where = f" to {headers['location']}" if 300 <= status < 400 and "location" in headers else ""
     return f"HTTP {status} {reason}{where}" + (f": {text}" if text else "")
 
 
-def _answer_text(content_type: str, body: bytes) -> str:
-    """The endpoint's message, one line, short: JSON `message`/`error` when there is one."""
+def _answer_text(content_type: str, body: bytes, secrets: list[str | None] = ()) -> str:
+    """The endpoint's message, one line, short: JSON `message`/`error` when there is one.
+    Secrets it echoes are masked before it is cut short (a cut could leave a prefix)."""
     if not body:
         return ""
     text = body.decode("utf-8", "replace")
@@ -341,7 +336,7 @@ def _answer_text(content_type: str, body: bytes) -> str:
             pass
     elif "protobuf" in content_type:
         text = _status_message(body) or ""
-    line = " ".join(text.split())
+    line = mask(" ".join(text.split()), secrets)
     return line if len(line) <= 300 else line[:300] + "..."
 
 

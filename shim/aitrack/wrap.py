@@ -72,19 +72,26 @@ def main(command: str, args: list[str]) -> int:
         hint = f" or set {adapter.BIN_ENV}" if adapter.BIN_ENV else ""
         say(f"{program}: command not found on PATH (install it{hint})")
         return launcher.EXIT_NOT_FOUND
-    from aitrack.session import Session
+    from aitrack.tracked_run import TrackedRun
 
     child = launcher.Child()
-    session = Session(tool, adapter, started, settings)
-    child_args, child_env = session.child_command(args)
+    run = TrackedRun(tool, adapter, started, settings)
+    child_args, child_env = run.child_command(args)
     try:
         child.start([binary, *child_args], child_env)
     except OSError as exc:
-        session.abandon()
-        say(f"cannot run {binary}: {exc.strerror or exc}")
+        run.abandon()
+        say(f"cannot run {_named(binary, adapter)}: {exc.strerror or exc}")
         return launcher.EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) \
             else launcher.EXIT_NOT_RUNNABLE
-    session.begin()
+    run.begin()
     code = child.wait()
-    session.end(code)
+    run.end(code)
     return code
+
+
+def _named(binary: str, adapter) -> str:
+    """The binary, and the variable that chose it when one did (so the fix is obvious)."""
+    if adapter.BIN_ENV and os.environ.get(adapter.BIN_ENV) == binary:
+        return f"{binary} ({adapter.BIN_ENV}; unset it to use {adapter.EXECUTABLE} from PATH)"
+    return binary

@@ -5,10 +5,12 @@ An adapter package provides, in its `__init__` (the start-up path: standard mini
   EXECUTABLE: str | None      the binary to look up on PATH (None: given on the command line)
   BIN_ENV: str | None         environment variable overriding the binary's path
   SERVICE_NAMES: tuple        OTLP `service.name`s its telemetry arrives with (at the agent)
-  prepare(args, env, sink) -> (args, env) | None
-                              the child's arguments and environment for a per-run receiver;
-                              None when the tool cannot be given one safely (then its run is
-                              read from its transcripts at exit)
+  WITHOUT_AGENT: str          how a run is captured when the tool's settings do not point at
+                              the agent: "receiver" (a per-run receiver, `prepare` below) or
+                              "transcript" (nothing is told to the tool: its transcripts are
+                              read at exit)
+  prepare(args, env, sink) -> (args, env)
+                              the child's arguments and environment for a per-run receiver
   is_session(args) -> bool    False for invocations that run no session (--version, --help)
   contributions(point, delta) -> list[Contribution]
                               what a metric datapoint adds to the session's ledger

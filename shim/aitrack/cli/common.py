@@ -29,9 +29,59 @@ class AitrackGroup(click.Group):
         except Exception as exc:
             if "--debug" in sys.argv or (ctx.obj or {}).get("debug"):
                 raise
-            click.echo(f"aitrack: unexpected error: {type(exc).__name__}: {exc} "
-                       "(run with --debug for details)", err=True)
+            line = storage_problem(exc) or (f"unexpected error: {type(exc).__name__}: {exc} "
+                                            "(run with --debug for details)")
+            click.echo(f"aitrack: {line}", err=True)
             ctx.exit(1)
+
+
+# SQLite's primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF)
+SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
+SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 11, 13, 14, 26
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """One line saying what is wrong with the ledger or the disk under it, and the fix; None
+    when `exc` is about something else."""
+    import errno
+
+    from aitrack import paths
+    from aitrack.private_files import LinkRefused
+
+    if isinstance(exc, LinkRefused):
+        return exc.strerror
+    disk_errors = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS)
+    if type(exc).__module__ != "sqlite3" and not (
+            isinstance(exc, OSError) and exc.errno in disk_errors):
+        return None
+    ledger = paths.resolve().ledger
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    where = ledger.parent
+    if code == SQLITE_FULL or (isinstance(exc, OSError) and exc.errno != errno.EROFS) or (
+            code in (SQLITE_IOERR, SQLITE_CANTOPEN) and _disk_full(where)):
+        return (f"the disk holding the ledger ({where}) is full, so aitrack cannot record or "
+                f"queue anything: free some space (`df -h {where}`), then run this again")
+    if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
+        return (f"the ledger {ledger} is damaged ({exc}): move it aside (`mv {ledger} "
+                f"{ledger}.broken`): the next run starts a new ledger, and "
+                f"`sqlite3 {ledger}.broken .recover` may save what it held")
+    if code in (SQLITE_READONLY, SQLITE_PERM) or isinstance(exc, OSError):
+        return (f"the ledger {ledger} is not writable ({exc}): give yourself write access to "
+                "it and its directory")
+    if code in (SQLITE_BUSY, SQLITE_LOCKED):
+        return (f"the ledger {ledger} is busy ({exc}): another aitrack is writing to it; try "
+                "again in a moment")
+    return f"cannot use the ledger {ledger} ({exc}): run `aitrack doctor` for the fix"
+
+
+def _disk_full(directory) -> bool:
+    import os
+
+    try:
+        st = os.statvfs(directory)
+    except (OSError, AttributeError):
+        return False
+    return st.f_bavail * st.f_frsize < 1024 * 1024
 
 
 def echo_json(data: Any) -> None:

@@ -87,6 +87,9 @@ def validate(file: Path) -> None:
 
     if not file.exists():
         raise UserError(f"{file}: no such file")
+    if file.is_dir():
+        raise UserError(f"{file} is a directory, not a profile file: name the .toml file "
+                        "to check")
     try:
         read_file(file)
     except ProfileError as exc:

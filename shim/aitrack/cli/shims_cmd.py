@@ -93,7 +93,8 @@ def uninstall(directory: Path | None) -> None:
     else:
         _say(f"no aitrack shims in {target}")
     if kept:
-        _say(f"left {', '.join(kept)} in {target}: not aitrack shims")
+        _say(f"left {shims.listed(kept)} in {target}: "
+             + ("not an aitrack shim" if len(kept) == 1 else "not aitrack shims"))
 
 
 @shims_group.command("status")

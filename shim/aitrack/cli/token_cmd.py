@@ -73,13 +73,32 @@ def set_token(ctx: click.Context, account: str | None) -> None:
     try:
         keychain.backend_name()  # refuse before prompting for a token that cannot be kept
         token = _read_token()
-        if not token or token != token.strip():
-            raise UserError("the token is empty or has surrounding whitespace: pipe it with "
+        problem = keychain.token_problem(token)
+        if problem:  # refused here, not by every later run: nothing is stored
+            raise UserError(f"{problem}; nothing was stored: pipe the token alone with "
                             "`printf %s \"$TOKEN\" | aitrack token set`")
         keychain.set_token(name, token)
     except keychain.KeychainUnavailable as exc:
         raise UserError(str(exc)) from None
     click.echo(f"token stored in the keychain (account {name!r})", err=True)
+    unused = _unused(name)
+    if unused:
+        click.echo(f"aitrack: {unused}", err=True)
+
+
+def _unused(account: str) -> str | None:
+    """Why nothing would send the token of `account`, when nothing would."""
+    from aitrack import paths, profile
+
+    endpoint = profile.load(paths.resolve()).endpoint  # its problems were printed already
+    if endpoint is None:
+        return ("the profile is local-only (no endpoint), so nothing uses this token until a "
+                "profile names an endpoint: see `aitrack profile show`")
+    used = endpoint.accounts()
+    if account not in used:
+        return (f"the profile's endpoint uses account {', '.join(map(repr, used))}, not "
+                f"{account!r}: nothing uses this token until the profile names it")
+    return None
 
 
 @token_group.command("status")
@@ -129,7 +148,8 @@ def status(account: str | None, as_json: bool) -> None:
 
 
 @token_group.command("delete")
-@click.option("--account", help=ACCOUNT_HELP)
+@click.option("--account", help="Remove only this keychain entry (default: every account the "
+              "profile names, endpoint.keychain_account and any per-signal one).")
 def delete(account: str | None) -> None:
     """Remove the tokens from the keychain (offboarding, rotation).
 

@@ -13,6 +13,8 @@ from aitrack.records import Contribution, Point
 NAME = "claude"
 EXECUTABLE = "claude"
 BIN_ENV = "AITRACK_CLAUDE_BIN"
+# without an agent: a per-run receiver, or only the transcripts read at exit
+WITHOUT_AGENT = "receiver"
 SERVICE_NAMES = ("claude-code",)
 
 _TOKEN_TYPES = {"input": "input", "output": "output", "cacheRead": "cache_read",
@@ -35,6 +37,7 @@ _REQUEST = {"input_tokens": "input", "output_tokens": "output",
 def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str], dict[str, str]]:
     otel_env.standard(env, sink, protocol="http/json")
     env["CLAUDE_CODE_ENABLE_TELEMETRY"] = "1"
+    env["OTEL_METRICS_INCLUDE_ENTRYPOINT"] = "true"  # app.entrypoint: terminal, IDE, app...
     env["OTEL_LOG_USER_PROMPTS"] = "1" if sink.telemetry["log_user_prompts"] else "0"
     env["OTEL_LOG_TOOL_DETAILS"] = "1" if sink.telemetry["log_tool_details"] else "0"
     env.pop("OTEL_LOG_ASSISTANT_RESPONSES", None)

@@ -3,7 +3,7 @@
 Codex is configured only through its own settings (`[otel]` in its config, pointed at the
 per-user agent): command-line `-c` overrides would put a secret in its argv, readable by every
 local user, and force it out of its shared background-server mode. Without an agent a run
-is read from its rollout when it exits (`prepare` returns None).
+is read from its rollout when it exits (WITHOUT_AGENT, and no `prepare`).
 
 Usage is counted from `codex.sse_event` log records of kind `response.completed`: one per
 model response, with the conversation (= session) id and model. Its metrics carry no session
@@ -14,12 +14,13 @@ input moves to cache_read, cache writes to cache_creation, and input keeps the r
 
 from __future__ import annotations
 
-from aitrack.adapters import Sink
 from aitrack.records import Contribution, Point
 
 NAME = "codex"
 EXECUTABLE = "codex"
 BIN_ENV = "AITRACK_CODEX_BIN"
+# without an agent: a per-run receiver, or only the transcripts read at exit
+WITHOUT_AGENT = "transcript"
 SERVICE_NAMES = ("codex", "codex_exec", "codex-app-server", "codex_app_server", "codex_cli_rs",
                  "codex-tui", "codex_mcp_server")
 
@@ -27,11 +28,6 @@ _NOT_SESSIONS = frozenset(("--version", "-V", "--help", "-h", "help", "login", "
                            "completion", "features", "mcp"))
 _DECISIONS = {"approved": "accept", "approved_for_session": "accept",
               "approved_execpolicy_amendment": "accept", "denied": "reject", "abort": "reject"}
-
-
-def prepare(args: list[str], env: dict[str, str], sink: Sink) -> None:
-    """No per-run receiver for Codex (see the module's docstring)."""
-    return None
 
 
 def is_session(args: list[str]) -> bool:

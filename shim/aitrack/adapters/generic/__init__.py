@@ -12,6 +12,8 @@ from aitrack.records import Contribution, Point
 NAME = "run"
 EXECUTABLE = None
 BIN_ENV = None
+# without an agent: a per-run receiver, or only the transcripts read at exit
+WITHOUT_AGENT = "receiver"
 SERVICE_NAMES: tuple[str, ...] = ()
 
 

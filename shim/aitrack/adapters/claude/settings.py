@@ -1,0 +1,470 @@
+"""Claude Code's own settings, pointed at the per-user agent (`aitrack agent install`).
+
+Every front end (terminal, VS Code, JetBrains, the desktop app) reads the user settings file
+(`$CLAUDE_CONFIG_DIR/settings.json`, else `~/.claude/settings.json`) and the managed ones
+(`managed-settings.json` and its `managed-settings.d/` drop-ins), whose `env` keys and
+`otelHeadersHelper` win. aitrack sets telemetry keys in the `env` block and
+`otelHeadersHelper`, a script that prints the agent's key from its 0600 file at once (Claude
+Code runs it at each start; it inherits the claude process's environment, so a run started
+by `aitrack claude` adds its run id). Claude Code 2.1.328 runs the helper directly when the
+setting names an existing file, and through `/bin/sh` otherwise, so `~` and `$HOME` work in
+a machine-wide setting (checked). It refuses settings files with comments or trailing
+commas, so they are plain JSON; edits here change only the keys they name and keep the rest
+of the file, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aitrack.adapters.claude import locate
+
+NAME = "claude"
+TITLE = "Claude Code"
+MANAGED_SETTINGS_VAR = "AITRACK_CLAUDE_MANAGED_SETTINGS"  # tests: where managed settings are
+HELPER_KEY = "otelHeadersHelper"
+ENDPOINT_KEY = "OTEL_EXPORTER_OTLP_ENDPOINT"
+SIGNALS = ("METRICS", "LOGS", "TRACES")
+# Keys that would send telemetry around the agent, or carry a token in plaintext: removed
+# while the agent is wired (their values are kept to put them back at uninstall).
+REDIRECTING = (ENDPOINT_KEY, "OTEL_EXPORTER_OTLP_HEADERS",
+               *(f"OTEL_EXPORTER_OTLP_{s}_ENDPOINT" for s in SIGNALS),
+               *(f"OTEL_EXPORTER_OTLP_{s}_HEADERS" for s in SIGNALS),
+               *(f"OTEL_EXPORTER_OTLP_{s}_PROTOCOL" for s in SIGNALS))
+HEADER_KEYS = tuple(k for k in REDIRECTING if k.endswith("HEADERS"))
+REMOVED = tuple(k for k in REDIRECTING if k != ENDPOINT_KEY) + ("OTEL_LOG_ASSISTANT_RESPONSES",)
+MISSING = object()
+
+
+class SettingsError(Exception):
+    """A settings file aitrack cannot edit safely: one line naming the fix."""
+
+
+# ---------------------------------------------------------------- where the files are
+
+
+def user_file(env: Mapping[str, str] | None = None) -> Path:
+    return locate.config_dirs(env)[0] / "settings.json"
+
+
+def managed_file(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get(MANAGED_SETTINGS_VAR):
+        return Path(env[MANAGED_SETTINGS_VAR])
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support/ClaudeCode/managed-settings.json")
+    if sys.platform == "win32":
+        return Path(r"C:\Program Files\ClaudeCode\managed-settings.json")
+    return Path("/etc/claude-code/managed-settings.json")
+
+
+def managed_dropins(env: Mapping[str, str] | None = None) -> Path:
+    """The `managed-settings.d/` folder next to managed-settings.json (Claude Code 2.1.83+)."""
+    return managed_file(env).with_name("managed-settings.d")
+
+
+def settings_files(env: Mapping[str, str] | None = None) -> list[str]:
+    """Every file (and the drop-in folder) whose change could change `points_at_agent`."""
+    return [str(user_file(env)), str(managed_file(env)), str(managed_dropins(env))]
+
+
+# ---------------------------------------------------------------- what aitrack sets
+
+
+def wanted_env(url: str, telemetry) -> dict[str, str]:
+    """The `env` keys that send Claude Code's telemetry to the agent at `url`."""
+    return {
+        "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_LOGS_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+        ENDPOINT_KEY: url,
+        "OTEL_METRICS_INCLUDE_ENTRYPOINT": "true",
+        "OTEL_METRIC_EXPORT_INTERVAL": str(telemetry.metric_export_interval_ms),
+        "OTEL_LOGS_EXPORT_INTERVAL": str(telemetry.logs_export_interval_ms),
+        "OTEL_LOG_USER_PROMPTS": "1" if telemetry.log_user_prompts else "0",
+        "OTEL_LOG_TOOL_DETAILS": "1" if telemetry.log_tool_details else "0",
+    }
+
+
+def wanted(url: str, helper: str, telemetry) -> dict[tuple[str, ...], Any]:
+    """Key path -> value aitrack sets in the user settings file (MISSING: removes it)."""
+    out: dict[tuple[str, ...], Any] = {("env", k): v for k, v in wanted_env(url, telemetry).items()}
+    out.update({("env", k): MISSING for k in REMOVED})
+    out[(HELPER_KEY,)] = helper
+    return out
+
+
+def raw(value: Any) -> str:
+    """A value as this file format writes it."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def helper_name() -> str:
+    return "otel-headers.cmd" if sys.platform == "win32" else "otel-headers"
+
+
+_RUN_ID = "[0-9a-fA-F]" * 32
+_SECRET_OK = "[!A-Za-z0-9_-]"  # a key made of other characters is never printed (no JSON injection)
+
+
+def helper_script(secret_path: Path, key_header: str, run_header: str,
+                  windows: bool | None = None) -> str:
+    """`otelHeadersHelper`: the agent's key from its file, and the wrapper's run id when the
+    environment holds one (32 hex digits, nothing else: it must not be able to inject JSON).
+    POSIX sh, no Python start-up; a missing or odd key prints `{}` (Claude Code then exports
+    without it, and nothing is shown to the user)."""
+    windows = sys.platform == "win32" if windows is None else windows
+    if windows:  # untested: Windows
+        return "\r\n".join([
+            "@echo off",
+            "rem aitrack: Claude Code's otelHeadersHelper (written by `aitrack agent install`)",
+            "setlocal EnableExtensions DisableDelayedExpansion",
+            'set "key="',
+            f'set /p key=<"{secret_path}" 2>nul',
+            "if not defined key (echo {}& exit /b 0)",
+            'echo(%key%| findstr /r /x "[0-9a-zA-Z_-]*" >nul || (echo {}& exit /b 0)',
+            'set "run=%AITRACK_SESSION_ID%"',
+            'if not defined run goto :key',
+            'if not "%run:~32,1%"=="" goto :key',
+            'if "%run:~31,1%"=="" goto :key',
+            'echo(%run%| findstr /r /x "[0-9a-fA-F]*" >nul || goto :key',
+            f'echo {{"{key_header}":"%key%","{run_header}":"%run%"}}',
+            "exit /b 0",
+            ":key",
+            f'echo {{"{key_header}":"%key%"}}',
+            "",
+        ])
+    return "\n".join([
+        "#!/bin/sh",
+        "# aitrack: Claude Code's otelHeadersHelper (written by `aitrack agent install`).",
+        "# Prints the agent's key from its private file and, in a run started by `aitrack",
+        "# claude`, that run's id. No Python, no network: Claude Code waits for it.",
+        "key=",
+        f"IFS= read -r key < {shlex.quote(str(secret_path))} 2>/dev/null",
+        f"case $key in ''|*{_SECRET_OK}*) echo '{{}}'; exit 0 ;; esac",
+        "case ${AITRACK_SESSION_ID:-} in",
+        f"    {_RUN_ID})",
+        f"        printf '{{\"{key_header}\":\"%s\",\"{run_header}\":\"%s\"}}\\n' "
+        '"$key" "$AITRACK_SESSION_ID" ;;',
+        f"    *) printf '{{\"{key_header}\":\"%s\"}}\\n' \"$key\" ;;",
+        "esac",
+        "",
+    ])
+
+
+def machine_helper(os_name: str, state_rel: str | None = None) -> str:
+    """The `otelHeadersHelper` of a machine-wide (managed) settings file: one file for every
+    user, so it names each user's own helper relative to their home (or LOCALAPPDATA), and
+    prints `{}` for a user who has no agent yet instead of an error at each start.
+
+    `state_rel` (tests): aitrack's state directory relative to the home directory."""
+    if os_name == "windows":  # Claude Code runs it with cmd.exe (untested: Windows)
+        helper = r"%LOCALAPPDATA%\aitrack\agent\otel-headers.cmd"
+        return f'if exist "{helper}" ("{helper}") else (echo {{}})'
+    if state_rel is not None:
+        base = f"$HOME/{state_rel}"
+    elif os_name == "macos":
+        base = "$HOME/Library/Application Support/aitrack"
+    else:  # platformdirs' user_state_dir on Linux
+        base = "${XDG_STATE_HOME:-$HOME/.local/state}/aitrack"
+    return (f'f="{base}/agent/otel-headers"; if [ -x "$f" ]; then exec "$f"; fi; '
+            "echo '{}'")
+
+
+def machine_snippet(url: str, telemetry, os_name: str, state_rel: str | None = None) -> str:
+    """managed-settings.json content (or a managed-settings.d/ drop-in) IT deploys."""
+    return json.dumps({"env": wanted_env(url, telemetry),
+                       HELPER_KEY: machine_helper(os_name, state_rel)}, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------- reading the settings
+
+
+def parse(data: bytes, path: Path) -> JsonDoc:
+    """The document, or SettingsError when Claude Code could not read it either."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SettingsError(f"{path} is not UTF-8 text: save it as UTF-8, then try again"
+                            ) from None
+    try:
+        doc = JsonDoc(text)
+    except ValueError as exc:
+        raise SettingsError(f"{path} is not valid JSON ({exc}); Claude Code ignores it too "
+                            "(it takes no comments or trailing commas): fix it, then try "
+                            "again") from None
+    env = doc.get(("env",))
+    if env is not MISSING and not isinstance(env, dict):
+        raise SettingsError(f"{path}: \"env\" must be an object: fix it, then try again")
+    return doc
+
+
+def _read_env(path: Path) -> tuple[dict[str, str], str | None]:
+    """The `env` block and `otelHeadersHelper` of one settings file ({} when unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}, None
+    if not isinstance(data, dict):
+        return {}, None
+    env = data.get("env") if isinstance(data.get("env"), dict) else {}
+    helper = data.get(HELPER_KEY)
+    return ({str(k): str(v) for k, v in env.items()},
+            helper if isinstance(helper, str) and helper.strip() else None)
+
+
+def managed_sources(env: Mapping[str, str] | None = None) -> list[Path]:
+    """managed-settings.json, then its drop-ins in name order (later ones win)."""
+    found = [managed_file(env)]
+    try:
+        found += sorted(p for p in managed_dropins(env).iterdir()
+                        if p.suffix == ".json" and not p.name.startswith("."))
+    except OSError:
+        pass
+    return found
+
+
+def effective(env: Mapping[str, str] | None = None) -> tuple[dict[str, str], str | None,
+                                                             dict[str, str]]:
+    """(env block, otelHeadersHelper, key -> file that set it): managed over user, key by
+    key for `env`; the helper from the highest source that sets one."""
+    merged: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    helper = None
+    for path in [user_file(env), *managed_sources(env)]:
+        block, own_helper = _read_env(path)
+        merged.update(block)
+        origin.update({k: str(path) for k in block})
+        if own_helper:
+            helper = own_helper
+            origin[HELPER_KEY] = str(path)
+    return merged, helper, origin
+
+
+def diagnose(port: int, env: Mapping[str, str] | None = None) -> str | None:
+    """None when Claude Code's effective settings send its telemetry to the agent on `port`;
+    otherwise why not, in a few words."""
+    from aitrack import agent
+
+    block, helper, origin = effective(env)
+    url = agent.url(port)
+    if block.get("CLAUDE_CODE_ENABLE_TELEMETRY", "").strip().lower() not in ("1", "true"):
+        return "telemetry is not switched on (CLAUDE_CODE_ENABLE_TELEMETRY)"
+    endpoint = block.get(ENDPOINT_KEY, "").strip().rstrip("/")
+    if endpoint != url:
+        where = f" ({origin[ENDPOINT_KEY]})" if ENDPOINT_KEY in origin else ""
+        return (f"{ENDPOINT_KEY} is {shown(endpoint)}{where}" if endpoint else
+                f"{ENDPOINT_KEY} is not set")
+    for signal in ("METRICS", "LOGS"):
+        own = block.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "").strip()
+        if own and not own.startswith(url + "/"):
+            return f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT is {shown(own)}"
+        if "otlp" not in block.get(f"OTEL_{signal}_EXPORTER", ""):
+            return f"OTEL_{signal}_EXPORTER is not otlp"
+    if helper is None:
+        return f"no {HELPER_KEY} gives the agent's key"
+    return None
+
+
+def points_at_agent(port: int, env: Mapping[str, str] | None = None) -> bool:
+    """Claude Code's effective settings (user, then managed, which win) send OTLP to the
+    agent on `port`."""
+    return diagnose(port, env) is None
+
+
+def plaintext_headers(block: Mapping[str, Any]) -> list[str]:
+    """The OTLP header keys of an `env` block that hold a value (a token, often)."""
+    return [k for k in HEADER_KEYS if str(block.get(k) or "").strip()]
+
+
+def shown(url: str) -> str:
+    """A URL without credentials, path or query (where some endpoints take a key)."""
+    m = re.match(r"^([a-zA-Z][\w+.-]*://)(?:[^@/?#]*@)?([^/?#]*)", url)
+    return f"{m.group(1)}{m.group(2)}" if m else "a non-URL value"
+
+
+# ---------------------------------------------------------------- editing JSON in place
+
+
+class _Member:
+    __slots__ = ("key", "key_start", "key_end", "value_start", "value_end")
+
+    def __init__(self, key: str, key_start: int, key_end: int, value_start: int,
+                 value_end: int):
+        self.key, self.key_start, self.key_end = key, key_start, key_end
+        self.value_start, self.value_end = value_start, value_end
+
+
+_WS = " \t\r\n"
+
+
+def _ws(s: str, i: int) -> int:
+    while i < len(s) and s[i] in _WS:
+        i += 1
+    return i
+
+
+def _string_end(s: str, i: int) -> int:
+    i += 1
+    while s[i] != '"':
+        i += 2 if s[i] == "\\" else 1
+    return i + 1
+
+
+def _value_end(s: str, i: int) -> int:
+    if s[i] == '"':
+        return _string_end(s, i)
+    if s[i] in "{[":
+        depth = 0
+        while True:
+            c = s[i]
+            if c == '"':
+                i = _string_end(s, i)
+                continue
+            if c in "{[":
+                depth += 1
+            elif c in "}]":
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+    while i < len(s) and s[i] not in ",}]" + _WS:
+        i += 1
+    return i
+
+
+class JsonDoc:
+    """A JSON object edited in place: changing one member leaves every other byte as it was
+    (indentation, key order, escapes, line endings). The text must be valid JSON."""
+
+    def __init__(self, text: str):
+        self.bom = "\ufeff" if text.startswith("\ufeff") else ""
+        text = text[len(self.bom):]
+        if not text.strip():
+            text = "{}\n"
+        if not isinstance(json.loads(text), dict):
+            raise ValueError("the top level is not an object")
+        self.s = text
+        self.newline = "\r\n" if "\r\n" in text else "\n"
+
+    def text(self) -> str:
+        return self.bom + self.s
+
+    def value(self) -> dict:
+        return json.loads(self.s)
+
+    # -- locating
+
+    def _object(self, path: tuple[str, ...]) -> int | None:
+        """Where the object at `path` opens ('{'), or None."""
+        i = _ws(self.s, 0)
+        for key in path:
+            member = self._member(i, key)
+            if member is None or self.s[member.value_start] != "{":
+                return None
+            i = member.value_start
+        return i
+
+    def _members(self, start: int) -> tuple[list[_Member], int]:
+        s, out = self.s, []
+        i = _ws(s, start + 1)
+        while s[i] != "}":
+            key_end = _string_end(s, i)
+            colon = _ws(s, key_end)
+            value_start = _ws(s, colon + 1)
+            value_end = _value_end(s, value_start)
+            out.append(_Member(json.loads(s[i:key_end]), i, key_end, value_start, value_end))
+            i = _ws(s, value_end)
+            if s[i] == ",":
+                i = _ws(s, i + 1)
+        return out, i
+
+    def _member(self, start: int, key: str) -> _Member | None:
+        found = [m for m in self._members(start)[0] if m.key == key]
+        return found[-1] if found else None  # JSON parsers keep the last duplicate
+
+    def _located(self, path: tuple[str, ...]) -> _Member | None:
+        parent = self._object(path[:-1])
+        return None if parent is None else self._member(parent, path[-1])
+
+    def get(self, path: tuple[str, ...]) -> Any:
+        member = self._located(path)
+        return MISSING if member is None else json.loads(
+            self.s[member.value_start:member.value_end])
+
+    def raw(self, path: tuple[str, ...]) -> str | None:
+        member = self._located(path)
+        return None if member is None else self.s[member.value_start:member.value_end]
+
+    def keys(self, path: tuple[str, ...]) -> list[str] | None:
+        start = self._object(path)
+        return None if start is None else [m.key for m in self._members(start)[0]]
+
+    # -- changing
+
+    def set_raw(self, path: tuple[str, ...], text: str) -> None:
+        """Set the member at `path` to the JSON `text`, making the objects on the way."""
+        for depth in range(1, len(path)):
+            if self._object(path[:depth]) is None:
+                self.set_raw(path[:depth], "{}")
+        start = self._object(path[:-1])
+        members, close = self._members(start)
+        same = [m for m in members if m.key == path[-1]]
+        if same:
+            m = same[-1]
+            self.s = self.s[:m.value_start] + text + self.s[m.value_end:]
+            return
+        key = json.dumps(path[-1], ensure_ascii=False)
+        if members:
+            last = members[-1]
+            lead = self.s[start + 1:members[0].key_start]
+            colon = self.s[last.key_end:last.value_start]
+            insert = f",{lead}{key}{colon}{text}"
+            self.s = self.s[:last.value_end] + insert + self.s[last.value_end:]
+            return
+        unit = self._indent_unit()
+        if unit is None:  # a file written on one line stays on one line
+            self.s = f"{self.s[:start + 1]}{key}: {text}{self.s[close:]}"
+            return
+        own = self._line_indent(start)
+        nl = self.newline
+        self.s = (f"{self.s[:start + 1]}{nl}{own}{unit}{key}: {text}{nl}{own}"
+                  f"{self.s[close:]}")
+
+    def delete(self, path: tuple[str, ...]) -> None:
+        start = self._object(path[:-1])
+        if start is None:
+            return
+        members, close = self._members(start)
+        index = max((n for n, m in enumerate(members) if m.key == path[-1]), default=None)
+        if index is None:
+            return
+        if len(members) == 1:
+            self.s = self.s[:start + 1] + self.s[close:]
+        elif index > 0:
+            cut_from, cut_to = members[index - 1].value_end, members[index].value_end
+            self.s = self.s[:cut_from] + self.s[cut_to:]
+        else:
+            self.s = self.s[:members[0].key_start] + self.s[members[1].key_start:]
+
+    def _indent_unit(self) -> str | None:
+        """The file's indentation step; None for a file written on one line."""
+        top = _ws(self.s, 0)
+        members, close = self._members(top)
+        if members:
+            lead = self.s[top + 1:members[0].key_start]
+            return lead.rsplit("\n", 1)[1] if "\n" in lead else None
+        return "  "  # `{}`: Claude Code's own style
+
+    def _line_indent(self, index: int) -> str:
+        line_start = self.s.rfind("\n", 0, index) + 1
+        line = self.s[line_start:index]
+        return line[:len(line) - len(line.lstrip(" \t"))]

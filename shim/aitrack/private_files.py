@@ -1,0 +1,166 @@
+"""Files only their owner may read: the ledger, the caches, the logs, the agent's secret.
+
+They hold a user's email, working directories and payloads, so they are 0600 files in
+0700 directories, whatever the umask: created with that mode in the open call (no moment
+where another user could open them), and an existing file or directory found looser is
+tightened when aitrack next opens it. Links are never followed for a file aitrack creates
+(O_NOFOLLOW): a `ledger.db` or `forwarder.log` that is a symbolic link is refused, never
+written through. Modes and O_NOFOLLOW are POSIX; on Windows the user's profile directory
+already keeps other users out, and these calls only create and open (untested: Windows).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+POSIX = sys.platform != "win32"
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class LinkRefused(OSError):
+    """A file aitrack creates is a symbolic link: refused, with the fix in the message."""
+
+
+def private_dir(path: os.PathLike | str) -> Path:
+    """`path` as a 0700 directory: created (with any missing parents, 0700 too) or, when it
+    already exists and is ours, tightened. Returns it as a Path."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, DIR_MODE)
+        except FileExistsError:  # another aitrack made it meanwhile: tightened below
+            continue
+        _exact_mode(directory, DIR_MODE)  # the umask may have taken more than group/other
+    if not missing or missing[0] != path:
+        tighten(path, DIR_MODE)
+    return path
+
+
+def open_private(path: os.PathLike | str, flags: int, *, create: bool = True) -> int:
+    """An fd of `path`, created 0600 when `create` and missing, never through a symbolic
+    link. An existing file of ours that others could read is tightened to 0600."""
+    flags |= NOFOLLOW | CLOEXEC | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except OSError as exc:
+        if NOFOLLOW and os.path.islink(path):
+            raise LinkRefused(exc.errno, f"{path} is a symbolic link: aitrack does not write "
+                                         "through links; remove it (`rm` it, not its target)",
+                              str(path)) from None
+        raise
+    if POSIX:
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and \
+                    stat.S_IMODE(st.st_mode) != FILE_MODE:
+                os.fchmod(fd, FILE_MODE)
+        except OSError:
+            os.close(fd)
+            raise
+    return fd
+
+
+def write_private(path: os.PathLike | str, data: bytes) -> None:
+    """Replace `path` with `data` atomically: a new 0600 file renamed over it (a link at
+    `path` is replaced, never followed). The directory is made private first."""
+    path = Path(path)
+    private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = open_private(tmp, os.O_WRONLY | os.O_EXCL)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def database_uri(path: os.PathLike | str) -> str:
+    """Make a SQLite database private before SQLite opens it, and the URI to open it with.
+
+    The file is created 0600 here (SQLite would make it 0644, and gives its -wal and -shm
+    files the database file's mode); none of the three may be a link; `nofollow=1` has
+    SQLite refuse a link swapped in meanwhile.
+    """
+    import sqlite3
+
+    path = Path(path).absolute()
+    private_dir(path.parent)
+    if os.path.islink(path):
+        raise LinkRefused(40, f"{path} is a symbolic link: aitrack does not write through "
+                              "links; remove it (`rm` it, not its target)", str(path))
+    if os.path.exists(path):
+        # Never open and close an existing database here: closing any descriptor of a file
+        # drops every POSIX lock this process holds on it, those of its open connections
+        # too, and another process could then delete the WAL under them (SQLite's
+        # documented hazard). Its mode is tightened by path instead.
+        tighten(path)
+    else:
+        try:
+            os.close(open_private(path, os.O_RDWR | os.O_EXCL))
+        except FileExistsError:  # another process created it meanwhile
+            tighten(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        if os.path.islink(companion):
+            raise LinkRefused(40, f"{companion} is a symbolic link: aitrack does not write "
+                                  "through links; remove it (`rm` it, not its target)",
+                              str(companion))
+        tighten(companion)
+    nofollow = "?nofollow=1" if sqlite3.sqlite_version_info >= (3, 31) else ""
+    return path.as_uri() + nofollow
+
+
+def tighten(path: os.PathLike | str, mode: int = FILE_MODE) -> bool:
+    """Give an existing file or directory of ours exactly `mode` (0600 by default) when it
+    allows more. A link is left alone. True when something was changed."""
+    if not POSIX:
+        return False
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid() or \
+            stat.S_IMODE(st.st_mode) == mode:
+        return False
+    try:
+        os.chmod(path, mode)
+    except OSError:
+        return False
+    return True
+
+
+def loose(path: os.PathLike | str) -> bool:
+    """True when group or others may use `path` (an existing file or directory)."""
+    if not POSIX:
+        return False
+    try:
+        return bool(os.stat(path).st_mode & 0o077)
+    except OSError:
+        return False
+
+
+def _exact_mode(path: Path, mode: int) -> None:
+    if POSIX:
+        try:
+            if stat.S_IMODE(os.lstat(path).st_mode) != mode:
+                os.chmod(path, mode)
+        except OSError:
+            pass

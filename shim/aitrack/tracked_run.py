@@ -1,0 +1,275 @@
+"""One wrapped run of a tool: how its telemetry is captured, and what only the wrapper knows.
+
+Three ways, chosen before the spawn from the start-up settings:
+- agent: the tool's own settings send its telemetry to the per-user agent. The child gets
+  the user's arguments and environment untouched (plus AITRACK_SESSION_ID, this run's id,
+  which Claude Code's headers helper passes on to the agent); the agent is started if it is
+  down.
+- receiver: a per-run loopback receiver, told to the child through the environment
+  (Claude Code without an agent, `aitrack run`).
+- transcript: nothing is told to the child (Codex without an agent: its `-c` overrides
+  would put a secret in its argv); its rollout is read when it exits.
+In every way the run is recorded (start, end, exit status, working directory), linked to
+the tool sessions it ran, and its transcripts are imported at exit, so a run whose
+telemetry was lost still counts, once.
+
+Any failure inside aitrack degrades to "the tool runs anyway" plus one line on stderr.
+Lines raised while the child owns the terminal are held back and printed after it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+from aitrack.adapters import Sink
+from aitrack.loopback import SECRET_HEADER, Listener, bind
+
+RECEIVER_DRAIN_S = 2.0
+PROCESS_DRAIN_S = 3.0
+LEDGER_WAIT_S = 10.0
+
+
+class Notices:
+    """One-line messages for the user, each printed once."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
+
+    def add(self, line: str) -> None:
+        with self.lock:
+            if line not in self.lines:
+                self.lines.append(line)
+
+    def print_now(self) -> None:
+        with self.lock:
+            lines, self.lines = self.lines, []
+        for line in lines:
+            print(f"aitrack: {line}", file=sys.stderr, flush=True)
+
+
+class TrackedRun:
+    """Before the spawn only `__init__` and `child_command` run: keep them import-free."""
+
+    def __init__(self, tool: str, adapter, started: float, settings: dict | None):
+        self.id = os.urandom(16).hex()
+        self.tool = tool
+        self.adapter = adapter
+        self.started = started
+        self.settings = settings
+        self.args: list[str] = []
+        self.cwd = _cwd()
+        self.notices = Notices()
+        self.mode = "untracked" if settings is None else _mode(adapter, settings)
+        self.listener: Listener | None = None
+        self.paths = self.profile = self.db = None
+        self.receiver = self.processor = self.forwarder = None
+        self.ready = threading.Event()
+        if settings is not None:
+            for line in settings["notices"]:
+                self.notices.add(line)
+        if self.mode == "receiver":
+            try:
+                self.listener = bind()
+            except OSError as exc:
+                self.notices.add(f"cannot open the loopback receiver ({exc.strerror or exc}); "
+                                 "running without telemetry: run `aitrack doctor`")
+                self.mode = "transcript"
+        self.notices.print_now()
+
+    def child_command(self, args: list[str]) -> tuple[list[str], dict[str, str]]:
+        self.args = list(args)
+        env = dict(os.environ)
+        env["AITRACK_SESSION_ID"] = self.id
+        if self.mode != "receiver":
+            return args, env  # the tool's own settings, or nothing at all: untouched
+        from aitrack.adapters import otel_env
+
+        leaked = otel_env.scrub(env)
+        if leaked:
+            print(f"aitrack: {', '.join(leaked)} in your environment may hold a plaintext token; "
+                  "aitrack ignores it: remove it from your shell profile and use "
+                  "`aitrack token set`", file=sys.stderr, flush=True)
+        sink = Sink(self.listener.base_url, SECRET_HEADER, self.listener.secret,
+                    tuple(self.settings["signals"]), self.settings["attributes"],
+                    self.settings["telemetry"])
+        return self.adapter.prepare(list(args), env, sink)
+
+    def abandon(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+
+    # ------------------------------------------------------------ while it runs
+
+    def begin(self) -> None:
+        """The child runs: serve its receiver first (it may already be sending), then the
+        ledger, the run's record and forwarding; with an agent, make sure it is up."""
+        if self.mode == "untracked":
+            return
+        try:
+            if self.listener is not None:
+                self._serve()
+            self._open()
+            if self.mode == "agent":
+                self._wake_agent()
+        except Exception as exc:  # noqa: BLE001 - never let aitrack break the tool
+            self.notices.add(f"telemetry capture failed to start ({type(exc).__name__}: {exc}); "
+                             "run `aitrack doctor`")
+        finally:
+            self.ready.set()
+
+    def _serve(self) -> None:
+        import socket
+
+        from aitrack.receiver import Receiver
+
+        sock = socket.socket(fileno=self.listener.sock.detach())
+        self.receiver = Receiver(sock, self.listener.secret, self._deliver,
+                                 run_id=self.id).start()
+
+    def _open(self) -> None:
+        import sqlite3
+
+        from aitrack import attribution, ledger, paths, profile
+        from aitrack.private_files import LinkRefused
+
+        self.paths = paths.resolve()  # never the cache's word for where the ledger is
+        self.profile = profile.load(self.paths)
+        self.attributes = attribution.resource_attributes(self.profile)
+        try:
+            self.db = ledger.connect(self.paths.ledger)
+            ledger.start_run(self.db, ledger.Run(
+                self.id, self.tool, self.started, self.cwd, _project(self.cwd),
+                self.attributes, self.mode))
+        except (sqlite3.Error, OSError, LinkRefused) as exc:
+            self.db = None
+            self.notices.add(f"cannot write the ledger {self.paths.ledger} ({exc}): "
+                             "usage of this run is not recorded; run `aitrack doctor`")
+            return
+        if self.receiver is not None:
+            self._start_processing()
+
+    def _start_processing(self) -> None:
+        from aitrack import intake, ledger, pricing
+
+        endpoint = self.profile.endpoint
+        forwarded = tuple(endpoint.signals) if endpoint else ()
+        context = intake.Context(self.attributes, forwarded, pricing.load(self.profile.prices))
+        if forwarded:
+            from aitrack.forwarder import Forwarder
+
+            self.forwarder = Forwarder.start(self.paths, self.profile, self.notices.add,
+                                             session_id=self.id)
+        notify = self.forwarder.notify if self.forwarder else None
+        self.processor = intake.Processor(ledger.connect(self.paths.ledger), self.id, context,
+                                          on_queued=notify, on_error=self.notices.add).start()
+        self.inbox = intake.Inbox(ledger.connect(self.paths.ledger), self.id,
+                                  self.processor.notify)
+
+    def _deliver(self, delivery) -> None:
+        """Receiver callback: the payload durably in the inbox, or StoreUnavailable (503)."""
+        from aitrack.intake import StoreUnavailable
+
+        if not self.ready.wait(LEDGER_WAIT_S) or self.processor is None:
+            raise StoreUnavailable("aitrack's ledger is not available")
+        self.inbox.put(delivery)
+
+    def _wake_agent(self) -> None:
+        from aitrack import agent
+
+        port = self.settings["agent"]["port"]
+        if not agent.is_listening(port):
+            agent.spawn_detached(self.paths)
+
+    # ------------------------------------------------------------ after it exits
+
+    def end(self, exit_code: int) -> None:
+        try:
+            self._finish(exit_code)
+        except KeyboardInterrupt:
+            self.notices.add("interrupted while finishing: pending telemetry stays in the "
+                             "outbox and goes with the next run or `aitrack flush`")
+        except Exception as exc:  # noqa: BLE001
+            self.notices.add(f"finishing the run failed ({type(exc).__name__}: {exc})")
+        self.notices.print_now()
+
+    def _finish(self, exit_code: int) -> None:
+        exited = time.monotonic()
+        if self.receiver is not None:
+            self.receiver.stop(RECEIVER_DRAIN_S)
+        if self.processor is not None:
+            left = self.processor.drain(PROCESS_DRAIN_S)
+            self.processor.stop()
+            if left:
+                self.notices.add(f"{left} payload(s) of this run are not counted yet; the next "
+                                 "aitrack run or `aitrack report` counts them")
+        if self.db is not None:
+            self._record_end(exit_code)
+        if self.forwarder is not None:
+            # the flush bound counts from the child's exit, the receiver's drain included
+            spent = time.monotonic() - exited
+            self.forwarder.finish(max(0.0, self.profile.endpoint.flush_timeout_s - spent))
+
+    def _record_end(self, exit_code: int) -> None:
+        import importlib
+
+        from aitrack import ledger
+
+        ended = time.time()
+        found: list = []
+        try:
+            locate = importlib.import_module(f"{self.adapter.__name__}.locate")
+        except ModuleNotFoundError:
+            locate = None
+        if locate is not None:
+            found = locate.run_sessions(self.cwd, self.started, ended)
+            self._import([path for _, path in found])
+        ledger.end_run(self.db, self.id, ended, exit_code, [tsid for tsid, _ in found],
+                       is_session=self.adapter.is_session(self.args))
+
+    def _import(self, files: list) -> None:
+        """The run's own transcripts, now: a run whose telemetry was lost still counts."""
+        if not files:
+            return
+        import importlib
+
+        try:
+            importer = importlib.import_module("aitrack.importer")
+        except ModuleNotFoundError as exc:
+            if exc.name != "aitrack.importer":
+                raise
+            return
+        try:
+            importer.import_files(self.db, self.tool, files, self.profile)
+        except Exception as exc:  # noqa: BLE001 - the next report imports them again
+            self.notices.add(f"cannot read this run's transcripts ({type(exc).__name__}: "
+                             f"{exc}); `aitrack report` tries again")
+
+
+def _mode(adapter, settings: dict) -> str:
+    """agent, receiver or transcript: see the module's docstring."""
+    agent = settings.get("agent") or {}
+    if (agent.get("wired") or {}).get(adapter.NAME):
+        return "agent"
+    return adapter.WITHOUT_AGENT
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # the directory was removed under the shell
+        return ""
+
+
+def _project(cwd: str) -> str:
+    """The repository's name when inside a git work tree, else the directory's name."""
+    from pathlib import Path
+
+    path = Path(cwd)
+    for directory in (path, *path.parents):
+        if (directory / ".git").exists():
+            return directory.name
+    return path.name
