@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,16 +29,21 @@ class Ledger:
 
     def session(self, when: datetime, tool: str = "claude", project: str = "app",
                 cwd: str | None = None, usage: dict | None = None, cost: dict | None = None,
-                metrics: dict | None = None, duration: float = 60.0, exit_code: int = 0,
-                version: str = "1.0") -> str:
+                metrics: dict | None = None, duration: float | None = 60.0,
+                exit_code: int | None = 0, version: str = "1.0", entrypoint: str | None = None,
+                sources: int = ledger.TELEMETRY | ledger.WRAPPER,
+                decisions: dict | None = None) -> str:
         sid = uuid.uuid4().hex
         started = when.timestamp()
         with ledger.write(self.db):
             self.db.execute(
                 "INSERT INTO sessions (id, tool, tool_version, started_at, ended_at, exit_code,"
-                " cwd, project) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (sid, tool, version, started, started + duration, exit_code,
-                 cwd or f"/src/{project}", project))
+                " cwd, project, entrypoint, sources) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sid, tool, version, started, None if duration is None else started + duration,
+                 exit_code, cwd or f"/src/{project}", project, entrypoint, sources))
+            for (tool_name, decision), count in (decisions or {}).items():
+                self.db.execute("INSERT INTO tool_decisions VALUES (?, ?, ?, ?)",
+                                (sid, tool_name, decision, count))
             for model, counts in (usage or {}).items():
                 self.db.executemany("INSERT INTO usage VALUES (?, ?, ?, ?)",
                                     [(sid, model, t, n) for t, n in counts.items()])
@@ -355,18 +360,250 @@ def test_table_has_thousands_separators_and_a_totals_row(home, led):
 
 
 @pytest.mark.parametrize("width", [80, 60])
-def test_narrow_terminals_get_a_compact_table(home, led, width):
+def test_narrow_widths_get_a_compact_table(home, led, width):
     led.session(at("2026-03-10T12:00"), usage={"claude-opus-5-5": {
         "input": 123_456_789, "output": 23_456_789, "cache_read": 987_654_321,
         "cache_creation": 12_345_678}}, cost={"claude-opus-5-5": 1234.5},
         metrics={"lines_added": 12345, "lines_removed": 678, "commits": 9, "pull_requests": 2})
-    out = home.run("report", "--timezone", "UTC", env={"COLUMNS": str(width)}).stdout
+    out = home.run("report", "--timezone", "UTC", "--width", str(width)).stdout
     lines = out.splitlines()
     assert all(len(line) <= width for line in lines), out
     assert "2026-03-10" in out and "$1,234.50" in out
-    if width == 60:
-        assert "123M" in out and "123,456,789" not in out  # shortened numbers
-        assert "columns are hidden" in out
+    assert "123M" in out and "123,456,789" not in out  # shortened numbers
+    assert f"Hidden to fit {width} columns: " in out
+
+
+def claude_session(led, when: str = "2026-03-10T12:00", **kw) -> str:
+    """The issue's Claude session: 11,660 tokens, 7,000 of them cache reads."""
+    return led.session(at(when), usage={"claude-opus-5-5": {
+        "input": 3_000, "output": 1_410, "cache_read": 7_000, "cache_creation": 250}},
+        cost={"claude-opus-5-5": 0.3}, metrics={"commits": 2, "lines_added": 40}, **kw)
+
+
+def test_a_pipe_or_a_file_gets_every_column_whatever_the_terminal(home, led, tmp_path):
+    """Finding 1: `report session | cat` or `> file` is not cut to 80 columns."""
+    claude_session(led, project="a-project-with-a-long-name")
+    for env in ({}, {"COLUMNS": "80"}):
+        out = home.run("report", "session", "--timezone", "UTC", env=env).stdout
+        header = out.splitlines()[0].split()
+        for column in ("Project", "Models", "Input", "Output", "Cache", "read", "write",
+                       "Total", "Tool", "Exit", "Duration", "Entry", "Source", "Commits"):
+            assert column in header, (column, out)
+        assert "Hidden" not in out and "a-project-with-a-long-name" in out
+    with open(tmp_path / "report.txt", "w") as file:
+        home.run("report", "session", stdout=file, capture_output=False, stderr=subprocess.PIPE)
+    assert "Cache write" in (tmp_path / "report.txt").read_text()
+    narrow = home.run("report", "session", "--width", "80").stdout
+    assert max(map(len, narrow.splitlines())) <= 80 and "Hidden to fit 80 columns" in narrow
+    assert "--width lays out the table" in home.run("report", "--json", "--width", "80").stderr
+
+
+TOKEN_COLUMNS = ("Input", "Output", "Cache read", "Cache write", "Cache")
+
+
+def columns_of(table: str) -> dict[str, str]:
+    """Header -> the Total row's cell, split on the dashes under the header line."""
+    lines = table.splitlines()
+    spans = [m.span() for m in re.finditer(r"-+", lines[1])]
+    total = next(line for line in lines if line.startswith("Total"))
+    return {lines[0][a:b].strip(): total[a:b].strip() for a, b in spans}
+
+
+@pytest.mark.parametrize("width", [60, 72, 80, 90, 100, 120, 140, 200])
+def test_the_token_columns_shown_add_up_to_total_at_every_width(home, led, width):
+    """Finding 2: never Cache write without Cache read; every kind drops the same way."""
+    claude_session(led)
+    shown = {}
+    for kind in ("session", "daily", "model"):
+        out = home.run("report", kind, "--timezone", "UTC", "--width", str(width)).stdout
+        cells = columns_of(out)
+        tokens = [c for c in TOKEN_COLUMNS if c in cells]
+        assert tokens in ([], ["Input", "Output", "Cache"],
+                          ["Input", "Output", "Cache read", "Cache write"]), (kind, out)
+        if tokens and "," in cells["Total"]:  # full numbers: they add up exactly
+            assert sum(int(cells[c].replace(",", "")) for c in tokens) == 11_660
+        shown[kind] = tokens
+    assert shown["daily"] == shown["model"]  # period and model tables hide the same ones
+
+
+def test_session_table_shows_tool_exit_status_duration_entry_point_and_source(home, led):
+    """Finding 3: a failed Codex run no longer looks like an empty successful one."""
+    led.session(at("2026-03-10T12:00"), tool="codex", exit_code=1, duration=4.2,
+                entrypoint="codex_exec", sources=ledger.WRAPPER)
+    claude_session(led, "2026-03-10T11:00", duration=5400, entrypoint="claude-vscode",
+                   sources=ledger.TELEMETRY | ledger.TRANSCRIPT, exit_code=None)
+    out = home.run("report", "session", "--timezone", "UTC").stdout
+    lines = out.splitlines()
+    assert lines[0].split()[:5] == ["Started", "Tool", "Exit", "Duration", "Entry"]
+    assert re.match(r"2026-03-10 12:00  codex\s+1\s+4s  codex_exec\s+wrapper\s", lines[2])
+    assert re.match(r"2026-03-10 11:00  claude\s+—\s+1h 30m  claude-vscode\s+otel\+transcript\s",
+                    lines[3])
+    data = report_json(home, "session", "--timezone", "UTC")["sessions"]
+    assert [(s["exit_code"], s["duration_s"], s["entrypoint"], s["sources"]) for s in data] == [
+        (1, 4.2, "codex_exec", ["wrapper"]), (None, 5400.0, "claude-vscode",
+                                             ["telemetry", "transcript"])]
+    rows = list(csv.DictReader(io.StringIO(home.run("report", "session", "--csv").stdout)))
+    assert [(r["exit_code"], r["entrypoint"], r["sources"]) for r in rows] == [
+        ("1", "codex_exec", "wrapper"), ("", "claude-vscode", "telemetry;transcript")]
+
+
+def test_breakdown_sub_rows_leave_contributions_to_their_day(home, led):
+    """Finding 5: lines and commits are per session, so a model's sub-row has none (not 0)."""
+    claude_session(led)
+    out = home.run("report", "--breakdown", "--timezone", "UTC").stdout
+    day, sub = out.splitlines()[2:4]
+    assert re.search(r"\+40/-0\s+2\s+0\s+\$0\.15$", day)
+    assert sub.startswith("  claude-opus-5-5") and sub.rstrip().endswith("$0.30")
+    row = report_json(home, "daily", "--breakdown", "--timezone", "UTC")["daily"][0]
+    assert (row["commits"], row["lines_added"], row["cost_per_commit"]) == (2, 40, 0.15)
+    assert {k: row["breakdown"][0][k] for k in ("commits", "lines_added", "cost_per_commit")
+            } == {"commits": None, "lines_added": None, "cost_per_commit": None}
+    models = report_json(home, "model")
+    assert models["models"][0]["commits"] is None and models["totals"]["commits"] == 2
+
+
+def test_unpriced_model_hint_is_valid_toml_and_never_wrapped_inside_a_name(home, led):
+    """Finding 6: the hint pastes into a profile as it is, at any width."""
+    import tomllib
+
+    name = "acme-extremely-long-model-name-that-does-not-fit-v9"
+    led.session(at("2026-03-10T12:00"), tool="codex", usage={name: SMALL})
+    for width in ("60", "80", "200"):
+        out = home.run("report", "--width", width, "--timezone", "UTC").stdout
+        lines = out.splitlines()
+        at_snippet = lines.index(f'  [prices."{name}"]')
+        snippet = []
+        for line in lines[at_snippet:]:
+            if not line.startswith("  "):
+                break
+            snippet.append(line)
+        assert tomllib.loads("\n".join(s.strip() for s in snippet)) == {"prices": {name: {}}}
+        assert any(f"No price for {name}:" in line for line in lines)  # the name stays whole
+        assert all(len(line) <= int(width) for line in lines if name not in line), out
+
+
+def test_table_says_unpriced_and_marks_a_partial_sum_as_the_readme_does(home, led):
+    """Finding 7: the table's words are the README's."""
+    from conftest import REPO
+
+    led.session(at("2026-03-10T12:00"), tool="codex", usage={"acme-coder-9": SMALL})
+    out = home.run("report", "--timezone", "UTC").stdout
+    assert re.search(r"^2026-03-10\s.*\sunpriced$", out, re.M)
+    led.session(at("2026-03-10T13:00"), tool="codex", usage={"gpt-5": {"input": 1_000_000}})
+    out = home.run("report", "--timezone", "UTC").stdout
+    assert re.search(r"^2026-03-10\s.*\s\$1\.25\*$", out, re.M) and "n/a" not in out
+    readme = (REPO / "README.md").read_text()
+    reports = readme[readme.index("## Reports"):readme.index("## Report JSON")]
+    assert "`unpriced`" in reports and "`$0.08*`" in reports
+    assert "two or more" in reports  # the bar chart's condition
+
+
+def test_options_that_would_be_ignored_are_refused_or_explained(home, led, tmp_path):
+    """Finding 9: nothing accepted and ignored without a word."""
+    claude_session(led)
+    proc = home.run("report", "daily", "--week-start", "sunday")
+    assert proc.returncode == 1 and "--week-start applies to `aitrack report weekly`" in (
+        proc.stderr)
+    assert home.run("report", "weekly", "--week-start", "sunday").returncode == 0
+    proc = home.run("report", "model", "--breakdown")
+    assert proc.returncode == 1 and "one row per model already" in proc.stderr
+    out = home.run("report", "session", "--breakdown", "--timezone", "UTC").stdout
+    assert re.search(r"^  claude-opus-5-5\s", out, re.M)  # a sub-row per model
+    missing = tmp_path / "nonexistent"
+    proc = home.run("report", "--project", str(missing))
+    assert proc.stdout == "No sessions match these filters.\n"
+    assert proc.stderr == (f"aitrack: --project {missing}: {missing} is not a directory and no "
+                           "session ran there (projects: app)\n")
+    proc = home.run("report", "--project", "ap", "--json")
+    assert "no session has the project name 'ap' (projects: app)" in proc.stderr
+    assert json.loads(proc.stdout)["daily"] == []
+    assert "--tool claud: no session of that tool (tools: claude)" in home.run(
+        "report", "--tool", "claud").stderr
+
+
+def test_a_damaged_ledger_or_a_directory_is_one_line_naming_the_fix(home):
+    """Finding 10: not "unexpected error: DatabaseError" nor "disk I/O error"."""
+    home.ledger.parent.mkdir(parents=True)
+    home.ledger.write_bytes(b"this is not SQLite " * 300)
+    for args in (("report",), ("report", "session", "--json"), ("dashboard",)):
+        proc = home.run(*args)
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert proc.stderr == (
+            f"aitrack: the ledger {home.ledger} cannot be read (file is not a database): "
+            f"`aitrack doctor` checks it; if it is damaged, move it aside (`mv {home.ledger} "
+            f"{home.ledger}.broken`) and the next tracked run starts a new one\n")
+    home.ledger.unlink()
+    home.ledger.mkdir()
+    proc = home.run("report")
+    assert proc.returncode == 1
+    assert proc.stderr == (f"aitrack: the ledger path {home.ledger} is a directory, not a "
+                           f"ledger: move it aside (`mv {home.ledger} {home.ledger}.old`); the "
+                           "next tracked run starts a new ledger\n")
+
+
+def test_model_report_shows_tool_acceptance_per_tool_and_tool_name(home, led):
+    """Seed 004's contribution metric: accepted and rejected tool uses, and the rate."""
+    claude_session(led, decisions={("Edit", "accept"): 30, ("Edit", "reject"): 10,
+                                   ("Write", "accept"): 5})
+    led.session(at("2026-03-11T12:00"), tool="codex", usage={"gpt-5": SMALL},
+                decisions={("shell", "accept"): 3, ("shell", "reject"): 1})
+    led.session(at("2026-03-12T12:00"), tool="codex", project="other",
+                decisions={("shell", "reject"): 7})
+    data = report_json(home, "model", "--project", "app")
+    assert data["acceptance"] == [
+        {"tool": "claude", "accepted": 35, "rejected": 10, "acceptance_rate": 0.7778,
+         "tool_names": [{"tool_name": "Edit", "accepted": 30, "rejected": 10,
+                         "acceptance_rate": 0.75},
+                        {"tool_name": "Write", "accepted": 5, "rejected": 0,
+                         "acceptance_rate": 1.0}]},
+        {"tool": "codex", "accepted": 3, "rejected": 1, "acceptance_rate": 0.75,
+         "tool_names": [{"tool_name": "shell", "accepted": 3, "rejected": 1,
+                         "acceptance_rate": 0.75}]}]
+    assert report_json(home, "model", "--tool", "codex")["acceptance"][0]["rejected"] == 8
+    out = home.run("report", "model").stdout
+    assert re.search(r"^Tool acceptance\s+Accepted\s+Rejected\s+Rate$", out, re.M)
+    assert re.search(r"^claude\s+35\s+10\s+77\.8%$", out, re.M)
+    assert re.search(r"^  Edit\s+30\s+10\s+75\.0%$", out, re.M)
+    assert "acceptance" not in report_json(home, "daily")  # the model report's
+
+
+def test_subset_tokens_are_priced_at_their_rates(home, led):
+    """1-hour cache writes and long-context parts cost more; they are never added to totals."""
+    from aitrack import pricing
+
+    tokens = {"input": 400_000, "cache_read": 100_000, "cache_creation": 200_000,
+              "output": 50_000, "cache_creation_1h": 150_000, "long_input": 300_000,
+              "long_cache_creation": 100_000, "long_cache_creation_1h": 50_000,
+              "long_output": 20_000}
+    led.session(at("2026-03-10T12:00"), usage={"claude-sonnet-5-5": tokens})
+    expected = pricing.estimate(tokens, pricing.load().price_for("claude-sonnet-5-5"))
+    base = pricing.estimate({k: tokens[k] for k in ("input", "cache_read", "cache_creation",
+                                                    "output")},
+                            pricing.load().price_for("claude-sonnet-5-5"))
+    assert expected > base  # the subsets do change the price
+    for kind, key in (("daily", "daily"), ("model", "models"), ("session", "sessions")):
+        data = report_json(home, kind, "--timezone", "UTC")
+        row = data[key][0]
+        assert row["cost_usd"] == pytest.approx(expected), kind
+        total = row["tokens"]["total"] if kind == "session" else row["total"]
+        assert total == 750_000
+
+
+def test_a_stale_price_table_is_said_once_in_the_footer(home, led):
+    from datetime import date
+
+    from aitrack import pricing, report_build
+    from aitrack import report as rep
+
+    led.session(at("2026-03-10T12:00"), tool="codex", usage={"gpt-5": SMALL})
+    prices = pricing.load()
+    opts = report_build.Options(today=date.fromisoformat(prices.as_of) + timedelta(days=200))
+    out = rep.render(report_build.build(rep.open_ledger(home.ledger), opts, prices), None,
+                     False, False, today=opts.today)
+    stale = pricing.stale_line(prices.as_of, opts.today)
+    assert stale and out.count(stale) == 1
+    fresh = home.run("report", "--timezone", "UTC").stdout
+    assert "days old" not in fresh
 
 
 def run_in_terminal(home, *args: str, env: dict | None = None) -> str:

@@ -268,13 +268,12 @@ class Agent:
             print(f"aitrack: {line}", file=sys.stderr)
             return 0 if found == "agent" else 1
         self.db = ledger.connect(self.paths.ledger)
-        self.processor = intake.Processor(ledger.connect(self.paths.ledger), "agent",
-                                          self._context(), on_queued=self._queued,
-                                          on_error=self.log).start()
+        self.worker = Worker(self.paths, on_queued=self._queued, log=self.log)
         self.inbox = intake.Inbox(ledger.connect(self.paths.ledger), "agent", self._put)
         self.receiver = Receiver(sock, secret, self.inbox.put, status=self.status).start()
         self._write_pid(port)
         self._start_forwarder()
+        self.worker.kick()  # what a crash or a stopped agent left in the inbox
         self.log(f"agent started: pid {os.getpid()}, {url(port)}")
         for sig in (signal.SIGTERM, signal.SIGINT) + ((signal.SIGHUP,)
                                                        if hasattr(signal, "SIGHUP") else ()):
@@ -309,8 +308,7 @@ class Agent:
 
     def _shutdown(self) -> None:
         self.receiver.stop(2.0)
-        self.processor.drain(5.0)
-        self.processor.stop()
+        self.worker.finish(10.0)
         if self.forwarder is not None:
             self.forwarder.finish(2.0)
         try:
@@ -321,17 +319,9 @@ class Agent:
 
     # ------------------------------------------------------------ wiring
 
-    def _context(self):
-        from aitrack import attribution, intake, pricing
-
-        endpoint = self.profile.endpoint
-        return intake.Context(attribution.resource_attributes(self.profile),
-                              tuple(endpoint.signals) if endpoint else (),
-                              pricing.load(self.profile.prices))
-
     def _put(self) -> None:
         self.received += 1
-        self.processor.notify()
+        self.worker.kick()
 
     def _queued(self) -> None:
         if self.forwarder is not None:
@@ -352,7 +342,7 @@ class Agent:
         from aitrack import profile
 
         self.profile = profile.load(self.paths)
-        self.processor.context = self._context()
+        self.worker.finish(10.0)  # the next payload starts a worker with the new profile
         self._start_forwarder()
         self.log("profile changed: reloaded")
 
@@ -400,7 +390,73 @@ class Agent:
             pass
         return {"aitrack_agent": True, "pid": os.getpid(), "version": __version__,
                 "uptime_s": round(time.time() - self.started, 1), "received": self.received,
-                "processed": self.processor.processed, "failed": failed, "pending": pending}
+                "processed": self.worker.processed, "failed": failed, "pending": pending}
+
+
+class Worker:
+    """The agent's processor, in a process of its own (see intake.worker): started when a
+    payload arrives, gone once idle, so decoding never delays an answer and big decodes
+    leave no memory behind in the agent."""
+
+    def __init__(self, paths, on_queued, log):
+        self.paths = paths
+        self.on_queued = on_queued
+        self.log = log
+        self.proc = None
+        self.lock = threading.Lock()
+        self.processed = 0  # payloads counted, as the workers said
+
+    def kick(self) -> None:
+        with self.lock:
+            for _ in range(2):
+                if self.proc is None or self.proc.poll() is not None:
+                    self._spawn()
+                try:
+                    self.proc.stdin.write(b"\n")
+                    self.proc.stdin.flush()
+                    return
+                except (OSError, ValueError):  # it exited meanwhile: start another
+                    self.proc = None
+
+    def finish(self, timeout_s: float) -> None:
+        """Let the worker empty the inbox and exit (bounded)."""
+        with self.lock:
+            proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+            proc.wait(timeout_s)
+        except (OSError, ValueError):
+            pass
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: it is stuck
+            proc.kill()
+
+    def _spawn(self) -> None:
+        import subprocess
+
+        from aitrack.private_files import open_private, private_dir
+
+        private_dir(self.paths.log_dir)
+        err = open_private(self.paths.log_dir / "agent.out", os.O_WRONLY | os.O_APPEND)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "aitrack.intake", "agent"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=err, close_fds=True)
+        finally:
+            os.close(err)
+        threading.Thread(target=self._relay, args=(self.proc,), name="aitrack-worker-out",
+                         daemon=True).start()
+
+    def _relay(self, proc) -> None:
+        for line in proc.stdout:
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            if text == "q":
+                self.on_queued()
+            elif text.startswith("p ") and text[2:].isdigit():
+                self.processed += int(text[2:])
+            elif text.startswith("e "):
+                self.log(text[2:])
 
 
 def _bind(port: int):

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aitrack import shims
+from aitrack.loopback import SECRET_HEADER
 from aitrack.paths import Paths
 from aitrack.profile import Profile
 
@@ -103,6 +104,8 @@ def run(env: Mapping[str, str] | None = None, debug: bool = False) -> list[Check
                      ("disk", check_disk), ("outbox", check_outbox), ("prices", check_prices)):
         checks.append(_guarded(name, lambda fn=fn: fn(ctx)))
     checks.append(_guarded("private-files", lambda: check_private_files(ctx)))
+    for name, fn in (("agent", check_agent), ("agent-settings", check_agent_settings)):
+        checks.append(_guarded(name, lambda fn=fn: fn(ctx)))
     return checks
 
 
@@ -452,6 +455,11 @@ def check_claude_settings(ctx: Context) -> Check:
     env = env if isinstance(env, dict) else {}
     redirecting = sorted(k for k in env if _OTLP_REDIRECT.fullmatch(str(k)))
     data = {"path": str(path), "redirecting_keys": redirecting}
+    agent_url = f"http://127.0.0.1:{ctx.profile.agent.port}"  # `aitrack agent print-settings`
+    if redirecting and all(k.endswith("ENDPOINT") and str(env[k]).rstrip("/").startswith(
+            agent_url) for k in redirecting):
+        return Check("claude-settings", PASS, f"{path} sends Claude Code's telemetry to the "
+                     f"aitrack agent ({agent_url})", data=data)
     if redirecting:
         secret = any(k.endswith("HEADERS") for k in redirecting)
         return Check("claude-settings", FAIL, f"{path} sets {', '.join(redirecting)}: Claude Code "
@@ -516,16 +524,26 @@ def check_plaintext_tokens(ctx: Context) -> Check:
         problems.append(f"cannot read {codex}: {getattr(exc, 'strerror', None) or 'invalid TOML'}")
     otel = config.get("otel") if isinstance(config.get("otel"), dict) else {}
     for where, headers in _headers_in(otel, "otel"):
-        names = [n if _HEADER_NAME.fullmatch(str(n)) else "?" for n in headers]
-        findings.append(_finding(f"{codex} [{where}]", names))
+        # the agent's own key is there by design (`aitrack agent install`; agent-settings)
+        names = [n if _HEADER_NAME.fullmatch(str(n)) else "?" for n in headers
+                 if n != SECRET_HEADER]
+        if names:
+            findings.append(_finding(f"{codex} [{where}]", names))
+    from aitrack.adapters.claude import settings as claude_settings
+
+    claude_user = claude_settings.user_file(ctx.env)
+    block, _ = claude_settings.read_env(claude_user)
+    for key in claude_settings.plaintext_headers(block):
+        findings.append(_finding(f"{claude_user} env {key}", header_names(block[key])))
     details = [f for f, _ in findings] + problems
     data = {"findings": details}
     if any(secret for _, secret in findings):
         return Check("plaintext-tokens", FAIL, "an OTLP token is stored in plaintext (aitrack "
                      "ignores it and uses the keychain)",
-                     "remove it from the places listed (shell profile, ~/.codex/config.toml), "
-                     "keep it only in the keychain (`aitrack token set`), and ask IT to rotate it "
-                     "if it was shared", details, data)
+                     "remove it from the places listed (shell profile, ~/.codex/config.toml, "
+                     "~/.claude/settings.json: `aitrack agent install` does it for the last "
+                     "two), keep it only in the keychain (`aitrack token set`), and ask IT to "
+                     "rotate it if it was shared", details, data)
     if findings or problems:
         return Check("plaintext-tokens", WARN, "OTLP headers are set outside aitrack, which "
                      "ignores them", "remove them unless another tool needs them", details, data)
@@ -548,6 +566,97 @@ def _headers_in(node: object, where: str) -> list[tuple[str, dict]]:
             else:
                 found += _headers_in(value, f"{where}.{key}")
     return found
+
+
+# ---------------------------------------------------------------- the per-user agent
+
+
+def check_agent(ctx: Context) -> Check:
+    """Whether the agent runs on its port (or something else holds it)."""
+    from aitrack import agent, service, wiring
+
+    port = ctx.profile.agent.port
+    try:
+        secret = agent.secret_file(ctx.paths).read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        secret = None
+    wired = wiring.installed(ctx.paths)
+    pointed = [t for t in wiring.TOOLS
+               if wiring.settings_module(t).points_at_agent(port, ctx.env)]
+    found = agent.probe(port, secret)
+    data = {"port": port, "port_owner": found, "installed_for": wired,
+            "points_at_agent": pointed}
+    if found == "other":
+        return Check("agent", FAIL, f"port {port} is used by another program, not aitrack's "
+                     "agent, so the agent cannot run"
+                     + (f" ({', '.join(pointed)} send their telemetry there)" if pointed else ""),
+                     "stop that program, or choose another port with `[agent] port = N` in "
+                     "your profile (IT: the managed profile), then `aitrack agent install`",
+                     data=data)
+    if found == "agent":
+        return Check("agent", PASS, f"running on {agent.url(port)}", data=data)
+    if not wired and not pointed:
+        return Check("agent", PASS, "not installed (optional: `aitrack agent install` also "
+                     "records runs started from IDEs and desktop apps)", data=data)
+    manager = service.detect(ctx.env)
+    why = (f" ({manager.how_to_debug(ctx.paths)} says why it stopped)"
+           if manager is not None and manager.installed(ctx.paths) else "")
+    if not wired:
+        return Check("agent", WARN, f"{', '.join(pointed)} send their telemetry to "
+                     f"{agent.url(port)} (machine settings), but your agent is not installed",
+                     "run `aitrack agent install`", data=data)
+    return Check("agent", WARN, "the agent is not running: runs started outside aitrack "
+                 "(IDEs, desktop apps) are not recorded until it is back",
+                 f"run `aitrack agent start`{why}; `aitrack claude|codex` also starts it",
+                 data=data)
+
+
+def check_agent_settings(ctx: Context) -> Check:
+    """The tools' settings still point at the agent, and Codex's file with its key is private."""
+    from aitrack import private_files, wiring
+
+    port = ctx.profile.agent.port
+    wired = wiring.installed(ctx.paths)
+    problems, fixes, details = [], [], []
+    status = PASS
+    for tool in wiring.TOOLS:
+        mod = wiring.settings_module(tool)
+        why = mod.diagnose(port, ctx.env)
+        details.append(f"{tool}: " + (f"not pointed at the agent: {why}" if why else
+                                      "sends its telemetry to the agent"))
+        if why and tool in wired:
+            status = WARN
+            problems.append(f"{mod.TITLE}'s settings no longer send its telemetry to the "
+                            f"agent: {why}")
+            fixes.append("run `aitrack agent install` again")
+    from aitrack.adapters.codex import settings as codex_settings
+
+    codex = codex_settings.user_file(ctx.env)
+    try:
+        holds_key = SECRET_HEADER in codex.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        holds_key = False
+    if holds_key and private_files.POSIX:
+        st = os.stat(codex)
+        if st.st_uid != os.geteuid():
+            status = FAIL
+            problems.append(f"{codex} holds the agent's key but belongs to uid {st.st_uid}")
+            fixes.append(f"`sudo chown $USER {codex}` and `chmod 600 {codex}`")
+        elif st.st_mode & 0o077:
+            status = FAIL
+            problems.append(f"{codex} holds the agent's key and other users can read it "
+                            f"(mode {st.st_mode & 0o777:o})")
+            fixes.append(f"`chmod 600 {codex}`")
+    data = {"installed_for": wired, "codex_config_holds_key": holds_key}
+    if problems:
+        return Check("agent-settings", status, "; ".join(problems), "; ".join(
+            dict.fromkeys(fixes)), details, data)
+    if not wired:
+        return Check("agent-settings", PASS, "aitrack has not wired the tools' settings "
+                     "(`aitrack agent install`)", None, details, data)
+    return Check("agent-settings", PASS, "Claude Code and Codex send their telemetry to the "
+                 "agent" + (" (Codex's config.toml, which holds its key, is 0600)"
+                            if holds_key else ""), None, details, data)
 
 
 # ---------------------------------------------------------------- the ledger and the outbox

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -215,3 +216,69 @@ class Processor:
         with ledger.write(self.db):
             self.db.execute("UPDATE inbox SET failed = ?, claimed_by = NULL WHERE id = ?",
                             (reason[:500], row_id))
+
+
+# ---------------------------------------------------------------- the agent's worker process
+
+WORKER_IDLE_S = 20.0  # a worker with nothing to do for this long exits; the next put starts one
+
+
+def worker(receiver: str) -> int:
+    """`python -m aitrack.intake RECEIVER`: process the inbox until told nothing for a while.
+
+    The agent runs its processor in a process of its own, started when payloads arrive: a
+    big JSON export decodes for a few hundred ms of pure Python, which in the agent's own
+    process would hold up the answers to the tools. Each byte on stdin means "a payload
+    arrived"; stdin closing means the agent is gone. On stdout: `q` once payloads were
+    queued for the org, `p N` when N more were counted, `e <line>` for a line worth logging.
+    """
+    from aitrack import attribution, ledger, paths, pricing, profile
+
+    locations = paths.resolve()
+    p = profile.load(locations)
+    endpoint = p.endpoint
+    context = Context(attribution.resource_attributes(p),
+                      tuple(endpoint.signals) if endpoint else (), pricing.load(p.prices))
+    out = sys.stdout
+
+    def tell(line: str) -> None:
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except (OSError, ValueError):
+            pass
+
+    processor = Processor(ledger.connect(locations.ledger), receiver, context,
+                          on_queued=lambda: tell("q"), on_error=lambda line: tell(f"e {line}"))
+    kicked = threading.Event()
+    gone = threading.Event()
+
+    def listen() -> None:
+        while True:
+            try:
+                data = os.read(sys.stdin.fileno(), 4096)
+            except OSError:
+                data = b""
+            if not data:
+                gone.set()
+                kicked.set()
+                return
+            kicked.set()
+
+    threading.Thread(target=listen, name="aitrack-worker-stdin", daemon=True).start()
+    told = 0
+    while True:
+        while processor.batch(orphans=True):
+            pass
+        if processor.processed > told:
+            tell(f"p {processor.processed - told}")
+            told = processor.processed
+        if gone.is_set():
+            return 0
+        if not kicked.wait(WORKER_IDLE_S):
+            return 0
+        kicked.clear()
+
+
+if __name__ == "__main__":
+    sys.exit(worker(sys.argv[1] if len(sys.argv) > 1 else "agent"))

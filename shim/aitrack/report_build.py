@@ -23,6 +23,12 @@ Cost of record, per (session, model): the cost the tool reported (Claude's
 (session, model) pairs is "reported", "estimated" or "mixed" when every part is known,
 "partial" when some parts are unpriced (cost_usd is then the sum of the known parts, a
 lower bound) and "unpriced" when none is known. A row without any usage is "none" ($0).
+Estimates price the token subsets too (1-hour cache writes, long-context parts: tokens.py),
+which the summaries keep since migration m004.
+
+Contribution figures (lines, commits, pull requests) are per session, not per model: a
+model's row or sub-row has none (`Figures.has_contrib` false), only periods and totals do.
+Tool decisions (accepted and rejected tool uses) are read per tool and tool name.
 """
 
 from __future__ import annotations
@@ -33,10 +39,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 
+from aitrack import tokens as token_types
 from aitrack.pricing import PriceTable, estimate
 
 KINDS = ("daily", "weekly", "monthly", "session", "model")
+# not `report` kinds: rows per tool or per project, for the dashboard
+GROUPS = ("tool", "project")
 TOKEN_FIELDS = ("input", "output", "cache_read", "cache_creation", "reasoning")
+# what estimates are priced from: the base types and their subsets (never added to totals)
+PRICED = (*token_types.BASE, *token_types.SUBSETS)
 CONTRIB_FIELDS = ("lines_added", "lines_removed", "commits", "pull_requests")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 EPOCH = date(1970, 1, 1)
@@ -162,6 +173,7 @@ class Figures:
     n_estimated: int = 0
     unpriced: set[str] = field(default_factory=set)
     models: set[str] = field(default_factory=set)
+    has_contrib: bool = True  # False for a model's figures: contributions are per session
 
     def add(self, other: Figures, sessions: bool = True) -> None:
         if sessions:
@@ -201,32 +213,55 @@ class Figures:
     @property
     def cost_per_commit(self) -> float | None:
         cost = self.cost_usd
-        commits = self.contrib["commits"]
+        commits = self.contrib["commits"] if self.has_contrib else 0
         return round(cost / commits, 6) if cost is not None and commits else None
 
 
-_PAIRS_SQL = """
-SELECT k, model, COUNT(*), SUM(i), SUM(o), SUM(cr), SUM(cc), SUM(rs),
+@dataclass
+class Decisions:
+    """Accepted and rejected tool uses of one tool (claude, codex), in all and per tool name."""
+
+    tool: str
+    accepted: int = 0
+    rejected: int = 0
+    by_name: dict[str, tuple[int, int]] = field(default_factory=dict)  # name: (acc., rej.)
+
+    @staticmethod
+    def rate(accepted: int, rejected: int) -> float | None:
+        decided = accepted + rejected
+        return round(accepted / decided, 4) if decided else None
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.rate(self.accepted, self.rejected)
+
+
+# the token types a pairs query sums: the shown ones, then the subsets
+_SUMMED = (*TOKEN_FIELDS, *token_types.SUBSETS)
+
+
+def _type_sums(alias: str) -> str:
+    """Per token type of _SUMMED, the sum of the tokens of that type, named c0, c1, ..."""
+    return ", ".join(f"SUM(CASE {alias}.token_type WHEN '{t}' THEN {alias}.tokens ELSE 0 END)"
+                     f" AS c{i}" for i, t in enumerate(_SUMMED))
+
+
+_PAIRS_SQL = f"""
+SELECT k, model, COUNT(*), {", ".join(f"SUM(c{i})" for i in range(len(TOKEN_FIELDS)))},
        SUM(cost), COUNT(cost),
-       SUM(CASE WHEN cost IS NULL THEN i END), SUM(CASE WHEN cost IS NULL THEN o END),
-       SUM(CASE WHEN cost IS NULL THEN cr END), SUM(CASE WHEN cost IS NULL THEN cc END)
+       {", ".join(f"SUM(CASE WHEN cost IS NULL THEN c{_SUMMED.index(t)} END)" for t in PRICED)}
 FROM (
-    SELECT {key} AS k, u.model AS model,
-           SUM(CASE u.token_type WHEN 'input' THEN u.tokens ELSE 0 END) AS i,
-           SUM(CASE u.token_type WHEN 'output' THEN u.tokens ELSE 0 END) AS o,
-           SUM(CASE u.token_type WHEN 'cache_read' THEN u.tokens ELSE 0 END) AS cr,
-           SUM(CASE u.token_type WHEN 'cache_creation' THEN u.tokens ELSE 0 END) AS cc,
-           SUM(CASE u.token_type WHEN 'reasoning' THEN u.tokens ELSE 0 END) AS rs,
+    SELECT {{key}} AS k, u.model AS model, {_type_sums("u")},
            (SELECT c.value FROM session_metrics c WHERE c.session_id = u.session_id
               AND c.model = u.model AND c.name = 'cost_usd') AS cost
     FROM sessions s JOIN usage u ON u.session_id = s.id
-    WHERE {where} {usage_model}
+    WHERE {{where}} {{usage_model}}
     GROUP BY u.session_id, u.model
     UNION ALL
     -- a reported cost for a model the session has no token counts for
-    SELECT {key}, c.model, 0, 0, 0, 0, 0, c.value
+    SELECT {{key}}, c.model, {", ".join("0" * len(_SUMMED))}, c.value
     FROM sessions s JOIN session_metrics c ON c.session_id = s.id
-    WHERE c.name = 'cost_usd' AND {where} {cost_model}
+    WHERE c.name = 'cost_usd' AND {{where}} {{cost_model}}
       AND NOT EXISTS (SELECT 1 FROM usage u WHERE u.session_id = c.session_id
                       AND u.model = c.model)
 )
@@ -300,6 +335,7 @@ class Report:
     sessions: dict[str, dict] = field(default_factory=dict)  # session report: id -> facts
     hidden: int = 0  # rows left out by --limit (the totals include them)
     source: str = "exact"  # "hourly" when read from the hourly summaries
+    decisions: list[Decisions] | None = None  # the model report's tool acceptance
 
 
 # Tests set this to False to check the hourly summaries against the exact queries.
@@ -315,13 +351,15 @@ SELECT {key} AS k, SUM(h.lines_added), SUM(h.lines_removed), SUM(h.commits),
 FROM contrib_hourly h WHERE {where} GROUP BY k
 """
 
-_USAGE_SUMS = ("pairs", "input", "output", "cache_read", "cache_creation", "reasoning",
-               "cost_reported", "cost_pairs", "u_input", "u_output", "u_cache_read",
-               "u_cache_creation")
+# the summaries' columns in the order of a pairs query's row (u_*: tokens to be priced)
+_USAGE_SUMS = ("pairs", *TOKEN_FIELDS, "cost_reported", "cost_pairs",
+               *(f"u_{t}" for t in PRICED))
 
 
-def _columns(table: str, sign: str = "") -> str:
-    return ", ".join(f"{sign}{table}.{c}" for c in _USAGE_SUMS)
+def _columns(table: str, present: set[str], sign: str = "") -> str:
+    """The summary columns of `table`; 0 for the subsets a ledger before m004 lacks."""
+    return ", ".join(f"{sign}{table}.{c} AS {c}" if c in present else f"0 AS {c}"
+                     for c in _USAGE_SUMS)
 
 
 @dataclass
@@ -350,12 +388,12 @@ def _hourly_plan(db: sqlite3.Connection, opts: Options, lo: float | None,
     another local day are moved there (added to theirs, subtracted from the midpoint's).
     Only hours in partial UTC days at the range's ends are read as hours.
     """
-    if not USE_SUMMARIES or opts.project or opts.model:
+    if not USE_SUMMARIES or opts.project or opts.model or opts.kind == "project":
         return None
     if any(t is not None and t % 3600 for t in (lo, hi)):
         return None
-    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_daily'"
-                  ).fetchone() is None:
+    present = {row[1] for row in db.execute("PRAGMA table_info(usage_daily)")}
+    if not present:
         return None  # a ledger no writer has migrated yet (the report opens it read-only)
     params: dict[str, object] = {"tool": opts.tool} if opts.tool else {}
     in_range = ["1"]  # for h, an alias of an hourly table
@@ -375,6 +413,8 @@ def _hourly_plan(db: sqlite3.Connection, opts: Options, lo: float | None,
     where = " AND ".join(in_range)
     if opts.kind == "model":
         key = day_key = mid_key = "''"
+    elif opts.kind == "tool":
+        key, day_key = "h.tool", "d.tool"
     else:
         span = db.execute(f"SELECT MIN(h.hour), MAX(h.hour) FROM sessions_hourly h "
                           f"WHERE {where}", params).fetchone()
@@ -389,13 +429,13 @@ def _hourly_plan(db: sqlite3.Connection, opts: Options, lo: float | None,
         mid_key = f"{local_seconds_sql(segments, f'(h.hour / 24) * {DAY} + {DAY // 2}')} / {DAY}"
 
     whole_days = " AND ".join(whole) or "1"
-    parts = [f"SELECT {day_key} AS k, d.model AS model, {_columns('d')} FROM usage_daily d "
+    parts = [f"SELECT {day_key} AS k, d.model AS model, {_columns('d', present)} FROM usage_daily d "
              f"WHERE {whole_days.format(c='d.day')}" + (" AND d.tool = :tool" if opts.tool
                                                          else "")]
     if whole:  # the hours of the partial UTC days at the range's ends
-        parts.append(f"SELECT {key}, h.model, {_columns('h')} FROM usage_hourly h "
+        parts.append(f"SELECT {key}, h.model, {_columns('h', present)} FROM usage_hourly h "
                      f"WHERE {where} AND NOT ({whole_days.format(c='h.hour / 24')})")
-    if opts.kind != "model":
+    if opts.kind not in ("model", "tool"):
         # hours that belong to another local day than their UTC day's midpoint; the cheap
         # test on the hour of day (and the days the offset changes) keeps the scan short
         hours: set[int] = set()
@@ -410,8 +450,8 @@ def _hourly_plan(db: sqlite3.Connection, opts: Options, lo: float | None,
             moved = (f"FROM usage_hourly h WHERE {where} "
                      f"AND {whole_days.format(c='h.hour / 24')} "
                      f"AND ({maybe}) AND {key} != {mid_key}")
-            parts += [f"SELECT {key}, h.model, {_columns('h')} {moved}",
-                      f"SELECT {mid_key}, h.model, {_columns('h', '-')} {moved}"]
+            parts += [f"SELECT {key}, h.model, {_columns('h', present)} {moved}",
+                      f"SELECT {mid_key}, h.model, {_columns('h', present, '-')} {moved}"]
     sums = ", ".join(f"SUM({c})" for c in _USAGE_SUMS)
     pairs_sql = (f"SELECT k, model, {sums} FROM ({' UNION ALL '.join(parts)}) "
                  "GROUP BY k, model HAVING SUM(pairs) > 0")  # not what was all moved away
@@ -426,6 +466,8 @@ def _exact_plan(db: sqlite3.Connection, opts: Options, lo: float | None,
     where, params = where_clause(opts, lo, hi)
     if opts.kind == "model":
         key = "''"
+    elif opts.kind in GROUPS:
+        key = f"COALESCE(s.{opts.kind}, '')"
     else:
         span = db.execute(f"SELECT MIN(s.started_at), MAX(s.started_at) FROM sessions s "
                           f"WHERE {where}", params).fetchone()
@@ -452,6 +494,8 @@ def build(db: sqlite3.Connection, opts: Options, prices: PriceTable) -> Report:
     else:
         plan = _hourly_plan(db, opts, lo, hi) or _exact_plan(db, opts, lo, hi)
         report = _build_periods(db, opts, prices, plan)
+        if opts.kind == "model":
+            report.decisions = decisions(db, opts)
     _sort(report)
     if opts.limit and len(report.rows) > opts.limit:
         report.hidden = len(report.rows) - opts.limit
@@ -461,7 +505,8 @@ def build(db: sqlite3.Connection, opts: Options, prices: PriceTable) -> Report:
 
 def _build_periods(db: sqlite3.Connection, opts: Options, prices: PriceTable,
                    plan: _Plan) -> Report:
-    """Rows per period (or model) from the plan's per-(day, model) sums, whichever source."""
+    """Rows per period (model, tool or project) from the plan's per-(key, model) sums,
+    whichever source."""
     kind = opts.kind
     if plan.empty:
         return Report(kind, opts, [], Figures(), prices.as_of, source=plan.source)
@@ -470,7 +515,8 @@ def _build_periods(db: sqlite3.Connection, opts: Options, prices: PriceTable,
     def label_of(k: object) -> str:
         label = labels.get(k)
         if label is None:
-            label = labels[k] = period_of(k, kind, opts.week_start)
+            label = labels[k] = str(k) if kind in GROUPS else period_of(k, kind,
+                                                                        opts.week_start)
         return label
 
     rows: dict[str, Figures] = {}
@@ -499,6 +545,9 @@ def _build_periods(db: sqlite3.Connection, opts: Options, prices: PriceTable,
         totals.add(fig, sessions=kind != "model")
     if kind == "model":
         totals.sessions, totals.contrib = whole.sessions, whole.contrib
+    for fig in (*(rows.values() if kind == "model" else ()),
+                *(f for by in models.values() for f in by.values())):
+        fig.has_contrib = False
     report_rows = [(label, fig, sorted(models.get(label, {}).items()) if kind != "model"
                     else [(label, fig)]) for label, fig in rows.items()]
     return Report(kind, opts, report_rows, totals, prices.as_of, source=plan.source)
@@ -516,7 +565,7 @@ def _add_pairs(f: Figures, model: str, pairs: int, sums: list, prices: PriceTabl
     """Add one query row: the sums over `pairs` (session, model) pairs of one model.
 
     `sums`: input, output, cache_read, cache_creation, reasoning, the reported cost and the
-    number of pairs it covers, then the four priced token sums of the pairs without one.
+    number of pairs it covers, then the sums of PRICED of the pairs without one.
     """
     inp, out, cr, cc, rs, reported, n_reported, *unreported = sums
     if sessions:
@@ -536,29 +585,23 @@ def _add_pairs(f: Figures, model: str, pairs: int, sums: list, prices: PriceTabl
         if price is None:
             f.unpriced.add(model)
         else:
-            tokens = dict(zip(("input", "output", "cache_read", "cache_creation"),
-                              (v or 0 for v in unreported), strict=True))
+            tokens = dict(zip(PRICED, (v or 0 for v in unreported), strict=True))
             f.estimated += estimate(tokens, price)
             f.n_estimated += n_estimated
 
 
 # The sessions in range come first (the started_at index), then their own rows by primary
 # key: a month of sessions never groups the whole usage table.
-_SESSION_PAIRS_SQL = """
-SELECT u.session_id, u.model,
-       SUM(CASE u.token_type WHEN 'input' THEN u.tokens ELSE 0 END),
-       SUM(CASE u.token_type WHEN 'output' THEN u.tokens ELSE 0 END),
-       SUM(CASE u.token_type WHEN 'cache_read' THEN u.tokens ELSE 0 END),
-       SUM(CASE u.token_type WHEN 'cache_creation' THEN u.tokens ELSE 0 END),
-       SUM(CASE u.token_type WHEN 'reasoning' THEN u.tokens ELSE 0 END),
+_SESSION_PAIRS_SQL = f"""
+SELECT u.session_id, u.model, {_type_sums("u")},
        (SELECT c.value FROM session_metrics c WHERE c.session_id = u.session_id
           AND c.model = u.model AND c.name = 'cost_usd')
-FROM usage u WHERE u.session_id IN ({ids}) {usage_model}
+FROM usage u WHERE u.session_id IN ({{ids}}) {{usage_model}}
 GROUP BY u.session_id, u.model
 UNION ALL
 -- a reported cost for a model the session has no token counts for
-SELECT c.session_id, c.model, 0, 0, 0, 0, 0, c.value
-FROM session_metrics c WHERE c.session_id IN ({ids}) AND c.name = 'cost_usd' {cost_model}
+SELECT c.session_id, c.model, {", ".join("0" * len(_SUMMED))}, c.value
+FROM session_metrics c WHERE c.session_id IN ({{ids}}) AND c.name = 'cost_usd' {{cost_model}}
   AND NOT EXISTS (SELECT 1 FROM usage u WHERE u.session_id = c.session_id
                   AND u.model = c.model)
 """
@@ -574,7 +617,7 @@ GROUP BY m.session_id
 """
 
 _SESSION_FACTS = ("id", "tool", "tool_version", "started_at", "ended_at", "exit_code",
-                  "project", "cwd")
+                  "project", "cwd", "entrypoint", "sources")  # the last two since m004
 
 
 def _build_sessions(db: sqlite3.Connection, opts: Options, prices: PriceTable,
@@ -597,13 +640,16 @@ def _build_sessions(db: sqlite3.Connection, opts: Options, prices: PriceTable,
             order = "ASC" if opts.order == "asc" else "DESC"
             matching += f" ORDER BY s.started_at {order}, s.id {order} LIMIT {int(opts.limit)}"
     fmt["ids"] = f"SELECT s.id {matching}"
-    facts_sql = f"SELECT {', '.join('s.' + n for n in _SESSION_FACTS)} {matching}"
+    present = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
+    facts_sql = (f"SELECT {', '.join(f's.{n}' if n in present else 'NULL' for n in _SESSION_FACTS)}"
+                 f" {matching}")
     facts = {row[0]: dict(zip(_SESSION_FACTS, row, strict=True))
              for row in db.execute(facts_sql, params)}
     # per session: 5 token sums, reported, estimated, n_reported, n_estimated, models, unpriced
     acc: dict[str, list] = {}
     by_model: dict[str, list[tuple[str, Figures]]] = {}
-    for sid, model, *tokens, cost in db.execute(_SESSION_PAIRS_SQL.format(**fmt), params):
+    for sid, model, *sums, cost in db.execute(_SESSION_PAIRS_SQL.format(**fmt), params):
+        tokens = sums[:5]
         a = acc.get(sid)
         if a is None:
             a = acc[sid] = [0, 0, 0, 0, 0, 0.0, 0.0, 0, 0, [], []]
@@ -619,7 +665,7 @@ def _build_sessions(db: sqlite3.Connection, opts: Options, prices: PriceTable,
             if price is None:
                 a[10].append(model)
             else:
-                estimated = estimate(dict(zip(TOKEN_FIELDS, tokens, strict=True)), price)
+                estimated = estimate(dict(zip(_SUMMED, sums, strict=True)), price)
                 a[6] += estimated
                 a[8] += 1
         if opts.breakdown:
@@ -660,10 +706,65 @@ def _build_sessions(db: sqlite3.Connection, opts: Options, prices: PriceTable,
     return Report("session", opts, rows, totals, prices.as_of, sessions=facts)
 
 
+_DECISIONS_SQL = """
+SELECT s.tool, d.tool_name, SUM(CASE d.decision WHEN 'accept' THEN d.count ELSE 0 END),
+       SUM(CASE d.decision WHEN 'reject' THEN d.count ELSE 0 END)
+FROM sessions s JOIN tool_decisions d ON d.session_id = s.id
+WHERE {where} {session_model}
+GROUP BY s.tool, d.tool_name
+"""
+
+
+def decisions(db: sqlite3.Connection, opts: Options) -> list[Decisions]:
+    """Accepted and rejected tool uses per tool, of the sessions the options select; most
+    decisions first. Empty on a ledger from before m004 (no tool_decisions table)."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                  "'tool_decisions'").fetchone() is None:
+        return []
+    lo, hi = time_range(opts)
+    where, params = where_clause(opts, lo, hi)
+    by_tool: dict[str, Decisions] = {}
+    sql = _DECISIONS_SQL.format(where=where, session_model=_model_sql(opts)["session_model"])
+    for tool, name, accepted, rejected in db.execute(sql, params):
+        d = by_tool.setdefault(tool, Decisions(tool))
+        d.accepted += accepted
+        d.rejected += rejected
+        d.by_name[name] = (accepted, rejected)
+    for d in by_tool.values():
+        d.by_name = dict(sorted(d.by_name.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
+    return sorted(by_tool.values(), key=lambda d: (-(d.accepted + d.rejected), d.tool))
+
+
+def why_empty(db: sqlite3.Connection, opts: Options) -> str | None:
+    """When no session matches: whether --project or --tool names anything in the ledger."""
+    problems = []
+    if opts.project:
+        extra, params = project_filter(opts.project)
+        if db.execute(f"SELECT 1 FROM sessions s WHERE 1 {extra} LIMIT 1", params
+                      ).fetchone() is None:
+            known = [r[0] for r in db.execute(
+                "SELECT project FROM sessions WHERE project IS NOT NULL GROUP BY project "
+                "ORDER BY MAX(started_at) DESC LIMIT 6")]
+            if "dir" in params:
+                what = (f"no session ran in {params['dir']}" if Path(params["dir"]).is_dir()
+                        else f"{params['dir']} is not a directory and no session ran there")
+            else:
+                what = f"no session has the project name {opts.project!r}"
+            problems.append(f"--project {opts.project}: {what}"
+                            + (f" (projects: {', '.join(known)})" if known else ""))
+    if opts.tool and db.execute("SELECT 1 FROM sessions WHERE tool = ? LIMIT 1",
+                                (opts.tool,)).fetchone() is None:
+        known = [r[0] for r in db.execute("SELECT DISTINCT tool FROM sessions ORDER BY 1")]
+        problems.append(f"--tool {opts.tool}: no session of that tool (tools: "
+                        f"{', '.join(known)})")
+    return "; ".join(problems) or None
+
+
 def _pair_figures(model: str, tokens: list[int], reported: float | None,
                   estimated: float | None) -> Figures:
     """One (session, model) pair, for --breakdown."""
-    f = Figures(sessions=1, tokens=dict(zip(TOKEN_FIELDS, tokens, strict=True)), models={model})
+    f = Figures(sessions=1, tokens=dict(zip(TOKEN_FIELDS, tokens, strict=True)), models={model},
+                has_contrib=False)
     if reported is not None:
         f.reported, f.n_reported = reported, 1
     elif estimated is not None:
@@ -675,7 +776,7 @@ def _pair_figures(model: str, tokens: list[int], reported: float | None,
 
 def _sort(report: Report) -> None:
     kind, order = report.kind, report.opts.order
-    if kind == "model":  # most expensive first; unpriced at the end
+    if kind == "model" or kind in GROUPS:  # most expensive first; unpriced at the end
         report.rows.sort(key=lambda r: (r[1].cost_usd is not None, r[1].cost_usd or 0,
                                         r[1].total), reverse=(order != "asc"))
     elif kind == "session":  # newest first unless --order asc

@@ -121,6 +121,7 @@ def compute() -> dict:
         if replaced and replaced not in files:
             files.append(replaced)
     files += git_config_files()  # user.email defaults to git's
+    files += _tool_settings_files()  # whether each tool's own settings name the agent
     signature = _signature(files)  # before reading: a concurrent edit invalidates next time
     try:
         p = profile.load(locations)
@@ -146,8 +147,38 @@ def compute() -> dict:
         "signals": ("metrics", "logs") + (
             ("traces",) if endpoint and "traces" in endpoint.signals else ()),
         "notices": notices,
+        "agent": {"port": p.agent.port, "wired": _wired(p.agent.port)},
     }
     return fresh
+
+
+def _tool_settings_files() -> list[str]:
+    from aitrack import adapters
+
+    files: list[str] = []
+    for tool in adapters.TOOLS:
+        files += _settings_module(tool).settings_files()
+    return files
+
+
+def _wired(port: int) -> dict[str, bool]:
+    """Per tool: its own settings send its telemetry to the agent (then the wrapper leaves
+    the tool's arguments and environment alone)."""
+    from aitrack import adapters
+
+    wired = {}
+    for tool in adapters.TOOLS:
+        try:
+            wired[tool] = bool(_settings_module(tool).points_at_agent(port))
+        except Exception:  # noqa: BLE001 - a damaged settings file: the wrapper's own way
+            wired[tool] = False
+    return wired
+
+
+def _settings_module(tool: str):
+    import importlib
+
+    return importlib.import_module(f"aitrack.adapters.{tool}.settings")
 
 
 def _read(path: str) -> dict | None:
@@ -169,7 +200,7 @@ def _read(path: str) -> dict | None:
 
 
 _KEYS = {"signature", "files", "paths", "shim_dir", "forward_signals", "enforced_attributes",
-         "attributes", "telemetry", "signals", "notices"}
+         "attributes", "telemetry", "signals", "notices", "agent"}
 _PATH_KEYS = {"config_dir", "data_dir", "state_dir", "cache_dir", "managed_profile"}
 _TELEMETRY = {"metric_export_interval_ms": int, "logs_export_interval_ms": int,
               "log_user_prompts": bool, "log_tool_details": bool}
@@ -190,7 +221,14 @@ def _well_formed(d: object) -> bool:
             and all(type(telemetry[k]) is t for k, t in _TELEMETRY.items())
             and min(telemetry["metric_export_interval_ms"],
                     telemetry["logs_export_interval_ms"]) >= 100
-            and _strings(d["notices"], list) and all(n.isprintable() for n in d["notices"]))
+            and _strings(d["notices"], list) and all(n.isprintable() for n in d["notices"])
+            and _agent(d["agent"]))
+
+
+def _agent(a: object) -> bool:
+    return (type(a) is dict and a.keys() == {"port", "wired"} and type(a["port"]) is int
+            and 1024 <= a["port"] <= 65535 and type(a["wired"]) is dict
+            and all(type(k) is str and type(v) is bool for k, v in a["wired"].items()))
 
 
 def _text(value: object) -> bool:

@@ -20,53 +20,32 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None):
         raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
 
 
-@click.command("report", context_settings={"max_content_width": 100})
-@click.argument("kind", required=False, default="daily",
-                type=click.Choice(["daily", "weekly", "monthly", "session", "model"]))
-@click.option("--since", callback=_date, metavar="YYYY-MM-DD", help="First day (inclusive).")
-@click.option("--until", callback=_date, metavar="YYYY-MM-DD", help="Last day (inclusive).")
-@click.option("--last", type=click.IntRange(min=1), metavar="N",
-              help="The last N days, today included.")
-@click.option("--tool", metavar="NAME", help="Only this tool: claude, codex, or a run --name.")
-@click.option("--model", metavar="PATTERN", help="Only models matching this glob, e.g. 'claude-*'.")
-@click.option("--project", metavar="DIR|NAME",
-              help="Only sessions run in this directory (or its git work tree), or with this "
-                   "project name.")
-@click.option("--timezone", "tz_name", metavar="IANA",
-              help="Cut days in this zone, e.g. Europe/Berlin (default: the system zone).")
-@click.option("--breakdown", is_flag=True, help="A sub-row per model.")
-@click.option("--json", "as_json", is_flag=True, help="JSON (documented in the README).")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with one header line.")
-@click.option("--order", type=click.Choice(["asc", "desc"]),
-              help="Row order (default: oldest first; sessions newest first; models by cost).")
-@click.option("--limit", type=click.IntRange(min=0), metavar="N",
-              help="At most N rows, the first in the report's order; the totals still cover "
-                   "every match. 0: all. Default: all, but the newest 50 in a session table.")
-@click.option("--week-start", type=click.Choice(WEEKDAYS), default="monday", show_default=True,
-              help="First day of a week for `weekly`.")
-def report(kind: str, since, until, last: int | None, tool: str | None, model: str | None,
-           project: str | None, tz_name: str | None, breakdown: bool, as_json: bool,
-           as_csv: bool, order: str | None, limit: int | None, week_start: str) -> None:
-    """Token usage and cost per day, week, month, session or model.
+def filter_options(command):
+    """The options that choose sessions, shared by `report` and `dashboard`."""
+    for option in reversed((
+        click.option("--since", callback=_date, metavar="YYYY-MM-DD",
+                     help="First day (inclusive)."),
+        click.option("--until", callback=_date, metavar="YYYY-MM-DD",
+                     help="Last day (inclusive)."),
+        click.option("--last", type=click.IntRange(min=1), metavar="N",
+                     help="The last N days, today included."),
+        click.option("--tool", metavar="NAME",
+                     help="Only this tool: claude, codex, or a run --name."),
+        click.option("--project", metavar="DIR|NAME",
+                     help="Only sessions run in this directory (or its git work tree), or "
+                          "with this project name."),
+        click.option("--timezone", "tz_name", metavar="IANA",
+                     help="Cut days in this zone, e.g. Europe/Berlin (default: the system "
+                          "zone)."),
+    )):
+        command = option(command)
+    return command
 
-    Costs are what the tool reported (Claude) or estimated from list prices (Codex);
-    models without a price show n/a and are named below the table.
 
-    \b
-    Examples:
-      aitrack report                          # daily, all time
-      aitrack report weekly --last 28         # the last four weeks
-      aitrack report monthly --since 2026-01-01 --breakdown
-      aitrack report session --last 7 --tool codex
-      aitrack report session --last 30 --limit 0   # every session, not the newest 50
-      aitrack report model --project .        # this repository, per model
-      aitrack report daily --timezone America/New_York --json
-    """
-    from aitrack import paths, pricing, report_build
-    from aitrack import report as rep
+def build_options(kind: str, since, until, last: int | None, tz_name: str | None, **kw):
+    """report_build.Options from the command line, or a one-line error."""
+    from aitrack import report_build
 
-    if as_json and as_csv:
-        raise UserError("choose one of --json and --csv")
     if last is not None and (since or until):
         raise UserError("--last cannot be combined with --since/--until")
     if since and until and since > until:
@@ -81,13 +60,72 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
                             "Europe/Berlin or UTC") from None
     else:
         tz, tz_name = report_build.system_zone()
-    opts = report_build.Options(kind=kind, tz=tz, tz_name=tz_name, since=since, until=until,
-                                last=last, tool=tool, model=model, project=project,
-                                breakdown=breakdown, order=order, limit=limit,
-                                week_start=WEEKDAYS.index(week_start))
+    return report_build.Options(kind=kind, tz=tz, tz_name=tz_name, since=since, until=until,
+                                last=last, **kw)
+
+
+@click.command("report", context_settings={"max_content_width": 100})
+@click.argument("kind", required=False, default="daily",
+                type=click.Choice(["daily", "weekly", "monthly", "session", "model"]))
+@filter_options
+@click.option("--model", metavar="PATTERN", help="Only models matching this glob, e.g. 'claude-*'.")
+@click.option("--breakdown", is_flag=True,
+              help="A sub-row per model (daily, weekly, monthly, session).")
+@click.option("--json", "as_json", is_flag=True, help="JSON (documented in the README).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with one header line.")
+@click.option("--order", type=click.Choice(["asc", "desc"]),
+              help="Row order (default: oldest first; sessions newest first; models by cost).")
+@click.option("--limit", type=click.IntRange(min=0), metavar="N",
+              help="At most N rows, the first in the report's order; the totals still cover "
+                   "every match. 0: all. Default: all, but the newest 50 in a session table.")
+@click.option("--week-start", type=click.Choice(WEEKDAYS),
+              help="First day of a week for `weekly` (default: monday).")
+@click.option("--width", type=click.IntRange(min=20), metavar="COLUMNS",
+              help="Lay the table out for this many columns (default: the terminal's width; "
+                   "every column in a file or a pipe).")
+def report(kind: str, since, until, last: int | None, tool: str | None, model: str | None,
+           project: str | None, tz_name: str | None, breakdown: bool, as_json: bool,
+           as_csv: bool, order: str | None, limit: int | None, week_start: str | None,
+           width: int | None) -> None:
+    """Token usage and cost per day, week, month, session or model.
+
+    Costs are what the tool reported (Claude) or estimated from list prices (Codex);
+    a model without a price shows `unpriced` (or a * on a partial sum) and is named below
+    the table. The session table shows each session's tool, exit status, duration, entry
+    point and sources; the model report adds the tools' acceptance of tool uses.
+
+    \b
+    Examples:
+      aitrack report                          # daily, all time
+      aitrack report weekly --last 28         # the last four weeks
+      aitrack report monthly --since 2026-01-01 --breakdown
+      aitrack report session --last 7 --tool codex
+      aitrack report session --last 30 --limit 0   # every session, not the newest 50
+      aitrack report model --project .        # this repository, per model
+      aitrack report daily --timezone America/New_York --json
+      aitrack report session > sessions.txt   # a file gets every column
+    """
+    from aitrack import paths, pricing
+    from aitrack import report as rep
+
+    if as_json and as_csv:
+        raise UserError("choose one of --json and --csv")
+    if week_start and kind != "weekly":
+        raise UserError(f"--week-start applies to `aitrack report weekly` only, not {kind}")
+    if breakdown and kind == "model":
+        raise UserError("--breakdown gives a sub-row per model: a model report has one row "
+                        "per model already")
+    if width and (as_json or as_csv):
+        raise UserError("--width lays out the table: JSON and CSV have no width")
+    opts = build_options(kind, since, until, last, tz_name, tool=tool, model=model,
+                         project=project, breakdown=breakdown, order=order, limit=limit,
+                         week_start=WEEKDAYS.index(week_start or "monday"))
     prices = pricing.load(load_profile().prices)
     fmt = "json" if as_json else "csv" if as_csv else "table"
-    rep.run(paths.resolve().ledger, opts, prices, fmt)
+    try:
+        rep.run(paths.resolve().ledger, opts, prices, fmt, width=width)
+    except rep.LedgerError as exc:
+        raise UserError(str(exc)) from None
 
 
 def register(cli: click.Group) -> None:

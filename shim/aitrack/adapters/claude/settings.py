@@ -207,7 +207,7 @@ def parse(data: bytes, path: Path) -> JsonDoc:
     return doc
 
 
-def _read_env(path: Path) -> tuple[dict[str, str], str | None]:
+def read_env(path: Path) -> tuple[dict[str, str], str | None]:
     """The `env` block and `otelHeadersHelper` of one settings file ({} when unreadable)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -240,7 +240,7 @@ def effective(env: Mapping[str, str] | None = None) -> tuple[dict[str, str], str
     origin: dict[str, str] = {}
     helper = None
     for path in [user_file(env), *managed_sources(env)]:
-        block, own_helper = _read_env(path)
+        block, own_helper = read_env(path)
         merged.update(block)
         origin.update({k: str(path) for k in block})
         if own_helper:

@@ -1,0 +1,243 @@
+"""`aitrack agent`: the per-user agent that the tools' own settings send telemetry to."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from aitrack.cli.common import UserError, echo_json, load_profile
+
+OS_NAMES = ("linux", "macos", "windows")
+
+
+def _say(line: str) -> None:
+    click.echo(f"aitrack: {line}", err=True)
+
+
+def _this_os() -> str:
+    return "macos" if sys.platform == "darwin" else "windows" if sys.platform == "win32" \
+        else "linux"
+
+
+def _paths():
+    from aitrack import paths
+
+    return paths.resolve()
+
+
+@click.group("agent")
+def agent_group() -> None:
+    """The per-user agent: captures Claude Code and Codex runs from every front end.
+
+    `aitrack agent install` points the tools' own settings at a small receiver on
+    127.0.0.1 (port `[agent] port`, default 47318) that runs as you, so runs started from
+    VS Code, JetBrains, the desktop apps or Codex's background server are recorded and
+    forwarded as well as those started through `aitrack claude|codex`.
+
+    \b
+    Examples:
+      aitrack agent install          # wire both tools, install and start the service
+      aitrack agent status --json
+      aitrack agent uninstall        # settings files back exactly as they were
+    """
+
+
+@agent_group.command("run")
+def run_cmd() -> None:
+    """Run the agent in the foreground (what the service managers start).
+
+    \b
+    Example:
+      aitrack agent run
+    """
+    from aitrack import agent
+
+    raise SystemExit(agent.run_foreground(_paths(), load_profile()))
+
+
+@agent_group.command("start")
+def start_cmd() -> None:
+    """Start the agent in the background, unless it is running (its service when installed).
+
+    \b
+    Example:
+      aitrack agent start
+    """
+    from aitrack import agent, service
+
+    paths, profile = _paths(), load_profile()
+    manager = service.detect()
+    if manager is not None and manager.installed(paths):
+        try:
+            manager.start()
+        except service.ServiceError as exc:
+            raise UserError(str(exc)) from None
+        _say(f"started the agent's {manager.name} service")
+        return
+    try:
+        _say(agent.start_detached(paths, profile))
+    except agent.AgentError as exc:
+        raise UserError(str(exc)) from None
+
+
+@agent_group.command("stop")
+def stop_cmd() -> None:
+    """Stop the agent (its service too, until the next login or `aitrack agent start`).
+
+    While it is stopped both tools keep working; what they export meanwhile is lost, and
+    recovered from their transcripts where they keep them.
+
+    \b
+    Example:
+      aitrack agent stop
+    """
+    from aitrack import agent, service
+
+    paths = _paths()
+    manager = service.detect()
+    stopped = False
+    if manager is not None and manager.installed(paths) and manager.active():
+        try:
+            manager.stop()
+            stopped = True
+        except service.ServiceError as exc:
+            _say(str(exc))
+    stopped = agent.stop(paths) or stopped
+    _say("stopped the agent" if stopped else "the agent was not running")
+
+
+@agent_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status_cmd(as_json: bool) -> None:
+    """Whether the agent runs, on which port, and what it has received.
+
+    Exits 0 when it is running, 1 otherwise.
+
+    \b
+    Example:
+      aitrack agent status --json
+    """
+    from aitrack import agent, service, wiring
+    from aitrack.adapters import TOOLS
+
+    paths, profile = _paths(), load_profile()
+    info = dict(agent.status(paths, profile))
+    manager = service.detect()
+    info["service"] = ({"manager": manager.name, "installed": manager.installed(paths)}
+                       if manager else None)
+    info["wired"] = {tool: wiring.settings_module(tool).points_at_agent(profile.agent.port)
+                     for tool in TOOLS}
+    if as_json:
+        echo_json(info)
+        raise SystemExit(0 if info["running"] else 1)
+    if info["running"]:
+        click.echo(f"running on {info['url']} (pid {info.get('pid')}, version "
+                   f"{info.get('version')}, up {info.get('uptime_s')} s, received "
+                   f"{info.get('received')}, pending {info.get('pending')})")
+    elif info.get("port_owner") == "other":
+        click.echo(f"not running: port {info['port']} is used by another program")
+    else:
+        click.echo(f"not running (port {info['port']})")
+    if manager is not None:
+        click.echo(f"service: {manager.describe(paths)}"
+                   + ("" if info["service"]["installed"] else " (not installed)"))
+    else:
+        click.echo("service: no service manager here (the wrapper starts the agent)")
+    for tool, wired in info["wired"].items():
+        click.echo(f"{tool}: {'settings point at the agent' if wired else 'not wired'}")
+    raise SystemExit(0 if info["running"] else 1)
+
+
+def _report(outcome, as_json: bool) -> None:
+    if as_json:
+        echo_json({"changed": outcome.changed, "messages": outcome.lines, **outcome.data})
+        return
+    for line in outcome.lines:
+        _say(line)
+
+
+@agent_group.command("install")
+@click.option("--no-service", is_flag=True,
+              help="Install no service: start the agent now; the wrapper starts it later.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def install_cmd(no_service: bool, as_json: bool) -> None:
+    """Point Claude Code's and Codex's own settings at the agent, and keep it running.
+
+    Sets telemetry keys in the `env` block and `otelHeadersHelper` of
+    ~/.claude/settings.json and the `[otel]` table of ~/.codex/config.toml (made 0600: it
+    holds the agent's key), then installs the per-user service (systemd --user, a
+    LaunchAgent, a logon Scheduled Task) and starts it. Idempotent; undone exactly by
+    `aitrack agent uninstall`.
+
+    \b
+    Examples:
+      aitrack agent install
+      aitrack agent install --no-service   # containers, or your own supervisor
+    """
+    from aitrack import wiring
+
+    try:
+        outcome = wiring.install(_paths(), load_profile(), use_service=not no_service)
+    except wiring.WiringError as exc:
+        raise UserError(str(exc)) from None
+    _report(outcome, as_json)
+
+
+@agent_group.command("uninstall")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def uninstall_cmd(as_json: bool) -> None:
+    """Stop the agent, remove its service and restore both tools' settings files.
+
+    A file aitrack's keys were the only change to is restored byte for byte; in a file you
+    edited since, only aitrack's keys go (a value you changed yourself stays, and is named).
+
+    \b
+    Example:
+      aitrack agent uninstall
+    """
+    from aitrack import wiring
+
+    outcome = wiring.uninstall(_paths())
+    _report(outcome, as_json)
+
+
+@agent_group.command("print-settings")
+@click.argument("tool", type=click.Choice(["claude", "codex"]))
+@click.option("--port", type=click.IntRange(1024, 65535),
+              help="The agent's port (default: the profile's [agent] port).")
+@click.option("--os", "os_name", type=click.Choice(OS_NAMES),
+              help="The machines' OS (default: this one's); it decides the helper's path.")
+def print_settings_cmd(tool: str, port: int | None, os_name: str | None) -> None:
+    """Print the machine-level settings IT deploys by MDM for every user of a machine.
+
+    claude: the content of managed-settings.json, or better a drop-in
+    managed-settings.d/aitrack.json next to it (Claude Code 2.1.83+). Its
+    otelHeadersHelper runs each user's own helper from their home (written by `aitrack
+    agent install` in their session), and sends no key for a user who has none.
+
+    codex: an [otel] table for /etc/codex/config.toml. It carries no key (every user reads
+    that file): see its comments and installers/README.md.
+
+    \b
+    Examples:
+      aitrack agent print-settings claude > /etc/claude-code/managed-settings.d/aitrack.json
+      aitrack agent print-settings codex --port 47400
+    """
+    from aitrack import agent
+    from aitrack.adapters.claude import settings as claude
+    from aitrack.adapters.codex import settings as codex
+
+    profile = load_profile()
+    port = port or profile.agent.port
+    url = agent.url(port)
+    if tool == "claude":
+        click.echo(claude.machine_snippet(url, profile.telemetry, os_name or _this_os()),
+                   nl=False)
+    else:
+        click.echo(codex.machine_snippet(url, profile.telemetry,
+                                         profile.attributes.get("environment"), port), nl=False)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(agent_group)
