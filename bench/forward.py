@@ -9,7 +9,14 @@ Prints, against a real HTTPS endpoint on loopback (tests/org_endpoint.py, throwa
       20 ms added to every answer (a far-away endpoint): payloads/s, MB/s of protobuf;
   (c) bytes per session for the real claude and codex (tests/model_stub.py as the model):
       the OTLP/JSON the child produced (a direct run against a recorder) versus what aitrack
-      sends in protobuf+gzip and in JSON+gzip.
+      sends in protobuf+gzip and in JSON+gzip, and (protobuf+gzip) under each egress policy
+      (`[endpoint] forward`: both families, raw only, normalized only). Claude runs wrapped
+      with its per-run receiver, Codex wrapped with the per-user agent (its settings pointing
+      at it), which sends aitrack's own metrics for it;
+  (d) the exit-time work aitrack added for its own metrics and contribution figures, timed
+      in-process: the emission for one run's session and git (HEAD at the start, the commits
+      at the end), with the cases of (a) in a git work tree and under `forward = ["raw"]`
+      showing what they cost a whole run.
 
 Needs the `test` extra (cryptography) and a keychain; without one it re-runs itself under
 dbus-run-session with a throwaway gnome-keyring, as tests/run.sh does.
@@ -74,11 +81,15 @@ class Bench:
         self.org = org_endpoint.OrgEndpoint(cert, key).start()
         self.child = tmp / "child.py"
         self.child.write_text(org_endpoint.CHILD)
+        self.plain = tmp / "plain"  # not a git work tree
+        self.plain.mkdir()
+        self.repo = make_repo(tmp / "repo")
         from aitrack import keychain
 
         keychain.set_token(ACCOUNT, org_endpoint.TOKEN)
 
-    def home(self, name: str, url: str | None = None, **profile) -> dict[str, str]:
+    def home(self, name: str, url: str | None = None, tail: str = "",
+             **profile) -> dict[str, str]:
         import org_endpoint
 
         root = self.tmp / name
@@ -87,20 +98,39 @@ class Bench:
         target = self.org
         if url is not None:
             target = org_endpoint.OrgEndpoint(Path(), Path(), port=int(url.rsplit(":", 1)[1]))
-        managed.write_text(org_endpoint.profile_toml(target, self.ca.pem, ACCOUNT, **profile))
+        managed.write_text(org_endpoint.profile_toml(target, self.ca.pem, ACCOUNT, **profile)
+                           + tail)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AITRACK_", "OTEL_"))}
         env.update(AITRACK_HOME=str(root / "home"), AITRACK_MANAGED_PROFILE=str(managed),
                    AITRACK_MANAGED_PLIST=str(root / "none.plist"))
         return env
 
-    def exit_delay_ms(self, env: dict[str, str], linger: float) -> float:
+    def exit_delay_ms(self, env: dict[str, str], linger: float, cwd: Path | None = None
+                      ) -> float:
         exit_at = self.tmp / "exit-at"
         subprocess.run([sys.executable, "-m", "aitrack", "run", "--", sys.executable,
                         str(self.child)], env={**env, "EXIT_AT": str(exit_at), "SEND": "1",
                                                "LINGER": str(linger)},
-                       capture_output=True, check=False, timeout=60)
+                       capture_output=True, check=False, timeout=60, cwd=cwd or self.plain)
         done = time.time()
         return (done - float(exit_at.read_text())) * 1000
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def make_repo(path: Path) -> Path:
+    """A git work tree with some history, as a user's project would be."""
+    path.mkdir()
+    git(path, "init", "-q")
+    git(path, "config", "user.email", "dev@example.com")
+    git(path, "config", "user.name", "Dev")
+    for i in range(200):
+        (path / f"f{i % 20}.txt").write_text(f"{i}\n" * (i + 1))
+        git(path, "add", ".")
+        git(path, "commit", "-qm", f"commit {i}")
+    return path
 
 
 def exit_delays(bench: Bench, runs: int) -> dict[str, list[float]]:
@@ -112,19 +142,22 @@ def exit_delays(bench: Bench, runs: int) -> dict[str, list[float]]:
     hole.bind(("127.0.0.1", 0))
     hole.listen(64)  # the kernel accepts, nobody ever answers
     healthy = bench.home("healthy")
-    cases = {  # name: (env, seconds the child lingers after sending)
-        "healthy, child runs 1 s": (healthy, 1.0),
-        "healthy, child runs 0.15 s": (healthy, 0.0),
-        "refused": (bench.home("refused", url=f"https://127.0.0.1:{refused_port}"), 0.0),
+    cases = {  # name: (env, seconds the child lingers after sending, working directory)
+        "healthy, child runs 1 s": (healthy, 1.0, None),
+        "healthy, child runs 0.15 s": (healthy, 0.0, None),
+        "healthy, 0.15 s, raw only": (bench.home("raw-only", extra='forward = ["raw"]'), 0.0,
+                                      None),
+        "healthy, 0.15 s, git tree": (healthy, 0.0, bench.repo),
+        "refused": (bench.home("refused", url=f"https://127.0.0.1:{refused_port}"), 0.0, None),
         "black hole": (bench.home("hole", url=f"https://127.0.0.1:{hole.getsockname()[1]}"),
-                       0.0),
+                       0.0, None),
     }
     results: dict[str, list[float]] = {name: [] for name in cases}
-    for env, linger in cases.values():  # warm: bytecode, start-up cache, ledger
-        bench.exit_delay_ms(env, linger)
+    for env, linger, cwd in cases.values():  # warm: bytecode, start-up cache, ledger
+        bench.exit_delay_ms(env, linger, cwd)
     for _ in range(runs):
-        for name, (env, linger) in cases.items():
-            results[name].append(bench.exit_delay_ms(env, linger))
+        for name, (env, linger, cwd) in cases.items():
+            results[name].append(bench.exit_delay_ms(env, linger, cwd))
     hole.close()
     return results
 
@@ -185,6 +218,14 @@ class Recorder:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
+POLICIES = {"both": '["normalized", "raw"]', "raw": '["raw"]', "normalized": '["normalized"]'}
+AGENT = ("from aitrack import agent, forwarder, paths, profile\n"
+         "agent.EMIT_INTERVAL_S = 1.0\n"  # 60 s in real life: the bench waits less
+         "forwarder.IDLE_POLL_S = 0.5\n"
+         "p = paths.resolve()\n"
+         "raise SystemExit(agent.run_foreground(p, profile.load(p)))\n")
+
+
 def agent_runs(bench: Bench) -> dict[str, dict] | str:
     bin_dir = os.environ.get("AITRACK_E2E_BIN_DIR") or str(
         Path.home() / ".cache" / "aitrack-e2e" / "node_modules" / ".bin")
@@ -201,8 +242,11 @@ def agent_runs(bench: Bench) -> dict[str, dict] | str:
             args = (["-p", "say hello", "--max-turns", "1"] if tool == "claude" else
                     ["exec", *codex_provider_args(stub), "say hello"])
             out[tool] = {"child_json": _direct(bench, tool, bins[tool], args, stub)}
-            for protocol in ("http/protobuf", "http/json"):
-                out[tool][protocol] = _wrapped(bench, tool, bins[tool], args, stub, protocol)
+            cases = [("http/protobuf", "both"), ("http/json", "both"),
+                     ("http/protobuf", "raw"), ("http/protobuf", "normalized")]
+            for protocol, policy in cases:
+                out[tool][f"{protocol}:{policy}"] = _wrapped(bench, tool, bins[tool], args,
+                                                             stub, protocol, policy)
     finally:
         server.shutdown()
     return out
@@ -217,17 +261,36 @@ def _agent_env(bench: Bench, stub, name: str) -> dict[str, str]:
     return env
 
 
+def _codex_otel(codex_home: Path, base_url: str, protocol: str,
+                headers: dict[str, str] | None) -> None:
+    """Codex's own settings: logs and metrics exporters to `base_url` (as agent install)."""
+    from aitrack.adapters.codex import settings
+
+    text = "[otel]\n"
+    for key, signal in (("exporter", "logs"), ("metrics_exporter", "metrics")):
+        exporter = settings.exporter(base_url, signal, headers)
+        exporter["otlp-http"]["protocol"] = protocol
+        text += f"{key} = {settings.raw(exporter)}\n"
+    (codex_home / "config.toml").write_text(text)
+    (codex_home / "config.toml").chmod(0o600)
+
+
 def _direct(bench: Bench, tool: str, binary: str, args: list[str], stub) -> dict:
-    """The agent on its own, with the telemetry settings aitrack would give it."""
+    """The agent on its own, sending OTLP/JSON to a recorder: Claude with the environment
+    aitrack's receiver mode gives it, Codex with its own `[otel]` settings."""
     from aitrack import adapters
     from aitrack.adapters import Sink
 
     recorder = Recorder()
-    telemetry = {"metric_export_interval_ms": 60000, "logs_export_interval_ms": 5000,
-                 "log_user_prompts": False, "log_tool_details": False}
-    sink = Sink(recorder.url, "x-aitrack-key", "bench", ("metrics", "logs"), {}, telemetry)
-    argv, env = adapters.load(tool).prepare(list(args), _agent_env(bench, stub, f"d-{tool}"),
-                                            sink)
+    env = _agent_env(bench, stub, f"d-{tool}")
+    argv = list(args)
+    if tool == "claude":
+        telemetry = {"metric_export_interval_ms": 60000, "logs_export_interval_ms": 5000,
+                     "log_user_prompts": False, "log_tool_details": False}
+        sink = Sink(recorder.url, "x-aitrack-key", "bench", ("metrics", "logs"), {}, telemetry)
+        argv, env = adapters.load(tool).prepare(argv, env, sink)
+    else:
+        _codex_otel(Path(env["CODEX_HOME"]), recorder.url, "json", None)
     subprocess.run([binary, *argv], env=env, cwd=bench.tmp, capture_output=True, timeout=180,
                    stdin=subprocess.DEVNULL)
     recorder.server.shutdown()
@@ -235,19 +298,133 @@ def _direct(bench: Bench, tool: str, binary: str, args: list[str], stub) -> dict
             "json": sum(b[2] for b in recorder.bodies)}
 
 
-def _wrapped(bench: Bench, tool: str, binary: str, args: list[str], stub, protocol: str) -> dict:
-    env = {**bench.home(f"{tool}-{protocol.split('/')[1]}", protocol=protocol),
-           **{k: v for k, v in _agent_env(bench, stub, f"w-{tool}").items()
+def _wrapped(bench: Bench, tool: str, binary: str, args: list[str], stub, protocol: str,
+             policy: str) -> dict:
+    """One wrapped session under a policy: everything the org endpoint received for it."""
+    name = f"{tool}-{protocol.split('/')[1]}-{policy}"
+    port = _free_port()
+    env = {**bench.home(name, protocol=protocol, extra=f"forward = {POLICIES[policy]}",
+                        tail=f"\n[agent]\nport = {port}\n"),
+           **{k: v for k, v in _agent_env(bench, stub, f"w-{name}").items()
               if k in ("HOME", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "MOCK_KEY",
                        "CODEX_HOME", "DISABLE_AUTOUPDATER")},
-           f"AITRACK_{tool.upper()}_BIN": binary}
+           f"AITRACK_{tool.upper()}_BIN": binary,
+           "AITRACK_CODEX_SYSTEM_DIR": str(bench.tmp / "no-system-codex")}
+    agent = _start_agent(env, port) if tool == "codex" else None
     bench.org.requests.clear()
-    subprocess.run([sys.executable, "-m", "aitrack", tool, *args], env=env, cwd=bench.tmp,
-                   capture_output=True, timeout=180, stdin=subprocess.DEVNULL)
+    try:
+        subprocess.run([sys.executable, "-m", "aitrack", tool, *args], env=env, cwd=bench.tmp,
+                       capture_output=True, timeout=180, stdin=subprocess.DEVNULL)
+        _settle(Path(env["AITRACK_HOME"]) / "data" / "ledger.db")
+    finally:
+        if agent is not None:
+            agent.terminate()  # the agent's last emission and delivery
+            agent.wait(30)
+    subprocess.run([sys.executable, "-m", "aitrack", "flush"], env=env, capture_output=True,
+                   timeout=60)  # whatever the flush bound left behind
     requests = list(bench.org.requests)
+    ours = sum(len(r.wire) for r in requests if r.signal == "metrics" and any(
+        _service(b) == "aitrack" for b in r.blocks))
     return {"payloads": sum(len(r.blocks) for r in requests), "requests": len(requests),
             "wire": sum(len(r.wire) for r in requests),
-            "uncompressed": sum(len(r.body) for r in requests)}
+            "uncompressed": sum(len(r.body) for r in requests), "normalized_wire": ours}
+
+
+def _service(block) -> str | None:
+    return next((kv.value.string_value for kv in block.resource.attributes
+                 if kv.key == "service.name"), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_agent(env: dict[str, str], port: int) -> subprocess.Popen:
+    """The per-user agent of this home, up, and Codex's settings pointing at it."""
+    secret = subprocess.run([sys.executable, "-c", "from aitrack import agent, paths; "
+                             "print(agent.ensure_secret(paths.resolve()))"], env=env,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    _codex_otel(Path(env["CODEX_HOME"]), f"http://127.0.0.1:{port}", "binary",
+                {"x-aitrack-key": secret})
+    proc = subprocess.Popen([sys.executable, "-c", AGENT], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from aitrack import agent
+
+    deadline = time.time() + 20
+    while agent.probe(port, secret) != "agent":
+        if proc.poll() is not None or time.time() > deadline:
+            raise SystemExit("the agent did not start")
+        time.sleep(0.05)
+    return proc
+
+
+def _settle(ledger: Path, quiet_s: float = 3.0, max_s: float = 60.0) -> None:
+    """Wait until the inbox, the outbox and the emission queue stay empty for `quiet_s`."""
+    import sqlite3
+
+    deadline, quiet_since = time.time() + max_s, None
+    while time.time() < deadline:
+        db = sqlite3.connect(ledger, timeout=5)
+        try:
+            busy = sum(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                       for table in ("inbox", "outbox", "emission_due"))
+        except sqlite3.Error:
+            busy = 1
+        finally:
+            db.close()
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.time()
+        elif time.time() - quiet_since >= quiet_s:
+            return
+        time.sleep(0.2)
+
+
+# ---------------------------------------------------------------- (d) exit-time work
+
+
+def exit_work(bench: Bench, runs: int) -> dict[str, float]:
+    """Median ms, in a warm process, of the work a run's end does for aitrack's metrics."""
+    import hashlib
+
+    import org_endpoint
+    from aitrack import commits, egress, ledger, normalized, otlp, paths, pricing, profile
+    from aitrack.adapters import generic
+
+    env = bench.home("exit-work")
+    os.environ.update({k: env[k] for k in ("AITRACK_HOME", "AITRACK_MANAGED_PROFILE",
+                                           "AITRACK_MANAGED_PLIST")})
+    p = profile.load(paths.resolve())
+    db = ledger.connect(paths.resolve().ledger)
+    prices = pricing.load(p.prices)
+    emit_ms, start_ms, end_ms = [], [], []
+    for _ in range(runs):
+        run_id = os.urandom(16).hex()
+        ledger.start_run(db, ledger.Run(run_id, "run", time.time(), "/", "p", {}, "receiver"))
+        request = org_endpoint.metrics_request("1")
+        body = request.SerializeToString()
+        ledger.accept(db, ledger.Accepted("metrics", body, hashlib.sha256(body + run_id.encode())
+                                          .digest(), list(otlp.points(request)),
+                                          receiver=run_id, run_id=run_id), generic)
+        ids = ledger.end_run(db, run_id, time.time(), 0)
+        started = time.perf_counter()
+        normalized.emit(db, p, ids, receiver=run_id, prices=prices, policy=egress.policy(p))
+        emit_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        begin = commits.start(str(bench.repo), time.time())
+        start_ms.append((time.perf_counter() - started) * 1000)
+        (bench.repo / "new.txt").write_text(f"{run_id}\n")
+        git(bench.repo, "add", "new.txt")
+        git(bench.repo, "commit", "-qm", "made during the run")
+        started = time.perf_counter()
+        made = commits.made_since(begin)
+        end_ms.append((time.perf_counter() - started) * 1000)
+        assert made is not None and made.commits == 1, made
+    med = statistics.median
+    return {"emit_ms": med(emit_ms), "git_start_ms": med(start_ms), "git_end_ms": med(end_ms)}
 
 
 # ---------------------------------------------------------------- report
@@ -269,6 +446,7 @@ def main() -> None:
             local = flush_throughput(bench, options.backlog, 0.0)
             far = flush_throughput(bench, options.backlog, 0.02)
             agents = agent_runs(bench)
+            work = exit_work(bench, options.runs)
         finally:
             bench.org.stop()
             keychain.delete_token(ACCOUNT)
@@ -277,7 +455,7 @@ def main() -> None:
           "(flush bound 2 s):")
     for name, values in delays.items():
         target = 150 if name.startswith("healthy") else 2100
-        print(f"    {name:<27} median {med(values):7.1f} ms  max {max(values):7.1f} ms  "
+        print(f"    {name:<28} median {med(values):7.1f} ms  max {max(values):7.1f} ms  "
               f"target < {target} ms  {'OK' if max(values) < target else 'OVER'}")
     print(f"(b) aitrack flush, backlog of {options.backlog} payloads "
           f"({local['mb']:.1f} MB protobuf, {local['wire_mb']:.1f} MB gzip on the wire):")
@@ -289,15 +467,29 @@ def main() -> None:
         print(f"    {agents}")
     else:
         for tool, r in agents.items():
-            child, pb, js = r["child_json"], r["http/protobuf"], r["http/json"]
+            child, pb, js = r["child_json"], r["http/protobuf:both"], r["http/json:both"]
             print(f"    {tool:<6} child OTLP/JSON {child['json']:8d} B in {child['payloads']} "
                   f"payloads (on its wire {child['wire']} B) | sent protobuf+gzip "
                   f"{pb['wire']:7d} B ({pb['wire'] / child['json']:.1%}, {pb['payloads']} "
                   f"payloads, {pb['requests']} requests) | JSON+gzip {js['wire']:7d} B "
                   f"({js['wire'] / child['json']:.1%})")
+        print("    bytes on the wire per session under each egress policy (protobuf+gzip; "
+              "of which aitrack's own metrics):")
+        for tool, r in agents.items():
+            for policy in POLICIES:
+                case = r[f"http/protobuf:{policy}"]
+                print(f"    {tool:<6} forward = {POLICIES[policy]:<24} {case['wire']:7d} B in "
+                      f"{case['requests']:2d} requests ({case['uncompressed']:7d} B "
+                      f"uncompressed), aitrack.* {case['normalized_wire']:5d} B")
+    print(f"(d) exit-time work for aitrack's metrics, median of {options.runs} (warm process):"
+          f" emission for a run's session {work['emit_ms']:.1f} ms; git: HEAD at the start "
+          f"{work['git_start_ms']:.1f} ms (.git's files, in a thread after the spawn), one "
+          f"commit made, read at the end {work['git_end_ms']:.1f} ms (200-commit work tree; "
+          "none made: no git run)")
     print(json.dumps({"exit_delay_ms": {k: {"median": round(med(v), 1), "max": round(max(v), 1)}
                                         for k, v in delays.items()},
-                      "flush": {"loopback": local, "far": far}, "agents": agents}))
+                      "flush": {"loopback": local, "far": far}, "agents": agents,
+                      "exit_work_ms": work}))
 
 
 if __name__ == "__main__":

@@ -364,3 +364,135 @@ def build_codex(codex_home: Path, sessions: int, seed: int = 11, end: float | No
         counts["lines"] += len(lines)
         counts["bytes"] += len(data)
     return counts
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def ccusage_bin() -> Path | None:
+    """ccusage CCUSAGE_VERSION from npm, installed once into this benchmark's cache."""
+    binary = CCUSAGE_CACHE / "node_modules" / ".bin" / "ccusage"
+    have = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
+                          check=False).stdout if binary.exists() else ""
+    if CCUSAGE_VERSION not in have:
+        if not shutil.which("npm"):
+            return None
+        print(f"installing ccusage {CCUSAGE_VERSION} into {CCUSAGE_CACHE}", flush=True)
+        CCUSAGE_CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--prefix", str(CCUSAGE_CACHE), "--no-save",
+                        "--no-audit", "--no-fund", "--loglevel=error",
+                        f"ccusage@{CCUSAGE_VERSION}"], check=True, stdout=subprocess.DEVNULL)
+    return binary
+
+
+def aitrack(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aitrack", *args]
+
+
+def ccusage_totals(out: str) -> dict[str, int]:
+    t = json.loads(out)["totals"]
+    return {"input": t["inputTokens"], "output": t["outputTokens"],
+            "cache_read": t["cacheReadTokens"], "cache_creation": t["cacheCreationTokens"]}
+
+
+def ledger_totals(home: Path, tool: str) -> dict[str, int]:
+    import sqlite3
+
+    db = sqlite3.connect(home / "data" / "ledger.db")
+    rows = db.execute("SELECT u.token_type, SUM(u.tokens) FROM usage u JOIN sessions s "
+                      "ON s.id = u.session_id WHERE s.tool = ? GROUP BY 1", (tool,))
+    got = dict(rows)
+    return {k: got.get(k, 0) for k in ("input", "output", "cache_read", "cache_creation")}
+
+
+def show(name: str, m: measure.Measured, target: str = "") -> None:
+    status = "" if m.returncode == 0 else f"  (exit {m.returncode}: {m.stderr.strip()[-200:]})"
+    print(f"{name:<44} {m.elapsed_s:7.2f} s  {m.peak_rss_mb:6.0f} MB peak RSS  {target}{status}",
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=3_950,
+                        help="Claude sessions (forks add about 2%%)")
+    parser.add_argument("--codex-sessions", type=int, default=1_500)
+    parser.add_argument("--keep", type=Path, help="build the trees here, or reuse them")
+    parser.add_argument("--no-ccusage", action="store_true")
+    args = parser.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="aitrack-bench-import-"))
+    tools = work / "tools"
+    claude_dir, codex_home = tools / "claude", tools / "codex"
+    marker = tools / f".built-{args.sessions}-{args.codex_sessions}"
+    if not marker.exists():
+        shutil.rmtree(tools, ignore_errors=True)
+        started = time.perf_counter()
+        c = build_claude(claude_dir / "projects", args.sessions)
+        x = build_codex(codex_home, args.codex_sessions)
+        marker.write_text(json.dumps({"claude": c, "codex": x}))
+        print(f"built in {time.perf_counter() - started:.0f} s", flush=True)
+    built = json.loads(marker.read_text())
+    c, x = built["claude"], built["codex"]
+    print(f"Claude Code: {c['sessions']:,} sessions, {c['responses']:,} responses, "
+          f"{c['lines']:,} lines ({c['usage_lines']:,} with usage), {c['bytes'] / 1e6:,.0f} MB")
+    print(f"Codex:       {x['sessions']:,} sessions, {x['responses']:,} responses, "
+          f"{x['lines']:,} lines, {x['bytes'] / 1e6:,.0f} MB", flush=True)
+
+    home = work / "aitrack-home"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AITRACK_", "OTEL_"))}
+    env.update(AITRACK_HOME=str(home), AITRACK_MANAGED_PROFILE=str(work / "no-managed.toml"),
+               HOME=str(work / "home"), CLAUDE_CONFIG_DIR=str(claude_dir),
+               CODEX_HOME=str(codex_home))
+    # the page cache holds the files for every reader alike
+    for path in tools.rglob("*.jsonl"):
+        path.read_bytes()
+    subprocess.run(aitrack("--version"), env=env, capture_output=True, check=True)
+
+    cc = None if args.no_ccusage else ccusage_bin()
+    if cc is not None:
+        theirs = measure.run([str(cc), "claude", "daily", "--json", "--offline"], env=env)
+        show(f"ccusage {CCUSAGE_VERSION} claude daily --json --offline", theirs)
+    first = measure.run(aitrack("import", "--tool", "claude", "--json"), env=env)
+    show("aitrack import --tool claude (first)", first,
+         f"target: <= 1.0x ccusage, < {TARGET_RSS_MB} MB")
+    if cc is not None:
+        print(f"  ratio aitrack / ccusage: {first.elapsed_s / theirs.elapsed_s:.2f}x")
+        same = ccusage_totals(theirs.stdout) == ledger_totals(home, "claude")
+        print(f"  token totals equal to ccusage's: {'yes' if same else 'NO'} "
+              f"{ledger_totals(home, 'claude')}")
+    if first.returncode == 0:
+        print(f"  {json.loads(first.stdout)}")
+    if cc is not None:
+        theirs_x = measure.run([str(cc), "codex", "daily", "--json", "--offline"], env=env)
+        show(f"ccusage {CCUSAGE_VERSION} codex daily --json --offline", theirs_x)
+    first_x = measure.run(aitrack("import", "--tool", "codex", "--json"), env=env)
+    show("aitrack import --tool codex (first)", first_x)
+    if cc is not None:
+        print(f"  ratio aitrack / ccusage: {first_x.elapsed_s / theirs_x.elapsed_s:.2f}x")
+
+    runs = [measure.run(aitrack("import", "--json"), env=env) for _ in range(5)]
+    second = sorted(runs, key=lambda m: m.elapsed_s)[2]
+    show("aitrack import, nothing new (median of 5)", second, f"target: < {TARGET_SECOND_S} s")
+    print(f"  ratio to target: {second.elapsed_s / TARGET_SECOND_S:.2f}")
+
+    before = set(tools.rglob("*.jsonl"))
+    day_end = time.time() - 60
+    d = build_claude(claude_dir / "projects", 12, seed=99, end=day_end, span=DAY)
+    dx = build_codex(codex_home, 6, seed=98, end=day_end, span=DAY)
+    print(f"a day of new transcripts: {d['sessions']} Claude sessions ({d['responses']:,} "
+          f"responses, {d['bytes'] / 1e6:.1f} MB), {dx['sessions']} Codex sessions", flush=True)
+    report = measure.run(aitrack("report"), env=env)
+    show("aitrack report (imports the day first)", report, f"target: < {TARGET_REPORT_S} s")
+    print(f"  ratio to target: {report.elapsed_s / TARGET_REPORT_S:.2f}")
+    again = measure.run(aitrack("report"), env=env)
+    show("aitrack report (nothing new)", again)
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+    else:  # the kept trees stay a year, for the next run
+        for path in set(tools.rglob("*.jsonl")) - before:
+            path.unlink()
+
+
+if __name__ == "__main__":
+    main()

@@ -317,14 +317,18 @@ def profile_toml(org: OrgEndpoint, ca: Path | None, account: str, *,
                  protocol: str = "http/protobuf", auth_header: str = "Authorization",
                  auth_scheme: str = "Bearer", flush_timeout_s: float = 2,
                  signals: tuple[str, ...] = ("metrics", "logs"), extra: str = "",
-                 attributes: dict[str, str] | None = None) -> str:
-    """A managed profile pointing at `org`."""
+                 attributes: dict[str, str] | None = None,
+                 forward: tuple[str, ...] | None = None) -> str:
+    """A managed profile pointing at `org`; `forward`: the egress policy's families (unset:
+    the default, the tools' own telemetry and aitrack's own metrics)."""
     attributes = attributes if attributes is not None else {
         "team.id": "platform-eng", "cost_center": "CC-4200", "user.email": "dev@example.com"}
     lines = ["[endpoint]", f'url = "{org.url}"', f'protocol = "{protocol}"',
              f'auth_header = "{auth_header}"', f'auth_scheme = "{auth_scheme}"',
              f'keychain_account = "{account}"', f"signals = {json.dumps(list(signals))}",
              f"flush_timeout_s = {flush_timeout_s}"]
+    if forward is not None:
+        lines.append(f"forward = {json.dumps(list(forward))}")
     if ca is not None:
         lines.append(f'ca_bundle = "{ca}"')
     lines += [extra, "", "[attributes]"]
@@ -482,9 +486,10 @@ def queue(ledger_path: Path, seqs, signal: str = "metrics", pad: int = 0,
 
 
 def seqs_received(org: OrgEndpoint, signal: str | None = None) -> list[str]:
-    """The seq attribute of every resource block the endpoint accepted, in arrival order."""
+    """The seq attribute of every resource block the endpoint accepted, in arrival order
+    (the child's blocks: aitrack's own metrics, service.name "aitrack", have none)."""
     return [attrs.get("seq") for r in org.accepted() if signal in (None, r.signal)
-            for attrs in r.resource_attributes()]
+            for attrs in r.resource_attributes() if attrs.get("service.name") != "aitrack"]
 
 
 def outbox_rows(ledger_path: Path) -> list[tuple]:

@@ -12,6 +12,7 @@ set -euo pipefail
 
 CLAUDE_VERSION=2.1.328
 CODEX_VERSION=0.169.0
+CCUSAGE_VERSION=20.0.24  # the transcript reader `aitrack import` is compared with
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -22,16 +23,19 @@ say() { printf 'tests/run.sh: %s\n' "$*" >&2; }
 
 install_debian_packages() {
     command -v gnome-keyring-daemon >/dev/null && command -v dbus-run-session >/dev/null &&
-        command -v shellcheck >/dev/null && command -v chromium >/dev/null && return
+        command -v shellcheck >/dev/null && command -v chromium >/dev/null &&
+        command -v tmux >/dev/null && return
     command -v apt-get >/dev/null ||
-        { say "no apt-get: install gnome-keyring, dbus, shellcheck and chromium yourself"; return; }
+        { say "no apt-get: install gnome-keyring, dbus, shellcheck, chromium and tmux yourself"
+          return; }
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
-    say "installing gnome-keyring, dbus, shellcheck and chromium"
+    say "installing gnome-keyring, dbus, shellcheck, chromium and tmux"
     $sudo apt-get update -qq || true
-    # chromium: the dashboard tests open it headless (Playwright's own download cannot work)
+    # chromium: the dashboard tests open it headless (Playwright's own download cannot work);
+    # tmux: the terminal UI tests (the real codex TUI)
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gnome-keyring dbus shellcheck \
-        chromium \
+        chromium tmux \
         >/dev/null
 }
 
@@ -51,14 +55,18 @@ install_agents() {
         say "no npm: the end-to-end tests with the real claude and codex will not run"
         return
     fi
-    local have_claude have_codex
+    local have_claude have_codex have_ccusage
     have_claude=$("$cache/node_modules/.bin/claude" --version 2>/dev/null || true)
     have_codex=$("$cache/node_modules/.bin/codex" --version 2>/dev/null || true)
-    if [[ "$have_claude" != "$CLAUDE_VERSION "* || "$have_codex" != *" $CODEX_VERSION" ]]; then
-        say "installing claude $CLAUDE_VERSION and codex $CODEX_VERSION into $cache"
+    have_ccusage=$("$cache/node_modules/.bin/ccusage" --version 2>/dev/null || true)
+    if [[ "$have_claude" != "$CLAUDE_VERSION "* || "$have_codex" != *" $CODEX_VERSION" ||
+          "$have_ccusage" != *" $CCUSAGE_VERSION" ]]; then
+        say "installing claude $CLAUDE_VERSION, codex $CODEX_VERSION and ccusage" \
+            "$CCUSAGE_VERSION into $cache"
         mkdir -p "$cache"
         npm install --prefix "$cache" --no-save --no-audit --no-fund --loglevel=error \
-            "@anthropic-ai/claude-code@$CLAUDE_VERSION" "@openai/codex@$CODEX_VERSION" >/dev/null
+            "@anthropic-ai/claude-code@$CLAUDE_VERSION" "@openai/codex@$CODEX_VERSION" \
+            "ccusage@$CCUSAGE_VERSION" >/dev/null
     fi
     export AITRACK_E2E_BIN_DIR="$cache/node_modules/.bin"
 }

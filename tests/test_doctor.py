@@ -55,8 +55,9 @@ def test_profile_local_only_passes(env):
 
 
 def test_profile_names_the_managed_source_and_the_endpoint(home, env):
+    # a static header that is no secret by name (a secret-looking one is refused: issue 13)
     home.write_managed_profile('[endpoint]\nurl = "https://otlp.example.com"\n'
-                               f'headers = {{ "x-api-key" = "{SECRET}" }}\n')
+                               f'headers = {{ "x-tenant" = "{SECRET}" }}\n')
     check = doctor.check_profile(context(env))
     assert check.status == "PASS"
     assert "https://otlp.example.com" in check.summary
@@ -550,8 +551,9 @@ def test_doctor_exit_status_and_json(home, env, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr  # WARNs only: no claude/codex
     data = json.loads(result.stdout)
     names = [c["name"] for c in data["checks"]]
-    assert names == ["profile", "keychain", "endpoint", "claude", "codex", "shims",
-                     "claude-settings", "plaintext-tokens", "ledger", "outbox"]
+    assert names == ["profile", "profile-integrity", "keychain", "endpoint", "claude", "codex",
+                     "shims", "claude-settings", "plaintext-tokens", "ledger", "disk", "outbox",
+                     "prices", "private-files", "agent", "agent-settings"]
     assert data["ok"] is True and data["status"] == "WARN"
     text = run_doctor(home, env)
     assert text.returncode == 0

@@ -36,6 +36,9 @@ SLACK_S = 0.6  # process teardown and scheduling, on top of the flush bound
 
 
 def use(home, org, authority, account, **kw) -> None:
+    # The tools' own payloads only: what these tests count. aitrack's own metrics are
+    # forwarded the same way (test_normalized.py checks them with a hung or down endpoint).
+    kw.setdefault("forward", ("raw",))
     home.write_managed_profile(profile_toml(org, authority.pem, account, **kw))
 
 
@@ -513,7 +516,8 @@ def test_an_endpoint_not_trusted_is_refused_and_the_payload_stays(home, tmp_path
     endpoint = OrgEndpoint(cert, key).start()
     try:
         ours = Authority(tmp_path / "ours").pem if bundle == "another CA" else None
-        home.write_managed_profile(profile_toml(endpoint, ours, keychain_account))
+        home.write_managed_profile(profile_toml(endpoint, ours, keychain_account,
+                                                forward=("raw",)))
         session, _ = run(home, child, SEND=1, EXIT_WITH=4)
         result = flush(home)
     finally:

@@ -185,6 +185,58 @@ def test_linux_install_rerun_and_uninstall(tmp_path, wheelhouse):
 
 
 @linux_only
+def test_linux_install_with_the_agent_settings(tmp_path, wheelhouse):
+    """--agent: the machine-wide snippets of `aitrack agent print-settings`, with the
+    installed profile's port, and `aitrack agent install` at each graphical login."""
+    import configparser
+    import json
+    import tomllib
+
+    root = new_root(tmp_path)
+    before = tree(root)
+    profile = tmp_path / "org-profile.toml"
+    profile.write_text(PROFILE + "\n[agent]\nport = 47555\n")
+    [wheel] = wheelhouse.glob("aitrack-*.whl")
+    installed = install_sh(root, "--wheel", str(wheel), "--wheelhouse", str(wheelhouse),
+                           "--profile", str(profile), "--agent")
+    assert installed.returncode == 0, installed.stderr
+    dropin = root / "etc/claude-code/managed-settings.d/aitrack.json"
+    settings = json.loads(dropin.read_text())
+    assert settings["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:47555"
+    assert "/aitrack/agent/otel-headers" in settings["otelHeadersHelper"]
+    codex = root / "etc/codex/config.toml"
+    otel = tomllib.loads(codex.read_text())["otel"]
+    assert otel["metrics_exporter"]["otlp-http"]["endpoint"] == \
+        "http://127.0.0.1:47555/v1/metrics"
+    assert "headers" not in otel["exporter"]["otlp-http"]  # no user's key in a shared file
+    desktop = configparser.ConfigParser(interpolation=None)
+    desktop.optionxform = str
+    desktop.read_string((root / "etc/xdg/autostart/aitrack-agent.desktop").read_text())
+    assert desktop["Desktop Entry"]["Exec"] == f"{root}/usr/local/bin/aitrack agent install"
+    assert all(oct(p.stat().st_mode)[-3:] == "644" for p in (dropin, codex))
+
+    after = tree(root)  # a re-run without --agent keeps them
+    again = install_sh(root, "--wheel", str(wheel), "--wheelhouse", str(wheelhouse))
+    assert again.returncode == 0, again.stderr
+    assert tree(root) == after
+
+    removed = install_sh(root, "--uninstall")
+    assert removed.returncode == 0, removed.stderr
+    assert tree(root) == before
+
+    # IT's own /etc/codex/config.toml is never replaced
+    (root / "etc/codex").mkdir(parents=True)
+    codex.write_text('model = "gpt-5"\n')
+    installed = install_sh(root, "--wheel", str(wheel), "--wheelhouse", str(wheelhouse),
+                           "--agent")
+    assert installed.returncode == 0, installed.stderr
+    assert codex.read_text() == 'model = "gpt-5"\n'
+    assert "aitrack agent print-settings codex" in installed.stderr
+    assert install_sh(root, "--uninstall").returncode == 0
+    assert codex.read_text() == 'model = "gpt-5"\n' and not dropin.exists()
+
+
+@linux_only
 def test_linux_install_from_the_source_tree(tmp_path, wheelhouse, checkout):
     """No --wheel: the source tree the script is part of, offline from a wheelhouse."""
     root = new_root(tmp_path)
@@ -242,6 +294,22 @@ def test_macos_postinstall_builds_the_venv_offline(tmp_path, wheelhouse):
     again = subprocess.run(["sh", str(script), "pkg", "/", str(root), "/"],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
+    assert not (root / "Library/LaunchAgents").exists()
+
+    # a package built with --agent: Claude Code's machine settings and the login step
+    (home / "agent-settings").touch()
+    agent = subprocess.run(["sh", str(script), "pkg", "/", str(root), "/"],
+                           capture_output=True, text=True, timeout=300)
+    assert agent.returncode == 0, agent.stdout + agent.stderr
+    import json
+
+    dropin = root / "Library/Application Support/ClaudeCode/managed-settings.d/aitrack.json"
+    helper = json.loads(dropin.read_text())["otelHeadersHelper"]
+    assert "$HOME/Library/Application Support/aitrack/agent/otel-headers" in helper
+    login = plistlib.loads((root / "Library/LaunchAgents/io.aitrack.agent-install.plist")
+                           .read_bytes())
+    assert login["ProgramArguments"] == [str(home / "venv/bin/aitrack"), "agent", "install"]
+    assert login["RunAtLoad"] is True and "KeepAlive" not in login
 
 
 # ---------------------------------------------------------------- syntax of every script
@@ -351,6 +419,7 @@ def test_the_powershell_scripts_exist_and_are_documented():
         assert f"windows/{name}" in readme
     install = (INSTALLERS / "windows/install.ps1").read_text()
     assert "shims install --dir" in install and "profile validate" in install
+    assert "agent print-settings claude --os windows" in install and "-Agent" in readme
     token = (INSTALLERS / "windows/set-token.ps1").read_text()
     assert "RedirectStandardInput" in token and "token set" in token  # stdin, not an argument
 
@@ -358,5 +427,7 @@ def test_the_powershell_scripts_exist_and_are_documented():
 def test_the_readme_documents_tokens_and_offboarding_per_platform():
     readme = (INSTALLERS / "README.md").read_text()
     for words in ("aitrack token set", "aitrack token delete", "Jamf", "Kandji", "Intune",
-                  "launchctl asuser", "logged on credentials", "DBUS_SESSION_BUS_ADDRESS"):
+                  "launchctl asuser", "logged on credentials", "DBUS_SESSION_BUS_ADDRESS",
+                  "aitrack agent install", "aitrack agent print-settings claude",
+                  "aitrack agent uninstall", "managed-settings.d"):
         assert words in readme, words

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,8 +21,20 @@ PRINT_ATTRS = [sys.executable, "-c",
                "import os; print(os.environ.get('OTEL_RESOURCE_ATTRIBUTES', ''))"]
 
 
-def shown(home, **env) -> dict:
-    result = home.run("profile", "show", "--origin", "--json", env=env)
+# Managed preferences are a macOS source only (issue 13: AITRACK_MANAGED_PLIST on Linux was a
+# way around IT's settings): the tests that read one through the CLI run aitrack as on macOS.
+AS_MACOS = ("import sys; sys.platform = 'darwin'; from aitrack.entry import main; "
+            "main(sys.argv[1:])")
+
+
+def on_macos(home, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", AS_MACOS, *args], capture_output=True,
+                          text=True, env=home.env, timeout=60)
+
+
+def shown(home) -> dict:
+    args = ("profile", "show", "--origin", "--json")
+    result = on_macos(home, *args)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -59,7 +72,7 @@ def test_the_effective_profile_names_the_plist(home):
     assert data["origins"]["endpoint.url"] == origin
     assert data["origins"]["attributes.team.id"] == origin
     assert data["origins"]["telemetry.log_user_prompts"] == origin
-    text = home.run("profile", "show", "--origin").stdout
+    text = on_macos(home, "profile", "show", "--origin").stdout
     line = next(x for x in text.splitlines() if x.startswith("url = "))
     assert line.endswith(f"# {origin}")
 
@@ -93,7 +106,7 @@ def test_a_broken_plist_means_local_only_with_one_line(home, name, problem):
     plist = use_plist(home, name)
     home.write_managed_profile('[endpoint]\nurl = "https://toml.example.com"\n')
     home.write_user_profile('[endpoint]\nurl = "https://user.example.com"\n')
-    result = home.run("run", "--", *PRINT_ATTRS)
+    result = on_macos(home, "run", "--", *PRINT_ATTRS)
     assert result.returncode == 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines
@@ -150,7 +163,7 @@ def test_a_changed_plist_reaches_the_next_run(home):
     plist.parent.mkdir(parents=True, exist_ok=True)
     for team in ("alpha", "bravo"):
         plist.write_bytes(plistlib.dumps({"attributes": {"team.id": team}}))
-        result = home.run("run", "--", *PRINT_ATTRS)
+        result = on_macos(home, "run", "--", *PRINT_ATTRS)
         assert result.returncode == 0, result.stderr
         assert f"team.id={team}" in result.stdout.strip().split(",")
         time.sleep(0.01)

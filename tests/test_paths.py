@@ -22,7 +22,7 @@ def paths_json(home, env: dict[str, str] | None = None) -> dict[str, dict]:
 
 def test_aitrack_home_puts_every_user_location_under_it(home):
     data = paths_json(home)
-    assert set(data) == LOCATIONS | {"managed_plist"}  # the plist: set by the home fixture
+    assert set(data) == LOCATIONS  # the fixture's AITRACK_MANAGED_PLIST: macOS only
     for name in LOCATIONS - {"managed_profile"}:
         assert Path(data[name]["path"]).is_relative_to(home.root), name
     assert data["user_profile"]["path"] == str(home.user_profile)
@@ -45,7 +45,7 @@ def test_text_output_lists_every_location_and_marks_missing_ones(home):
     result = home.run("paths")
     assert result.returncode == 0
     rows = {line.split()[0]: line for line in result.stdout.splitlines()}
-    assert set(rows) == LOCATIONS | {"managed_plist"}
+    assert set(rows) == LOCATIONS
     assert rows["user_profile"].split()[1] == str(home.user_profile)
     assert not rows["user_profile"].endswith("(missing)")
     assert rows["ledger"].endswith(f"{home.ledger}  (missing)")
@@ -80,6 +80,7 @@ def test_without_aitrack_home_the_xdg_directories_are_used(home, tmp_path):
 
 
 def test_resolve_reads_only_the_environment_it_is_given(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "platform", "darwin")  # where AITRACK_MANAGED_PLIST means anything
     monkeypatch.setenv("AITRACK_MANAGED_PLIST", "/from/os/environ.plist")
     monkeypatch.setenv("AITRACK_MANAGED_PROFILE", "/from/os/environ.toml")
     got = paths.resolve({"AITRACK_HOME": str(tmp_path), "AITRACK_MANAGED_PLIST": "/given.plist"})
@@ -132,3 +133,6 @@ def test_managed_preferences_plist_only_on_macos(no_overrides, tmp_path):
         no_overrides.setattr(sys, "platform", platform)
         assert paths.resolve(env).managed_plist is None
         assert "managed_plist" not in paths.resolve(env).as_dict()
+        # no macOS source elsewhere, whatever the environment says (issue 13)
+        evil = {**env, "AITRACK_MANAGED_PLIST": str(tmp_path / "evil.plist")}
+        assert paths.resolve(evil).managed_plist is None

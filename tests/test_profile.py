@@ -253,7 +253,8 @@ INVALID = [
     ("no-signals", '[endpoint]\nurl = "https://x.example"\nsignals = []\n', "endpoint.signals",
      3, "one or more of metrics, logs, traces"),
     ("signal-without-url", '[endpoint]\nmetrics_url = "https://m.example/v1/metrics"\n',
-     "endpoint.signals", 1, "logs has no URL"),
+     "endpoint.metrics_url", 2, "endpoint.signals is not set and its default also forwards "
+     "logs"),
     ("header-name-space", '[endpoint]\nurl = "https://x.example"\n\n[endpoint.headers]\n'
      'x-ok = "1"\n"x team" = "a"\n', 'endpoint.headers."x team"', 6, "invalid HTTP header name"),
     ("header-name-colon", '[endpoint]\nurl = "https://x.example"\n'

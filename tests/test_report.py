@@ -391,7 +391,8 @@ def test_a_pipe_or_a_file_gets_every_column_whatever_the_terminal(home, led, tmp
             assert column in header, (column, out)
         assert "Hidden" not in out and "a-project-with-a-long-name" in out
     with open(tmp_path / "report.txt", "w") as file:
-        home.run("report", "session", stdout=file, capture_output=False, stderr=subprocess.PIPE)
+        subprocess.run([sys.executable, "-m", "aitrack", "report", "session"], stdout=file,
+                       env=home.env, timeout=60, check=True)
     assert "Cache write" in (tmp_path / "report.txt").read_text()
     narrow = home.run("report", "session", "--width", "80").stdout
     assert max(map(len, narrow.splitlines())) <= 80 and "Hidden to fit 80 columns" in narrow
@@ -411,9 +412,8 @@ def columns_of(table: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("width", [60, 72, 80, 90, 100, 120, 140, 200])
 def test_the_token_columns_shown_add_up_to_total_at_every_width(home, led, width):
-    """Finding 2: never Cache write without Cache read; every kind drops the same way."""
+    """Finding 2: never Cache write without Cache read, in every kind."""
     claude_session(led)
-    shown = {}
     for kind in ("session", "daily", "model"):
         out = home.run("report", kind, "--timezone", "UTC", "--width", str(width)).stdout
         cells = columns_of(out)
@@ -422,8 +422,6 @@ def test_the_token_columns_shown_add_up_to_total_at_every_width(home, led, width
                           ["Input", "Output", "Cache read", "Cache write"]), (kind, out)
         if tokens and "," in cells["Total"]:  # full numbers: they add up exactly
             assert sum(int(cells[c].replace(",", "")) for c in tokens) == 11_660
-        shown[kind] = tokens
-    assert shown["daily"] == shown["model"]  # period and model tables hide the same ones
 
 
 def test_session_table_shows_tool_exit_status_duration_entry_point_and_source(home, led):
@@ -478,7 +476,7 @@ def test_unpriced_model_hint_is_valid_toml_and_never_wrapped_inside_a_name(home,
                 break
             snippet.append(line)
         assert tomllib.loads("\n".join(s.strip() for s in snippet)) == {"prices": {name: {}}}
-        assert any(f"No price for {name}:" in line for line in lines)  # the name stays whole
+        assert any(f"{name}:" in line for line in lines)  # the name stays whole
         assert all(len(line) <= int(width) for line in lines if name not in line), out
 
 

@@ -102,11 +102,16 @@ class Writer:
                              _Adapter, queue=False)
 
 
-def populate(w: Writer, seed: int = 7, sessions: int = 300) -> None:
-    """Sessions over a year across DST changes: every cost source, late and cumulative figures."""
+def populate(w: Writer, seed: int = 7, sessions: int = 300, subsets: bool = False) -> None:
+    """Sessions over a year across DST changes: every cost source, late and cumulative figures.
+
+    `subsets`: with 1-hour cache writes and long-context parts too (from their own random
+    numbers, so the base figures are the same either way); only writers since m004 had them.
+    """
     rnd = random.Random(seed)
+    parts = random.Random(seed + 1)
     models = {"claude": ["claude-opus-5-5", "claude-haiku-4-5", "acme-claude-x"],
-              "codex": ["gpt-5-codex", "gpt-5", "acme-coder-9"]}
+              "codex": ["gpt-5-codex", "gpt-5.4", "acme-coder-9"]}  # gpt-5.4: a long tier
     year_start = at("2025-11-01T00:00")
     # around Berlin's and New York's changes, at local midnight and 23:30
     edges = [at(t, z) for t, z in (("2026-03-29T00:30", "Europe/Berlin"),
@@ -124,6 +129,15 @@ def populate(w: Writer, seed: int = 7, sessions: int = 300) -> None:
             tokens = [("tokens", model, t, rnd.randrange(0, 50_000))
                       for t in ("input", "output", "cache_read", "cache_creation", "reasoning")
                       if rnd.random() < 0.8]
+            if subsets:
+                base = {name: n for _, _, name, n in tokens}
+                long = parts.random() < 0.5  # a long-context request among them
+                tokens += [("tokens", model, name, parts.randrange(0, base[of] + 1))
+                           for name, of in (("cache_creation_1h", "cache_creation"),
+                                            *((f"long_{t}", t) for t in (
+                                                "input", "output", "cache_read",
+                                                "cache_creation") if long))
+                           if of in base]
             # costs in 1/1024 dollars, so sums are exact in any order
             cost = [("metric", model, "cost_usd", rnd.randrange(1, 4096) / 1024)]
             when = rnd.random()
@@ -156,6 +170,14 @@ def live(tmp_path_factory) -> sqlite3.Connection:
     """A ledger migrated first, then written: the triggers keep the summaries."""
     db = ledger.connect(tmp_path_factory.mktemp("live") / "ledger.db")
     populate(Writer(db))
+    return db
+
+
+@pytest.fixture(scope="module")
+def with_subsets(tmp_path_factory) -> sqlite3.Connection:
+    """The live ledger's sessions, plus 1-hour cache writes and long-context parts."""
+    db = ledger.connect(tmp_path_factory.mktemp("subsets") / "ledger.db")
+    populate(Writer(db), subsets=True)
     return db
 
 
@@ -193,13 +215,13 @@ ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Pacific/Auck
 
 
 @pytest.mark.parametrize("zone", ZONES)
-@pytest.mark.parametrize("kind", ["daily", "weekly", "monthly", "model"])
+@pytest.mark.parametrize("kind", ["daily", "weekly", "monthly", "model", "tool"])
 def test_summaries_give_the_exact_reports(live, monkeypatch, kind, zone):
     summary, exact = both(live, monkeypatch, kind=kind, tz=ZoneInfo(zone), tz_name=zone,
                           breakdown=True)
     assert summary.source == "hourly"
     assert rep.to_json(summary) == rep.to_json(exact)
-    assert len(exact.rows) > (3 if kind == "model" else 10)
+    assert len(exact.rows) > {"model": 3, "tool": 1}.get(kind, 10)
 
 
 @pytest.mark.parametrize("options", [
@@ -218,6 +240,46 @@ def test_ranges_and_tools_on_the_summaries(live, monkeypatch, kind, options):
     assert summary.source == "hourly"
     assert rep.to_json(summary) == rep.to_json(exact)
     assert exact.totals.sessions
+
+
+@pytest.mark.parametrize("kind", ["daily", "monthly", "model", "tool"])
+def test_token_subsets_are_priced_the_same_from_the_summaries(live, with_subsets, monkeypatch,
+                                                             kind):
+    """m004's summary columns price 1-hour writes and long-context parts as usage does."""
+    summary, exact = both(with_subsets, monkeypatch, kind=kind, tz=ZoneInfo("Europe/Berlin"),
+                          tz_name="Europe/Berlin", breakdown=kind != "model")
+    assert summary.source == "hourly"
+    assert rep.to_json(summary) == rep.to_json(exact)
+    plain = builder.build(live, builder.Options(kind=kind, tz=ZoneInfo("Europe/Berlin"),
+                                                tz_name="Europe/Berlin", today=TODAY),
+                          pricing.load())
+    assert summary.totals.tokens == plain.totals.tokens  # subsets are never added to totals
+    assert summary.totals.estimated > plain.totals.estimated * 1.01  # but they cost more
+    assert summary.totals.reported == plain.totals.reported
+
+
+def test_sessions_price_the_subsets_as_the_periods_do(with_subsets):
+    prices = pricing.load()
+    sessions = builder.build(with_subsets, builder.Options(kind="session"), prices)
+    days = builder.build(with_subsets, builder.Options(kind="daily"), prices)
+    assert sessions.totals.estimated == pytest.approx(days.totals.estimated, rel=1e-9)
+    assert sessions.totals.tokens == days.totals.tokens
+
+
+def test_projects_add_up_to_the_model_report(live):
+    """The dashboard's rows per project are `report model --project NAME`'s figures."""
+    prices = pricing.load()
+    projects = builder.build(live, builder.Options(kind="project"), prices)
+    assert projects.source == "exact" and [r[0] for r in projects.rows] != []
+    for name, fig, _ in projects.rows:
+        one = builder.build(live, builder.Options(kind="model", project=name), prices).totals
+        assert (fig.sessions, fig.tokens, fig.cost_usd, fig.contrib) == (
+            one.sessions, one.tokens, one.cost_usd, one.contrib)
+    whole = builder.build(live, builder.Options(kind="model"), prices).totals
+    assert projects.totals.sessions == whole.sessions
+    assert projects.totals.cost_usd == pytest.approx(whole.cost_usd)
+    assert builder.session_counts(live, builder.Options(), "project") == {
+        name: fig.sessions for name, fig, _ in projects.rows}
 
 
 def test_every_cost_source_appears(live, monkeypatch):

@@ -14,6 +14,11 @@
 #                     else the source tree this script is part of)
 #   --wheelhouse DIR  install offline: every wheel needed is in DIR (no package index)
 #   --profile FILE    managed profile, validated, then installed as /etc/aitrack/profile.toml
+#   --agent           also capture runs that do not go through aitrack (IDEs, desktop apps):
+#                     Claude Code's machine settings point at each user's agent
+#                     (/etc/claude-code/managed-settings.d/aitrack.json), Codex's too when
+#                     /etc/codex/config.toml does not exist yet, and every graphical login
+#                     runs `aitrack agent install` for its user (/etc/xdg/autostart)
 #   --uninstall       remove everything this script installed (not users' own data or tokens)
 # Environment:
 #   DESTDIR=DIR       install under DIR as an alternate root (CI, tests): paths written into
@@ -31,6 +36,7 @@ wheel=
 source=
 wheelhouse=
 profile=
+agent=
 uninstall=
 root=${DESTDIR:-}
 root=${root%/}
@@ -49,6 +55,7 @@ while [ $# -gt 0 ]; do
         --source) need_arg "$@"; source=$2; shift 2 ;;
         --wheelhouse) need_arg "$@"; wheelhouse=$2; shift 2 ;;
         --profile) need_arg "$@"; profile=$2; shift 2 ;;
+        --agent) agent=1; shift ;;
         --uninstall) uninstall=1; shift ;;
         -h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
@@ -69,6 +76,9 @@ profile_d=$root/etc/profile.d/aitrack.sh
 managed_dir=$root/etc/aitrack
 managed=$managed_dir/profile.toml
 marker="# aitrack: installed by installers/linux/install.sh"
+claude_dropin=$root/etc/claude-code/managed-settings.d/aitrack.json
+codex_machine=$root/etc/codex/config.toml
+autostart=$root/etc/xdg/autostart/aitrack-agent.desktop
 
 umask 022  # the venv and shims must be readable by every user, whatever root's umask is
 
@@ -85,10 +95,14 @@ do_uninstall() {
                     if [ -L "$path" ]; then
                         case $(readlink "$path") in "$home"/*) rm -f "$path" ;; esac
                     fi ;;
-                "$profile_d") remove_if_ours "$path" ;;
-                "$managed") rm -f "$path" ;;
+                "$profile_d"|"$codex_machine"|"$autostart") remove_if_ours "$path" ;;
+                "$managed"|"$claude_dropin") rm -f "$path" ;;
             esac
         done < "$manifest"
+        for dir in "${claude_dropin%/*}" "$root/etc/claude-code" "$root/etc/codex" \
+                "${autostart%/*}" "$root/etc/xdg"; do
+            rmdir "$dir" 2>/dev/null || true
+        done
     else  # no manifest (an interrupted install): the default locations
         if [ -L "$link" ]; then
             case $(readlink "$link") in "$home"/*) rm -f "$link" ;; esac
@@ -97,7 +111,7 @@ do_uninstall() {
     fi
     rmdir "$managed_dir" 2>/dev/null || true
     rm -rf "$home"
-    say "removed aitrack from $home (users' ledgers and keychain tokens are theirs: run" \
+    say "removed aitrack from $home (users' ledgers, keychain tokens and agents are theirs: run" \
         "\`aitrack token delete\` in each user's session before uninstalling to revoke them)"
 }
 
@@ -186,10 +200,50 @@ if [ -n "$profile" ]; then
     mv -f "$managed.tmp.$$" "$managed"
 fi
 
+# --agent (kept on a re-run): the tools' machine settings name each user's agent
+if grep -qxF "$claude_dropin" "$manifest" 2>/dev/null; then agent=1; fi
+codex_ours=
+if [ -n "$agent" ]; then
+    settings() {  # TOOL: `aitrack agent print-settings TOOL` with the installed profile
+        AITRACK_MANAGED_PROFILE=$managed "$aitrack" agent print-settings "$1" --os linux
+    }
+    mkdir -p "${claude_dropin%/*}"
+    settings claude > "$claude_dropin.tmp.$$" || die "aitrack agent print-settings claude failed"
+    chmod 0644 "$claude_dropin.tmp.$$"
+    mv -f "$claude_dropin.tmp.$$" "$claude_dropin"
+    if [ ! -e "$codex_machine" ] || head -n 1 "$codex_machine" | grep -q "^$marker"; then
+        mkdir -p "${codex_machine%/*}"
+        { printf '%s\n' "$marker"; settings codex; } > "$codex_machine.tmp.$$" ||
+            die "aitrack agent print-settings codex failed"
+        chmod 0644 "$codex_machine.tmp.$$"
+        mv -f "$codex_machine.tmp.$$" "$codex_machine"
+        codex_ours=1
+    else
+        say "left $codex_machine as it is: add the [otel] table of \`aitrack agent print-settings codex\` to it yourself"
+    fi
+    mkdir -p "${autostart%/*}"
+    cat > "$autostart.tmp.$$" <<EOF
+$marker
+[Desktop Entry]
+Type=Application
+Name=aitrack agent
+Comment=Points Claude Code and Codex at this user's aitrack agent and keeps it running
+Exec=$link agent install
+NoDisplay=true
+X-GNOME-Autostart-enabled=true
+EOF
+    chmod 0644 "$autostart.tmp.$$"
+    mv -f "$autostart.tmp.$$" "$autostart"
+fi
+
 {
     printf '%s\n' "$link" "$profile_d"
     if [ -n "$profile" ] || grep -qxF "$managed" "$manifest" 2>/dev/null; then
         printf '%s\n' "$managed"
+    fi
+    if [ -n "$agent" ]; then
+        printf '%s\n' "$claude_dropin" "$autostart"
+        [ -z "$codex_ours" ] || printf '%s\n' "$codex_machine"
     fi
 } > "$manifest.tmp.$$"
 mv -f "$manifest.tmp.$$" "$manifest"
@@ -197,4 +251,5 @@ mv -f "$manifest.tmp.$$" "$manifest"
 say "installed $("$aitrack" --version) in $home"
 say "command: $link; shims: $shims (first on PATH in new login shells via $profile_d)"
 [ -z "$profile" ] || say "managed profile: $managed"
+[ -z "$agent" ] || say "agent: Claude Code's machine settings $claude_dropin$([ -z "$codex_ours" ] || printf ' and Codex'"'"'s %s' "$codex_machine"); \`aitrack agent install\` runs at each graphical login ($autostart)"
 say "next, in each user's session: printf %s \"\$TOKEN\" | aitrack token set; then \`aitrack doctor\`"

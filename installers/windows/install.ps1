@@ -31,9 +31,16 @@
 .PARAMETER ManagedProfile
     A profile TOML file to validate and install as %ProgramData%\aitrack\profile.toml.
     The policy key (aitrack-policy.reg) takes precedence over it.
+.PARAMETER Agent
+    Also capture runs that do not go through aitrack (IDEs, the desktop app): writes Claude
+    Code's machine settings (`aitrack agent print-settings claude --os windows`) to
+    C:\Program Files\ClaudeCode\managed-settings.d\aitrack.json. Each user then needs
+    `aitrack agent install` in their own context (an Intune script run with the logged on
+    credentials): see installers\README.md. Kept on a re-run.
 .PARAMETER Uninstall
-    Remove aitrack, its PATH entries and the installed profile. Users' ledgers and
-    Credential Manager tokens are theirs: run `aitrack token delete` in their context first.
+    Remove aitrack, its PATH entries, the installed profile and the Claude Code settings of
+    -Agent. Users' ledgers, Credential Manager tokens and agents are theirs: run
+    `aitrack token delete` and `aitrack agent uninstall` in their context first.
 #>
 [CmdletBinding()]
 param(
@@ -41,6 +48,7 @@ param(
     [string]$Wheelhouse = (Join-Path $PSScriptRoot 'wheelhouse'),
     [string]$Python = '',
     [string]$ManagedProfile = '',
+    [switch]$Agent,
     [switch]$Uninstall
 )
 
@@ -52,6 +60,7 @@ $Aitrack = Join-Path $Venv 'Scripts\aitrack.exe'
 $DataDir = Join-Path $env:ProgramData 'aitrack'
 $ManagedTarget = Join-Path $DataDir 'profile.toml'
 $EnvKey = 'SYSTEM\CurrentControlSet\Control\Session Manager\Environment'
+$ClaudeDropin = Join-Path $env:ProgramFiles 'ClaudeCode\managed-settings.d\aitrack.json'
 
 function Invoke-Checked([string]$What, [scriptblock]$Command) {
     & $Command
@@ -116,6 +125,7 @@ try {
         Update-MachinePath -Remove
         if (Test-Path $Prefix) { Remove-Item -Recurse -Force $Prefix }
         if (Test-Path $ManagedTarget) { Remove-Item -Force $ManagedTarget }
+        if (Test-Path $ClaudeDropin) { Remove-Item -Force $ClaudeDropin }
         Write-Output "aitrack removed from $Prefix (the policy key, if any, belongs to its GPO/Intune policy)"
         exit 0
     }
@@ -149,6 +159,14 @@ try {
     New-Item -ItemType Directory -Force -Path $Bin | Out-Null
     Set-Content -Encoding ASCII -Path (Join-Path $Bin 'aitrack.cmd') -Value "@`"%~dp0..\venv\Scripts\aitrack.exe`" %*"
     Update-MachinePath
+    if ($Agent -or (Test-Path $ClaudeDropin)) {
+        # untested: Windows. UTF-8 without a BOM, as Claude Code reads JSON.
+        $settings = (& $Aitrack agent print-settings claude --os windows | Out-String)
+        if ($LASTEXITCODE -ne 0) { throw "aitrack agent print-settings claude failed (exit $LASTEXITCODE)" }
+        New-Item -ItemType Directory -Force -Path (Split-Path $ClaudeDropin) | Out-Null
+        [System.IO.File]::WriteAllText($ClaudeDropin, $settings, (New-Object System.Text.UTF8Encoding $false))
+        Write-Output "Claude Code's machine settings point at each user's agent: $ClaudeDropin"
+    }
     Write-Output "installed $(& $Aitrack --version) in $Prefix; shims first on the machine PATH"
     exit 0
 }

@@ -28,6 +28,7 @@ from aitrack.receiver import RUN_HEADER, STATUS_PATH
 
 DEFAULT_PORT = 47318
 PROFILE_CHECK_S = 30.0
+EMIT_INTERVAL_S = 60.0  # aitrack's own metrics for the sessions that changed (normalized.py)
 FORWARDER_RECYCLE_S = 900.0  # a new forwarder re-reads the tokens (set since, or rotated)
 START_WAIT_S = 5.0
 __all__ = ["DEFAULT_PORT", "RUN_HEADER", "SECRET_HEADER", "Agent", "agent_dir", "ensure_secret",
@@ -249,6 +250,7 @@ class Agent:
         self.received = 0
         self.forwarder = None
         self.forwarder_started = 0.0
+        self.prices = None  # the profile's price table, loaded when first needed
 
     # ------------------------------------------------------------ lifetime
 
@@ -289,12 +291,16 @@ class Agent:
         interval = self.profile.agent.import_interval_s
         next_import = time.monotonic() + 5.0  # soon after start: history since last time
         next_profile = time.monotonic() + PROFILE_CHECK_S
+        next_emit = time.monotonic() + EMIT_INTERVAL_S
         signature = self._profile_signature()
         while not self.stopping.is_set():
             now = time.monotonic()
             if now >= next_import:
                 self._import()
                 next_import = time.monotonic() + interval
+            if now >= next_emit:
+                self._emit()
+                next_emit = time.monotonic() + EMIT_INTERVAL_S
             if now >= next_profile:
                 fresh = self._profile_signature()
                 if fresh != signature:
@@ -304,11 +310,13 @@ class Agent:
                     self._start_forwarder()
                 next_profile = time.monotonic() + PROFILE_CHECK_S
                 _release_memory()
-            self.stopping.wait(max(0.05, min(next_import, next_profile) - time.monotonic()))
+            self.stopping.wait(max(0.05, min(next_import, next_profile, next_emit)
+                                   - time.monotonic()))
 
     def _shutdown(self) -> None:
         self.receiver.stop(2.0)
         self.worker.finish(10.0)
+        self._emit()  # what the last payloads added goes with the last delivery
         if self.forwarder is not None:
             self.forwarder.finish(2.0)
         try:
@@ -342,6 +350,7 @@ class Agent:
         from aitrack import profile
 
         self.profile = profile.load(self.paths)
+        self.prices = None
         self.worker.finish(10.0)  # the next payload starts a worker with the new profile
         self._start_forwarder()
         self.log("profile changed: reloaded")
@@ -370,6 +379,21 @@ class Agent:
             importer.run(self.db, self.profile)
         except Exception as exc:  # noqa: BLE001 - the next round tries again
             self.log(f"transcript import failed: {type(exc).__name__}: {exc}")
+        self._emit()  # imported sessions, where the profile forwards them (forward_imported)
+
+    def _emit(self) -> None:
+        """aitrack's own metrics for the sessions whose figures changed (normalized.py)."""
+        from aitrack import normalized, pricing
+
+        try:
+            if self.prices is None:
+                self.prices = pricing.load(self.profile.prices)
+            done = normalized.emit(self.db, self.profile, receiver="agent", prices=self.prices)
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            self.log(f"aitrack's usage metrics not queued: {type(exc).__name__}: {exc}")
+            return
+        if done.rows:
+            self._queued()
 
     def _write_pid(self, port: int) -> None:
         from aitrack import __version__

@@ -586,8 +586,9 @@ def check_agent(ctx: Context) -> Check:
     found = agent.probe(port, secret)
     data = {"port": port, "port_owner": found, "installed_for": wired,
             "points_at_agent": pointed}
-    if found == "other":
-        return Check("agent", FAIL, f"port {port} is used by another program, not aitrack's "
+    if found == "other":  # a FAIL only for a user whose tools count on the agent
+        return Check("agent", FAIL if wired or pointed else WARN,
+                     f"port {port} is used by another program, not aitrack's "
                      "agent, so the agent cannot run"
                      + (f" ({', '.join(pointed)} send their telemetry there)" if pointed else ""),
                      "stop that program, or choose another port with `[agent] port = N` in "

@@ -69,12 +69,17 @@ class Inbox:
 class Context:
     """What processing takes from the profile; rebuilt when the profile changes."""
 
-    __slots__ = ("attributes", "forward_signals", "prices")
+    __slots__ = ("attributes", "forward_signals", "prices", "egress")
 
-    def __init__(self, attributes: dict[str, str], forward_signals: tuple[str, ...], prices):
+    def __init__(self, attributes: dict[str, str], forward_signals: tuple[str, ...], prices,
+                 egress=None):
+        from aitrack import egress as egress_policy
+
         self.attributes = attributes  # enforced on every payload
         self.forward_signals = forward_signals  # the signals queued for the org
         self.prices = prices  # a PriceTable: long-context tiers of per-request figures
+        # what leaves the machine (egress.Policy): raw payloads queued or not, attributes dropped
+        self.egress = egress or egress_policy.FORWARD_ALL
 
 
 class Processor:
@@ -165,7 +170,7 @@ class Processor:
             self.on_error(f"a payload could not be recorded ({type(exc).__name__}: {exc}): "
                           "a bug in aitrack, please report it; it is kept in the inbox")
             return
-        queued = signal in self.context.forward_signals
+        queued = signal in self.context.forward_signals and self.context.egress.raw
         if ledger.accept(self.db, payload, adapter, queue=queued, prices=self.context.prices,
                          consumed=row_id):
             self.processed += 1
@@ -192,6 +197,7 @@ class Processor:
             if signal == "logs" else []
         starts = [p.start_time / 1e9 for p in points if p.start_time] + \
                  [r.time for r in logs if r.time]
+        self.context.egress.strip(request)  # after the ledger's reading: what is queued only
         payload = ledger.Accepted(
             signal=signal,
             body=request.SerializeToString(),
@@ -232,13 +238,14 @@ def worker(receiver: str) -> int:
     arrived"; stdin closing means the agent is gone. On stdout: `q` once payloads were
     queued for the org, `p N` when N more were counted, `e <line>` for a line worth logging.
     """
-    from aitrack import attribution, ledger, paths, pricing, profile
+    from aitrack import attribution, egress, ledger, paths, pricing, profile
 
     locations = paths.resolve()
     p = profile.load(locations)
     endpoint = p.endpoint
     context = Context(attribution.resource_attributes(p),
-                      tuple(endpoint.signals) if endpoint else (), pricing.load(p.prices))
+                      tuple(endpoint.signals) if endpoint else (), pricing.load(p.prices),
+                      egress.policy(p))
     out = sys.stdout
 
     def tell(line: str) -> None:

@@ -479,11 +479,13 @@ def m005_transcript_import(db: sqlite3.Connection) -> None:
       (compaction) from the start.
     - `transcript_sessions`: per tool session, what its transcripts said so far (start, end,
       cwd, entrypoint, version) and the adapter's reading state (Codex: the cumulative total
-      and model; Claude: its cost-state).
+      and model; Claude: its cost-state), and its transcript figures: the sums of its rows
+      below, kept as they change.
     - `transcript_responses`: every API response counted, once, under a hash of its identity
-      (Claude: message id, request id; Codex: response id or cumulative total), with the
-      figures of its largest line in ledger token types. A session's transcript figures are
-      the sums of its rows; rows are never deleted, so what was imported stays imported.
+      (Claude: message id; Codex: response id or cumulative total), with the figures of its
+      largest line in ledger token types. Rows are never deleted and a row's figures only
+      grow, so what was imported stays imported.
+    - An index on `tool_sessions (tool_session_id)`, which `ledger.session_for` searches.
     """
     _run(
         db,
@@ -510,13 +512,14 @@ def m005_transcript_import(db: sqlite3.Connection) -> None:
             entrypoint TEXT,
             tool_version TEXT,
             state TEXT NOT NULL DEFAULT '{}',
+            usage TEXT NOT NULL DEFAULT '{}',   -- model -> token type -> sum of its responses
             UNIQUE (tool, tool_session_id)
         );
 
         CREATE TABLE transcript_responses (
             key INTEGER PRIMARY KEY,        -- 64-bit hash of the response's identity
-            rid INTEGER NOT NULL,           -- hash of Claude's request id, 0 when unknown
-            session INTEGER NOT NULL REFERENCES transcript_sessions (id),
+            rid INTEGER NOT NULL,           -- CRC-32 of Claude's request id + 1, 0 if none
+            session INTEGER NOT NULL,       -- transcript_sessions.id
             model TEXT NOT NULL,
             input INTEGER NOT NULL,
             output INTEGER NOT NULL,
@@ -527,6 +530,70 @@ def m005_transcript_import(db: sqlite3.Connection) -> None:
             long INTEGER NOT NULL,          -- 1: a long-context request (priced at its tier)
             side INTEGER NOT NULL           -- 1: seen only on a sidechain (a subagent's line)
         ) WITHOUT ROWID;
-        CREATE INDEX transcript_responses_session ON transcript_responses (session)
+
+        -- ledger.session_for looks sessions up by the tool's id here too (ledgers from
+        -- before m004): unindexed, a first import of thousands of sessions went quadratic
+        CREATE INDEX tool_sessions_tool_session_id ON tool_sessions (tool_session_id)
         """
     )
+
+
+# m006: the figures aitrack's own metric family sends (aitrack/normalized.py)
+_EMITTED_TOKENS = ("input", "output", "cache_read", "cache_creation", "reasoning")
+
+
+@migration
+def m006_normalized_emission(db: sqlite3.Connection) -> None:
+    """What aitrack has sent of its own metrics, so that each session's figures go once.
+
+    - `emitted`: per (session, model, name) the figure of record as last sent: a token type,
+      `cost_usd`, or (model '') `session.count` = 1 once the session was counted. Only the
+      increase of the ledger's figure over it is ever sent, in the transaction that raises it.
+    - `emission_due`: sessions to look at: new, or whose usage or reported cost changed since
+      (triggers on sessions, usage and session_metrics keep it). A session leaves it once its
+      figures are sent and it has been counted.
+    - `emission_state`: `instance_id` (the ledger's service.instance.id) and `last_ns` (the end
+      of the last interval sent: delta intervals follow one another).
+    Everything the ledger held before this migration counts as sent: history is never sent
+    again stamped with today's date. A missing `cost_usd` row for a pair whose tokens were
+    sent means the cost of those tokens was sent (see normalized.py).
+    """
+    import uuid
+
+    types = ", ".join(f"'{t}'" for t in _EMITTED_TOKENS)
+    _run(
+        db,
+        f"""
+        CREATE TABLE emitted (
+            session_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            name TEXT NOT NULL,             -- a token type, cost_usd, or session.count
+            value REAL NOT NULL,
+            PRIMARY KEY (session_id, model, name)
+        ) WITHOUT ROWID;
+        CREATE TABLE emission_due (session_id TEXT PRIMARY KEY) WITHOUT ROWID;
+        CREATE TABLE emission_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
+        INSERT INTO emitted SELECT session_id, model, token_type, tokens FROM usage
+            WHERE token_type IN ({types});
+        INSERT INTO emitted SELECT session_id, model, name, value FROM session_metrics
+            WHERE name = 'cost_usd';
+        INSERT INTO emitted SELECT id, '', 'session.count', 1 FROM sessions
+        """
+    )
+    # One statement each: _run() splits on semicolons, which trigger bodies contain. Not
+    # INSERT OR IGNORE: inside a trigger the outer statement's conflict policy wins, and the
+    # ledger's upserts would then fail on a session already due.
+    due = ("INSERT INTO emission_due SELECT NEW.{0} WHERE NOT EXISTS "
+           "(SELECT 1 FROM emission_due WHERE session_id = NEW.{0})")
+    for name, event, when, column in (
+            ("session", "INSERT ON sessions", "", "id"),
+            ("usage_insert", "INSERT ON usage", "", "session_id"),
+            ("usage_update", "UPDATE OF tokens ON usage", "", "session_id"),
+            ("cost_insert", "INSERT ON session_metrics", "WHEN NEW.name = 'cost_usd'",
+             "session_id"),
+            ("cost_update", "UPDATE OF value ON session_metrics", "WHEN NEW.name = 'cost_usd'",
+             "session_id")):
+        db.execute(f"CREATE TRIGGER emission_due_{name} AFTER {event} {when} BEGIN "
+                   f"{due.format(column)}; END")
+    db.execute("INSERT INTO emission_state VALUES ('instance_id', ?)", (str(uuid.uuid4()),))

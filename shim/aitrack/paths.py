@@ -3,8 +3,8 @@
 `AITRACK_HOME=DIR` puts all per-user locations under DIR (tests and sandboxes);
 otherwise platformdirs gives the platform's conventional directories.
 `AITRACK_MANAGED_PROFILE=FILE` overrides where the IT-managed profile is read from (when a
-managed file exists where it would otherwise be read, the profile says so: see
-`profile.integrity`); `AITRACK_MANAGED_PLIST=FILE` likewise, on macOS only.
+managed file exists where it would otherwise be read, runs say so: `managed.overrides`);
+`AITRACK_MANAGED_PLIST=FILE` likewise, on macOS only.
 """
 
 from __future__ import annotations

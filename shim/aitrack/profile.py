@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from aitrack.paths import Paths
 
 SIGNALS = ("metrics", "logs", "traces")
+FAMILIES = ("normalized", "raw")  # what endpoint.forward may list (aitrack/egress.py)
 PROTOCOLS = ("http/protobuf", "http/json")
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,254}")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -52,6 +53,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "flush_timeout_s": ((int, float), 2),
         "outbox_max_mb": ((int,), 256),
         "headers": ((dict,), {}),
+        # the egress policy (aitrack/egress.py): which families leave the machine, which
+        # attributes never do, and whether sessions known only from transcripts are sent
+        "forward": ((list,), ["normalized", "raw"]),
+        "drop_attributes": ((list,), []),
+        "forward_imported": ((bool,), False),
     },
     "agent": {
         # the per-user agent's loopback port: the tools' own settings name it
@@ -100,6 +106,9 @@ class Endpoint:
     flush_timeout_s: float
     outbox_max_mb: int
     headers: dict[str, str]
+    forward: tuple[str, ...] = ("normalized", "raw")
+    drop_attributes: tuple[str, ...] = ()
+    forward_imported: bool = False
 
     def signal_url(self, signal: str) -> str | None:
         """Where a signal goes: its own URL if set, else the base URL + /v1/<signal>."""
@@ -170,6 +179,8 @@ class Profile:
         if self.endpoint is not None:
             ep = {k: v for k, v in self.endpoint.__dict__.items() if v is not None}
             ep["signals"] = list(self.endpoint.signals)
+            ep["forward"] = list(self.endpoint.forward)
+            ep["drop_attributes"] = list(self.endpoint.drop_attributes)
         return {
             "endpoint": ep,
             "attributes": dict(self.attributes),
@@ -329,8 +340,18 @@ def _validate_table(table: str, body: dict[str, Any], lines: KeyLines) -> list[s
         if problem:
             problems.append(f"{where}: {problem}")
     if table == "endpoint":
-        problems += _endpoint_problems(body, lines)
+        problems += _endpoint_problems(body, lines) + _egress_problems(body, lines)
     return problems
+
+
+def _egress_problems(body: dict[str, Any], lines: KeyLines) -> list[str]:
+    """aitrack's own metrics travel as metrics: a policy naming them must forward metrics."""
+    forward, signals = body.get("forward"), body.get("signals", SCHEMA["endpoint"]["signals"][1])
+    if not (isinstance(forward, list) and "normalized" in forward and isinstance(signals, list)
+            and "metrics" not in signals):
+        return []
+    return [f"{_where(lines, 'endpoint', 'forward')}: \"normalized\" is sent as metrics, but "
+            "endpoint.signals does not list metrics: add it, or forward only \"raw\""]
 
 
 def _endpoint_problems(body: dict[str, Any], lines: KeyLines) -> list[str]:
@@ -374,6 +395,17 @@ def _check_value(key: str, value: Any) -> str | None:
         return "must be a word like Bearer, or \"\" to send the token bare"
     if key in ACCOUNT_KEYS and not value.strip():
         return "must not be empty"
+    if key == "forward":
+        bad = [f for f in value if f not in FAMILIES]
+        if bad or not value:
+            unknown = f"unknown {', '.join(map(repr, bad))}; " if bad else ""
+            return (f"{unknown}must list one or both of {', '.join(FAMILIES)} (to send nothing, "
+                    "remove [endpoint])")
+    if key == "drop_attributes":
+        bad = [a for a in value if not isinstance(a, str) or not ATTRIBUTE_NAME.fullmatch(a)]
+        if bad:
+            return (f"{bad[0]!r} is not an attribute name: list names such as \"user.email\" "
+                    "(a letter or _, then letters, digits, '.', '_', '-')")
     if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb") and value <= 0:
         return "must be greater than 0"
     if key == "port" and not 1024 <= value <= 65535:
@@ -555,7 +587,8 @@ def merge(layers: list[Layer], endpoint_locked: bool = False) -> Profile:
                   for k, (_, default) in SCHEMA["endpoint"].items()}
         for key in SCHEMA["endpoint"]:
             origins.setdefault(f"endpoint.{key}", "default")
-        values["signals"] = tuple(values["signals"])
+        for key in ("signals", "forward", "drop_attributes"):
+            values[key] = tuple(values[key])
         values["headers"] = dict(values["headers"])
         endpoint = Endpoint(**values)
     telemetry = Telemetry(**tables["telemetry"])

@@ -38,10 +38,11 @@ SESSION_TABLE_ROWS = 50  # the session table's default --limit: the newest sessi
 START_HINT = ("No sessions in the ledger yet. Start one with `aitrack claude ...` or "
               "`aitrack codex ...` (or `aitrack run -- CMD` for any OTLP tool), "
               "then run `aitrack report` again.")
-# SQLite's primary result codes of a ledger that cannot be read: I/O error, corrupt, not a DB
-UNREADABLE = (10, 11, 26)
-UNKNOWN = "—"
-NBSP = "\u00a0"  # joins words the footer must not wrap between  # an exit status or duration aitrack does not know
+# SQLite's primary result codes of a damaged ledger: corrupt, not a database (an I/O error,
+# a full disk say, is cli.common's to explain)
+UNREADABLE = (11, 26)
+UNKNOWN = "—"  # an exit status or duration aitrack does not know
+NBSP = "\u00a0"  # joins words the footer must not wrap between
 SHORT_SOURCES = {"telemetry": "otel"}  # the table's name for a source, where it is shorter
 
 
@@ -256,7 +257,7 @@ class Style:
         return click.style(text, **kw)
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: layouts ask which of these very columns show
 class Column:
     header: str
     full: list[str]

@@ -429,9 +429,9 @@ def _hourly_plan(db: sqlite3.Connection, opts: Options, lo: float | None,
         mid_key = f"{local_seconds_sql(segments, f'(h.hour / 24) * {DAY} + {DAY // 2}')} / {DAY}"
 
     whole_days = " AND ".join(whole) or "1"
-    parts = [f"SELECT {day_key} AS k, d.model AS model, {_columns('d', present)} FROM usage_daily d "
-             f"WHERE {whole_days.format(c='d.day')}" + (" AND d.tool = :tool" if opts.tool
-                                                         else "")]
+    parts = [f"SELECT {day_key} AS k, d.model AS model, {_columns('d', present)} "
+             f"FROM usage_daily d WHERE {whole_days.format(c='d.day')}"
+             + (" AND d.tool = :tool" if opts.tool else "")]
     if whole:  # the hours of the partial UTC days at the range's ends
         parts.append(f"SELECT {key}, h.model, {_columns('h', present)} FROM usage_hourly h "
                      f"WHERE {where} AND NOT ({whole_days.format(c='h.hour / 24')})")
@@ -487,14 +487,17 @@ def _model_sql(opts: Options) -> dict[str, str]:
             "session_model": _SESSION_MODEL_SQL}
 
 
-def build(db: sqlite3.Connection, opts: Options, prices: PriceTable) -> Report:
+def build(db: sqlite3.Connection, opts: Options, prices: PriceTable,
+          with_decisions: bool = True) -> Report:
+    """The report `opts` ask for; a model report with its tool decisions unless told not
+    to (the dashboard reads those on a connection of their own, meanwhile)."""
     lo, hi = time_range(opts)
     if opts.kind == "session":
         report = _build_sessions(db, opts, prices, lo, hi)
     else:
         plan = _hourly_plan(db, opts, lo, hi) or _exact_plan(db, opts, lo, hi)
         report = _build_periods(db, opts, prices, plan)
-        if opts.kind == "model":
+        if opts.kind == "model" and with_decisions:
             report.decisions = decisions(db, opts)
     _sort(report)
     if opts.limit and len(report.rows) > opts.limit:
@@ -733,6 +736,14 @@ def decisions(db: sqlite3.Connection, opts: Options) -> list[Decisions]:
     for d in by_tool.values():
         d.by_name = dict(sorted(d.by_name.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
     return sorted(by_tool.values(), key=lambda d: (-(d.accepted + d.rejected), d.tool))
+
+
+def session_counts(db: sqlite3.Connection, opts: Options, kind: str) -> dict[str, int]:
+    """Sessions per tool or project (`kind`) of the sessions the options select: the
+    sessions query of that grouping alone, which reads no usage."""
+    lo, hi = time_range(opts)
+    plan = _exact_plan(db, replace(opts, kind=kind), lo, hi)
+    return {k: n for k, n in db.execute(plan.sessions_sql, plan.params)}
 
 
 def why_empty(db: sqlite3.Connection, opts: Options) -> str | None:

@@ -51,10 +51,12 @@ def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
 # ---------------------------------------------------------------- the files
 
 
-def _systemd_quote(word: str) -> str:
-    """One word of a unit file line: `%` and `$` doubled (specifiers and variables),
-    quoted when it has spaces or quotes."""
-    word = word.replace("%", "%%").replace("$", "$$")
+def _systemd_quote(word: str, dollars: bool = True) -> str:
+    """One word of a unit file line: `%` doubled (specifiers), `$` too where variables
+    expand (ExecStart=, not Environment=), quoted when it has spaces or quotes."""
+    word = word.replace("%", "%%")
+    if dollars:
+        word = word.replace("$", "$$")
     if word and not any(c in word for c in " \t\"'\\;"):
         return word
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -65,7 +67,9 @@ def systemd_unit(cmd: list[str], env: Mapping[str, str]) -> str:
              "Description=aitrack agent: records this user's Claude Code and Codex usage",
              "", "[Service]", "Type=simple",
              "ExecStart=" + " ".join(_systemd_quote(w) for w in cmd)]
-    lines += [f"Environment={_systemd_quote(f'{k}={v}')}" for k, v in env.items()]
+    if env:  # one line (systemd takes several assignments on it): the file stays plain INI
+        lines.append("Environment=" + " ".join(_systemd_quote(f"{k}={v}", dollars=False)
+                                               for k, v in env.items()))
     lines += ["Restart=on-failure", "RestartSec=2", "", "[Install]",
               "WantedBy=default.target", ""]
     return "\n".join(lines)

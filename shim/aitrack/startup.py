@@ -88,7 +88,8 @@ def verified(settings: dict | None) -> dict:
     derived afresh from the profiles (never from the cache alone, which the user could edit).
 
     The other values only shaped the child's start. A cache that disagreed is rewritten for
-    the next run. Also tightens aitrack's existing directories and logs to 0700/0600.
+    the next run. Like every fresh load, this also makes aitrack's existing directories and
+    logs private (0700/0600) where an older aitrack left them readable to others.
     """
     if settings is not None and settings is _fresh.get("last"):
         fresh = settings  # computed from the profiles by this very process
@@ -99,7 +100,6 @@ def verified(settings: dict | None) -> dict:
             _write(cache_file(), fresh)
     out = dict(settings or fresh)
     out.update({k: fresh[k] for k in SECURITY_KEYS})
-    _make_private(fresh["paths"])
     return out
 
 
@@ -149,6 +149,7 @@ def compute() -> dict:
         "notices": notices,
         "agent": {"port": p.agent.port, "wired": _wired(p.agent.port)},
     }
+    _make_private(fresh["paths"])  # what an older aitrack left readable to others
     return fresh
 
 

@@ -11,7 +11,8 @@ Three ways, chosen before the spawn from the start-up settings:
   would put a secret in its argv); its rollout is read when it exits.
 In every way the run is recorded (start, end, exit status, working directory), linked to
 the tool sessions it ran, and its transcripts are imported at exit, so a run whose
-telemetry was lost still counts, once.
+telemetry was lost still counts, once. At its end it also reads the commits it made from git
+(for tools that report none) and queues aitrack's own metrics for its sessions.
 
 Any failure inside aitrack degrades to "the tool runs anyway" plus one line on stderr.
 Lines raised while the child owns the terminal are held back and printed after it exits.
@@ -28,6 +29,8 @@ from aitrack.adapters import Sink
 from aitrack.loopback import SECRET_HEADER, Listener, bind
 
 RECEIVER_DRAIN_S = 2.0
+GIT_START_WAIT_S = 0.25  # for HEAD noted at the start: a run that short made no commits
+GIT_END_S = 1.0  # for the commits at the end
 PROCESS_DRAIN_S = 3.0
 LEDGER_WAIT_S = 10.0
 
@@ -67,6 +70,9 @@ class TrackedRun:
         self.listener: Listener | None = None
         self.paths = self.profile = self.db = None
         self.receiver = self.processor = self.forwarder = None
+        self.prices = None
+        self.git_start: list = []  # commits.Start, noted in a thread once the child runs
+        self.git_thread: threading.Thread | None = None
         self.ready = threading.Event()
         if settings is not None:
             for line in settings["notices"]:
@@ -110,6 +116,7 @@ class TrackedRun:
         if self.mode == "untracked":
             return
         try:
+            self._note_git_start()  # first: the tool may commit soon
             if self.listener is not None:
                 self._serve()
             self._open()
@@ -153,11 +160,13 @@ class TrackedRun:
             self._start_processing()
 
     def _start_processing(self) -> None:
-        from aitrack import intake, ledger, pricing
+        from aitrack import egress, intake, ledger, pricing
 
         endpoint = self.profile.endpoint
         forwarded = tuple(endpoint.signals) if endpoint else ()
-        context = intake.Context(self.attributes, forwarded, pricing.load(self.profile.prices))
+        self.prices = pricing.load(self.profile.prices)
+        context = intake.Context(self.attributes, forwarded, self.prices,
+                                 egress.policy(self.profile))
         if forwarded:
             from aitrack.forwarder import Forwarder
 
@@ -176,6 +185,24 @@ class TrackedRun:
         if not self.ready.wait(LEDGER_WAIT_S) or self.processor is None:
             raise StoreUnavailable("aitrack's ledger is not available")
         self.inbox.put(delivery)
+
+    def _note_git_start(self) -> None:
+        """For a tool that reports no commits of its own: the work tree's HEAD now, read in a
+        thread (the tool never waits for git); its commits are read at the run's end."""
+        if not self.cwd or getattr(self.adapter, "REPORTS_CONTRIBUTIONS", True):
+            return
+        from aitrack import commits  # here: imports racing in two threads can see half a module
+
+        def note() -> None:
+            try:
+                found = commits.start(self.cwd, self.started)
+            except Exception:  # noqa: BLE001 - no figures, never a traceback on the terminal
+                return
+            if found is not None:
+                self.git_start.append(found)
+
+        self.git_thread = threading.Thread(target=note, name="aitrack-git", daemon=True)
+        self.git_thread.start()
 
     def _wake_agent(self) -> None:
         from aitrack import agent
@@ -227,8 +254,56 @@ class TrackedRun:
         if locate is not None:
             found = locate.run_sessions(self.cwd, self.started, ended)
             self._import([path for _, path in found])
-        ledger.end_run(self.db, self.id, ended, exit_code, [tsid for tsid, _ in found],
-                       is_session=self.adapter.is_session(self.args))
+        ids = ledger.end_run(self.db, self.id, ended, exit_code, [tsid for tsid, _ in found],
+                             is_session=self.adapter.is_session(self.args))
+        for step, what in ((self._record_commits, "read this run's commits from git"),
+                           (self._emit, "queue aitrack's usage metrics")):
+            try:
+                step(ids)
+            except Exception as exc:  # noqa: BLE001 - the run's end and its flush go on
+                self.notices.add(f"cannot {what} ({type(exc).__name__}: {exc}); run "
+                                 "`aitrack doctor`")
+
+    def _record_commits(self, session_ids: list[str]) -> None:
+        """The commits made during the run, from git, for a tool that reports none: counted
+        for the run's session with the most tokens (its main one), source "git"."""
+        if self.git_thread is None or not session_ids or self.db is None:
+            return
+        from aitrack import commits, ledger
+        from aitrack.records import Contribution
+
+        self.git_thread.join(GIT_START_WAIT_S)
+        made = commits.made_since(self.git_start[0], GIT_END_S) if self.git_start else None
+        if made is None or not made.figures():
+            return
+        main = max(session_ids, key=lambda sid: (self.db.execute(
+            "SELECT TOTAL(tokens) FROM usage WHERE session_id = ? AND token_type IN "
+            "('input', 'output', 'cache_read', 'cache_creation')", (sid,)).fetchone()[0], sid))
+        with ledger.write(self.db):
+            for name, value in made.figures().items():
+                ledger.add(self.db, main, Contribution("metric", "", name, value), "git")
+
+    def _emit(self, session_ids: list[str]) -> None:
+        """aitrack's own metrics for the run's sessions (aitrack/normalized.py), queued now and
+        sent within the flush bound: by this run's forwarder, or one started for them when
+        the run had none (a Codex run read from its rollout). With the agent, the agent
+        sends them once it has ledgered the run's last payloads (within a minute): now, the
+        session would be counted before its figures and entry point arrived."""
+        if self.mode == "agent":
+            return
+        from aitrack import normalized
+
+        done = normalized.emit(self.db, self.profile, session_ids, receiver=self.id,
+                               prices=self.prices, attributes=self.attributes)
+        if not done.rows:
+            return
+        if self.forwarder is not None:
+            self.forwarder.notify()
+        elif self.profile.endpoint is not None:
+            from aitrack.forwarder import Forwarder
+
+            self.forwarder = Forwarder.start(self.paths, self.profile, self.notices.add,
+                                             session_id=self.id)
 
     def _import(self, files: list) -> None:
         """The run's own transcripts, now: a run whose telemetry was lost still counts."""

@@ -22,7 +22,6 @@ import importlib
 import json
 import os
 import stat
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -506,7 +505,7 @@ def uninstall(paths, env: Mapping[str, str] | None = None) -> Outcome:
     out = Outcome()
     manager = service.for_platform(env)
     if manager is not None and manager.installed(paths):
-        if manager.available() or sys.platform == "win32":
+        if manager.available():
             try:
                 changed, lines = manager.uninstall(paths)
             except service.ServiceError as exc:

@@ -5,6 +5,8 @@ An adapter package provides, in its `__init__` (the start-up path: standard mini
   EXECUTABLE: str | None      the binary to look up on PATH (None: given on the command line)
   BIN_ENV: str | None         environment variable overriding the binary's path
   SERVICE_NAMES: tuple        OTLP `service.name`s its telemetry arrives with (at the agent)
+  REPORTS_CONTRIBUTIONS: bool whether the tool reports its own lines and commits; when it
+                              does not, a wrapped run's commits are read from git at its end
   WITHOUT_AGENT: str          how a run is captured when the tool's settings do not point at
                               the agent: "receiver" (a per-run receiver, `prepare` below) or
                               "transcript" (nothing is told to the tool: its transcripts are

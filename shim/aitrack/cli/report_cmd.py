@@ -64,6 +64,18 @@ def build_options(kind: str, since, until, last: int | None, tz_name: str | None
                                 last=last, **kw)
 
 
+def check_ledger(path) -> None:
+    """A ledger a report cannot read (damaged, a directory) as one line naming the fix."""
+    from aitrack import report as rep
+
+    try:
+        db = rep.open_ledger(path)
+    except rep.LedgerError as exc:
+        raise UserError(str(exc)) from None
+    if db is not None:
+        db.close()
+
+
 @click.command("report", context_settings={"max_content_width": 100})
 @click.argument("kind", required=False, default="daily",
                 type=click.Choice(["daily", "weekly", "monthly", "session", "model"]))
@@ -83,10 +95,13 @@ def build_options(kind: str, since, until, last: int | None, tz_name: str | None
 @click.option("--width", type=click.IntRange(min=20), metavar="COLUMNS",
               help="Lay the table out for this many columns (default: the terminal's width; "
                    "every column in a file or a pipe).")
+@click.option("--no-import", is_flag=True,
+              help="Do not import what is new in the tools' transcripts first "
+                   "(`aitrack import`); show the ledger as it is.")
 def report(kind: str, since, until, last: int | None, tool: str | None, model: str | None,
            project: str | None, tz_name: str | None, breakdown: bool, as_json: bool,
            as_csv: bool, order: str | None, limit: int | None, week_start: str | None,
-           width: int | None) -> None:
+           width: int | None, no_import: bool) -> None:
     """Token usage and cost per day, week, month, session or model.
 
     Costs are what the tool reported (Claude) or estimated from list prices (Codex);
@@ -120,7 +135,13 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
     opts = build_options(kind, since, until, last, tz_name, tool=tool, model=model,
                          project=project, breakdown=breakdown, order=order, limit=limit,
                          week_start=WEEKDAYS.index(week_start or "monday"))
-    prices = pricing.load(load_profile().prices)
+    check_ledger(paths.resolve().ledger)  # a damaged ledger: one line, before an import
+    profile = load_profile()
+    if not no_import:
+        from aitrack import importer
+
+        importer.before_report(paths.resolve().ledger, profile)
+    prices = pricing.load(profile.prices)
     fmt = "json" if as_json else "csv" if as_csv else "table"
     try:
         rep.run(paths.resolve().ledger, opts, prices, fmt, width=width)

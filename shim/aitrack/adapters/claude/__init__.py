@@ -16,6 +16,8 @@ BIN_ENV = "AITRACK_CLAUDE_BIN"
 # without an agent: a per-run receiver, or only the transcripts read at exit
 WITHOUT_AGENT = "receiver"
 SERVICE_NAMES = ("claude-code",)
+# claude_code.lines_of_code.count, commit.count, pull_request.count: git is not asked
+REPORTS_CONTRIBUTIONS = True
 
 _TOKEN_TYPES = {"input": "input", "output": "output", "cacheRead": "cache_read",
                 "cacheCreation": "cache_creation"}

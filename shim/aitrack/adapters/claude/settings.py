@@ -148,7 +148,7 @@ def helper_script(secret_path: Path, key_header: str, run_header: str,
         "# Prints the agent's key from its private file and, in a run started by `aitrack",
         "# claude`, that run's id. No Python, no network: Claude Code waits for it.",
         "key=",
-        f"IFS= read -r key < {shlex.quote(str(secret_path))} 2>/dev/null",
+        f"IFS= read -r key 2>/dev/null < {shlex.quote(str(secret_path))}",
         f"case $key in ''|*{_SECRET_OK}*) echo '{{}}'; exit 0 ;; esac",
         "case ${AITRACK_SESSION_ID:-} in",
         f"    {_RUN_ID})",
@@ -252,10 +252,8 @@ def effective(env: Mapping[str, str] | None = None) -> tuple[dict[str, str], str
 def diagnose(port: int, env: Mapping[str, str] | None = None) -> str | None:
     """None when Claude Code's effective settings send its telemetry to the agent on `port`;
     otherwise why not, in a few words."""
-    from aitrack import agent
-
     block, helper, origin = effective(env)
-    url = agent.url(port)
+    url = agent_url(port)
     if block.get("CLAUDE_CODE_ENABLE_TELEMETRY", "").strip().lower() not in ("1", "true"):
         return "telemetry is not switched on (CLAUDE_CODE_ENABLE_TELEMETRY)"
     endpoint = block.get(ENDPOINT_KEY, "").strip().rstrip("/")
@@ -272,6 +270,11 @@ def diagnose(port: int, env: Mapping[str, str] | None = None) -> str | None:
     if helper is None:
         return f"no {HELPER_KEY} gives the agent's key"
     return None
+
+
+def agent_url(port: int) -> str:
+    """`agent.url(port)`, without importing the agent (the wrapper's start-up path)."""
+    return f"http://127.0.0.1:{port}"
 
 
 def points_at_agent(port: int, env: Mapping[str, str] | None = None) -> bool:

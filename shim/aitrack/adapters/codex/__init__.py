@@ -23,6 +23,8 @@ BIN_ENV = "AITRACK_CODEX_BIN"
 WITHOUT_AGENT = "transcript"
 SERVICE_NAMES = ("codex", "codex_exec", "codex-app-server", "codex_app_server", "codex_cli_rs",
                  "codex-tui", "codex_mcp_server")
+# no lines or commits of its own: a wrapped run's commits are read from git
+REPORTS_CONTRIBUTIONS = False
 
 _NOT_SESSIONS = frozenset(("--version", "-V", "--help", "-h", "help", "login", "logout",
                            "completion", "features", "mcp"))

@@ -175,18 +175,16 @@ def headers_of(value: Any) -> dict:
 def diagnose(port: int, env: Mapping[str, str] | None = None) -> str | None:
     """None when Codex's effective `[otel]` sends its logs and metrics to the agent on
     `port`; otherwise why not, in a few words."""
-    from aitrack import agent
+    from aitrack.adapters.claude.settings import agent_url, shown  # the same two rules
 
     otel, origin = effective(env)
-    url = agent.url(port)
+    url = agent_url(port)
     for key in ("exporter", "metrics_exporter"):
         signal = EXPORTERS[key]
         found = endpoint_of(otel.get(key))
         if found is None:
             return f"[otel] {key} does not send {signal} over OTLP"
         if found.rstrip("/") != f"{url}/v1/{signal}":
-            from aitrack.adapters.claude.settings import shown
-
             return f"[otel] {key} sends {signal} to {shown(found)} ({origin[key]})"
     return None
 
@@ -236,10 +234,17 @@ class TomlDoc:
         return item.unwrap() if hasattr(item, "unwrap") else item
 
     def raw(self, path: tuple[str, ...]) -> str | None:
+        """The value's text as written; a `[table]` (or a value behind dotted keys) as the
+        equivalent inline text."""
+        from tomlkit.items import Table
+
         parent = self._container(path[:-1])
         if parent is None or path[-1] not in parent:
             return None
-        return parent[path[-1]].as_string().strip()
+        item = parent[path[-1]]
+        if isinstance(item, Table) or not hasattr(item, "as_string"):
+            return raw(item.unwrap() if hasattr(item, "unwrap") else item)
+        return item.as_string().strip()
 
     def keys(self, path: tuple[str, ...]) -> list[str] | None:
         node = self._container(path)

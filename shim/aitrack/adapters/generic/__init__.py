@@ -15,6 +15,7 @@ BIN_ENV = None
 # without an agent: a per-run receiver, or only the transcripts read at exit
 WITHOUT_AGENT = "receiver"
 SERVICE_NAMES: tuple[str, ...] = ()
+REPORTS_CONTRIBUTIONS = False  # a wrapped run's commits are read from git
 
 
 def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str], dict[str, str]]:

@@ -1,0 +1,234 @@
+"""Claude Code's transcripts: which lines carry usage, and what each API response counts.
+
+Facts (checked against claude 2.1.328): usage sits on `type: "assistant"` lines, one per
+content block of a response, each repeating `message.id`, `requestId` and the message's
+usage (before 2.1.97 the earlier blocks carried placeholder output). So a response is keyed
+by (message.id, requestId), by message.id alone when the request id is missing, and its
+largest line counts, across ALL files: resumed and forked sessions copy earlier lines into
+another file under the new session id, naming the session that made the request in
+`requestSessionId`; subagent and `/btw` logs replay parent lines as sidechain lines.
+`<synthetic>` lines (API errors, usage-limit notices) were never billed. Cache writes are
+max(top-level, 5m + 1h breakdown): before 2.1.152 the top-level field could be 0 while the
+breakdown held them. The last `cost-state` line is Claude Code's own cost of the session
+(including what the lines miss, such as title requests); in a forked session it also holds
+the parent's copied requests, so it is used only for sessions without copied history.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+
+from aitrack.importer import BadLine, FileRead, decode, identity
+
+TOOL = "claude"
+# A line without these carries nothing to count (most lines: prompts, tool results...).
+MARKERS = (b'"usage"',)
+LAST_MARKERS = (b'"cost-state"',)  # last-wins: only the last of a read is parsed
+SYNTHETIC = "<synthetic>"
+
+Number = int | float | None
+
+
+class _Cache(msgspec.Struct):
+    ephemeral_5m_input_tokens: Number = 0
+    ephemeral_1h_input_tokens: Number = 0
+
+
+class _Thinking(msgspec.Struct):
+    thinking_tokens: Number = 0
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: Number = 0
+    output_tokens: Number = 0
+    cache_read_input_tokens: Number = 0
+    cache_creation_input_tokens: Number = 0
+    cache_creation: _Cache | None = None
+    output_tokens_details: _Thinking | None = None
+
+
+class _Message(msgspec.Struct):
+    id: str | None = None
+    model: str | None = None
+    usage: _Usage | None = None
+
+
+class _ModelCost(msgspec.Struct):
+    costUSD: Number = None  # noqa: N815 - the file's name
+
+
+class _Line(msgspec.Struct):
+    """The fields aitrack reads; msgspec skips the rest (content, tool results) unbuilt."""
+
+    type: str | None = None
+    sessionId: str | None = None  # noqa: N815
+    requestSessionId: str | None = None  # noqa: N815
+    requestId: str | None = None  # noqa: N815
+    uuid: str | None = None
+    timestamp: str | None = None
+    isSidechain: bool | None = None  # noqa: N815
+    cwd: str | None = None
+    entrypoint: str | None = None
+    version: str | None = None
+    message: _Message | None = None
+    modelUsage: dict[str, _ModelCost] | None = None  # noqa: N815
+
+
+_DECODER = msgspec.json.Decoder(_Line)
+
+
+def roots(env=None) -> list[Path]:
+    from aitrack.adapters.claude import locate
+
+    return locate.transcript_roots(env)
+
+
+def is_transcript(name: str) -> bool:
+    """Main session logs and subagent logs alike."""
+    return name.endswith(".jsonl")
+
+
+def order(path: str, stat: os.stat_result) -> tuple:
+    """Older files first: with old versions' copies (no requestSessionId) the original wins."""
+    return (stat.st_mtime_ns, path)
+
+
+def _time(stamp: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(stamp).timestamp() if stamp else None
+    except ValueError:
+        return None
+
+
+class Reader:
+    """One file's new lines, parsed: its responses (each once, at its largest line) and what
+    they say of their sessions; counted into the Book once the batch's known keys are in."""
+
+    def __init__(self, file: FileRead, prices):
+        self.file = file
+        self.prices = prices  # PriceTable; for long-context requests
+        self.responses: list[list] = []  # [key, rid, alt, owner, model, figures, side]
+        self.index: dict[int, int] = {}  # key -> its place in responses
+        self.sessions: dict[str, list] = {}  # owner -> [first, last, cwd, entrypoint, version]
+        self.copies: set[str] = set()  # sessions whose file holds copies of others' requests
+        self.costs: list[tuple[str, dict[str, float]]] = []
+        self.first: tuple[str, str] | None = None  # the file's first timestamped line
+        self.not_billed = 0
+        self.duplicates = 0
+
+    def line(self, raw: bytes, head: bool) -> None:
+        rec = decode(_DECODER, raw)
+        if head and self.first is None and rec.timestamp and rec.sessionId:
+            self.first = (rec.sessionId, rec.timestamp)
+        kind = rec.type
+        if kind == "assistant" and rec.message is not None and rec.message.usage is not None:
+            self._response(rec, rec.message)
+        elif kind == "cost-state" and rec.sessionId and rec.modelUsage:
+            self.costs.append((rec.sessionId, {m: float(c.costUSD) for m, c in
+                                               rec.modelUsage.items() if c.costUSD is not None}))
+
+    def _response(self, rec: _Line, msg: _Message) -> None:
+        model = msg.model or "unknown"
+        if model == SYNTHETIC:
+            self.not_billed += 1
+            return
+        session = rec.sessionId
+        if not session:
+            raise BadLine("bad_record")
+        u = msg.usage
+        inp, out = int(u.input_tokens or 0), int(u.output_tokens or 0)
+        read = int(u.cache_read_input_tokens or 0)
+        write = int(u.cache_creation_input_tokens or 0)
+        one_h = 0
+        cache = u.cache_creation
+        if cache is not None:
+            one_h = int(cache.ephemeral_1h_input_tokens or 0)
+            write = max(write, one_h + int(cache.ephemeral_5m_input_tokens or 0))
+        details = u.output_tokens_details
+        thinking = min(int(details.thinking_tokens or 0), out) if details is not None else 0
+        is_long = getattr(self.prices, "is_long_context", None)  # a new PriceTable API
+        long = 1 if is_long is not None and is_long(model, inp + read + write) else 0
+        figures = (inp, out, read, write, one_h, thinking, long)
+        if min(figures) < 0:
+            raise BadLine("bad_record")
+        rid = rec.requestId
+        if msg.id:
+            key = identity(f"claude\x1f{msg.id}")
+            alt = f"claude\x1f{msg.id}\x1f{rid}" if rid else None
+        else:  # no message id (very old lines): the line's own identity, copied with it
+            key = identity(f"claude-line\x1f{rec.uuid or (session, rec.timestamp, figures)}")
+            alt = None
+        # the request id tells apart two requests under one message id (a test server's)
+        rid = zlib.crc32(rid.encode()) + 1 if rid else 0
+        owner = rec.requestSessionId or session
+        side = bool(rec.isSidechain)
+        if owner != session:  # a copy of another session's request: its cost-state too
+            self.copies.add(session)
+        facts = self.sessions.get(owner)
+        stamp = rec.timestamp
+        if facts is None:
+            self.sessions[owner] = [stamp, stamp, rec.cwd, rec.entrypoint, rec.version]
+        elif stamp:  # ISO times in UTC: they sort as text
+            if facts[0] is None or stamp < facts[0]:
+                facts[0] = stamp
+            if facts[1] is None or stamp > facts[1]:
+                facts[1] = stamp
+        i = self.index.get(key)
+        if i is not None:  # another line of a response of this file
+            known = self.responses[i]
+            if not rid or not known[1] or rid == known[1]:
+                larger = sum(figures[:4]) > sum(known[5][:4])
+                if larger or (known[6] and not side):
+                    if larger:
+                        known[4], known[5] = model, figures
+                    if known[6] and not side:
+                        known[3], known[6] = owner, False
+                    known[1] = known[1] or rid
+                else:
+                    self.duplicates += 1
+                return
+        else:
+            self.index[key] = len(self.responses)
+        self.responses.append([key, rid, alt, owner, model, figures, side])
+
+    def finish(self) -> None:
+        """End of the read: what is left to count travels light."""
+        self.index = {}
+
+    def keys(self) -> list[int]:
+        return [r[0] for r in self.responses]
+
+    def count(self, book) -> None:
+        session = book.session
+        for owner, (first, last, cwd, entrypoint, version) in self.sessions.items():
+            s = session(owner)
+            s.saw(_time(first), cwd, entrypoint, version)
+            s.saw(_time(last))
+        sessions, count = book.sessions, book.count
+        for key, rid, alt, owner, model, figures, side in self.responses:
+            count(key, rid, sessions[owner], model, figures, side, alt)
+        for copier in self.copies:
+            session(copier).set_state("copies", 1, figures=True)
+        for owner, costs in self.costs:
+            s = session(owner)
+            known = s.state.get("cost", {})
+            grown = {m: c for m, c in costs.items() if c > known.get(m, 0.0)}
+            if grown:
+                s.set_state("cost", {**known, **grown}, figures=True)
+        if self.first is not None:
+            session(self.first[0]).saw(_time(self.first[1]))
+        book.result.not_billed += self.not_billed
+        book.result.duplicates += self.duplicates
+
+
+def metrics(state: dict) -> dict[str, dict[str, float]]:
+    """Claude Code's own cost per model (cost of record), unless the session's transcript
+    carries copies of another session's requests, whose cost its cost-state includes."""
+    if state.get("copies"):
+        return {}
+    return {model: {"cost_usd": usd} for model, usd in state.get("cost", {}).items() if usd > 0}

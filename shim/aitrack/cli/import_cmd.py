@@ -1,0 +1,72 @@
+"""`aitrack import`: usage history from Claude Code's and Codex's own transcripts."""
+
+from __future__ import annotations
+
+import click
+
+from aitrack.cli.common import UserError, echo_json, load_profile
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+
+
+@click.command("import")
+@click.option("--tool", type=click.Choice(["claude", "codex"]),
+              help="Only this tool's transcripts (default: both).")
+@click.option("--since", callback=_date, metavar="YYYY-MM-DD",
+              help="Only transcripts written to on or after this day (whole sessions).")
+@click.option("--dry-run", is_flag=True, help="Count what would be imported; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable figures.")
+def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
+    """Import usage from the transcripts Claude Code and Codex keep on disk.
+
+    Reads ~/.claude/projects (or $CLAUDE_CONFIG_DIR/projects, and ~/.config/claude/projects)
+    and ~/.codex/sessions and archived_sessions (or $CODEX_HOME's): history from before
+    aitrack, and runs whose telemetry was lost. Each API response counts once, however
+    many files repeat it; a session known from telemetry too stays one session, with the
+    larger figure of the two per model and token type. Only what was added since the last
+    import is read, so running it again is cheap (`aitrack report` does, first). The tools'
+    files are never written to. Claude Code deletes transcripts after 30 days by default:
+    import before then.
+
+    \b
+    Examples:
+      aitrack import                          # everything new, one summary line
+      aitrack import --tool codex --since 2026-01-01
+      aitrack import --dry-run --json         # what would be imported, as JSON
+    """
+    import sqlite3
+
+    from aitrack import importer, paths
+
+    profile = load_profile()
+    ledger_path = paths.resolve().ledger
+    try:
+        db = importer.open_ledger(ledger_path, dry_run)
+    except (sqlite3.Error, OSError) as exc:
+        raise UserError(f"cannot open the ledger {ledger_path} ({exc}): run `aitrack doctor`"
+                        ) from None
+    try:
+        result = importer.run(db, profile, tools=[tool] if tool else None, since=since,
+                              dry_run=dry_run)
+    except sqlite3.Error as exc:
+        raise UserError(f"cannot write the ledger {ledger_path} ({exc}): run `aitrack doctor`"
+                        ) from None
+    finally:
+        db.close()
+    if as_json:
+        echo_json(result.as_dict())
+    else:
+        click.echo(result.summary())
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(import_)

@@ -1,0 +1,100 @@
+"""Issue 13, findings 7 and 14: the org token, echoed by an endpoint or typed with a newline."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import keyring
+import pytest
+
+from aitrack import keychain
+from org_endpoint import TOKEN, outbox_rows, profile_toml, queue
+
+pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token, child
+
+PREFIX = TOKEN[:8]  # any echoed prefix of 8 or more characters contains it
+
+
+def leaks(text: str | bytes) -> bool:
+    if isinstance(text, bytes):
+        return PREFIX.encode() in text
+    return PREFIX in text
+
+
+# ---------------------------------------------------------------- 7: mask first, then cut
+
+
+def test_mask_covers_the_token_and_its_prefixes():
+    text = f"{'x' * 280}Bearer {TOKEN}; got {TOKEN[:12]}...; short {TOKEN[:7]}"
+    masked = keychain.mask(text, [TOKEN])
+    assert not leaks(masked)
+    assert masked.count("[token]") == 2 and TOKEN[:7] in masked  # 7 characters say nothing
+
+
+def test_an_endpoint_echoing_the_token_after_280_characters_never_leaks_a_prefix(
+        home, org, authority, keychain_account, token, child):
+    """The answer was cut to 300 characters before the token was masked: a 13-character
+    prefix reached stderr, forwarder.log, outbox.last_error and the ledger."""
+    home.write_managed_profile(profile_toml(org, authority.pem, keychain_account))
+    org.always(400, message="x" * 280 + "{auth}")  # the token from character 288 on
+    queue(home.ledger, ["a"])
+    flushed = home.run("flush")
+    during = home.run("run", "--", *child)  # the same answer to the run's own forwarder
+    assert during.returncode == 0, during.stderr
+    assert org.requests and all(r.status == 400 for r in org.requests)
+    log = (home.root / "state" / "logs" / "forwarder.log").read_text()
+    errors = [row[4] or "" for row in outbox_rows(home.ledger)]
+    assert any("x" * 200 in e for e in errors)  # the answer was recorded...
+    for where, text in (("flush stderr", flushed.stderr), ("run stderr", during.stderr),
+                        ("forwarder.log", log), ("outbox.last_error", " ".join(errors))):
+        assert not leaks(text), where  # ...without any part of the token
+    for path in home.ledger.parent.glob("ledger.db*"):
+        assert not leaks(path.read_bytes()), path
+    dump = "\n".join(sqlite3.connect(home.ledger).iterdump())
+    assert not leaks(dump)
+
+
+# ---------------------------------------------------------------- 14: token set validation
+
+
+@pytest.mark.parametrize("value,reason", [
+    (f"{TOKEN}\nX-Injected: yes", "a newline"),
+    (f"{TOKEN}\r\nX-Injected: yes", "a carriage return"),
+    (f"{TOKEN}\x00", "U+0000"),
+    ("tok\x1ben", "U+001B"),
+    ("tok\x7fen", "U+007F"),
+    ("tok\x85en", "U+0085"),
+], ids=["newline", "crlf", "nul", "escape", "del", "c1"])
+def test_token_set_refuses_a_value_no_header_can_carry(home, keychain_account, value, reason):
+    """`token set` said "token stored" for a value with a newline; every later run then
+    failed to send and doctor blamed the network."""
+    keychain.set_token(keychain_account, "earlier-token-kept")
+    result = home.run("token", "set", "--account", keychain_account, input=value)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert reason in line and "not a valid HTTP header value" in line
+    assert "nothing was stored" in line and "token set" in line
+    assert "X-Injected" not in line and TOKEN not in line  # the value is never echoed
+    assert keyring.get_password(keychain.SERVICE, keychain_account) == "earlier-token-kept"
+
+
+def test_a_tab_or_unicode_inside_a_token_is_still_a_valid_header_value(home, keychain_account):
+    for value in ("tok\ten", "tök€n-🔑"):
+        result = home.run("token", "set", "--account", keychain_account, input=value)
+        assert result.returncode == 0, result.stderr
+        assert keychain.get_token(keychain_account) == value
+
+
+def test_a_unicode_token_is_sent_as_utf8(org, authority, tmp_path):
+    """What `token set` accepts, the forwarder can send (UTF-8 bytes in the header)."""
+    from aitrack import profile, transport
+
+    unicode_token = "tök€n-🔑"
+    org.auth_value = f"Bearer {unicode_token}".encode().decode("latin-1")
+    path = tmp_path / "p.toml"
+    path.write_text(profile_toml(org, authority.pem, "unused"))
+    endpoint = profile.merge([profile.Layer("managed", str(path), profile.read_file(path))]
+                             ).endpoint
+    answer = transport.post(endpoint, f"{org.url}/v1/metrics", b"", "application/x-protobuf",
+                            unicode_token)
+    assert answer.status == 200, answer.error
