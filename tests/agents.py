@@ -39,6 +39,7 @@ def agent_env(home, stub: model_stub.ModelStub, tmp: Path) -> dict[str, str]:
         "ANTHROPIC_API_KEY": "sk-ant-test",
         "MOCK_KEY": "sk-test",
         "CODEX_HOME": str(user_home / ".codex"),
+        "CLAUDE_CONFIG_DIR": str(user_home / ".claude"),
         "DISABLE_AUTOUPDATER": "1",
     }
 

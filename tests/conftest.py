@@ -66,9 +66,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
         if key.startswith(("OTEL_", "AITRACK_")):
             del env[key]
     env.update(AITRACK_HOME=str(root), AITRACK_MANAGED_PROFILE=str(managed),
-               AITRACK_MANAGED_PLIST=str(tmp_path / "managed" / "io.aitrack.plist"))
+               AITRACK_MANAGED_PLIST=str(tmp_path / "managed" / "io.aitrack.plist"),
+               # the tools' own transcripts and settings: never the developer's real ones
+               CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"),
+               CODEX_HOME=str(tmp_path / "codex-home"))
     for key, value in env.items():
-        if key.startswith("AITRACK_"):
+        if key.startswith("AITRACK_") or key in ("CLAUDE_CONFIG_DIR", "CODEX_HOME"):
             monkeypatch.setenv(key, value)
     return Home(root, managed, env)
 

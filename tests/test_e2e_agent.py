@@ -12,7 +12,6 @@ import os
 import re
 import socket
 import sqlite3
-import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -63,6 +62,7 @@ class Machine:
         home.write_managed_profile(f"[agent]\nport = {self.port}\n" + profile)
         self.home = home
         self.env = {**home.env, "HOME": str(self.user_home), "CODEX_HOME": str(self.codex_home),
+                    "CLAUDE_CONFIG_DIR": str(self.user_home / ".claude"),
                     "ANTHROPIC_BASE_URL": stub.url, "ANTHROPIC_API_KEY": "sk-ant-test",
                     "MOCK_KEY": "sk-test", "DISABLE_AUTOUPDATER": "1",
                     "AITRACK_CLAUDE_BIN": agent_bin("claude"),
@@ -255,13 +255,15 @@ def test_with_the_agent_stopped_both_tools_still_run_at_their_usual_pace(machine
     machine.install()
 
     def timed(run) -> float:
+        """The fastest of three runs: a delay of the tool's own (an exporter retrying) is in
+        every run, a busy machine's is not."""
         times = []
         for _ in range(3):
             start = time.perf_counter()
             result = run()
             times.append(time.perf_counter() - start)
             assert result.returncode == 0, result.stderr
-        return statistics.median(times)
+        return min(times)
 
     claude = lambda: machine.claude("-p", "hi", "--max-turns", "1")  # noqa: E731
     codex = lambda: machine.codex("exec", "--skip-git-repo-check", "hi")  # noqa: E731

@@ -87,7 +87,9 @@ def test_claude_cumulative_temporality_gives_the_same_totals(home, stub, tmp_pat
     assert usage[sessions[0][0]] == expected_claude(stub)
 
 
-def test_codex_session_is_normalised_to_uncached_input(home, stub, tmp_path):
+def test_codex_without_the_agent_is_read_from_its_rollout(home, stub, tmp_path):
+    """No -c for Codex: its run is read from the rollout it wrote, exactly as billed, and only
+    aitrack's own metrics, with the profile's attributes, wait to be forwarded."""
     home.write_managed_profile(PROFILE + QUEUED_ENDPOINT)
     result = run_codex(home, stub, tmp_path, "exec", *codex_provider_args(stub), "say hello")
     assert result.returncode == 0, result.stderr
@@ -106,17 +108,19 @@ def test_codex_session_is_normalised_to_uncached_input(home, stub, tmp_path):
     }}
 
     db = sqlite3.connect(home.ledger)
-    tool_ids = db.execute("SELECT tool_session_id FROM tool_sessions").fetchall()
-    assert len(tool_ids) == 1 and len(tool_ids[0][0]) == 36  # codex's conversation id
+    assert db.execute("SELECT mode FROM runs").fetchall() == [("transcript",)]
+    assert db.execute("SELECT sources FROM sessions").fetchone()[0] & 2  # the transcript
+    tool_ids = db.execute("SELECT tool_session_id FROM sessions").fetchall()
+    assert len(tool_ids) == 1 and len(tool_ids[0][0]) == 36  # codex's thread id
 
-    # what would be forwarded carries the profile's attributes, not the child's
+    # what would be forwarded: aitrack's usage metrics, with the profile's attributes
     bodies = db.execute("SELECT signal, body FROM outbox").fetchall()
-    assert {s for s, _ in bodies} == {"metrics", "logs"}
-    for signal, body in bodies:
-        request = otlp.decode(signal, body, otlp.PROTOBUF)
-        assert otlp.resource_value(request, "team.id") == "platform-eng"
-        assert otlp.resource_value(request, "environment") == "production"
-        assert otlp.resource_value(request, "user.email") == "dev@example.com"
+    assert [s for s, _ in bodies] == ["metrics"]
+    request = otlp.decode("metrics", bodies[0][1], otlp.PROTOBUF)
+    assert otlp.resource_value(request, "service.name") == "aitrack"
+    assert otlp.resource_value(request, "team.id") == "platform-eng"
+    assert otlp.resource_value(request, "environment") == "production"
+    assert otlp.resource_value(request, "user.email") == "dev@example.com"
 
 
 def test_claude_exit_status_passes_through(home, stub, tmp_path):

@@ -196,8 +196,8 @@ def test_a_deeply_nested_user_profile_is_ignored_and_the_managed_one_applies(hom
     assert "nested too deeply" in line and str(user) in line
     show = home.run("profile", "show")
     assert show.returncode == 0 and "it-team" in show.stdout
-    assert [line for line in show.stderr.splitlines()] == [
-        line for line in show.stderr.splitlines() if "nested too deeply" in line] != []
+    explained = show.stderr.splitlines()
+    assert len(explained) == 1 and "nested too deeply" in explained[0]
     validate = home.run("profile", "validate", str(user))
     assert validate.returncode == 1
     assert validate.stderr.count("\n") == 1 and "nested too deeply" in validate.stderr
@@ -208,14 +208,30 @@ def test_a_deeply_nested_user_profile_is_ignored_and_the_managed_one_applies(hom
     assert "unexpected error" not in doctor_run.stderr + show.stderr + validate.stderr
 
 
+def deep_binary_plist(depth: int) -> bytes:
+    """{"attributes": {"team.id": [[[...["x"]...]]]}}, `depth` arrays deep, written by hand
+    (plistlib's own writer recurses too deeply to make one)."""
+    import struct
+
+    objects = [b"\xd1" + struct.pack(">HH", 1, 2), b"\x5a" + b"attributes",
+               b"\xd1" + struct.pack(">HH", 3, 4), b"\x57" + b"team.id"]
+    objects += [b"\xa1" + struct.pack(">H", 5 + i) for i in range(depth)] + [b"\x51x"]
+    body, offsets = bytearray(b"bplist00"), []
+    for obj in objects:
+        offsets.append(len(body))
+        body += obj
+    table = len(body)
+    body += b"".join(struct.pack(">I", o) for o in offsets)
+    return bytes(body) + struct.pack(">6xBBQQQ", 4, 2, len(objects), 0, table)
+
+
 def test_a_deeply_nested_plist_is_a_profile_error(tmp_path):
     path = tmp_path / "io.aitrack.plist"
-    value: object = "x"
-    for _ in range(60):
-        value = [value]
-    path.write_bytes(plistlib.dumps({"attributes": {"team.id": value}}, fmt=plistlib.FMT_BINARY))
-    with pytest.raises(profile.ProfileError):
+    path.write_bytes(deep_binary_plist(5000))
+    with pytest.raises(profile.ProfileError, match="nested too deeply"):
         managed.read_plist(path)
+    path.write_bytes(deep_binary_plist(2))  # the builder makes a real plist
+    assert plistlib.loads(path.read_bytes()) == {"attributes": {"team.id": [["x"]]}}
 
 
 # ---------------------------------------------------------------- 15: secrets in a profile

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aitrack import importer
-from test_import_counting import (
+from transcript_tree import (
     CS1,
     OPUS,
     S1,
@@ -21,23 +21,14 @@ from test_import_counting import (
     Tree,
     assistant,
     figures,
-    open_db,
     run,
     usage,
     user,
 )
 
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Tree:
-    return Tree(tmp_path / "tools")
+pytest_plugins = ("transcript_tree",)  # fixtures: tree, db
 
 
-@pytest.fixture
-def db(home):
-    db = open_db(home.ledger)
-    yield db
-    db.close()
 
 
 def _line(obj) -> bytes:

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
-
-import pytest
 
 from aitrack import ledger
 from aitrack.records import Contribution
-from test_import_counting import (
+from transcript_tree import (
     OPUS,
     S1,
     Tree,
@@ -25,10 +22,8 @@ from test_import_counting import (
     user,
 )
 
+pytest_plugins = ("transcript_tree",)  # fixtures: tree, db
 
-@pytest.fixture
-def tree(tmp_path: Path) -> Tree:
-    return Tree(tmp_path / "tools")
 
 
 C1 = "019a0000-0000-7000-8000-0000000000c1"

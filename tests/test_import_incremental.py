@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
-
-import pytest
 
 from aitrack import importer, profile
-from test_import_counting import (
+from transcript_tree import (
     CS1,
     OPUS,
     S1,
     S2,
-    Tree,
     assistant,
     cost,
     cost_state,
     figures,
     meta,
-    open_db,
     run,
     token_count,
     turn,
@@ -29,17 +24,9 @@ from test_import_counting import (
     write_jsonl,
 )
 
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Tree:
-    return Tree(tmp_path / "tools")
+pytest_plugins = ("transcript_tree",)  # fixtures: tree, db
 
 
-@pytest.fixture
-def db(home):
-    db = open_db(home.ledger)
-    yield db
-    db.close()
 
 
 def test_a_second_import_with_nothing_new_opens_no_file(db, tree):

@@ -16,7 +16,7 @@ import pytest
 import model_stub
 from agents import agent_bin, agent_env, codex_provider_args
 from aitrack import importer, profile
-from test_import_counting import (
+from transcript_tree import (
     OPUS,
     S1,
     S2,
@@ -31,10 +31,8 @@ from test_import_counting import (
     user,
 )
 
+pytest_plugins = ("transcript_tree",)  # fixtures: tree, db
 
-@pytest.fixture
-def tree(tmp_path: Path) -> Tree:
-    return Tree(tmp_path / "tools")
 
 pytestmark = pytest.mark.e2e
 

@@ -7,6 +7,7 @@ enforced, ledgered); what `normalized.emit` queued is read back from the outbox.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -16,6 +17,8 @@ import pytest
 from aitrack import intake, ledger, migrations, normalized, otlp, paths, pricing, profile
 from aitrack.egress import policy as egress_policy
 from aitrack.records import TranscriptSession
+
+pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token, child
 
 ENDPOINT = '[endpoint]\nurl = "https://127.0.0.1:9"\n'  # never contacted: rows stay queued
 ATTRIBUTES = {"team.id": "platform-eng", "cost_center": "CC-4200", "user.email": "dev@example.com"}
@@ -449,3 +452,70 @@ def test_history_from_before_the_upgrade_is_not_sent(home):
              - pricing.estimate({"input": 1000, "output": 100}, price))
     assert sums(points, "aitrack.cost.usage", "model") == {("gpt-5",): pytest.approx(grown)}
     assert sums(points, "aitrack.session.count", "tool") == {}  # it was counted before
+
+
+# ---------------------------------------------------------------- forwarded with the rest
+
+
+def aitrack_received(org) -> list[tuple[str, dict, float]]:
+    return [(m.name, {a.key: a.value.string_value for a in dp.attributes},
+             dp.as_int if dp.WhichOneof("value") == "as_int" else dp.as_double)
+            for r in org.accepted() if r.signal == "metrics"
+            for rm in r.message.resource_metrics
+            if {kv.key: kv.value.string_value for kv in rm.resource.attributes}.get(
+                "service.name") == "aitrack"
+            for sm in rm.scope_metrics for m in sm.metrics for dp in m.sum.data_points]
+
+
+def test_an_endpoint_down_then_flush_delivers_aitracks_metrics_once(home, org, authority,
+                                                                    keychain_account, token,
+                                                                    child):
+    from org_endpoint import profile_toml, seqs_received
+
+    home.write_managed_profile(profile_toml(org, authority.pem, keychain_account,
+                                            flush_timeout_s=0.5))
+    org.stop()
+    result = home.run("run", "--", *child, env={"SEND": "2"})
+    assert result.returncode == 0
+    db = sqlite3.connect(home.ledger)
+    assert db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0] == 3
+    org.start()
+    assert home.run("flush").returncode == 0
+    assert sorted(seqs_received(org)) == ["0", "1"]
+    tool = os.path.basename(child[0])
+    assert sorted(aitrack_received(org), key=lambda p: p[0]) == [
+        ("aitrack.session.count", {"tool": tool, "entrypoint": "unknown", "exit_status": "ok"},
+         1),
+        ("aitrack.token.usage", {"tool": tool, "model": "m", "type": "input",
+                                 "source": "telemetry"}, 200)]  # "m" is unpriced: no cost
+    sent = len(org.requests)
+    led = Ledger(home, profile_toml(org, authority.pem, keychain_account))
+    assert led.emit().rows == 0
+    assert home.run("flush").returncode == 0 and len(org.requests) == sent
+
+
+def test_a_hung_endpoint_delays_exit_by_at_most_the_flush_bound(home, org, authority,
+                                                                keychain_account, token, child):
+    import socket
+
+    from org_endpoint import profile_toml
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)  # the kernel accepts, nobody ever answers
+    org.port = hole.getsockname()[1]
+    home.write_managed_profile(profile_toml(org, authority.pem, keychain_account,
+                                            flush_timeout_s=1))
+    exit_at = home.root.parent / "exit-at"
+    try:
+        result = home.run("run", "--", *child, env={"SEND": "1", "EXIT_AT": str(exit_at)})
+        delay = time.time() - float(exit_at.read_text())
+    finally:
+        hole.close()
+    assert result.returncode == 0
+    assert delay < 1 + 0.6, f"aitrack exited {delay:.2f} s after its child (bound 1 s)"
+    db = sqlite3.connect(home.ledger)
+    rows = db.execute("SELECT signal, body FROM outbox WHERE state = 'pending'").fetchall()
+    services = sorted(otlp.resource_attributes(otlp.decode(s, b, otlp.PROTOBUF)).get(
+        "service.name", "") for s, b in rows)
+    assert services == ["", "aitrack"]  # the child's payload and aitrack's, both kept

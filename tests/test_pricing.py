@@ -102,8 +102,7 @@ def test_worked_example_2_gpt_5_5_cached_input(table):
 
 
 def test_worked_example_3_sonnet_4_5_one_long_context_request(table):
-    request = tokens.request({"input": 250_000, "output": 2_000},
-                             lambda prompt: table.is_long_context("claude-sonnet-4-5", prompt))
+    request = tokens.request({"input": 250_000, "output": 2_000}, "claude-sonnet-4-5", table)
     assert request == {"input": 250_000, "output": 2_000,
                        "long_input": 250_000, "long_output": 2_000}
     assert cost(table, "claude-sonnet-4-5", request) == pytest.approx(1.545, abs=1e-9)
@@ -256,7 +255,7 @@ def test_long_parts_are_billed_at_the_tier_and_the_rest_at_the_short_rates(table
                             "output": 1_000})
     long = tokens.request({"input": 20_000, "cache_read": 200_000, "cache_creation": 80_000,
                            "cache_creation_1h": 80_000, "output": 4_000},
-                          lambda p: table.is_long_context("claude-sonnet-4-5", p))
+                          "claude-sonnet-4-5", table)
     summed = {k: short.get(k, 0) + long.get(k, 0) for k in {*short, *long}}
     expected = ((1_000 * 3 + 50_000 * 0.30 + 10_000 * 3.75 + 1_000 * 15)
                 + (20_000 * 6 + 200_000 * 0.60 + 80_000 * 12 + 4_000 * 22.50)) / 1e6
@@ -274,8 +273,7 @@ def test_long_parts_of_a_model_without_a_tier_are_ordinary_tokens(table):
 
 
 def test_haiku_5_5_long_tier_is_five_times_the_base(table):
-    request = tokens.request({"input": 150_000, "output": 10_000},
-                             lambda p: table.is_long_context("claude-haiku-5-5", p))
+    request = tokens.request({"input": 150_000, "output": 10_000}, "claude-haiku-5-5", table)
     assert cost(table, "claude-haiku-5-5", request) == pytest.approx(0.15 * 0.50 + 0.01 * 2.50)
 
 

@@ -367,14 +367,8 @@ class Agent:
         return tuple(out)
 
     def _import(self) -> None:
-        import importlib
+        from aitrack import importer
 
-        try:
-            importer = importlib.import_module("aitrack.importer")
-        except ModuleNotFoundError as exc:
-            if exc.name != "aitrack.importer":
-                raise
-            return
         try:
             importer.run(self.db, self.profile)
         except Exception as exc:  # noqa: BLE001 - the next round tries again

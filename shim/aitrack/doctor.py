@@ -33,7 +33,6 @@ PROBE_TIMEOUT_S = 10.0
 VERSION_TIMEOUT_S = 5.0
 STALE_BACKLOG_S = 3600.0  # a payload pending longer than this is a backlog, not in flight
 OUTBOX_FULL = 0.8  # of endpoint.outbox_max_mb: the size bound is about to evict payloads
-CLAUDE_MANAGED_SETTINGS_VAR = "AITRACK_CLAUDE_MANAGED_SETTINGS"
 OTLP_HEADER_VARS = tuple(f"OTEL_EXPORTER_OTLP_{s}HEADERS"
                          for s in ("", "METRICS_", "LOGS_", "TRACES_"))
 _OTLP_REDIRECT = re.compile(r"OTEL_EXPORTER_OTLP_(?:(?:METRICS|LOGS|TRACES)_)?(?:ENDPOINT|HEADERS)")
@@ -432,13 +431,9 @@ def check_shims(ctx: Context) -> Check:
 
 
 def claude_managed_settings(env: Mapping[str, str]) -> Path:
-    if env.get(CLAUDE_MANAGED_SETTINGS_VAR):
-        return Path(env[CLAUDE_MANAGED_SETTINGS_VAR])
-    if sys.platform == "darwin":
-        return Path("/Library/Application Support/ClaudeCode/managed-settings.json")
-    if sys.platform == "win32":
-        return Path(r"C:\Program Files\ClaudeCode\managed-settings.json")
-    return Path("/etc/claude-code/managed-settings.json")
+    from aitrack.adapters.claude import settings
+
+    return settings.managed_file(env)
 
 
 def check_claude_settings(ctx: Context) -> Check:

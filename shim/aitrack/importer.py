@@ -13,10 +13,14 @@ batches. What a line means and how it counts is the tool's own knowledge, in
   is_transcript(name)  whether a file name there is one
   order(path, stat)    the sort key of files within an import (path: a str)
   Reader(file, prices) one file's new lines: `line(raw, head)` parses a line (raising
-                       BadLine), `keys()` the response keys it will ask about, `count(book)`
-                       counts them in order into the Book. Its `prices` (the PriceTable) is
-                       None while it travels from a worker process, which parses big imports
+                       BadLine; `head`: one of a file's first lines, always handed over),
+                       optional `finish()` once the file is read, `keys()` the response keys
+                       it will ask about, `count(book)` counts them in order into the Book.
+                       Its `prices` (the PriceTable) is None while it travels from a worker
+                       process, which parses big imports
   metrics(state)       per-model figures from the session's reading state (Claude's cost)
+  PARALLEL             optional, default True: a big import may parse in worker processes
+                       (worth it where parsing costs more than counting)
 
 Counting is idempotent: every counted response is a row keyed by a hash of its identity, a
 row only ever grows (the largest line of a response wins), and a session's transcript
@@ -304,14 +308,14 @@ class Book:
         self.result.skip(reason, n)
 
     def count(self, key: int, rid: int, session: SessionState, model: str,
-              figures: tuple[int, ...], side: bool = False, alt: str | None = None) -> None:
+              figures: tuple[int, ...], side: bool = False) -> None:
         """One line of a response: a new response, a larger line of a known one (its figures
         replace the smaller ones), or a copy. A response seen on the main chain belongs there
         (a sidechain line with the same id is a replay). `rid` tells apart two requests under
-        one key (0: unknown); the second is kept under identity(alt)."""
+        one key (0: unknown); the second is kept under a key of its own."""
         row = self.rows.get(key)
-        if row is not None and rid and row[0] and row[0] != rid and alt:
-            key = identity(alt)
+        if row is not None and rid and row[0] and row[0] != rid:
+            key = identity(f"{key}\x1f{rid}")
             self.prefetch((key,))
             row = self.rows.get(key)
         if row is None:
@@ -470,12 +474,14 @@ def _resume_at(fh, st: os.stat_result, prev: _State | None) -> int:
         return 0
     if st.st_size < prev.offset or _head(fh, prev.offset) != prev.head:
         return 0  # rewritten (compaction): read it again; what was counted stays
-    return prev.offset if os.pread(fh.fileno(), 1, prev.offset - 1) == b"\n" else 0
+    fh.seek(prev.offset - 1)
+    return prev.offset if fh.read(1) == b"\n" else 0
 
 
 def _head(fh, offset: int) -> int:
     """The hash of a file's first min(offset, HEAD_BYTES) bytes."""
-    return identity(os.pread(fh.fileno(), min(offset, HEAD_BYTES), 0).hex())
+    fh.seek(0)
+    return identity(fh.read(min(offset, HEAD_BYTES)).hex())
 
 
 class _WorkerFailed(Exception):
@@ -485,9 +491,8 @@ class _WorkerFailed(Exception):
 class _Workers:
     """Processes that read files while this one merges. Started as `python -c`, not with
     multiprocessing: its spawned children would import `aitrack.__main__` and so run the
-    command line again. Tasks and results go as length-prefixed pickles over pipes; a
-    worker reads its next task only once its last result was taken, which bounds what
-    waits in memory."""
+    command line again. Tasks and results go as length-prefixed pickles over pipes; at most
+    AHEAD results per worker wait in memory for the merge."""
 
     def __init__(self, n: int):
         import subprocess
@@ -497,10 +502,17 @@ class _Workers:
         package_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root,
                                                           env.get("PYTHONPATH"))))
-        self.procs = [subprocess.Popen(
-            [sys.executable, "-c", "from aitrack.importer import _serve; _serve()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env) for _ in range(n)]
+        self.procs = []
+        self.answers: list = []
+        try:
+            for _ in range(n):
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-c", "from aitrack.importer import _serve; _serve()"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                    env=env))
+        except OSError:  # no process to spare: read here
+            self.__exit__()
+            raise _WorkerFailed() from None
 
     def __enter__(self) -> _Workers:
         return self
@@ -512,6 +524,9 @@ class _Workers:
                     pipe.close()
                 except (OSError, ValueError):
                     pass
+        for answers in self.answers:  # a taker waiting for room sees the closed pipe and ends
+            while not answers.empty():
+                answers.get_nowait()
         for proc in self.procs:
             try:
                 proc.wait(timeout=5)
@@ -528,7 +543,7 @@ class _Workers:
         import threading
 
         n = len(self.procs)
-        answers = [queue.Queue(AHEAD) for _ in range(n)]
+        answers = self.answers = [queue.Queue(AHEAD) for _ in range(n)]
 
         def feed(k: int) -> None:
             try:
@@ -756,9 +771,11 @@ class _Import:
         todo = []
         for path, st in files:
             prev = states.get(path)
-            if prev is not None and prev[:4] == (st.st_dev, st.st_ino, st.st_size,
-                                                 st.st_mtime_ns):
-                continue  # unchanged since the last import: not opened
+            # unchanged since the last import: not opened (Windows lists no inode: size and
+            # time alone)
+            if prev is not None and prev[2:4] == (st.st_size, st.st_mtime_ns) and (
+                    not st.st_ino or prev[:2] == (st.st_dev, st.st_ino)):
+                continue
             if since is not None and st.st_mtime < since:
                 continue
             todo.append((path, st, _State(*prev) if prev is not None else None))
@@ -790,8 +807,13 @@ class _Import:
         """The files read, in order: here, or (much to read, cores to spare) by worker
         processes while this one merges what they read before."""
         new_bytes = sum(st.st_size - (prev.offset if prev else 0) for _, st, prev in todo)
-        workers = min(4, (os.cpu_count() or 1) - 1)
-        if new_bytes < PARALLEL_BYTES or workers < 1:
+        workers = 0
+        if new_bytes >= PARALLEL_BYTES and getattr(adapter, "PARALLEL", True):
+            cores = os.cpu_count() or 1
+            # only cores other work leaves idle: on a busy machine a worker only competes
+            busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+            workers = max(0, min(4, cores - 1, int(cores - busy)))
+        if workers < 1:
             for path, _st, prev in todo:
                 yield read_file(adapter, path, prev, self.prices, self.result.skipped)
             return

@@ -181,9 +181,15 @@ def mask(text: str, secrets) -> str:
 
 
 def token_problem(token: str) -> str | None:
-    """Why `token` cannot be sent as an HTTP header value, or None. Never quotes it."""
+    """Why `token set` refuses `token`, or None. Never quotes it."""
     if not token or token != token.strip():
         return "the token is empty or has surrounding whitespace"
+    return header_value_problem(token)
+
+
+def header_value_problem(token: str) -> str | None:
+    """Why `token` cannot be sent as an HTTP header value (a control character, which could
+    end the header and start another), or None. Never quotes it."""
     for i, char in enumerate(token, 1):
         if (ord(char) < 0x20 and char != "\t") or 0x7F <= ord(char) <= 0x9F:
             what = {"\n": "a newline", "\r": "a carriage return"}.get(

@@ -14,8 +14,6 @@ per-request log events), aggregates cannot:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
 BASE = ("input", "output", "cache_read", "cache_creation")
 REASONING = "reasoning"
 CACHE_1H = "cache_creation_1h"
@@ -25,21 +23,29 @@ SUBSETS = (CACHE_1H, *LONG)
 ALL = (*BASE, REASONING, *SUBSETS)
 
 
-def total(tokens: Mapping[str, float]) -> float:
+def total(tokens: dict[str, float]) -> float:
     """A session's total: the base types only."""
     return sum(tokens.get(t, 0) for t in BASE)
 
 
-def prompt(tokens: Mapping[str, float]) -> float:
+def prompt(tokens: dict[str, float]) -> float:
     """The size of one request's prompt, as long-context tiers measure it."""
     return tokens.get("input", 0) + tokens.get("cache_read", 0) + tokens.get("cache_creation", 0)
 
 
-def request(tokens: Mapping[str, int], is_long: Callable[[float], bool] | None = None
-            ) -> dict[str, int]:
+def request(tokens: dict[str, int], model: str = "", prices=None) -> dict[str, int]:
     """One request's ledger figures: its base, reasoning and 1h figures, plus the `long_*`
-    copies when `is_long(prompt)` says the request was a long-context one. Zeros dropped."""
+    copies when the price table (`prices`, a PriceTable or None) says the request was a
+    long-context one for `model`. Zeros dropped."""
     out = {t: int(tokens.get(t, 0)) for t in (*BASE, REASONING, CACHE_1H) if tokens.get(t)}
-    if is_long is not None and is_long(prompt(tokens)):
+    if prices is not None and prices.is_long_context(model, prompt(tokens)):
         out.update({long: out[base] for long, base in LONG.items() if out.get(base)})
     return out
+
+
+def count(value: str | None) -> int:
+    """A token count as a log attribute carries it ("1234", "1234.0"); 0 when it is none."""
+    try:
+        return max(0, int(float(value))) if value else 0
+    except ValueError:
+        return 0

@@ -144,8 +144,13 @@ class TrackedRun:
         from aitrack.private_files import LinkRefused
 
         self.paths = paths.resolve()  # never the cache's word for where the ledger is
-        self.profile = profile.load(self.paths)
-        self.attributes = attribution.resource_attributes(self.profile)
+        if self.mode == "agent":
+            # the agent enforces attributes, forwards and imports: the run's record is all
+            # this process writes, so it loads no profile (the tool is starting meanwhile)
+            self.attributes = dict(self.settings["attributes"])
+        else:
+            self.profile = profile.load(self.paths)
+            self.attributes = attribution.resource_attributes(self.profile)
         try:
             self.db = ledger.connect(self.paths.ledger)
             ledger.start_run(self.db, ledger.Run(
@@ -253,7 +258,8 @@ class TrackedRun:
             locate = None
         if locate is not None:
             found = locate.run_sessions(self.cwd, self.started, ended)
-            self._import([path for _, path in found])
+            if self.mode != "agent":  # the agent imports (and `aitrack report` does first)
+                self._import([path for _, path in found])
         ids = ledger.end_run(self.db, self.id, ended, exit_code, [tsid for tsid, _ in found],
                              is_session=self.adapter.is_session(self.args))
         for step, what in ((self._record_commits, "read this run's commits from git"),
@@ -309,14 +315,8 @@ class TrackedRun:
         """The run's own transcripts, now: a run whose telemetry was lost still counts."""
         if not files:
             return
-        import importlib
+        from aitrack import importer
 
-        try:
-            importer = importlib.import_module("aitrack.importer")
-        except ModuleNotFoundError as exc:
-            if exc.name != "aitrack.importer":
-                raise
-            return
         try:
             importer.import_files(self.db, self.tool, files, self.profile)
         except Exception as exc:  # noqa: BLE001 - the next report imports them again

@@ -28,7 +28,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from aitrack import __version__
-from aitrack.keychain import mask, token_problem
+from aitrack.keychain import header_value_problem, mask
 from aitrack.profile import Endpoint, is_loopback_host, url_problem
 
 MAX_ANSWER = 64 * 1024  # what is kept of an answer's body; a longer one closes the connection
@@ -70,7 +70,7 @@ def post(endpoint: Endpoint, url: str, body: bytes, content_type: str,
 
     try:
         target = _target(url)
-        if token is not None and token_problem(token):
+        if token is not None and header_value_problem(token):
             raise _Refused("the token in the keychain is not a valid HTTP header value: "
                            "run `aitrack token set`")
         ours = {"content-type", "content-encoding", "content-length", "host", "user-agent",

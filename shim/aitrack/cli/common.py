@@ -96,3 +96,15 @@ def load_profile():
     for problem in p.problems:
         click.echo(f"aitrack: {problem}", err=True)
     return p
+
+
+def parse_date(ctx: click.Context, param: click.Parameter, value: str | None):
+    """A click callback: an ISO date (YYYY-MM-DD), or None."""
+    if value is None:
+        return None
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import click
 
-from aitrack.cli.common import UserError, echo_json, load_profile
-
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None):
-    if value is None:
-        return None
-    from datetime import date
-
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+from aitrack.cli.common import UserError, echo_json, load_profile, parse_date
 
 
 @click.command("import")
 @click.option("--tool", type=click.Choice(["claude", "codex"]),
               help="Only this tool's transcripts (default: both).")
-@click.option("--since", callback=_date, metavar="YYYY-MM-DD",
+@click.option("--since", callback=parse_date, metavar="YYYY-MM-DD",
               help="Only transcripts written to on or after this day (whole sessions).")
 @click.option("--dry-run", is_flag=True, help="Count what would be imported; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable figures.")
@@ -57,6 +46,8 @@ def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
     try:
         result = importer.run(db, profile, tools=[tool] if tool else None, since=since,
                               dry_run=dry_run)
+        if not dry_run and profile.endpoint is not None:
+            _queue_usage_metrics(db, profile)
     except sqlite3.Error as exc:
         raise UserError(f"cannot write the ledger {ledger_path} ({exc}): run `aitrack doctor`"
                         ) from None
@@ -66,6 +57,18 @@ def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
         echo_json(result.as_dict())
     else:
         click.echo(result.summary())
+
+
+def _queue_usage_metrics(db, profile) -> None:
+    """aitrack's usage metrics for what is now due (imported sessions only where the profile
+    sets `forward_imported`); they leave with the next run, the agent or `aitrack flush`."""
+    from aitrack import normalized
+
+    try:
+        normalized.emit(db, profile)
+    except Exception as exc:  # noqa: BLE001 - the import itself is done and kept
+        click.echo(f"aitrack: cannot queue usage metrics ({type(exc).__name__}: {exc}); the "
+                   "agent or the next run queues them", err=True)
 
 
 def register(cli: click.Group) -> None:

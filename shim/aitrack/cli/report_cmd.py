@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import click
 
-from aitrack.cli.common import UserError, load_profile
+from aitrack.cli.common import UserError, load_profile, parse_date
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None):
-    if value is None:
-        return None
-    from datetime import date
-
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
 
 
 def filter_options(command):
     """The options that choose sessions, shared by `report` and `dashboard`."""
     for option in reversed((
-        click.option("--since", callback=_date, metavar="YYYY-MM-DD",
+        click.option("--since", callback=parse_date, metavar="YYYY-MM-DD",
                      help="First day (inclusive)."),
-        click.option("--until", callback=_date, metavar="YYYY-MM-DD",
+        click.option("--until", callback=parse_date, metavar="YYYY-MM-DD",
                      help="Last day (inclusive)."),
         click.option("--last", type=click.IntRange(min=1), metavar="N",
                      help="The last N days, today included."),

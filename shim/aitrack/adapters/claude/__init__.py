@@ -7,6 +7,7 @@ aggregates cannot tell: the 1-hour share of cache writes and long-context reques
 
 from __future__ import annotations
 
+from aitrack import tokens
 from aitrack.adapters import Sink, otel_env
 from aitrack.records import Contribution, Point
 
@@ -75,24 +76,10 @@ def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
     """The subsets of one API request's usage (its base figures come from the metrics)."""
     if attrs.get("event.name") != "api_request":
         return []
-    from aitrack import tokens
-
     model = attrs.get("model", "")
-    request = {t: _int(attrs.get(k)) for k, t in _REQUEST.items()}
-    is_long = None
-    if prices is not None:
-        def is_long(prompt: float) -> bool:
-            return prices.is_long_context(model, prompt)
-    figures = tokens.request(request, is_long)
-    return [Contribution("tokens", model, t, v) for t, v in figures.items()
-            if t in tokens.SUBSETS]
-
-
-def _int(value: str | None) -> int:
-    try:
-        return max(0, int(float(value))) if value else 0
-    except ValueError:
-        return 0
+    request = {t: tokens.count(attrs.get(k)) for k, t in _REQUEST.items()}
+    return [Contribution("tokens", model, t, v)
+            for t, v in tokens.request(request, model, prices).items() if t in tokens.SUBSETS]
 
 
 def tool_session_id(attrs: dict[str, str]) -> str | None:

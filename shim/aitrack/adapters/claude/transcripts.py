@@ -20,6 +20,7 @@ import os
 import zlib
 from datetime import datetime
 from pathlib import Path
+from sys import intern
 
 import msgspec
 
@@ -112,7 +113,8 @@ class Reader:
     def __init__(self, file: FileRead, prices):
         self.file = file
         self.prices = prices  # PriceTable; for long-context requests
-        self.responses: list[list] = []  # [key, rid, alt, owner, model, figures, side]
+        self.responses: list[list] = []  # [key, rid, owner, model, figures, side]
+        self.tiered: dict[str, bool] = {}  # model -> has a long-context tier
         self.index: dict[int, int] = {}  # key -> its place in responses
         self.sessions: dict[str, list] = {}  # owner -> [first, last, cwd, entrypoint, version]
         self.copies: set[str] = set()  # sessions whose file holds copies of others' requests
@@ -151,21 +153,22 @@ class Reader:
             write = max(write, one_h + int(cache.ephemeral_5m_input_tokens or 0))
         details = u.output_tokens_details
         thinking = min(int(details.thinking_tokens or 0), out) if details is not None else 0
-        is_long = getattr(self.prices, "is_long_context", None)  # a new PriceTable API
-        long = 1 if is_long is not None and is_long(model, inp + read + write) else 0
+        tiered = self.tiered.get(model)
+        if tiered is None:  # whether the model has a long-context tier at all
+            is_long = getattr(self.prices, "is_long_context", None)  # a new PriceTable API
+            tiered = self.tiered[model] = bool(is_long and is_long(model, float("inf")))
+        long = 1 if tiered and self.prices.is_long_context(model, inp + read + write) else 0
         figures = (inp, out, read, write, one_h, thinking, long)
         if min(figures) < 0:
             raise BadLine("bad_record")
-        rid = rec.requestId
         if msg.id:
             key = identity(f"claude\x1f{msg.id}")
-            alt = f"claude\x1f{msg.id}\x1f{rid}" if rid else None
         else:  # no message id (very old lines): the line's own identity, copied with it
             key = identity(f"claude-line\x1f{rec.uuid or (session, rec.timestamp, figures)}")
-            alt = None
         # the request id tells apart two requests under one message id (a test server's)
-        rid = zlib.crc32(rid.encode()) + 1 if rid else 0
-        owner = rec.requestSessionId or session
+        rid = zlib.crc32(rec.requestId.encode()) + 1 if rec.requestId else 0
+        # one string per session and model: they travel from a worker process once
+        owner, model = intern(rec.requestSessionId or session), intern(model)
         side = bool(rec.isSidechain)
         if owner != session:  # a copy of another session's request: its cost-state too
             self.copies.add(session)
@@ -182,23 +185,24 @@ class Reader:
         if i is not None:  # another line of a response of this file
             known = self.responses[i]
             if not rid or not known[1] or rid == known[1]:
-                larger = sum(figures[:4]) > sum(known[5][:4])
-                if larger or (known[6] and not side):
+                larger = sum(figures[:4]) > sum(known[4][:4])
+                if larger or (known[5] and not side):
                     if larger:
-                        known[4], known[5] = model, figures
-                    if known[6] and not side:
-                        known[3], known[6] = owner, False
+                        known[3], known[4] = model, figures
+                    if known[5] and not side:
+                        known[2], known[5] = owner, False
                     known[1] = known[1] or rid
                 else:
                     self.duplicates += 1
                 return
         else:
             self.index[key] = len(self.responses)
-        self.responses.append([key, rid, alt, owner, model, figures, side])
+        self.responses.append([key, rid, owner, model, figures, side])
 
     def finish(self) -> None:
         """End of the read: what is left to count travels light."""
         self.index = {}
+        self.tiered = {}
 
     def keys(self) -> list[int]:
         return [r[0] for r in self.responses]
@@ -210,8 +214,8 @@ class Reader:
             s.saw(_time(first), cwd, entrypoint, version)
             s.saw(_time(last))
         sessions, count = book.sessions, book.count
-        for key, rid, alt, owner, model, figures, side in self.responses:
-            count(key, rid, sessions[owner], model, figures, side, alt)
+        for key, rid, owner, model, figures, side in self.responses:
+            count(key, rid, sessions[owner], model, figures, side)
         for copier in self.copies:
             session(copier).set_state("copies", 1, figures=True)
         for owner, costs in self.costs:

@@ -14,6 +14,7 @@ input moves to cache_read, cache writes to cache_creation, and input keeps the r
 
 from __future__ import annotations
 
+from aitrack import tokens
 from aitrack.records import Contribution, Point
 
 NAME = "codex"
@@ -46,11 +47,11 @@ def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
         if attrs.get("event.kind") != "response.completed" or "input_token_count" not in attrs:
             return []
         return response_usage(attrs.get("model") or attrs.get("slug") or "", {
-            "input": _int(attrs.get("input_token_count")),
-            "cached": _int(attrs.get("cached_token_count")),
-            "cache_write": _int(attrs.get("cache_write_token_count")),
-            "output": _int(attrs.get("output_token_count")),
-            "reasoning": _int(attrs.get("reasoning_token_count")),
+            "input": tokens.count(attrs.get("input_token_count")),
+            "cached": tokens.count(attrs.get("cached_token_count")),
+            "cache_write": tokens.count(attrs.get("cache_write_token_count")),
+            "output": tokens.count(attrs.get("output_token_count")),
+            "reasoning": tokens.count(attrs.get("reasoning_token_count")),
         }, prices)
     if event == "codex.tool_decision":
         decision = _DECISIONS.get(attrs.get("decision", ""))
@@ -61,25 +62,12 @@ def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
 
 def response_usage(model: str, usage: dict[str, int], prices) -> list[Contribution]:
     """One response's usage in ledger types (the rollout reader uses this too)."""
-    from aitrack import tokens
-
     cached, write = usage.get("cached", 0), usage.get("cache_write", 0)
     ledger = {"input": max(0, usage.get("input", 0) - cached - write), "cache_read": cached,
               "cache_creation": write, "output": usage.get("output", 0),
               "reasoning": usage.get("reasoning", 0)}
-    is_long = None
-    if prices is not None:
-        def is_long(prompt: float) -> bool:
-            return prices.is_long_context(model, prompt)
     return [Contribution("tokens", model, t, v)
-            for t, v in tokens.request(ledger, is_long).items()]
-
-
-def _int(value: str | None) -> int:
-    try:
-        return max(0, int(float(value))) if value else 0
-    except ValueError:
-        return 0
+            for t, v in tokens.request(ledger, model, prices).items()]
 
 
 def tool_session_id(attrs: dict[str, str]) -> str | None:

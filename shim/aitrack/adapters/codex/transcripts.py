@@ -15,9 +15,9 @@ So, per thread, the cumulative total counts by its advance, only when it moves:
   request in some versions) still counts;
 - a `token_count` counts the advance of its total over the thread's; the first one seen of a
   thread counts only its `last_token_usage` (a fork starts from its parent's total);
-- every `token_count` is remembered by (timestamp, cumulative figures): a copy of it in
-  another file (the same rollout in `archived_sessions/`, a branched desktop thread) is the
-  same event, and only raises the total;
+- every `token_count` that counted is remembered by (timestamp, cumulative figures): a copy
+  of it in another file (the same rollout in `archived_sessions/`, a branched desktop
+  thread) is the same event, and only raises the total;
 - a subagent's rollout replays its parent's events in its first second: those raise the
   total and count nothing; records naming another thread are the other thread's.
 Token types follow OpenAI semantics, normalised in one place: `response_usage`.
@@ -32,15 +32,17 @@ from typing import Any
 
 import msgspec
 
+from aitrack.adapters.codex import response_usage
 from aitrack.importer import FileRead, decode, identity
 
 TOOL = "codex"
 # "token_ is in token_count and token_usage_record; session_meta is a rollout's first line,
 # read with the head lines of every file read from its start
 MARKERS = (b'"token_', b'"turn_context"')
+# counting (stateful, in this process) costs more than parsing: no worker processes
+PARALLEL = False
 REPLAY_S = 1.0  # a subagent's replay of its parent: the burst in its first second
 UNKNOWN_MODEL = "unknown"  # rollouts from before September 2025 name no model
-_NOTHING = (0,) * 7  # the figures of an event that counts nothing (a copy's marker)
 
 Number = int | float | None
 _FIELDS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
@@ -206,10 +208,8 @@ class Reader:
             if kind == "record":
                 _, _, key, thread_id, usage, thread = event
                 raises = thread
-                if (thread_id and thread_id != tid) or book.known(key):
+                if (thread_id and thread_id != tid) or book.known(key) or replay:
                     book.duplicate()
-                elif replay:
-                    book.count(key, 0, s, model, _NOTHING)
                 else:
                     book.count(key, 0, s, model, self._figures(model, usage))
                     if raises is None:  # no cumulative figures: the response's own move it
@@ -230,8 +230,10 @@ class Reader:
                         advance = tuple(max(0, a - b) for a, b in zip(total, h, strict=True))
                     else:
                         advance = None  # re-emitted, unchanged
-                    figures = self._figures(model, advance) if advance else _NOTHING
-                    book.count(key, 0, s, model, figures)
+                    if advance and any(advance):
+                        book.count(key, 0, s, model, self._figures(model, advance))
+                    else:  # what moved nothing needs no key: its copies move nothing either
+                        book.duplicate()
                 if _higher(h, total):
                     h = list(total)
         s.set_state("h", h)
@@ -240,8 +242,6 @@ class Reader:
             s.saw(_time(latest))
 
     def _figures(self, model: str, v: tuple[int, ...]) -> tuple[int, ...]:
-        from aitrack.adapters.codex import response_usage
-
         got = {c.name: int(c.value) for c in response_usage(model, {
             "input": v[0], "cached": v[1], "cache_write": v[2], "output": v[3],
             "reasoning": v[4]}, self.prices)}
