@@ -47,8 +47,8 @@ def other_user():
     try:
         yield User(name if created else str(uid), uid, gid, python)
     finally:
-        if created:
-            subprocess.run(["userdel", name], capture_output=True)
+        if created:  # -f: even if a process of the user outlived its test
+            subprocess.run(["userdel", "-f", name], capture_output=True)
 
 
 def run_as(user: User, code: str, *args: str, timeout: float = 120,

@@ -41,10 +41,11 @@ class Home:
 
     def run(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
             timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-        """Run `python -m aitrack ARGS` as a user would, in this home."""
+        """Run `python -m aitrack ARGS` as a user would, in this home (`env` entries that
+        are None unset a variable)."""
+        merged = {k: v for k, v in {**self.env, **(env or {})}.items() if v is not None}
         return subprocess.run([sys.executable, "-m", "aitrack", *args], input=input,
-                              capture_output=True, text=True, env={**self.env, **(env or {})},
-                              timeout=timeout, **kw)
+                              capture_output=True, text=True, env=merged, timeout=timeout, **kw)
 
 
 @pytest.fixture

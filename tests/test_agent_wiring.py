@@ -47,13 +47,15 @@ model = "gpt-5-mini" # cheap
 
 
 @pytest.fixture
-def user(home, tmp_path: Path) -> dict[str, str]:
+def user(home, tmp_path: Path) -> dict[str, str | None]:
     """A throwaway user: HOME, and no managed or machine settings of the real machine."""
     user_home = tmp_path / "user-home"
     user_home.mkdir()
     env = {k: v for k, v in home.env.items()
            if not k.startswith(("CLAUDE_", "CODEX_", "OTEL_"))}
     env.update(HOME=str(user_home),
+               # unset for aitrack too (home.run merges over home.env): HOME decides
+               CLAUDE_CONFIG_DIR=None, CODEX_HOME=None,
                AITRACK_CLAUDE_MANAGED_SETTINGS=str(tmp_path / "etc-claude/managed-settings.json"),
                AITRACK_CODEX_SYSTEM_DIR=str(tmp_path / "etc-codex"))
     return env
@@ -487,8 +489,8 @@ def collector(home):
 
 
 def tool_env(user, stub) -> dict[str, str]:
-    return {**user, "ANTHROPIC_BASE_URL": stub.url, "ANTHROPIC_API_KEY": "sk-ant-test",
-            "MOCK_KEY": "sk-test", "DISABLE_AUTOUPDATER": "1"}
+    return {**{k: v for k, v in user.items() if v is not None}, "ANTHROPIC_BASE_URL": stub.url,
+            "ANTHROPIC_API_KEY": "sk-ant-test", "MOCK_KEY": "sk-test", "DISABLE_AUTOUPDATER": "1"}
 
 
 @pytest.mark.e2e
@@ -711,6 +713,7 @@ def test_print_settings_holds_no_secret_and_parses(home, user):
 def doctor_context(env):
     from aitrack import doctor
 
+    env = {k: v for k, v in env.items() if v is not None}  # an environment, as doctor's
     where, prof = loaded(env)
     return doctor.Context(env, where, prof, Path(env["HOME"]))
 

@@ -121,8 +121,11 @@ def fake(home, tmp_path):
     log = tmp_path / "service-calls.jsonl"
     port = free_port()
     home.write_user_profile(f"[agent]\nport = {port}\n")
+    runtime = tmp_path / "run-user"  # where a user manager keeps its private socket
+    (runtime / "systemd").mkdir(parents=True)
+    (runtime / "systemd" / "private").touch()
     env = {**home.env, "HOME": str(user_home), "PATH": f"{bin_dir}:/usr/bin:/bin",
-           "FAKE_SERVICE_LOG": str(log)}
+           "FAKE_SERVICE_LOG": str(log), "XDG_RUNTIME_DIR": str(runtime)}
     env.pop("XDG_CONFIG_HOME", None)
     yield env, log, port
     pid = log.with_suffix(".pid")

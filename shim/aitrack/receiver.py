@@ -114,15 +114,16 @@ def _check(signal: str, body: bytes, ctype: str) -> None:
     from aitrack import otlp
 
     if ctype == PROTOBUF:
-        otlp.decode(signal, body, ctype)
+        otlp.decode(signal, body, ctype)  # bounded too: otlp.bound first
         return
     import msgspec
 
+    otlp.bound(signal, body, ctype)  # what decoding it later would cost, counted first
     try:
         msgspec.json.decode(body, type=dict[str, msgspec.Raw])
     except msgspec.ValidationError:
         raise otlp.MalformedPayload("the JSON body must be an object") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise otlp.MalformedPayload(f"invalid OTLP {signal} payload: {exc}") from None
 
 

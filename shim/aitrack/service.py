@@ -277,6 +277,11 @@ class Systemd(Manager):
     def available(self) -> bool:
         if not shutil.which(self.tool, path=self.env.get("PATH")):
             return False
+        # A user manager listens on its private socket. Without one, asking systemctl would
+        # have the session bus try (and fail, noisily) to start systemd for us.
+        runtime = self.env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+        if not os.path.exists(os.path.join(runtime, "systemd", "private")):
+            return False
         try:
             return self.run("--user", "show-environment", check=False).returncode == 0
         except ServiceError:

@@ -22,7 +22,7 @@ def config_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
     """Claude Code's configuration directories, the one it writes to first."""
     env = os.environ if env is None else env
     home = Path(env.get("HOME") or os.path.expanduser("~"))
-    dirs = [Path(p).expanduser() for p in env.get("CLAUDE_CONFIG_DIR", "").split(",")
+    dirs = [Path(p).expanduser() for p in (env.get("CLAUDE_CONFIG_DIR") or "").split(",")
             if p.strip()]
     if not dirs:
         dirs = [home / ".claude"]
