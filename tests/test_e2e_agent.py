@@ -13,6 +13,7 @@ import re
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -327,3 +328,75 @@ def test_the_secret_is_kept_private(machine):
     assert any(re.search(r"agent/secret$", str(f)) for f in files)
     for path in files:
         assert not _readable_by_another_user(path), path
+
+
+def test_wrapped_runs_are_recorded_by_the_agent_or_without_it_by_the_wrapper(machine):
+    """`aitrack codex` and `aitrack claude` with the tools wired: the agent records the run
+    (exit status, its sessions); with the agent gone, the wrapper records it itself, once."""
+    machine.install()
+    for tool, args in (("codex", ("exec", "--skip-git-repo-check", "hi")),
+                       ("claude", ("-p", "hi", "--max-turns", "1"))):
+        result = machine.aitrack(tool, *args)
+        assert result.returncode == 0, result.stderr
+    assert machine.wait_for(lambda: len(_runs(machine)) == 2 and all(
+        r[2] == 0 for r in _runs(machine)) and _linked(machine))
+    assert machine.aitrack("agent", "stop").returncode == 0
+    assert not machine.wait_for(lambda: _listening(machine.port), timeout=1)
+    result = machine.aitrack("codex", "exec", "--skip-git-repo-check", "hi again")
+    assert result.returncode == 0, result.stderr
+    assert machine.wait_for(lambda: _linked(machine))
+
+    runs = _runs(machine)
+    assert [(tool, mode, code) for tool, mode, code, _ in runs] == [
+        ("codex", "agent", 0), ("claude", "agent", 0), ("codex", "agent", 0)]
+    db = machine.ledger()
+    for run_id in (r[3] for r in runs):
+        [(tool, exit_code, sources)] = db.execute(
+            "SELECT tool, exit_code, sources FROM sessions WHERE run_id = ?",
+            (run_id,)).fetchall()  # one tool session per run, ended with the run's status
+        assert exit_code == 0 and sources & 4, (tool, sources)  # the wrapper's word
+    assert machine.wait_for(lambda: _listening(machine.port))  # woken by the last run
+
+    # another program on the agent's port: the wrapper records the run itself
+    assert machine.aitrack("agent", "stop").returncode == 0
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    other = HTTPServer(("127.0.0.1", machine.port), NotFound)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        result = machine.aitrack("codex", "exec", "--skip-git-repo-check", "third")
+        assert result.returncode == 0, result.stderr
+    finally:
+        other.shutdown()
+        other.server_close()
+    last = _runs(machine)[-1]
+    assert last[:3] == ("codex", "agent", 0)
+    [(exit_code, sources)] = db.execute("SELECT exit_code, sources FROM sessions WHERE "
+                                        "run_id = ?", (last[3],)).fetchall()
+    assert exit_code == 0 and sources & 2 and sources & 4  # read from its rollout, here
+
+
+def _linked(machine) -> bool:
+    """Every ended run is linked to its sessions (the agent does it just after answering)."""
+    db = machine.ledger()
+    try:
+        return db.execute("SELECT COUNT(*) FROM runs WHERE pending_end IS NOT NULL "
+                          "OR ended_at IS NULL").fetchone()[0] == 0
+    finally:
+        db.close()
+
+
+def _runs(machine) -> list[tuple]:
+    db = machine.ledger()
+    try:
+        return db.execute("SELECT tool, mode, exit_code, id FROM runs ORDER BY started_at"
+                          ).fetchall()
+    finally:
+        db.close()

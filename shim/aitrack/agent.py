@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from aitrack.loopback import SECRET_HEADER
+from aitrack.loopback import SECRET_HEADER, is_listening
 from aitrack.receiver import RUN_HEADER, STATUS_PATH
 
 DEFAULT_PORT = 47318
@@ -32,8 +32,8 @@ EMIT_INTERVAL_S = 60.0  # aitrack's own metrics for the sessions that changed (n
 FORWARDER_RECYCLE_S = 900.0  # a new forwarder re-reads the tokens (set since, or rotated)
 START_WAIT_S = 5.0
 __all__ = ["DEFAULT_PORT", "RUN_HEADER", "SECRET_HEADER", "Agent", "agent_dir", "ensure_secret",
-           "probe", "run_foreground", "secret_file", "spawn_detached", "start_detached",
-           "status", "stop", "url"]
+           "is_listening", "probe", "run_foreground", "secret_file", "spawn_detached",
+           "start_detached", "status", "stop", "url"]
 
 
 class AgentError(Exception):
@@ -75,21 +75,6 @@ def ensure_secret(paths) -> str:
     secret = os.urandom(24).hex()
     write_private(secret_file(paths), secret.encode())
     return secret
-
-
-def is_listening(port: int, timeout: float = 0.2) -> bool:
-    """Something accepts connections on the port (cheap: the wrapper asks before waking it)."""
-    import _socket
-
-    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
 
 
 def probe(port: int, secret: str | None, timeout: float = 1.0) -> str:
@@ -272,7 +257,15 @@ class Agent:
         self.db = ledger.connect(self.paths.ledger)
         self.worker = Worker(self.paths, on_queued=self._queued, log=self.log)
         self.inbox = intake.Inbox(ledger.connect(self.paths.ledger), "agent", self._put)
-        self.receiver = Receiver(sock, secret, self.inbox.put, status=self.status).start()
+        self.runs_db = ledger.connect(self.paths.ledger)
+        self.runs_lock = threading.Lock()
+        self.link_db = ledger.connect(self.paths.ledger)  # the linker's own: git may take 1 s
+        self.link_lock = threading.Lock()
+        self.to_link = threading.Event()
+        self.to_link.set()  # ends a stopped or crashed agent left unlinked
+        threading.Thread(target=self._link_runs, name="aitrack-runs", daemon=True).start()
+        self.receiver = Receiver(sock, secret, self.inbox.put, status=self.status,
+                                 runs=self._run_event).start()
         self._write_pid(port)
         self._start_forwarder()
         self.worker.kick()  # what a crash or a stopped agent left in the inbox
@@ -315,6 +308,11 @@ class Agent:
 
     def _shutdown(self) -> None:
         self.receiver.stop(2.0)
+        self.to_link.set()
+        try:
+            self.link_pending()
+        except Exception as exc:  # noqa: BLE001 - linked at the next start
+            self.log(f"cannot link ended runs: {type(exc).__name__}: {exc}")
         self.worker.finish(10.0)
         self._emit()  # what the last payloads added goes with the last delivery
         if self.forwarder is not None:
@@ -330,6 +328,66 @@ class Agent:
     def _put(self) -> None:
         self.received += 1
         self.worker.kick()
+
+    def _run_event(self, path: str, event: dict) -> dict:
+        """A wrapped run's start or end (`aitrack claude|codex` with the tool's settings
+        pointing here): recorded here, where the ledger is open, so the wrapper stays light.
+        An end is written durably and answered at once; linking it to its sessions (their
+        transcripts, git) follows in the linker thread, or after a restart."""
+        import json
+
+        from aitrack import ledger, runs
+
+        def start(e: dict) -> None:
+            ledger.start_run(self.runs_db, ledger.Run(
+                str(e["id"]), str(e["tool"]), float(e["started_at"]), e.get("cwd"),
+                e.get("project"), dict(e.get("attributes") or {}), "agent"))
+
+        with self.runs_lock:
+            if path.endswith("/start"):
+                start(event)
+                return {"recorded": "start"}
+            start(event["start"])  # in case the start never came (the agent was starting)
+            run = runs.RunEnd.from_dict(event)  # checked now: a bad event is the wrapper's 400
+            ledger.note_run_end(self.runs_db, run.id, run.ended, run.exit_code,
+                                json.dumps(run.as_dict()))
+        self.to_link.set()
+        return {"recorded": "end"}
+
+    def _link_runs(self) -> None:
+        """The linker thread: ended runs to their sessions and commits, as they come."""
+        while not self.stopping.is_set():
+            self.to_link.wait()
+            self.to_link.clear()
+            try:
+                self.link_pending()
+            except Exception as exc:  # noqa: BLE001 - kept pending: the next end or start
+                self.log(f"cannot link ended runs: {type(exc).__name__}: {exc}")
+
+    def link_pending(self) -> int:
+        import json
+
+        from aitrack import ledger, runs
+
+        with self.link_lock:  # the linker thread, or the shutdown
+            pending = ledger.pending_run_ends(self.link_db)
+            for run_id, account in pending:
+                try:
+                    run = runs.RunEnd.from_dict(json.loads(account))
+                except (ValueError, KeyError, TypeError) as exc:  # never blocks the others
+                    self.log(f"run {run_id}: its end cannot be linked ({exc}); left unlinked")
+                    ledger.forget_run_end(self.link_db, run_id)
+                    continue
+                self._count_commits(run, runs.end(self.link_db, run))
+        return len(pending)
+
+    def _count_commits(self, run, ids: list[str]) -> None:
+        from aitrack import runs
+
+        try:
+            runs.count_commits(self.link_db, run, ids, 1.0)
+        except Exception as exc:  # noqa: BLE001 - the run's end is linked already
+            self.log(f"cannot read run {run.id}'s commits: {type(exc).__name__}: {exc}")
 
     def _queued(self) -> None:
         if self.forwarder is not None:

@@ -20,7 +20,6 @@ figures", never an error for the run.
 from __future__ import annotations
 
 import os
-import subprocess
 
 TIMEOUT_S = 2.0
 MAX_COMMITS = 1000  # a run that "made" more switched to another history: count what is read
@@ -193,7 +192,11 @@ def _is_commit_id(text: str) -> bool:
     return len(text) in (40, 64) and set(text) <= _HEX  # SHA-1 or SHA-256
 
 
-def _git(cwd: str, *args: str, timeout_s: float) -> subprocess.CompletedProcess | None:
+def _git(cwd: str, *args: str, timeout_s: float):
+    """The git command's CompletedProcess, or None. subprocess is imported here (~20 ms):
+    most runs read HEAD from the files and never ask git."""
+    import subprocess
+
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     try:
         return subprocess.run([*_GIT, *args], cwd=cwd or None, capture_output=True,

@@ -157,9 +157,10 @@ class Run:
 
 
 def start_run(db: sqlite3.Connection, run: Run) -> None:
+    """Record a run's start (once: told again, nothing changes)."""
     with write(db):
-        db.execute("INSERT INTO runs (id, tool, started_at, cwd, project, attributes, mode) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        db.execute("INSERT OR IGNORE INTO runs (id, tool, started_at, cwd, project, attributes, "
+                   "mode) VALUES (?, ?, ?, ?, ?, ?, ?)",
                    (run.id, run.tool, run.started_at, run.cwd, run.project,
                     json.dumps(run.attributes, sort_keys=True), run.mode))
 
@@ -174,8 +175,8 @@ def end_run(db: sqlite3.Connection, run_id: str, ended_at: float, exit_code: int
     `is_session` is false (`--version`).
     """
     with write(db):
-        db.execute("UPDATE runs SET ended_at = ?, exit_code = ? WHERE id = ?",
-                   (ended_at, exit_code, run_id))
+        db.execute("UPDATE runs SET ended_at = ?, exit_code = ?, pending_end = NULL "
+                   "WHERE id = ?", (ended_at, exit_code, run_id))
         run = _run(db, run_id)
         if run is None:
             return []
@@ -190,6 +191,28 @@ def end_run(db: sqlite3.Connection, run_id: str, ended_at: float, exit_code: int
                 "cwd, project, attributes, id, ? FROM runs WHERE id = ?", (WRAPPER, run_id))
             ids = [run_id]
     return ids
+
+
+def note_run_end(db: sqlite3.Connection, run_id: str, ended_at: float, exit_code: int,
+                 account: str) -> None:
+    """A run's end, durably, before it is linked to its sessions (the agent answers the
+    wrapper at once, then links): `account` keeps what linking needs, as JSON."""
+    with write(db):
+        db.execute("UPDATE runs SET ended_at = ?, exit_code = ?, pending_end = ? WHERE id = ?",
+                   (ended_at, exit_code, account, run_id))
+        _apply_run_end(db, run_id)
+
+
+def pending_run_ends(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(run id, account) of the ends noted and not linked yet."""
+    return db.execute("SELECT id, pending_end FROM runs WHERE pending_end IS NOT NULL "
+                      "ORDER BY ended_at").fetchall()
+
+
+def forget_run_end(db: sqlite3.Connection, run_id: str) -> None:
+    """Stop trying to link a run's end (its account cannot be read)."""
+    with write(db):
+        db.execute("UPDATE runs SET pending_end = NULL WHERE id = ?", (run_id,))
 
 
 def _run(db: sqlite3.Connection, run_id: str | None) -> Run | None:

@@ -417,10 +417,12 @@ def m004_tool_sessions_sources_and_inbox(db: sqlite3.Connection) -> None:
             cwd TEXT,
             project TEXT,
             attributes TEXT NOT NULL DEFAULT '{}',
-            mode TEXT NOT NULL              -- agent | receiver | transcript
+            mode TEXT NOT NULL,             -- agent | receiver | transcript
+            pending_end TEXT                -- the wrapper's account of the end (JSON), until
+                                            -- the agent has linked the run to its sessions
         );
         INSERT INTO runs SELECT id, tool, started_at, ended_at, exit_code, cwd, project,
-                                attributes, 'receiver' FROM sessions;
+                                attributes, 'receiver', NULL FROM sessions;
 
         CREATE TABLE source_figures (
             session_id TEXT NOT NULL REFERENCES sessions (id),

@@ -27,6 +27,7 @@ MAX_GZIP_MEMBERS = 64  # a sender compresses its body once; many members are an 
 GZIP_CHUNK = 64 * 1024
 PATHS = {f"/v1/{s}": s for s in ("metrics", "logs", "traces")}
 STATUS_PATH = "/aitrack/status"
+RUN_PATHS = ("/aitrack/run/start", "/aitrack/run/end")  # the agent: what a wrapper knows
 RUN_HEADER = "x-aitrack-run"  # the agent: which wrapper run a sender belongs to
 JSON, PROTOBUF = "application/json", "application/x-protobuf"
 CONTENT_TYPES = (JSON, PROTOBUF)
@@ -40,13 +41,15 @@ class Receiver:
     StoreUnavailable (503)."""
 
     def __init__(self, sock: socket.socket, secret: str, deliver: Callable[[Delivery], None],
-                 run_id: str | None = None, status: Callable[[], dict] | None = None):
+                 run_id: str | None = None, status: Callable[[], dict] | None = None,
+                 runs: Callable[[str, dict], dict] | None = None):
         self.port = sock.getsockname()[1]
         self.secret = secret.encode()
         self.hosts = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
         self.deliver = deliver
         self.run_id = run_id  # a per-run receiver's own run; None: the agent (header says)
         self.status = status  # the agent's GET /aitrack/status
+        self.runs = runs  # the agent's POST /aitrack/run/start|end, from wrapped runs
         self.server = http11.Server(sock, self.handle)
 
     def start(self) -> Receiver:
@@ -67,6 +70,8 @@ class Receiver:
         path = req.path.split("?", 1)[0]
         if path == STATUS_PATH and self.status is not None and req.method == "GET":
             return 200, json.dumps(self.status()).encode(), JSON, {}
+        if path in RUN_PATHS and self.runs is not None and req.method == "POST":
+            return self._run_event(path, req)
         signal = PATHS.get(path)
         if signal is None:
             return _error(404, "unknown path: use /v1/metrics, /v1/logs or /v1/traces", reply)
@@ -97,6 +102,19 @@ class Receiver:
         except StoreUnavailable as exc:
             return _error(503, str(exc), ctype, {"Retry-After": "1"})
         return 200, otlp.response(signal, ctype), ctype, {}
+
+    def _run_event(self, path: str, req: Request) -> Answer:
+        body = req.read_body(64 * 1024)
+        try:
+            data = json.loads(body) if body is not None else None
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return _error(400, "a run event is a JSON object")
+        try:
+            return 200, json.dumps(self.runs(path, data)).encode(), JSON, {}
+        except (KeyError, TypeError, ValueError) as exc:
+            return _error(400, f"bad run event: {type(exc).__name__}: {exc}")
 
     def _run_of(self, req: Request) -> str | None:
         if self.run_id is not None:

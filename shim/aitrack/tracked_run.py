@@ -31,6 +31,7 @@ from aitrack.loopback import SECRET_HEADER, Listener, bind
 RECEIVER_DRAIN_S = 2.0
 GIT_START_WAIT_S = 0.25  # for HEAD noted at the start: a run that short made no commits
 GIT_END_S = 1.0  # for the commits at the end
+AGENT_END_S = 3.0  # the agent links the run's sessions and reads its commits (git: 1 s)
 PROCESS_DRAIN_S = 3.0
 LEDGER_WAIT_S = 10.0
 
@@ -117,11 +118,12 @@ class TrackedRun:
             return
         try:
             self._note_git_start()  # first: the tool may commit soon
+            if self.mode == "agent":
+                self._tell_agent_start()
+                return
             if self.listener is not None:
                 self._serve()
             self._open()
-            if self.mode == "agent":
-                self._wake_agent()
         except Exception as exc:  # noqa: BLE001 - never let aitrack break the tool
             self.notices.add(f"telemetry capture failed to start ({type(exc).__name__}: {exc}); "
                              "run `aitrack doctor`")
@@ -144,13 +146,8 @@ class TrackedRun:
         from aitrack.private_files import LinkRefused
 
         self.paths = paths.resolve()  # never the cache's word for where the ledger is
-        if self.mode == "agent":
-            # the agent enforces attributes, forwards and imports: the run's record is all
-            # this process writes, so it loads no profile (the tool is starting meanwhile)
-            self.attributes = dict(self.settings["attributes"])
-        else:
-            self.profile = profile.load(self.paths)
-            self.attributes = attribution.resource_attributes(self.profile)
+        self.profile = profile.load(self.paths)
+        self.attributes = attribution.resource_attributes(self.profile)
         try:
             self.db = ledger.connect(self.paths.ledger)
             ledger.start_run(self.db, ledger.Run(
@@ -209,12 +206,59 @@ class TrackedRun:
         self.git_thread = threading.Thread(target=note, name="aitrack-git", daemon=True)
         self.git_thread.start()
 
-    def _wake_agent(self) -> None:
-        from aitrack import agent
+    # ------------------------------------------------------------ with the agent
 
-        port = self.settings["agent"]["port"]
-        if not agent.is_listening(port):
-            agent.spawn_detached(self.paths)
+    def _tell_agent_start(self) -> None:
+        """The agent records the run (it has the ledger open; this process need not import
+        any of it). If the agent is down it is started, and told at the run's end."""
+        from aitrack.loopback import is_listening
+
+        if not is_listening(self.settings["agent"]["port"]):
+            from aitrack import agent, paths
+
+            agent.spawn_detached(paths.resolve())
+            return
+        if not self.adapter.TELLS_RUN:
+            return  # nothing of this run reaches the agent before its end says so
+        # in a thread: the tool runs meanwhile, and the end's event carries the start too
+        threading.Thread(target=self._tell_agent, args=("/aitrack/run/start",
+                                                        self._start_event()),
+                         name="aitrack-run-start", daemon=True).start()
+
+    def _tell_agent_end(self, exit_code: int) -> bool:
+        """True when the agent took the run's end (then it links the run's sessions)."""
+        event = {**self._run_end(exit_code).as_dict(), "start": self._start_event()}
+        return self._tell_agent("/aitrack/run/end", event, timeout=AGENT_END_S)
+
+    def _tell_agent(self, path: str, event: dict, timeout: float = 1.0) -> bool:
+        import json
+
+        from aitrack.loopback import post
+
+        try:
+            with open(os.path.join(self.settings["paths"]["state_dir"], "agent", "secret"),
+                      encoding="ascii") as fh:
+                secret = fh.read().strip()
+        except OSError:
+            return False
+        answer = post(self.settings["agent"]["port"], path, secret,
+                      json.dumps(event).encode(), timeout)
+        # sent but unanswered: the agent has it (recording it here too would count twice)
+        return answer is not None and answer[0] in (0, 200)
+
+    def _start_event(self) -> dict:
+        return {"id": self.id, "tool": self.tool, "started_at": self.started, "cwd": self.cwd,
+                "project": _project(self.cwd), "attributes": self.settings["attributes"]}
+
+    def _run_end(self, exit_code: int):
+        from aitrack import runs
+
+        if self.git_thread is not None:
+            self.git_thread.join(GIT_START_WAIT_S)
+        return runs.RunEnd(self.id, self.tool, self.cwd, self.started, time.time(), exit_code,
+                           self.adapter.is_session(self.args),
+                           self.git_start[0] if self.git_start else None,
+                           {k: os.environ[k] for k in runs.TOOL_ENV if k in os.environ})
 
     # ------------------------------------------------------------ after it exits
 
@@ -238,6 +282,10 @@ class TrackedRun:
             if left:
                 self.notices.add(f"{left} payload(s) of this run are not counted yet; the next "
                                  "aitrack run or `aitrack report` counts them")
+        if self.mode == "agent" and self._tell_agent_end(exit_code):
+            return
+        if self.mode == "agent":  # the agent is not there to record it: record it here
+            self._open()
         if self.db is not None:
             self._record_end(exit_code)
         if self.forwarder is not None:
@@ -246,48 +294,20 @@ class TrackedRun:
             self.forwarder.finish(max(0.0, self.profile.endpoint.flush_timeout_s - spent))
 
     def _record_end(self, exit_code: int) -> None:
-        import importlib
+        from aitrack import runs
 
-        from aitrack import ledger
-
-        ended = time.time()
-        found: list = []
-        try:
-            locate = importlib.import_module(f"{self.adapter.__name__}.locate")
-        except ModuleNotFoundError:
-            locate = None
-        if locate is not None:
-            found = locate.run_sessions(self.cwd, self.started, ended)
-            if self.mode != "agent":  # the agent imports (and `aitrack report` does first)
-                self._import([path for _, path in found])
-        ids = ledger.end_run(self.db, self.id, ended, exit_code, [tsid for tsid, _ in found],
-                             is_session=self.adapter.is_session(self.args))
-        for step, what in ((self._record_commits, "read this run's commits from git"),
-                           (self._emit, "queue aitrack's usage metrics")):
+        run = self._run_end(exit_code)
+        found = runs.transcripts(run)
+        self._import([path for _, path in found])
+        ids = runs.end(self.db, run, found)
+        for step, what in ((lambda: runs.count_commits(self.db, run, ids, GIT_END_S),
+                            "read this run's commits from git"),
+                           (lambda: self._emit(ids), "queue aitrack's usage metrics")):
             try:
-                step(ids)
+                step()
             except Exception as exc:  # noqa: BLE001 - the run's end and its flush go on
                 self.notices.add(f"cannot {what} ({type(exc).__name__}: {exc}); run "
                                  "`aitrack doctor`")
-
-    def _record_commits(self, session_ids: list[str]) -> None:
-        """The commits made during the run, from git, for a tool that reports none: counted
-        for the run's session with the most tokens (its main one), source "git"."""
-        if self.git_thread is None or not session_ids or self.db is None:
-            return
-        from aitrack import commits, ledger
-        from aitrack.records import Contribution
-
-        self.git_thread.join(GIT_START_WAIT_S)
-        made = commits.made_since(self.git_start[0], GIT_END_S) if self.git_start else None
-        if made is None or not made.figures():
-            return
-        main = max(session_ids, key=lambda sid: (self.db.execute(
-            "SELECT TOTAL(tokens) FROM usage WHERE session_id = ? AND token_type IN "
-            "('input', 'output', 'cache_read', 'cache_creation')", (sid,)).fetchone()[0], sid))
-        with ledger.write(self.db):
-            for name, value in made.figures().items():
-                ledger.add(self.db, main, Contribution("metric", "", name, value), "git")
 
     def _emit(self, session_ids: list[str]) -> None:
         """aitrack's own metrics for the run's sessions (aitrack/normalized.py), queued now and

@@ -11,6 +11,8 @@ An adapter package provides, in its `__init__` (the start-up path: standard mini
                               the agent: "receiver" (a per-run receiver, `prepare` below) or
                               "transcript" (nothing is told to the tool: its transcripts are
                               read at exit)
+  TELLS_RUN: bool             with the agent, whether the tool's telemetry names the wrapper's
+                              run (then the agent hears of the run at its start)
   prepare(args, env, sink) -> (args, env)
                               the child's arguments and environment for a per-run receiver
   is_session(args) -> bool    False for invocations that run no session (--version, --help)

@@ -16,6 +16,9 @@ EXECUTABLE = "claude"
 BIN_ENV = "AITRACK_CLAUDE_BIN"
 # without an agent: a per-run receiver, or only the transcripts read at exit
 WITHOUT_AGENT = "receiver"
+# with the agent: its telemetry names the wrapper's run (the headers helper sends
+# AITRACK_SESSION_ID as the run header)
+TELLS_RUN = True
 SERVICE_NAMES = ("claude-code",)
 # claude_code.lines_of_code.count, commit.count, pull_request.count: git is not asked
 REPORTS_CONTRIBUTIONS = True

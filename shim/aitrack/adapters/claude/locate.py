@@ -15,7 +15,7 @@ from pathlib import Path
 
 _SLUG = re.compile(r"[^A-Za-z0-9]")
 _SESSION_FILE = re.compile(r"[0-9a-fA-F-]{36}\.jsonl")
-SLACK_S = 2.0  # file times are written by the tool; allow for clock granularity
+SLACK_S = 2.0  # after the run's end: the tool's last write may trail its exit
 
 
 def config_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
@@ -57,9 +57,12 @@ def run_sessions(cwd: str, started: float, ended: float,
             if not _SESSION_FILE.fullmatch(entry.name):
                 continue
             try:
-                modified = entry.stat().st_mtime
+                st = entry.stat()
             except OSError:
                 continue
-            if started - SLACK_S <= modified <= ended + SLACK_S:
+            # file times come from the clock `started` was read from: a session the previous
+            # run left a moment earlier is not this one's (whole-second file systems aside)
+            slack = 1.0 if st.st_mtime_ns % 1_000_000_000 == 0 else 0.0
+            if started - slack <= st.st_mtime <= ended + SLACK_S:
                 found.append((entry.name[:-len(".jsonl")], Path(entry.path)))
     return found

@@ -22,6 +22,8 @@ EXECUTABLE = "codex"
 BIN_ENV = "AITRACK_CODEX_BIN"
 # without an agent: a per-run receiver, or only the transcripts read at exit
 WITHOUT_AGENT = "transcript"
+# with the agent: its telemetry cannot name the wrapper's run (Codex has no helper)
+TELLS_RUN = False
 SERVICE_NAMES = ("codex", "codex_exec", "codex-app-server", "codex_app_server", "codex_cli_rs",
                  "codex-tui", "codex_mcp_server")
 # no lines or commits of its own: a wrapped run's commits are read from git

@@ -18,7 +18,7 @@ from pathlib import Path
 
 _ROLLOUT = re.compile(r"rollout-.*-([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                       r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\.jsonl")
-SLACK_S = 2.0
+SLACK_S = 2.0  # after the run's end: the tool's last write may trail its exit
 DAY = 86400
 
 
@@ -61,9 +61,11 @@ def _indexed(env, cwd: str, started: float, ended: float):
     try:
         db = sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=0.5)
         try:
-            rows = db.execute("SELECT id, rollout_path, cwd FROM threads WHERE updated_at >= ? "
+            # milliseconds: a thread the previous run left a second earlier is not this one's
+            rows = db.execute("SELECT id, rollout_path, cwd FROM threads WHERE "
+                              "COALESCE(updated_at_ms, updated_at * 1000) >= ? "
                               "AND created_at <= ?",
-                              (int(started - SLACK_S), int(ended + SLACK_S) + 1)).fetchall()
+                              (int(started * 1000), int(ended + SLACK_S) + 1)).fetchall()
         finally:
             db.close()
     except sqlite3.Error:
@@ -89,12 +91,19 @@ def _recent_rollouts(env, started: float, ended: float) -> list[Path]:
                 continue
             for entry in entries:
                 try:
-                    modified = entry.stat().st_mtime
+                    written = _written_during(entry.stat(), started)
                 except OSError:
                     continue
-                if started - SLACK_S <= modified and entry.name.endswith(".jsonl"):
+                if written and entry.name.endswith(".jsonl"):
                     out.append(Path(entry.path))
     return out
+
+
+def _written_during(st, started: float) -> bool:
+    """Modified since the run started. File times come from the clock `started` was read
+    from; only a file system that keeps whole seconds needs the second's slack."""
+    whole_seconds = st.st_mtime_ns % 1_000_000_000 == 0
+    return st.st_mtime >= started - (1.0 if whole_seconds else 0.0)
 
 
 def _meta_cwd(path: Path) -> str | None:

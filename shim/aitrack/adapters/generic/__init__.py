@@ -14,6 +14,8 @@ EXECUTABLE = None
 BIN_ENV = None
 # without an agent: a per-run receiver, or only the transcripts read at exit
 WITHOUT_AGENT = "receiver"
+# with the agent: its telemetry is not known to name the wrapper's run
+TELLS_RUN = False
 SERVICE_NAMES: tuple[str, ...] = ()
 REPORTS_CONTRIBUTIONS = False  # a wrapped run's commits are read from git
 

@@ -1,0 +1,57 @@
+"""Runs the agent records for their wrappers: an end it answered but had not yet linked to
+the run's sessions (the agent was stopped or killed in between) is linked when it starts."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+from aitrack import ledger, runs
+from transcript_tree import Tree, meta, token_count, turn
+
+RUN = "5e" * 16
+THREAD = "019a0000-0000-7000-8000-0000000000aa"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_end_left_unlinked_is_linked_when_the_agent_starts(home, tmp_path):
+    tree = Tree(tmp_path / "tools")
+    work = tmp_path / "work"
+    work.mkdir()
+    started = time.time() - 5
+    tree.codex(THREAD, [meta(THREAD, cwd=str(work)), turn("gpt-5"),
+                        token_count("2026-11-29T10:00:01.000Z", (5000, 1200, 0, 700, 250))],
+               day=time.strftime("%Y/%m/%d"))  # written during the run, in today's folder
+    db = ledger.connect(home.ledger)
+    ledger.start_run(db, ledger.Run(RUN, "codex", started, str(work), "work", {}, "agent"))
+    end = runs.RunEnd(RUN, "codex", str(work), started, time.time(), 3, True, None, tree.env)
+    ledger.note_run_end(db, RUN, end.ended, end.exit_code, json.dumps(end.as_dict()))
+    assert db.execute("SELECT COUNT(*) FROM sessions WHERE run_id = ?", (RUN,)).fetchone() == (0,)
+
+    port = free_port()
+    home.write_managed_profile(f"[agent]\nport = {port}\n")
+    agent = subprocess.Popen([sys.executable, "-m", "aitrack", "agent", "run"], env=home.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        linked = []
+        while time.monotonic() < deadline and not linked:
+            linked = db.execute("SELECT tool_session_id, exit_code FROM sessions "
+                                "WHERE run_id = ?", (RUN,)).fetchall()
+            time.sleep(0.1)
+        assert linked == [(THREAD, 3)], agent.stderr.read1().decode() if agent.poll() else ""
+        assert db.execute("SELECT pending_end FROM runs WHERE id = ?", (RUN,)).fetchone() == (
+            None,)
+    finally:
+        agent.terminate()
+        agent.wait(20)
+    assert sqlite3.connect(home.ledger).execute("PRAGMA integrity_check").fetchone() == ("ok",)
