@@ -6,7 +6,8 @@ Prints:
       on one keep-alive connection: target median < 20 ms;
   (b) `aitrack codex exec` with Codex's settings pointing at the agent, against the same
       `codex exec` run directly exporting to a do-nothing sink, alternated run by run in one
-      run of this script: medians and their ratio, target <= 1.10;
+      run of this script, a second apart (the agent ledgers after answering: that work must
+      not land on the next run of either kind): medians and their ratio, target <= 1.10;
   (c) the agent's RSS once idle after (a) and (b): target < 40 MB;
   (d) its CPU seconds per idle hour (measured over IDLE_S seconds): no busy polling.
 
@@ -37,6 +38,7 @@ import model_stub  # noqa: E402
 
 PORT = 47391
 IDLE_S = 60.0
+SETTLE_S = 1.0  # between runs, as between a developer's commands
 
 
 class Sink(BaseHTTPRequestHandler):
@@ -197,15 +199,18 @@ def main() -> None:
                 subprocess.run(cmd, cwd=tmp, env=run_env, capture_output=True, timeout=120,
                                check=True)
                 out.append(time.perf_counter() - start)
+                time.sleep(SETTLE_S)  # what each run leaves to do (ledgering) is not the next's
         ratio = statistics.median(wrapped) / statistics.median(direct)
         mode = subprocess.run([sys.executable, "-c", "import sqlite3,sys; print(sqlite3.connect("
                                "sys.argv[1]).execute('SELECT mode FROM runs LIMIT 1')"
                                ".fetchone()[0])", str(tmp / "aitrack/data/ledger.db")],
                               capture_output=True, text=True).stdout.strip()
-        print(f"(b) codex exec, {opts.runs} runs each, alternated: direct to a do-nothing sink "
-              f"{ms(statistics.median(direct))}, `aitrack codex` with the agent "
-              f"{ms(statistics.median(wrapped))} (run mode: {mode or '?'}); ratio "
+        print(f"(b) codex exec, {opts.runs} runs each, alternated, {SETTLE_S:g} s apart: direct "
+              f"to a do-nothing sink {ms(statistics.median(direct))}, `aitrack codex` with the "
+              f"agent {ms(statistics.median(wrapped))} (run mode: {mode or '?'}); ratio "
               f"{ratio:.2f}x  target <= 1.10x  {'OK' if ratio <= 1.10 else 'OVER'}")
+        print(f"    spread (min-max): direct {ms(min(direct))}-{ms(max(direct))}, aitrack "
+              f"{ms(min(wrapped))}-{ms(max(wrapped))}")
 
         process = psutil.Process(agent.pid)
         time.sleep(35)  # past the agent's periodic tick, which gives freed memory back

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from aitrack import ledger, runs
 from transcript_tree import Tree, meta, token_count, turn
 
@@ -32,9 +34,9 @@ def test_an_end_left_unlinked_is_linked_when_the_agent_starts(home, tmp_path):
                         token_count("2026-11-29T10:00:01.000Z", (5000, 1200, 0, 700, 250))],
                day=time.strftime("%Y/%m/%d"))  # written during the run, in today's folder
     db = ledger.connect(home.ledger)
-    ledger.start_run(db, ledger.Run(RUN, "codex", started, str(work), "work", {}, "agent"))
     end = runs.RunEnd(RUN, "codex", str(work), started, time.time(), 3, True, None, tree.env)
-    ledger.note_run_end(db, RUN, end.ended, end.exit_code, json.dumps(end.as_dict()))
+    ledger.note_run_end(db, ledger.Run(RUN, "codex", started, str(work), "work", {}, "agent"),
+                        end.ended, end.exit_code, json.dumps(end.as_dict()))
     assert db.execute("SELECT COUNT(*) FROM sessions WHERE run_id = ?", (RUN,)).fetchone() == (0,)
 
     port = free_port()
@@ -55,3 +57,40 @@ def test_an_end_left_unlinked_is_linked_when_the_agent_starts(home, tmp_path):
         agent.terminate()
         agent.wait(20)
     assert sqlite3.connect(home.ledger).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def _agent(home, profile: str):
+    port = free_port()
+    home.write_managed_profile(f"[agent]\nport = {port}\n" + profile)
+    proc = subprocess.Popen([sys.executable, "-m", "aitrack", "agent", "run"], env=home.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from aitrack import agent, paths
+
+    secret = agent.ensure_secret(paths.resolve())
+    deadline = time.monotonic() + 20
+    while agent.probe(port, secret) != "agent":
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc, port, secret
+
+
+@pytest.mark.parametrize("forwarded", [False, True], ids=["not-forwarded", "forwarded"])
+def test_traces_are_kept_only_when_the_profile_forwards_them(home, forwarded):
+    """Nothing counts spans: an agent that does not forward them answers and drops them."""
+    import otlp_client as oc
+    from aitrack.loopback import post
+
+    endpoint = ('[endpoint]\nurl = "https://127.0.0.1:9"\nsignals = ["metrics", "logs", '
+                '"traces"]\nflush_timeout_s = 0.2\n') if forwarded else ""
+    proc, port, secret = _agent(home, endpoint)
+    try:
+        answer = post(port, "/v1/traces", secret, json.dumps(oc.spans()).encode())
+        assert answer is not None and answer[0] == 200
+        db = sqlite3.connect(home.ledger)
+        time.sleep(0.5)  # the worker ledgers what was kept
+        kept = db.execute("SELECT COUNT(*) FROM payloads").fetchone()[0]
+        queued = db.execute("SELECT COUNT(*) FROM outbox WHERE signal = 'traces'").fetchone()[0]
+        assert (kept, queued) == ((1, 1) if forwarded else (0, 0))
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -265,7 +265,7 @@ class Agent:
         self.to_link.set()  # ends a stopped or crashed agent left unlinked
         threading.Thread(target=self._link_runs, name="aitrack-runs", daemon=True).start()
         self.receiver = Receiver(sock, secret, self.inbox.put, status=self.status,
-                                 runs=self._run_event).start()
+                                 runs=self._run_event, kept=self._kept).start()
         self._write_pid(port)
         self._start_forwarder()
         self.worker.kick()  # what a crash or a stopped agent left in the inbox
@@ -325,6 +325,17 @@ class Agent:
 
     # ------------------------------------------------------------ wiring
 
+    def _kept(self, signal: str) -> bool:
+        """Metrics and logs are counted; traces count nothing, so they are kept only when the
+        profile forwards them (Codex sends hundreds of spans at exit and waits for the answer)."""
+        from aitrack import egress
+
+        if signal != "traces":
+            return True
+        endpoint = self.profile.endpoint
+        return bool(endpoint and "traces" in endpoint.signals
+                    and egress.policy(self.profile).raw)
+
     def _put(self) -> None:
         self.received += 1
         self.worker.kick()
@@ -347,10 +358,12 @@ class Agent:
             if path.endswith("/start"):
                 start(event)
                 return {"recorded": "start"}
-            start(event["start"])  # in case the start never came (the agent was starting)
             run = runs.RunEnd.from_dict(event)  # checked now: a bad event is the wrapper's 400
-            ledger.note_run_end(self.runs_db, run.id, run.ended, run.exit_code,
-                                json.dumps(run.as_dict()))
+            s = event["start"]  # in case the start never came (the agent was starting)
+            ledger.note_run_end(self.runs_db, ledger.Run(
+                str(s["id"]), str(s["tool"]), float(s["started_at"]), s.get("cwd"),
+                s.get("project"), dict(s.get("attributes") or {}), "agent"),
+                run.ended, run.exit_code, json.dumps(run.as_dict()))
         self.to_link.set()
         return {"recorded": "end"}
 

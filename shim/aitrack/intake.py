@@ -227,6 +227,8 @@ class Processor:
 # ---------------------------------------------------------------- the agent's worker process
 
 WORKER_IDLE_S = 20.0  # a worker with nothing to do for this long exits; the next put starts one
+WORKER_SETTLE_S = 0.25  # payloads ledgered once none came for this long...
+WORKER_SETTLE_MAX_S = 2.0  # ...or after this, under a steady stream
 
 
 def worker(receiver: str) -> int:
@@ -275,6 +277,11 @@ def worker(receiver: str) -> int:
     threading.Thread(target=listen, name="aitrack-worker-stdin", daemon=True).start()
     told = 0
     while True:
+        # Start once the payloads stop coming: a tool sends its last exports as it exits and
+        # waits for their answers; decoding meanwhile would compete with it for the CPU.
+        settle_until = time.monotonic() + WORKER_SETTLE_MAX_S
+        while time.monotonic() < settle_until and kicked.wait(WORKER_SETTLE_S):
+            kicked.clear()
         while processor.batch(orphans=True):
             pass
         if processor.processed > told:

@@ -159,10 +159,14 @@ class Run:
 def start_run(db: sqlite3.Connection, run: Run) -> None:
     """Record a run's start (once: told again, nothing changes)."""
     with write(db):
-        db.execute("INSERT OR IGNORE INTO runs (id, tool, started_at, cwd, project, attributes, "
-                   "mode) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (run.id, run.tool, run.started_at, run.cwd, run.project,
-                    json.dumps(run.attributes, sort_keys=True), run.mode))
+        _insert_run(db, run)
+
+
+def _insert_run(db: sqlite3.Connection, run: Run) -> None:
+    db.execute("INSERT OR IGNORE INTO runs (id, tool, started_at, cwd, project, attributes, "
+               "mode) VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (run.id, run.tool, run.started_at, run.cwd, run.project,
+                json.dumps(run.attributes, sort_keys=True), run.mode))
 
 
 def end_run(db: sqlite3.Connection, run_id: str, ended_at: float, exit_code: int,
@@ -193,14 +197,16 @@ def end_run(db: sqlite3.Connection, run_id: str, ended_at: float, exit_code: int
     return ids
 
 
-def note_run_end(db: sqlite3.Connection, run_id: str, ended_at: float, exit_code: int,
+def note_run_end(db: sqlite3.Connection, run: Run, ended_at: float, exit_code: int,
                  account: str) -> None:
     """A run's end, durably, before it is linked to its sessions (the agent answers the
-    wrapper at once, then links): `account` keeps what linking needs, as JSON."""
+    wrapper at once, then links): `account` keeps what linking needs, as JSON. The run's
+    start is recorded too if it was not (one transaction: one write to disk)."""
     with write(db):
+        _insert_run(db, run)
         db.execute("UPDATE runs SET ended_at = ?, exit_code = ?, pending_end = ? WHERE id = ?",
-                   (ended_at, exit_code, account, run_id))
-        _apply_run_end(db, run_id)
+                   (ended_at, exit_code, account, run.id))
+        _apply_run_end(db, run.id)
 
 
 def pending_run_ends(db: sqlite3.Connection) -> list[tuple[str, str]]:

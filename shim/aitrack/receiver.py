@@ -42,7 +42,8 @@ class Receiver:
 
     def __init__(self, sock: socket.socket, secret: str, deliver: Callable[[Delivery], None],
                  run_id: str | None = None, status: Callable[[], dict] | None = None,
-                 runs: Callable[[str, dict], dict] | None = None):
+                 runs: Callable[[str, dict], dict] | None = None,
+                 kept: Callable[[str], bool] | None = None):
         self.port = sock.getsockname()[1]
         self.secret = secret.encode()
         self.hosts = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
@@ -50,6 +51,9 @@ class Receiver:
         self.run_id = run_id  # a per-run receiver's own run; None: the agent (header says)
         self.status = status  # the agent's GET /aitrack/status
         self.runs = runs  # the agent's POST /aitrack/run/start|end, from wrapped runs
+        # which signals are kept: one that nothing counts and nothing forwards (traces, unless
+        # the profile forwards them) is answered as received, and not written to disk
+        self.kept = kept or (lambda signal: True)
         self.server = http11.Server(sock, self.handle)
 
     def start(self) -> Receiver:
@@ -96,7 +100,8 @@ class Receiver:
 
         try:
             _check(signal, body, ctype)
-            self.deliver(Delivery(signal, ctype, body, self._run_of(req)))
+            if self.kept(signal):
+                self.deliver(Delivery(signal, ctype, body, self._run_of(req)))
         except otlp.MalformedPayload as exc:
             return _error(400, str(exc), ctype)
         except StoreUnavailable as exc:

@@ -231,9 +231,7 @@ class TrackedRun:
         return self._tell_agent("/aitrack/run/end", event, timeout=AGENT_END_S)
 
     def _tell_agent(self, path: str, event: dict, timeout: float = 1.0) -> bool:
-        import json
-
-        from aitrack.loopback import post
+        from aitrack.loopback import post, to_json
 
         try:
             with open(os.path.join(self.settings["paths"]["state_dir"], "agent", "secret"),
@@ -241,8 +239,7 @@ class TrackedRun:
                 secret = fh.read().strip()
         except OSError:
             return False
-        answer = post(self.settings["agent"]["port"], path, secret,
-                      json.dumps(event).encode(), timeout)
+        answer = post(self.settings["agent"]["port"], path, secret, to_json(event), timeout)
         # sent but unanswered: the agent has it (recording it here too would count twice)
         return answer is not None and answer[0] in (0, 200)
 
