@@ -355,7 +355,7 @@ def test_worker_processes_count_exactly_as_one_process(db, tree, tmp_path, monke
     monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)  # any import uses workers
     monkeypatch.setattr(importer, "TASK_BYTES", 1)  # one file per task
     monkeypatch.setattr(importer.os, "cpu_count", lambda: 3)
-    monkeypatch.setattr(importer.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # cores idle
+    monkeypatch.setattr(importer, "_busy_cores", lambda cores: 0.0)  # cores idle
     spawned = []
     real = importer._Workers.__init__
 
@@ -375,7 +375,7 @@ def test_workers_that_cannot_start_leave_the_reading_to_this_process(db, tree, m
     _mixed_tree(tree)
     monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(importer.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(importer.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(importer, "_busy_cores", lambda cores: 0.0)
     monkeypatch.setattr("sys.executable", "/nonexistent/python")
     failed = []
     real = importer._Workers.__init__
@@ -398,7 +398,7 @@ def test_a_busy_machine_reads_in_this_process(db, tree, monkeypatch):
     _mixed_tree(tree)
     monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(importer.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(importer.os, "getloadavg", lambda: (2.5, 2.0, 2.0))
+    monkeypatch.setattr(importer, "_busy_cores", lambda cores: cores)  # all busy
 
     def no_workers(self, n):
         raise AssertionError("a worker on a busy machine")

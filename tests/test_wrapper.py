@@ -400,3 +400,21 @@ def test_unreadable_settings_still_find_a_tool_in_the_current_directory(home, fa
     assert dumped(tmp_path)["argv"] == ["arg"]
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read the profile" in err, err
+
+
+@pytest.mark.parametrize("tool", ["claude", "codex"])
+def test_version_and_help_are_not_sessions_but_a_failed_start_is(home, fake_tool, tmp_path,
+                                                                 tool):
+    """`claude --version` (what a shim or an IDE runs to probe the tool) is recorded as a run,
+    never counted as a session; a real invocation that fails at once is one, with its status."""
+    env = {f"AITRACK_{tool.upper()}_BIN": str(fake_tool), "DUMP_TO": str(tmp_path / "dump.json")}
+    for args in (["--version"], ["--help"]):
+        assert home.run(tool, *args, env=env).returncode == 0
+    assert home.run(tool, "-p" if tool == "claude" else "exec", "hi",
+                    env={**env, "EXIT_WITH": "2"}).returncode == 2
+    sessions = home.run("report", "session", "--json", "--no-import")
+    assert sessions.returncode == 0, sessions.stderr
+    rows = json.loads(sessions.stdout)["sessions"]
+    assert [(r["tool"], r["exit_code"]) for r in rows] == [(tool, 2)]
+    db = sqlite3.connect(home.ledger)
+    assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 3

@@ -811,8 +811,7 @@ class _Import:
         if new_bytes >= PARALLEL_BYTES and getattr(adapter, "PARALLEL", True):
             cores = os.cpu_count() or 1
             # only cores other work leaves idle: on a busy machine a worker only competes
-            busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-            workers = max(0, min(4, cores - 1, int(cores - busy)))
+            workers = max(0, min(4, cores - 1, int(cores - _busy_cores(cores) + 0.25)))
         if workers < 1:
             for path, _st, prev in todo:
                 yield read_file(adapter, path, prev, self.prices, self.result.skipped)
@@ -1012,3 +1011,11 @@ def open_ledger(path: Path, dry_run: bool = False) -> sqlite3.Connection:
         migrate(db)
         return db
     return ledger.connect(path)
+
+
+def _busy_cores(cores: int) -> float:
+    """How many cores other work keeps busy now: CPU use sampled over 50 ms (the load
+    average trails by a minute, and a machine just done with other work looks busy)."""
+    import psutil
+
+    return cores * psutil.cpu_percent(interval=0.05) / 100
