@@ -24,7 +24,7 @@ batches. What a line means and how it counts is the tool's own knowledge, in
 
 Counting is idempotent: every counted response is a row keyed by a hash of its identity, a
 row only ever grows (the largest line of a response wins), and a session's transcript
-figures are the sums of its rows, merged with `ledger.record_transcript` (per model and
+figures are the sums of its rows, merged with `ledger.record_transcripts` (per model and
 token type the larger of the transcript's and the telemetry's figure stands). So re-reading
 a file (a compaction rewrote it, a copy sits in an archive folder) counts nothing twice, and
 neither can two imports at once: each batch is merged inside one write transaction.
@@ -50,6 +50,7 @@ LINE_LIMIT = 8 << 20  # longer lines are skipped (an assistant line is well unde
 HEAD_BYTES = 4096  # a file whose first bytes changed was rewritten: read it from the start
 HEAD_LINES = 8  # lines of a file read from its start that are always parsed (its start time)
 BATCH_BYTES = 48 << 20  # input merged per transaction
+BULK_CACHE_KIB = 32 << 10  # SQLite page cache while importing
 PARALLEL_BYTES = 64 << 20  # more new input than this is read by worker processes
 TASK_BYTES = 8 << 20  # input per worker task
 AHEAD = 8  # answers of a worker held while the merge is busy
@@ -865,17 +866,22 @@ class _Import:
         from aitrack import ledger
         from aitrack.records import TranscriptSession
 
+        batch = []
         for s in changed:
             usage = s.ledger_usage()
             metrics = adapter.metrics(s.state)
             if not usage and not metrics:
                 continue
             started = s.started_at or s.ended_at or time.time()
-            t = TranscriptSession(tool, s.tsid, started, s.ended_at or started, cwd=s.cwd,
-                                  project=_project(s.cwd), entrypoint=s.entrypoint,
-                                  tool_version=s.tool_version, usage=usage, metrics=metrics)
-            _, created = ledger.record_transcript(self.db, t, self.attributes)
-            who = (tool, s.tsid)
+            batch.append(TranscriptSession(
+                tool, s.tsid, started, s.ended_at or started, cwd=s.cwd,
+                project=_project(s.cwd), entrypoint=s.entrypoint, tool_version=s.tool_version,
+                usage=usage, metrics=metrics))
+        if not batch:
+            return
+        merged = ledger.record_transcripts(self.db, batch, self.attributes)
+        for t, (_, created) in zip(batch, merged, strict=True):
+            who = (tool, t.tool_session_id)
             if created:
                 self.new_sessions.add(who)
             elif who not in self.new_sessions:
@@ -919,7 +925,7 @@ def run(db: sqlite3.Connection, profile, env: Mapping[str, str] | None = None,
     started = time.perf_counter()
     result = ImportResult(dry_run=dry_run)
     job = _Import(db, profile, env, result, dry_run)
-    with _dry(db, dry_run):
+    with _bulk(db), _dry(db, dry_run):
         for tool in tools or TOOLS:
             adapter = _adapter(tool)
             roots = adapter.roots(env)
@@ -983,6 +989,25 @@ def _any_transcript(env: Mapping[str, str] | None) -> bool:
             for _ in _walk(root, adapter, scratch):
                 return True
     return False
+
+
+@contextmanager
+def _bulk(db: sqlite3.Connection):
+    """Settings for writing many rows at random places of the responses' B-tree (keys are
+    hashes): a page cache that holds it (up to BULK_CACHE_KIB), and the WAL checkpointed
+    once at the end instead of every 1,000 pages, since each checkpoint copies pages that
+    the next batch dirties again."""
+    size, every = (db.execute(f"PRAGMA {name}").fetchone()[0]
+                   for name in ("cache_size", "wal_autocheckpoint"))
+    db.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+    db.execute("PRAGMA wal_autocheckpoint = 0")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA cache_size = {size}")
+        db.execute(f"PRAGMA wal_autocheckpoint = {every}")
+        if not db.in_transaction:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 @contextmanager

@@ -65,6 +65,7 @@ def write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 # sessions.sources: how aitrack learnt of a session (bit flags)
 TELEMETRY, TRANSCRIPT, WRAPPER = 1, 2, 4
+_IN = 500  # values per `IN (...)` list: well under SQLite's limit on parameters
 SOURCE_NAMES = {TELEMETRY: "telemetry", TRANSCRIPT: "transcript", WRAPPER: "wrapper"}
 
 
@@ -256,13 +257,8 @@ def session_for(db: sqlite3.Connection, tool: str, tool_session_id: str, *,
     agent, a transcript. A run's own row (a run that had not reported a tool session yet)
     becomes that session when the tool's id turns up.
     """
-    row = db.execute("SELECT id FROM sessions WHERE tool = ? AND tool_session_id = ?",
-                     (tool, tool_session_id)).fetchone()
-    if row is None:  # ledgers from before m004: a run linked through tool_sessions
-        row = db.execute(
-            "SELECT s.id FROM tool_sessions t JOIN sessions s ON s.id = t.session_id "
-            "WHERE t.tool_session_id = ? AND s.tool = ? ORDER BY s.started_at LIMIT 1",
-            (tool_session_id, tool)).fetchone()
+    known = _known_sessions(db, tool, [tool_session_id]).get(tool_session_id)
+    row = (known,) if known is not None else None
     if row is None and run is not None:
         row = db.execute("SELECT id FROM sessions WHERE id = ? AND tool_session_id IS NULL",
                          (run.id,)).fetchone()
@@ -397,25 +393,69 @@ class _Resolver:
 
 def record_transcript(db: sqlite3.Connection, t: TranscriptSession,
                       attributes: dict[str, str]) -> tuple[str, bool]:
-    """Merge one session's transcript figures; its ledger id, and whether it is new.
+    """Merge one session's transcript figures; its ledger id, and whether it is new."""
+    return record_transcripts(db, [t], attributes)[0]
 
-    Inside the caller's write transaction (an import commits many sessions at once). Per
-    model and token type the larger of the transcript's and the telemetry's figure stands:
-    each source can miss requests the other saw.
+
+def record_transcripts(db: sqlite3.Connection, batch: list[TranscriptSession],
+                       attributes: dict[str, str]) -> list[tuple[str, bool]]:
+    """Merge sessions' transcript figures (each session once); each one's ledger id, and
+    whether it is new.
+
+    Inside the caller's write transaction. An import merges thousands of sessions at once,
+    so this takes them in a few statements, not several per session. Per model and token
+    type the larger of the transcript's and the telemetry's figure stands: each source can
+    miss requests the other saw.
     """
-    known = db.execute("SELECT 1 FROM sessions WHERE tool = ? AND tool_session_id = ?",
-                       (t.tool, t.tool_session_id)).fetchone() is not None
-    sid = session_for(db, t.tool, t.tool_session_id, started_at=t.started_at,
-                      attributes=attributes, entrypoint=t.entrypoint, cwd=t.cwd,
-                      project=t.project, sources=TRANSCRIPT)
-    db.execute("UPDATE sessions SET ended_at = MAX(COALESCE(ended_at, 0), ?), "
-               "tool_version = COALESCE(tool_version, ?) WHERE id = ?",
-               (t.ended_at, t.tool_version, sid))
-    set_figures(db, sid, "transcript", ((m, k, v) for m, types in t.usage.items()
-                                        for k, v in types.items()), tokens=True)
-    set_figures(db, sid, "transcript", ((m, k, v) for m, names in t.metrics.items()
-                                        for k, v in names.items()), tokens=False)
-    return sid, not known
+    known: dict[tuple[str, str], str] = {}
+    for tool in {t.tool for t in batch}:
+        found = _known_sessions(db, tool, [t.tool_session_id for t in batch if t.tool == tool])
+        known.update(((tool, tsid), sid) for tsid, sid in found.items())
+    placed = [(t, known.get(who) or f"{t.tool}:{t.tool_session_id}", who not in known)
+              for t in batch for who in ((t.tool, t.tool_session_id),)]
+    attrs = json.dumps(attributes, sort_keys=True)
+    db.executemany(
+        "INSERT INTO sessions (id, tool, started_at, ended_at, cwd, project, attributes, "
+        "tool_session_id, entrypoint, tool_version, sources) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(sid, t.tool, t.started_at, t.ended_at, t.cwd, t.project, attrs, t.tool_session_id,
+          t.entrypoint, t.tool_version, TRANSCRIPT) for t, sid, new in placed if new])
+    db.executemany(
+        "UPDATE sessions SET sources = sources | ?, entrypoint = COALESCE(entrypoint, ?), "
+        "cwd = COALESCE(cwd, ?), project = COALESCE(project, ?), "
+        "ended_at = MAX(COALESCE(ended_at, 0), ?), tool_version = COALESCE(tool_version, ?) "
+        "WHERE id = ?",
+        [(TRANSCRIPT, t.entrypoint, t.cwd, t.project, t.ended_at, t.tool_version, sid)
+         for t, sid, new in placed if not new])
+    db.executemany("INSERT OR IGNORE INTO tool_sessions VALUES (?, ?)",
+                   [(sid, t.tool_session_id) for t, sid, _ in placed])
+    _set_many(db, "transcript", [(sid, m, k, v) for t, sid, _ in placed
+                                 for m, types in t.usage.items() for k, v in types.items()],
+              tokens=True)
+    _set_many(db, "transcript", [(sid, m, k, v) for t, sid, _ in placed
+                                 for m, names in t.metrics.items() for k, v in names.items()],
+              tokens=False)
+    return [(sid, new) for _, sid, new in placed]
+
+
+def _known_sessions(db: sqlite3.Connection, tool: str, tool_session_ids: list[str]
+                    ) -> dict[str, str]:
+    """The ledger sessions of these tool session ids that exist (tool session id -> id)."""
+    found: dict[str, str] = {}
+    for i in range(0, len(tool_session_ids), _IN):
+        chunk = tool_session_ids[i:i + _IN]
+        marks = ",".join("?" * len(chunk))
+        found.update(db.execute(f"SELECT tool_session_id, id FROM sessions WHERE tool = ? "
+                                f"AND tool_session_id IN ({marks})", (tool, *chunk)))
+        missing = [tsid for tsid in chunk if tsid not in found]
+        if missing:  # ledgers from before m004: a run linked through tool_sessions
+            marks = ",".join("?" * len(missing))
+            for tsid, sid in db.execute(
+                    "SELECT t.tool_session_id, s.id FROM tool_sessions t JOIN sessions s "
+                    f"ON s.id = t.session_id WHERE t.tool_session_id IN ({marks}) "
+                    "AND s.tool = ? ORDER BY s.started_at DESC", (*missing, tool)):
+                found[tsid] = sid  # the earliest session wins: it comes last
+    return found
 
 
 def _plausible(at: float | None) -> float | None:
@@ -440,29 +480,39 @@ def add(db: sqlite3.Connection, session_id: str, c: Contribution, source: str) -
 def set_figures(db: sqlite3.Connection, session_id: str, source: str,
                 figures: Iterable[tuple[str, str, float]], tokens: bool) -> None:
     """Replace one source's figures (model, name, value) where they grew; never lower them:
-    what was counted stays counted (a transcript compacted shorter). An import merges
-    thousands of sessions: two statements per session, not three per figure."""
-    rows = [(session_id, model, name, source, value) for model, name, value in figures]
-    if not rows:
+    what was counted stays counted (a transcript compacted shorter)."""
+    _set_many(db, source, [(session_id, m, n, v) for m, n, v in figures], tokens)
+
+
+def _set_many(db: sqlite3.Connection, source: str,
+              figures: list[tuple[str, str, str, float]], tokens: bool) -> None:
+    """set_figures for many sessions (session id, model, name, value): three statements
+    per few hundred sessions, not three per figure."""
+    if not figures:
         return
     db.executemany("INSERT INTO source_figures VALUES (?, ?, ?, ?, ?) ON CONFLICT "
                    "(session_id, model, name, source) DO UPDATE SET "
-                   "value = MAX(value, excluded.value)", rows)
-    names = sorted({name for _, _, name, _, _ in rows})
-    marks = ", ".join("?" * len(names))
-    if tokens:
-        db.execute("INSERT INTO usage SELECT session_id, model, name, "
-                   "CAST(ROUND(MAX(value)) AS INTEGER) FROM source_figures "
-                   f"WHERE session_id = ? AND name IN ({marks}) GROUP BY model, name "
-                   "ON CONFLICT (session_id, model, token_type) DO UPDATE SET "
-                   "tokens = excluded.tokens WHERE tokens != excluded.tokens",
-                   (session_id, *names))
-    else:
-        db.execute("INSERT INTO session_metrics SELECT session_id, model, name, MAX(value) "
-                   f"FROM source_figures WHERE session_id = ? AND name IN ({marks}) "
-                   "GROUP BY model, name ON CONFLICT (session_id, model, name) DO UPDATE SET "
-                   "value = excluded.value WHERE value != excluded.value",
-                   (session_id, *names))
+                   "value = MAX(value, excluded.value)",
+                   [(sid, model, name, source, value) for sid, model, name, value in figures])
+    names = sorted({name for _, _, name, _ in figures})
+    sessions = list(dict.fromkeys(sid for sid, _, _, _ in figures))
+    for i in range(0, len(sessions), _IN):
+        chunk = sessions[i:i + _IN]
+        where = (f"session_id IN ({','.join('?' * len(chunk))}) "
+                 f"AND name IN ({','.join('?' * len(names))})")
+        if tokens:
+            db.execute("INSERT INTO usage SELECT session_id, model, name, "
+                       f"CAST(ROUND(MAX(value)) AS INTEGER) FROM source_figures WHERE {where} "
+                       "GROUP BY session_id, model, name "
+                       "ON CONFLICT (session_id, model, token_type) DO UPDATE SET "
+                       "tokens = excluded.tokens WHERE tokens != excluded.tokens",
+                       (*chunk, *names))
+        else:
+            db.execute("INSERT INTO session_metrics SELECT session_id, model, name, MAX(value) "
+                       f"FROM source_figures WHERE {where} GROUP BY session_id, model, name "
+                       "ON CONFLICT (session_id, model, name) DO UPDATE SET "
+                       "value = excluded.value WHERE value != excluded.value",
+                       (*chunk, *names))
 
 
 def _settle(db: sqlite3.Connection, session_id: str, model: str, name: str,
