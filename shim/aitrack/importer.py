@@ -223,24 +223,52 @@ class SessionState:
             sums = self.usage[model] = [0] * len(_SUMS)
         if sign < 0:
             figures = tuple(-f for f in figures[:6]) + figures[6:]
-        inp, out, read, write, one_h, reasoning, long = figures
-        sums[0] += inp
-        sums[1] += out
-        sums[2] += read
-        sums[3] += write
-        sums[4] += one_h
-        sums[5] += reasoning
-        if long:
-            sums[6] += inp
-            sums[7] += out
-            sums[8] += read
-            sums[9] += write
-            sums[10] += one_h
+        _accumulate(sums, figures)
+        self.dirty = self.changed = True
+
+    def add_sums(self, model: str, sums: list[int]) -> None:
+        """Add figures already summed in _SUMS order (see figure_sums)."""
+        mine = self.usage.get(model)
+        if mine is None:
+            self.usage[model] = list(sums)
+        else:
+            self.usage[model] = [a + b for a, b in zip(mine, sums, strict=True)]
         self.dirty = self.changed = True
 
     def ledger_usage(self) -> dict[str, dict[str, int]]:
         return {model: {n: v for n, v in zip(_SUMS, sums, strict=True) if v}
                 for model, sums in self.usage.items() if any(sums)}
+
+
+def figure_sums(items: Iterable[tuple[str, str, tuple[int, ...]]]
+                ) -> dict[tuple[str, str], list[int]]:
+    """(session, model, figures) summed per session and model, in _SUMS order: what
+    SessionState.add would add up one by one (done where a file is read, for Book.count_many)."""
+    sums: dict[tuple[str, str], list[int]] = {}
+    for owner, model, figures in items:
+        s = sums.get((owner, model))
+        if s is None:
+            s = sums[owner, model] = [0] * len(_SUMS)
+        _accumulate(s, figures)
+    return sums
+
+
+def _accumulate(sums: list[int], figures: tuple[int, ...]) -> None:
+    """A response's figures added to sums in _SUMS order (a long-context one's twice: its
+    long_* parts too)."""
+    inp, out, read, write, one_h, reasoning, long = figures
+    sums[0] += inp
+    sums[1] += out
+    sums[2] += read
+    sums[3] += write
+    sums[4] += one_h
+    sums[5] += reasoning
+    if long:
+        sums[6] += inp
+        sums[7] += out
+        sums[8] += read
+        sums[9] += write
+        sums[10] += one_h
 
 
 # a response row in a batch: [rid, owner (SessionState, or the id of one not loaded yet),
@@ -341,6 +369,32 @@ class Book:
         owner.add(row[2], row[3])
         if row[5] == _KEPT:
             row[5] = _GREW
+
+    def count_many(self, responses: list[list], sums: dict[tuple[str, str], list[int]]
+                   ) -> None:
+        """A file's responses ([key, rid, session id, model, figures, side], each key once
+        unless its request ids differ) with their figure_sums, its sessions known to the
+        Book: those new to it taken in bulk; the others taken back out of the sums and
+        counted one by one, as `count` would."""
+        rows, written, sessions = self.rows, self.written, self.sessions
+        again = []
+        counted = 0
+        for response in responses:
+            key, rid, owner, model, figures, side = response
+            if key in rows:
+                again.append(response)
+                continue
+            rows[key] = [rid, sessions[owner], model, figures, int(side), _NEW]
+            written.add(key)
+            if figures[0] or figures[1] or figures[2] or figures[3]:
+                counted += 1
+        self.result.responses += counted
+        for (owner, model), figures in sums.items():
+            sessions[owner].add_sums(model, figures)
+        for key, rid, owner, model, figures, side in again:
+            session = sessions[owner]
+            session.add(model, figures, -1)
+            self.count(key, rid, session, model, figures, side)
 
     def write(self) -> list[SessionState]:
         """Write this batch's sessions and rows; the sessions whose figures grew."""

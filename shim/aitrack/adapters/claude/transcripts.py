@@ -24,7 +24,7 @@ from sys import intern
 
 import msgspec
 
-from aitrack.importer import BadLine, FileRead, decode, identity
+from aitrack.importer import BadLine, FileRead, decode, figure_sums, identity
 
 TOOL = "claude"
 # A line without these carries nothing to count (most lines: prompts, tool results...).
@@ -119,6 +119,7 @@ class Reader:
         self.sessions: dict[str, list] = {}  # owner -> [first, last, cwd, entrypoint, version]
         self.copies: set[str] = set()  # sessions whose file holds copies of others' requests
         self.costs: list[tuple[str, dict[str, float]]] = []
+        self.sums: dict[tuple[str, str], list[int]] = {}  # per owner and model, at finish
         self.first: tuple[str, str] | None = None  # the file's first timestamped line
         self.not_billed = 0
         self.duplicates = 0
@@ -200,9 +201,11 @@ class Reader:
         self.responses.append([key, rid, owner, model, figures, side])
 
     def finish(self) -> None:
-        """End of the read: what is left to count travels light."""
+        """End of the read: what is left to count travels light, summed here (the reading
+        process has time to spare; the one counting has not)."""
         self.index = {}
         self.tiered = {}
+        self.sums = figure_sums((r[2], r[3], r[4]) for r in self.responses)
 
     def keys(self) -> list[int]:
         return [r[0] for r in self.responses]
@@ -213,9 +216,7 @@ class Reader:
             s = session(owner)
             s.saw(_time(first), cwd, entrypoint, version)
             s.saw(_time(last))
-        sessions, count = book.sessions, book.count
-        for key, rid, owner, model, figures, side in self.responses:
-            count(key, rid, sessions[owner], model, figures, side)
+        book.count_many(self.responses, self.sums)
         for copier in self.copies:
             session(copier).set_state("copies", 1, figures=True)
         for owner, costs in self.costs:
