@@ -94,3 +94,24 @@ def test_traces_are_kept_only_when_the_profile_forwards_them(home, forwarded):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_a_wrapped_runs_record_carries_the_profiles_attributes_not_the_wrappers(home):
+    """The wrapper's attributes come from its start-up cache, which the user can edit: the
+    agent records a run under the attributes its own profile enforces."""
+    from aitrack.loopback import post
+
+    proc, port, secret = _agent(home, '[attributes]\n"team.id" = "it-team"\n')
+    try:
+        start = {"id": RUN, "tool": "codex", "started_at": time.time(), "cwd": "/w",
+                 "project": "w", "attributes": {"team.id": "made-up", "user.id": "someone"}}
+        answer = post(port, "/aitrack/run/start", secret, json.dumps(start).encode())
+        assert answer is not None and answer[0] == 200
+        row = sqlite3.connect(home.ledger).execute(
+            "SELECT attributes FROM runs WHERE id = ?", (RUN,)).fetchone()
+        attributes = json.loads(row[0])
+        assert attributes["team.id"] == "it-team"
+        assert attributes["user.id"] != "someone"
+    finally:
+        proc.terminate()
+        proc.wait(20)

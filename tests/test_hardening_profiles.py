@@ -96,7 +96,7 @@ def test_an_override_that_replaces_an_existing_managed_file_is_marked(home, tmp_
     home.write_managed_profile('[attributes]\n"team.id" = "mine"\n')  # AITRACK_MANAGED_PROFILE
     p = profile.load(paths.resolve())
     assert p.attributes[INTEGRITY] == "managed-profile-overridden"
-    assert startup.compute()["enforced_attributes"][INTEGRITY] == "managed-profile-overridden"
+    assert startup.compute()["attributes"][INTEGRITY] == "managed-profile-overridden"
     check = doctor.check_profile_integrity(context(dict(home.env)))
     assert check.status == "WARN" and "AITRACK_MANAGED_PROFILE" in check.summary
     assert str(it) in check.summary

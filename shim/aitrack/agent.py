@@ -236,6 +236,17 @@ class Agent:
         self.forwarder = None
         self.forwarder_started = 0.0
         self.prices = None  # the profile's price table, loaded when first needed
+        self._attributes: dict[str, str] | None = None
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        """What the profile enforces, on wrapped runs' records too: the attributes a wrapper
+        knows come from its start-up cache, which the user can edit."""
+        if self._attributes is None:
+            from aitrack.attribution import resource_attributes
+
+            self._attributes = resource_attributes(self.profile)
+        return self._attributes
 
     # ------------------------------------------------------------ lifetime
 
@@ -349,21 +360,18 @@ class Agent:
 
         from aitrack import ledger, runs
 
-        def start(e: dict) -> None:
-            ledger.start_run(self.runs_db, ledger.Run(
-                str(e["id"]), str(e["tool"]), float(e["started_at"]), e.get("cwd"),
-                e.get("project"), dict(e.get("attributes") or {}), "agent"))
+        def begun(e: dict) -> ledger.Run:
+            return ledger.Run(str(e["id"]), str(e["tool"]), float(e["started_at"]), e.get("cwd"),
+                              e.get("project"), self.attributes, "agent")
 
         with self.runs_lock:
             if path.endswith("/start"):
-                start(event)
+                ledger.start_run(self.runs_db, begun(event))
                 return {"recorded": "start"}
             run = runs.RunEnd.from_dict(event)  # checked now: a bad event is the wrapper's 400
-            s = event["start"]  # in case the start never came (the agent was starting)
-            ledger.note_run_end(self.runs_db, ledger.Run(
-                str(s["id"]), str(s["tool"]), float(s["started_at"]), s.get("cwd"),
-                s.get("project"), dict(s.get("attributes") or {}), "agent"),
-                run.ended, run.exit_code, json.dumps(run.as_dict()))
+            # with its start, in case that never came (the agent was starting)
+            ledger.note_run_end(self.runs_db, begun(event["start"]), run.ended, run.exit_code,
+                                json.dumps(run.as_dict()))
         self.to_link.set()
         return {"recorded": "end"}
 
@@ -421,7 +429,7 @@ class Agent:
         from aitrack import profile
 
         self.profile = profile.load(self.paths)
-        self.prices = None
+        self.prices = self._attributes = None
         self.worker.finish(10.0)  # the next payload starts a worker with the new profile
         self._start_forwarder()
         self.log("profile changed: reloaded")

@@ -128,7 +128,7 @@ class SessionStart:
 
 
 def start_session(db: sqlite3.Connection, s: SessionStart, sources: int = TELEMETRY) -> None:
-    """A session row of its own, with no tool session id (tests, generic tools)."""
+    """A session row of its own, with no tool session id nor run (tests seed ledgers so)."""
     with write(db):
         db.execute(
             "INSERT INTO sessions (id, tool, started_at, cwd, project, attributes, sources) "

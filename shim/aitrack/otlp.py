@@ -279,18 +279,6 @@ def points(request: Message) -> Iterator[Point]:
                 yield from _metric_points(metric)
 
 
-def attribute_sets(request: Message) -> Iterator[dict[str, str]]:
-    """The attributes of every datapoint or log record (where tools put their session ids)."""
-    if hasattr(request, "resource_logs"):
-        for rl in request.resource_logs:
-            for sl in rl.scope_logs:
-                for record in sl.log_records:
-                    yield {kv.key: _scalar(kv.value) for kv in record.attributes}
-    else:
-        for point in points(request):
-            yield point.attrs
-
-
 def log_records(request: Message) -> Iterator[tuple[dict[str, str], int]]:
     """Every log record of a logs request: its attributes and its time (unix ns, 0 if none)."""
     for rl in request.resource_logs:

@@ -10,9 +10,10 @@ profile is always loaded in full (untested: Windows).
 
 The cache is a convenience, never an authority. It is used only when its checksum and the
 type of every value it holds verify (a damaged one is rebuilt, and can neither stop the
-tool nor move the ledger), and what decides what is counted and forwarded (the enforced
-attributes, the forwarded signals, the ledger's location) is derived again from the
-profiles once the child runs: `verified()`.
+tool nor move the ledger), and it only shapes the child's start. What decides what is
+counted and forwarded (the enforced attributes, the forwarded signals, the ledger's
+location) is derived again from the profiles once the child runs (tracked_run), or by the
+agent from its own profile.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ import os
 import sys
 import zlib
 
-FORMAT = 3
-MAGIC = b"aitrack-startup\x03"  # the format's number in its last byte
+FORMAT = 4
+MAGIC = b"aitrack-startup\x04"  # the format's number in its last byte
 MAX_BYTES = 1024 * 1024
 SIGNALS = ("metrics", "logs", "traces")
-SECURITY_KEYS = ("enforced_attributes", "paths", "forward_signals")
 ENV_KEYS = ("AITRACK_HOME", "AITRACK_MANAGED_PROFILE", "AITRACK_MANAGED_PLIST", "HOME",
             "GIT_CONFIG_GLOBAL",
             "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME",
@@ -83,29 +83,6 @@ def settings() -> dict:
     return fresh
 
 
-def verified(settings: dict | None) -> dict:
-    """After the spawn: `settings` with `enforced_attributes`, `paths` and `forward_signals`
-    derived afresh from the profiles (never from the cache alone, which the user could edit).
-
-    The other values only shaped the child's start. A cache that disagreed is rewritten for
-    the next run. Like every fresh load, this also makes aitrack's existing directories and
-    logs private (0700/0600) where an older aitrack left them readable to others.
-    """
-    if settings is not None and settings is _fresh.get("last"):
-        fresh = settings  # computed from the profiles by this very process
-    else:
-        fresh = compute()
-        if sys.platform != "win32" and (settings is None or any(
-                settings.get(k) != fresh[k] for k in SECURITY_KEYS)):
-            _write(cache_file(), fresh)
-    out = dict(settings or fresh)
-    out.update({k: fresh[k] for k in SECURITY_KEYS})
-    return out
-
-
-_fresh: dict[str, dict] = {}
-
-
 def compute() -> dict:
     """Load the profile in full and keep what the child's start needs."""
     from aitrack import paths, profile
@@ -134,14 +111,12 @@ def compute() -> dict:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         line = f"{source}: {problems[0]}{more}; run `aitrack profile show` for details"
         notices.append("".join(c if c.isprintable() else "?" for c in line))  # a terminal
-    _fresh["last"] = fresh = {
+    fresh = {
         "signature": signature,
         "files": files,
         "paths": {k: str(getattr(locations, k)) for k in locations.__slots__
                   if getattr(locations, k) is not None},
         "shim_dir": str(locations.shim_dir),
-        "forward_signals": tuple(endpoint.signals) if endpoint else (),
-        "enforced_attributes": resource_attributes(p),
         "attributes": resource_attributes(p, with_email=False),
         "telemetry": dict(p.telemetry.__dict__),
         "signals": ("metrics", "logs") + (
@@ -200,8 +175,8 @@ def _read(path: str) -> dict | None:
     return data if _well_formed(data) else None
 
 
-_KEYS = {"signature", "files", "paths", "shim_dir", "forward_signals", "enforced_attributes",
-         "attributes", "telemetry", "signals", "notices", "agent"}
+_KEYS = {"signature", "files", "paths", "shim_dir", "attributes", "telemetry", "signals",
+         "notices", "agent"}
 _PATH_KEYS = {"config_dir", "data_dir", "state_dir", "cache_dir", "managed_profile"}
 _TELEMETRY = {"metric_export_interval_ms": int, "logs_export_interval_ms": int,
               "log_user_prompts": bool, "log_tool_details": bool}
@@ -215,9 +190,8 @@ def _well_formed(d: object) -> bool:
     return (type(d["signature"]) is tuple and _strings(d["files"], list)
             and _string_map(paths) and _PATH_KEYS <= paths.keys() <= _PATH_KEYS | {"managed_plist"}
             and all(paths.values()) and _text(d["shim_dir"])
-            and _signals(d["forward_signals"]) and _signals(d["signals"])
-            and {"metrics", "logs"} <= set(d["signals"])
-            and _string_map(d["enforced_attributes"]) and _string_map(d["attributes"])
+            and _signals(d["signals"]) and {"metrics", "logs"} <= set(d["signals"])
+            and _string_map(d["attributes"])
             and type(telemetry) is dict and telemetry.keys() == _TELEMETRY.keys()
             and all(type(telemetry[k]) is t for k, t in _TELEMETRY.items())
             and min(telemetry["metric_export_interval_ms"],

@@ -245,7 +245,7 @@ class TrackedRun:
 
     def _start_event(self) -> dict:
         return {"id": self.id, "tool": self.tool, "started_at": self.started, "cwd": self.cwd,
-                "project": _project(self.cwd), "attributes": self.settings["attributes"]}
+                "project": _project(self.cwd)}  # the agent adds the profile's attributes
 
     def _run_end(self, exit_code: int):
         from aitrack import runs
