@@ -29,6 +29,19 @@ class Home:
     def ledger(self) -> Path:
         return self.root / "data" / "ledger.db"
 
+    def run_attributes(self) -> list[dict]:
+        """The attributes of every run the ledger recorded (none without a ledger)."""
+        import json
+        import sqlite3
+
+        if not self.ledger.exists():
+            return []
+        db = sqlite3.connect(self.ledger)
+        try:
+            return [json.loads(a) for (a,) in db.execute("SELECT attributes FROM runs")]
+        finally:
+            db.close()
+
     def write_user_profile(self, text: str) -> Path:
         self.user_profile.parent.mkdir(parents=True, exist_ok=True)
         self.user_profile.write_text(text)

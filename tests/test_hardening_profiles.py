@@ -29,16 +29,6 @@ def child_attributes(home, **env) -> dict[str, str]:
     return dict(item.split("=", 1) for item in line.split(",")) if line else {}
 
 
-def run_attributes(ledger: Path) -> list[dict]:
-    db = sqlite3.connect(ledger)
-    try:
-        table = "runs" if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'"
-                                     ).fetchone() else "sessions"
-        return [json.loads(a) for (a,) in db.execute(f"SELECT attributes FROM {table}")]
-    finally:
-        db.close()
-
-
 def context(env: dict) -> doctor.Context:
     locations = paths.resolve(env)
     return doctor.Context(env, locations, profile.load(locations, env),
@@ -73,7 +63,7 @@ def test_user_identity_is_refused_on_a_managed_machine(home):
     attrs = child_attributes(home)
     assert attrs["user.id"] != "ceo" and "ceo%40corp.example" not in attrs.values()
     assert attrs["department"] == "r%26d"  # the rest of the user's profile still applies
-    [recorded] = run_attributes(home.ledger)
+    [recorded] = home.run_attributes()
     assert recorded["user.id"] != "ceo" and "ceo@corp.example" not in recorded.values()
     result = home.run("profile", "show")
     assert "identity comes from the managed profile" in result.stderr
@@ -171,7 +161,7 @@ def test_what_a_run_forwards_under_a_replaced_managed_profile_is_marked(home, tm
                     for kv in request.resource_metrics[0].resource.attributes}
         assert resource[INTEGRITY] == "managed-profile-overridden"
         assert resource["team.id"] == "mine"  # the user's choice holds, but visibly
-    assert run_attributes(home.ledger)[0][INTEGRITY] == "managed-profile-overridden"
+    assert home.run_attributes()[0][INTEGRITY] == "managed-profile-overridden"
     checked = etc_aitrack(it, [*py, "doctor", "--json"], dict(home.env))
     checks = {c["name"]: c for c in json.loads(checked.stdout)["checks"]}
     assert checks["profile-integrity"]["status"] == "WARN"

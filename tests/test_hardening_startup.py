@@ -3,10 +3,8 @@ rebuilt when it does not verify, and never the authority on what is counted or f
 
 from __future__ import annotations
 
-import json
 import marshal
 import os
-import sqlite3
 import sys
 import zlib
 from pathlib import Path
@@ -30,19 +28,6 @@ def tamper(path: Path, edit) -> None:
         data = marshal.loads(blob)
         edit(data)
         path.write_bytes(marshal.dumps(data))
-
-
-def ledger_rows(ledger: Path) -> list[dict]:
-    """The attributes of every run the ledger recorded."""
-    if not ledger.exists():
-        return []
-    db = sqlite3.connect(ledger)
-    try:
-        table = "runs" if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'"
-                                     ).fetchone() else "sessions"
-        return [json.loads(a) for (a,) in db.execute(f"SELECT attributes FROM {table}")]
-    finally:
-        db.close()
 
 
 @pytest.fixture
@@ -100,7 +85,7 @@ def test_an_edited_cache_cannot_change_attribution_or_the_ledger(home, tool, tmp
     result, child = run_tool(home, tool, tmp_path)
     assert result.returncode == 7 and child is not None
     assert not elsewhere.exists()
-    rows = ledger_rows(home.ledger)
+    rows = home.run_attributes()
     assert len(rows) == 2 and all(r["team.id"] == "it-team" for r in rows)
 
 
