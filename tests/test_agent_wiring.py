@@ -278,6 +278,18 @@ def test_settings_claude_code_cannot_read_are_refused_and_nothing_changes(user, 
     assert not wiring.state_file(paths.resolve(user)).exists()
 
 
+
+@pytest.mark.parametrize("tool", ["claude", "codex"])
+def test_a_settings_file_that_is_not_utf8_is_refused_and_nothing_changes(user, tool):
+    write(claude_file(user), b'{"env": {"NOTE": "caf\xe9"}}\n' if tool == "claude" else "{}\n")
+    write(codex_file(user), b'model = "caf\xe9"\n' if tool == "codex" else CODEX_COMMENTED)
+    before = snapshot(claude_file(user), codex_file(user))
+    with pytest.raises(wiring.WiringError) as refused:
+        wire(user)
+    bad = claude_file(user) if tool == "claude" else codex_file(user)
+    assert f"{bad} is not UTF-8 text: save it as UTF-8" in str(refused.value)
+    assert snapshot(claude_file(user), codex_file(user)) == before
+
 CODEX_LAYOUTS = {
     "no otel": 'model = "gpt-5"\n',
     "no trailing newline": 'model = "gpt-5"',

@@ -145,6 +145,15 @@ def _read(tool: str, mod: ModuleType, path: Path) -> _File:
     return _File(path, target, data, stat.S_IMODE(st.st_mode))
 
 
+def _text(mod: ModuleType, data: bytes, path: Path) -> str:
+    """A settings file's text: both tools read them as UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise mod.SettingsError(f"{path} is not UTF-8 text: save it as UTF-8, then try "
+                                "again") from None
+
+
 def _user_name(uid: int) -> str:
     try:
         import pwd
@@ -225,7 +234,7 @@ class _Plan:
 def _plan(tool: str, mod: ModuleType, path: Path, wanted: dict, record: dict | None,
           env: Mapping[str, str], url: str) -> _Plan:
     file = _read(tool, mod, path)
-    doc = mod.parse(file.data or b"", path)
+    doc = mod.parse(_text(mod, file.data or b"", path), path)
     if record is not None and _digest(file.data) != record.get("written"):
         if file.data is None:
             record = None  # the user removed the file since: start afresh
@@ -436,7 +445,7 @@ def _restore(mod: ModuleType, path: Path, record: dict) -> tuple[str, list[str]]
             return "removed", []
         _write(file.target, base64.b64decode(record["original"]), mode)
         return "exact", []
-    doc = mod.parse(file.data, path)
+    doc = mod.parse(_text(mod, file.data, path), path)
     notes = [n for n in (_put_back(mod, doc, k) for k in record["keys"]) if n]
     for container in record.get("created", []):
         if doc.keys(tuple(container)) == []:

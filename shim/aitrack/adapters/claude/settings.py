@@ -188,13 +188,8 @@ def machine_snippet(url: str, telemetry, os_name: str, state_rel: str | None = N
 # ---------------------------------------------------------------- reading the settings
 
 
-def parse(data: bytes, path: Path) -> JsonDoc:
+def parse(text: str, path: Path) -> JsonDoc:
     """The document, or SettingsError when Claude Code could not read it either."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SettingsError(f"{path} is not UTF-8 text: save it as UTF-8, then try again"
-                            ) from None
     try:
         doc = JsonDoc(text)
     except ValueError as exc:

@@ -115,12 +115,7 @@ def machine_snippet(url: str, telemetry, environment: str | None, port: int) -> 
 # ---------------------------------------------------------------- reading the settings
 
 
-def parse(data: bytes, path: Path) -> TomlDoc:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SettingsError(f"{path} is not UTF-8 text: save it as UTF-8, then try again"
-                            ) from None
+def parse(text: str, path: Path) -> TomlDoc:
     try:
         doc = TomlDoc(text)
     except Exception as exc:  # tomlkit's parse errors have no common base but Exception
