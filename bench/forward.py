@@ -47,7 +47,7 @@ ACCOUNT = f"aitrack-bench-{os.getpid()}"
 
 
 def keychain_ok() -> bool:
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     try:
         keychain.set_token(ACCOUNT, "probe")
@@ -84,7 +84,7 @@ class Bench:
         self.plain = tmp / "plain"  # not a git work tree
         self.plain.mkdir()
         self.repo = make_repo(tmp / "repo")
-        from aitrack import keychain
+        from aitrack.config import keychain
 
         keychain.set_token(ACCOUNT, org_endpoint.TOKEN)
 
@@ -219,7 +219,9 @@ class Recorder:
 
 
 POLICIES = {"both": '["normalized", "raw"]', "raw": '["raw"]', "normalized": '["normalized"]'}
-AGENT = ("from aitrack import agent, forwarder, paths, profile\n"
+AGENT = ("from aitrack.capture import agent\n"
+         "from aitrack.config import paths, profile\n"
+         "from aitrack.egress import forwarder\n"
          "agent.EMIT_INTERVAL_S = 1.0\n"  # 60 s in real life: the bench waits less
          "forwarder.IDLE_POLL_S = 0.5\n"
          "p = paths.resolve()\n"
@@ -343,14 +345,14 @@ def _free_port() -> int:
 
 def _start_agent(env: dict[str, str], port: int) -> subprocess.Popen:
     """The per-user agent of this home, up, and Codex's settings pointing at it."""
-    secret = subprocess.run([sys.executable, "-c", "from aitrack import agent, paths; "
+    secret = subprocess.run([sys.executable, "-c", "from aitrack.capture import agent; from aitrack.config import paths; "
                              "print(agent.ensure_secret(paths.resolve()))"], env=env,
                             capture_output=True, text=True, check=True).stdout.strip()
     _codex_otel(Path(env["CODEX_HOME"]), f"http://127.0.0.1:{port}", "binary",
                 {"x-aitrack-key": secret})
     proc = subprocess.Popen([sys.executable, "-c", AGENT], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from aitrack import agent
+    from aitrack.capture import agent
 
     deadline = time.time() + 20
     while agent.probe(port, secret) != "agent":
@@ -391,8 +393,13 @@ def exit_work(bench: Bench, runs: int) -> dict[str, float]:
     import hashlib
 
     import org_endpoint
-    from aitrack import commits, egress, ledger, normalized, otlp, paths, pricing, profile
     from aitrack.adapters import generic
+    from aitrack.capture import commits
+    from aitrack.config import paths, profile
+    from aitrack.domain import pricing
+    from aitrack.egress import normalized, otlp
+    from aitrack.egress import policy as egress
+    from aitrack.store import ledger
 
     env = bench.home("exit-work")
     os.environ.update({k: env[k] for k in ("AITRACK_HOME", "AITRACK_MANAGED_PROFILE",
@@ -411,7 +418,7 @@ def exit_work(bench: Bench, runs: int) -> dict[str, float]:
                                           receiver=run_id, run_id=run_id), generic)
         ids = ledger.end_run(db, run_id, time.time(), 0)
         started = time.perf_counter()
-        normalized.emit(db, p, ids, receiver=run_id, prices=prices, policy=egress.policy(p))
+        normalized.emit(db, p, ids, receiver=run_id, prices=prices, policy=egress.of(p))
         emit_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         begin = commits.start(str(bench.repo), time.time())
@@ -437,7 +444,7 @@ def main() -> None:
     options = parser.parse_args()
     if not keychain_ok():
         rerun_with_a_keyring()
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         bench = Bench(Path(tmp_dir))

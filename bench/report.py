@@ -48,7 +48,7 @@ TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation", "reasoning")
 
 
 def build(ledger_path: Path, sessions: int, seed: int = 1) -> None:
-    from aitrack import ledger
+    from aitrack.store import ledger
 
     rnd = random.Random(seed)
     db = ledger.connect(ledger_path)

@@ -92,7 +92,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
 
 def _real_keychain_problem() -> str | None:
     """Why the OS keychain cannot be used here, or None when a secure backend round-trips."""
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     probe = f"aitrack-test-probe-{os.getpid()}"
     try:
@@ -112,7 +112,7 @@ def real_keychain() -> str:
 
     Skips without one, unless AITRACK_REQUIRE_REAL_KEYRING=1 (CI), where that fails.
     """
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     problem = _real_keychain_problem()
     if problem:
@@ -124,7 +124,7 @@ def real_keychain() -> str:
 
 
 def _own_account(kind: str):
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     account = f"aitrack-test-{kind}{os.urandom(6).hex()}"
     yield account

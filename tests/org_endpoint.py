@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from aitrack import otlp
+from aitrack.egress import otlp
 
 TOKEN = "org-token-Zq8vV3xKc9"
 LOGS_TOKEN = "org-logs-token-Wm4pT7yHd2"  # a second key, for logs only (CloudWatch Logs)
@@ -356,7 +356,7 @@ def org(authority: Authority):
 @pytest.fixture
 def token(keychain_account: str) -> str:
     """TOKEN stored in the real keychain under the test's own account."""
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     keychain.set_token(keychain_account, TOKEN)
     return TOKEN
@@ -365,7 +365,7 @@ def token(keychain_account: str) -> str:
 @pytest.fixture
 def logs_token(logs_account: str) -> str:
     """LOGS_TOKEN stored in the real keychain under the test's second account."""
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     keychain.set_token(logs_account, LOGS_TOKEN)
     return LOGS_TOKEN
@@ -465,8 +465,8 @@ def queue(ledger_path: Path, seqs, signal: str = "metrics", pad: int = 0,
     import hashlib
     import os
 
-    from aitrack import ledger
     from aitrack.adapters import generic
+    from aitrack.store import ledger
 
     db = ledger.connect(ledger_path)
     if session_id is None:

@@ -90,7 +90,7 @@ def encode(signal: str, payload: dict, content_type: str) -> bytes:
     body = json.dumps(payload).encode()
     if content_type == JSON:
         return body
-    from aitrack import otlp
+    from aitrack.egress import otlp
 
     return otlp.decode(signal, body, JSON).SerializeToString()
 

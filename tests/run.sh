@@ -6,8 +6,9 @@
 # - a virtualenv (.venv, or $AITRACK_VENV) with aitrack and its `test` extra;
 # - Debian's gnome-keyring, dbus, shellcheck and chromium when apt is available and missing;
 # - the pinned `claude` and `codex` from npm, in $AITRACK_E2E_CACHE (~/.cache/aitrack-e2e);
-# then pytest inside a private D-Bus session with a throwaway, unlocked gnome-keyring, so
-# the keychain tests use the real Secret Service and never touch your own login keyring.
+# then the import-linter contracts (pyproject.toml), then pytest inside a private D-Bus session
+# with a throwaway, unlocked gnome-keyring, so the keychain tests use the real Secret Service
+# and never touch your own login keyring.
 set -euo pipefail
 
 CLAUDE_VERSION=2.1.328
@@ -74,6 +75,11 @@ install_agents() {
 install_debian_packages
 install_python
 install_agents
+
+# The architecture (pyproject.toml [tool.importlinter]): layers, independent tools, no cycles.
+(cd "$repo" && PYTHONPATH="$repo/shim" "$venv/bin/lint-imports" --no-cache --config pyproject.toml \
+    >/dev/null) || { PYTHONPATH="$repo/shim" "$venv/bin/lint-imports" --no-cache \
+    --config "$repo/pyproject.toml" | tail -n 40 >&2; say "import contracts broken"; exit 1; }
 
 keyring_home=$(mktemp -d)
 trap 'rm -rf "$keyring_home"' EXIT

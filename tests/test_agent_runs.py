@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from aitrack import ledger, runs
+from aitrack.capture import runs
+from aitrack.store import ledger
 from transcript_tree import Tree, meta, token_count, turn
 
 RUN = "5e" * 16
@@ -64,7 +65,8 @@ def _agent(home, profile: str):
     home.write_managed_profile(f"[agent]\nport = {port}\n" + profile)
     proc = subprocess.Popen([sys.executable, "-m", "aitrack", "agent", "run"], env=home.env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from aitrack import agent, paths
+    from aitrack.capture import agent
+    from aitrack.config import paths
 
     secret = agent.ensure_secret(paths.resolve())
     deadline = time.monotonic() + 20
@@ -78,7 +80,7 @@ def _agent(home, profile: str):
 def test_traces_are_kept_only_when_the_profile_forwards_them(home, forwarded):
     """Nothing counts spans: an agent that does not forward them answers and drops them."""
     import otlp_client as oc
-    from aitrack.loopback import post
+    from aitrack.capture.loopback import post
 
     endpoint = ('[endpoint]\nurl = "https://127.0.0.1:9"\nsignals = ["metrics", "logs", '
                 '"traces"]\nflush_timeout_s = 0.2\n') if forwarded else ""
@@ -99,7 +101,7 @@ def test_traces_are_kept_only_when_the_profile_forwards_them(home, forwarded):
 def test_a_wrapped_runs_record_carries_the_profiles_attributes_not_the_wrappers(home):
     """The wrapper's attributes come from its start-up cache, which the user can edit: the
     agent records a run under the attributes its own profile enforces."""
-    from aitrack.loopback import post
+    from aitrack.capture.loopback import post
 
     proc, port, secret = _agent(home, '[attributes]\n"team.id" = "it-team"\n')
     try:

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from agents import agent_bin, codex_provider_args
-from aitrack import agent, paths, profile, wiring
 from aitrack.adapters.claude import settings as claude
 from aitrack.adapters.codex import settings as codex
+from aitrack.capture import agent
+from aitrack.config import paths, profile
+from aitrack.install import wiring
 
 TOKEN = "cw-live-token-9f8e7d6c5b4a"
 CLAUDE_CLOUDWATCH = f"""{{
@@ -723,7 +725,7 @@ def test_print_settings_holds_no_secret_and_parses(home, user):
 
 
 def doctor_context(env):
-    from aitrack import doctor
+    from aitrack.install import doctor
 
     env = {k: v for k, v in env.items() if v is not None}  # an environment, as doctor's
     where, prof = loaded(env)
@@ -731,7 +733,7 @@ def doctor_context(env):
 
 
 def test_doctor_without_an_agent_passes(user):
-    from aitrack import doctor
+    from aitrack.install import doctor
 
     ctx = doctor_context(user)
     assert doctor.check_agent(ctx).status == "PASS"
@@ -740,7 +742,7 @@ def test_doctor_without_an_agent_passes(user):
 
 
 def test_doctor_an_installed_agent_that_is_down_warns(user, home):
-    from aitrack import doctor
+    from aitrack.install import doctor
 
     home.write_user_profile(f"[agent]\nport = {free_port()}\n")
     wire(user)
@@ -750,7 +752,7 @@ def test_doctor_an_installed_agent_that_is_down_warns(user, home):
 
 
 def test_doctor_a_port_held_by_another_program_fails(user, home):
-    from aitrack import doctor
+    from aitrack.install import doctor
 
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
@@ -763,7 +765,7 @@ def test_doctor_a_port_held_by_another_program_fails(user, home):
 
 
 def test_doctor_settings_that_no_longer_point_at_the_agent_warn(user):
-    from aitrack import doctor
+    from aitrack.install import doctor
 
     wire(user)
     settings = json.loads(claude_file(user).read_text())
@@ -777,7 +779,7 @@ def test_doctor_settings_that_no_longer_point_at_the_agent_warn(user):
 
 
 def test_doctor_a_readable_codex_config_with_the_key_fails(user):
-    from aitrack import doctor
+    from aitrack.install import doctor
 
     wire(user)
     codex_file(user).chmod(0o644)
@@ -790,7 +792,7 @@ def test_doctor_a_readable_codex_config_with_the_key_fails(user):
 
 
 def test_doctor_plaintext_tokens_in_claude_settings_but_not_the_agents_key(user):
-    from aitrack import doctor
+    from aitrack.install import doctor
 
     wire(user)
     assert doctor.check_plaintext_tokens(doctor_context(user)).status == "PASS"
@@ -803,7 +805,7 @@ def test_doctor_plaintext_tokens_in_claude_settings_but_not_the_agents_key(user)
 
 
 def test_doctor_managed_settings_from_print_settings_pass(user):
-    from aitrack import doctor
+    from aitrack.install import doctor
 
     write(Path(user["AITRACK_CLAUDE_MANAGED_SETTINGS"]),
           claude.machine_snippet(agent.url(47318), profile.Telemetry(), "linux"))

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import chromium
-from aitrack import ledger
+from aitrack.store import ledger
 from test_report import Ledger, at, report_json
 
 UTC = ZoneInfo("UTC")
@@ -187,15 +187,16 @@ def test_filters_give_the_reports_numbers(home, led, tmp_path, args):
 def test_a_heavy_ledger_is_summarised(home, led, tmp_path, monkeypatch):
     """Past the limits: the newest sessions listed and the rest summed, the costliest models
     coloured and the rest grouped, projects ranked by sessions."""
-    from aitrack import dashboard as dash
-    from aitrack import pricing, report_build
+    from aitrack.domain import pricing
+    from aitrack.reports import dashboard as dash
+    from aitrack.reports import figures
 
     populate(led)
     monkeypatch.setattr(dash, "TABLE_SESSIONS", 5)
     monkeypatch.setattr(dash, "SERIES", 2)
     monkeypatch.setattr(dash, "PROJECT_COST_SESSIONS", 10)
     out = tmp_path / "page.html"
-    opts = report_build.Options(tz=UTC, tz_name="UTC")
+    opts = figures.Options(tz=UTC, tz_name="UTC")
     size = dash.write(home.ledger, opts, pricing.load(), out)
     html = out.read_text()
     assert size == len(html.encode())

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import doctor, paths, profile
+from aitrack.config import paths, profile
+from aitrack.install import doctor
 from fixtures import fake_tool
 from org_endpoint import LOGS_TOKEN, TOKEN, profile_toml, queue
 
@@ -131,7 +132,7 @@ def two_keys(home, org, authority, metrics_account: str, logs_account: str) -> N
 
 def test_keychain_names_the_account_whose_token_is_missing(home, env, org, authority, token,
                                                            keychain_account, logs_account):
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     two_keys(home, org, authority, keychain_account, logs_account)
     check = doctor.check_keychain(context(env))
@@ -156,7 +157,7 @@ def test_keychain_names_the_account_whose_token_is_missing(home, env, org, autho
 
 def test_endpoint_probes_each_signal_with_its_own_token(home, env, org, authority, token,
                                                        keychain_account, logs_account):
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     keychain.set_token(logs_account, "a-revoked-logs-key")
     two_keys(home, org, authority, keychain_account, logs_account)
@@ -215,7 +216,7 @@ def test_endpoint_accepting_the_token_passes(home, env, org, authority, token,
 
 
 def test_endpoint_rejecting_the_token_fails(home, env, org, authority, keychain_account):
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     keychain.set_token(keychain_account, "a-revoked-token")
     home.write_managed_profile(profile_toml(org, authority.pem, keychain_account))
@@ -568,7 +569,7 @@ def test_doctor_exit_status_and_json(home, env, tmp_path):
 
 
 def test_doctor_never_shows_a_secret(home, env, org, authority, keychain_account, tmp_path):
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     keychain.set_token(keychain_account, SECRET)
     org.auth_value = f"Bearer {SECRET}"

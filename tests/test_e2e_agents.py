@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from agents import codex_provider_args, run_claude, run_codex
-from aitrack import otlp
+from aitrack.egress import otlp
 
 pytestmark = pytest.mark.e2e
 

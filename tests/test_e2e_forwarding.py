@@ -8,7 +8,7 @@ import time
 import pytest
 
 from agents import agent_bin, run_claude
-from aitrack import otlp
+from aitrack.egress import otlp
 from org_endpoint import TOKEN, outbox_rows, profile_toml
 from test_e2e_agents import expected_claude
 

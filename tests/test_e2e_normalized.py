@@ -22,15 +22,20 @@ from collections import Counter
 import pytest
 
 from agents import agent_env, codex_provider_args, run_claude, run_codex
-from aitrack import agent, ledger, normalized, paths, profile
 from aitrack.adapters.codex import settings as codex_settings
+from aitrack.capture import agent
+from aitrack.config import paths, profile
+from aitrack.egress import normalized
+from aitrack.store import ledger
 from org_endpoint import profile_toml
 
 pytestmark = pytest.mark.e2e
 pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token
 
 ATTRIBUTES = {"team.id": "platform-eng", "cost_center": "CC-4200", "user.email": "dev@example.com"}
-AGENT = ("from aitrack import agent, forwarder, paths, profile\n"
+AGENT = ("from aitrack.capture import agent\n"
+         "from aitrack.config import paths, profile\n"
+         "from aitrack.egress import forwarder\n"
          "agent.EMIT_INTERVAL_S = 1.0\n"  # every 60 s in real life
          "forwarder.IDLE_POLL_S = 0.5\n"
          "p = paths.resolve()\n"

@@ -10,7 +10,12 @@ import time
 import pytest
 from google.protobuf.message import Message
 
-from aitrack import egress, intake, ledger, otlp, paths, pricing, profile
+from aitrack.capture import intake
+from aitrack.config import paths, profile, schema
+from aitrack.domain import pricing
+from aitrack.egress import otlp
+from aitrack.egress import policy as egress
+from aitrack.store import ledger
 from test_normalized import ATTRIBUTES, ATTRIBUTES_TOML, ENDPOINT, Ledger, claude_metrics, kv
 
 # ---------------------------------------------------------------- the profile keys
@@ -22,7 +27,7 @@ def test_the_defaults_forward_both_families_and_drop_nothing(home):
     assert p.endpoint.forward == ("normalized", "raw")
     assert p.endpoint.drop_attributes == ()
     assert p.endpoint.forward_imported is False
-    policy = egress.policy(p)
+    policy = egress.of(p)
     assert policy.normalized and policy.raw and not policy.drop
     shown = json.loads(home.run("profile", "show", "--json").stdout)
     assert shown["endpoint"]["forward"] == ["normalized", "raw"]
@@ -30,7 +35,7 @@ def test_the_defaults_forward_both_families_and_drop_nothing(home):
 
 
 def test_local_only_sends_no_family():
-    policy = egress.policy(profile.Profile())
+    policy = egress.of(profile.Profile())
     assert not policy.normalized and not policy.raw and not policy.queues_raw("metrics")
 
 
@@ -52,8 +57,8 @@ def test_local_only_sends_no_family():
 def test_each_policy_mistake_is_named_with_its_line(tmp_path, text, problem):
     path = tmp_path / "profile.toml"
     path.write_text(f'[endpoint]\nurl = "https://otlp.example.com"\n{text}\n')
-    with pytest.raises(profile.ProfileError) as caught:
-        profile.read_file(path)
+    with pytest.raises(schema.ProfileError) as caught:
+        schema.read_file(path)
     [found] = caught.value.problems
     assert found.startswith(problem), found
 
@@ -61,9 +66,9 @@ def test_each_policy_mistake_is_named_with_its_line(tmp_path, text, problem):
 def test_a_logs_only_endpoint_stays_valid_with_the_default_policy(tmp_path):
     path = tmp_path / "profile.toml"
     path.write_text('[endpoint]\nurl = "https://otlp.example.com"\nsignals = ["logs"]\n')
-    assert profile.read_file(path)["endpoint"]["signals"] == ["logs"]
-    p = profile.merge([profile.Layer("user", str(path), profile.read_file(path))])
-    assert not egress.policy(p).normalized and egress.policy(p).queues_raw("logs")
+    assert schema.read_file(path)["endpoint"]["signals"] == ["logs"]
+    p = profile.merge([schema.Layer("user", str(path), schema.read_file(path))])
+    assert not egress.of(p).normalized and egress.of(p).queues_raw("logs")
 
 
 def test_the_policy_is_the_managed_profiles_whole(home):
@@ -155,7 +160,7 @@ def test_drop_attributes_removes_a_name_at_every_level_of_a_raw_payload(home):
     intake.Inbox(db, receiver, lambda: None).put(intake.Delivery(
         "traces", otlp.JSON, json.dumps(everywhere("secret.project", "apollo")).encode(), None))
     context = intake.Context(ATTRIBUTES, ("metrics", "logs", "traces"), pricing.load(),
-                             egress.policy(led.profile))
+                             egress.of(led.profile))
     assert intake.Processor(db, receiver, context).drain(5) == 0
     [(body,)] = db.execute("SELECT body FROM outbox WHERE signal = 'traces'").fetchall()
     assert b"apollo" not in body
@@ -196,7 +201,7 @@ def test_nothing_dropped_leaves_payloads_byte_for_byte(home):
     payload = everywhere("secret.project", "apollo")
     request = otlp.decode("traces", json.dumps(payload).encode(), otlp.JSON)
     before = request.SerializeToString()
-    egress.policy(led.profile).strip(request)
+    egress.of(led.profile).strip(request)
     assert request.SerializeToString() == before
 
 

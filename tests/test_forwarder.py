@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import forwarder, transport
-from aitrack.profile import Endpoint
+from aitrack.config.profile import Endpoint
+from aitrack.egress import forwarder, transport
 from org_endpoint import (
     LOGS_TOKEN,
     TOKEN,
@@ -304,7 +304,7 @@ def test_a_refused_batch_is_split_so_only_the_culprit_is_buried(home, org, autho
 
 def test_403_stops_sending_keeps_payloads_and_says_so_once(home, org, authority,
                                                            keychain_account, child):
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     keychain.set_token(keychain_account, "revoked-token")
     use(home, org, authority, keychain_account)
@@ -396,7 +396,7 @@ def test_each_signal_is_sent_with_its_own_accounts_token(home, org, authority, k
 
 def test_a_missing_logs_token_holds_back_only_logs(home, org, authority, keychain_account,
                                                    logs_account, token, child):
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     use_two_keys(home, org, authority, keychain_account, logs_account)
     result, _ = run(home, child, SEND=2, LOGS=2)
@@ -426,7 +426,7 @@ def test_a_missing_logs_token_holds_back_only_logs(home, org, authority, keychai
 
 def test_a_refused_logs_token_stops_only_logs(home, org, authority, keychain_account,
                                               logs_account, token, child, tmp_path):
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     keychain.set_token(logs_account, "revoked-logs-key")
     use_two_keys(home, org, authority, keychain_account, logs_account)
@@ -455,7 +455,7 @@ def test_a_refused_logs_token_stops_only_logs(home, org, authority, keychain_acc
 def test_flush_stops_only_the_signal_whose_token_is_refused(home, org, authority,
                                                             keychain_account, logs_account,
                                                             token):
-    from aitrack import keychain
+    from aitrack.config import keychain
 
     keychain.set_token(logs_account, "revoked-logs-key")
     use_two_keys(home, org, authority, keychain_account, logs_account)
@@ -480,8 +480,8 @@ def test_flush_stops_only_the_signal_whose_token_is_refused(home, org, authority
 
 
 def test_each_account_is_read_once_in_the_background(home, org, authority, monkeypatch):
-    from aitrack import keychain, paths, profile
-    from aitrack.forwarder import Forwarder
+    from aitrack.config import keychain, paths, profile
+    from aitrack.egress.forwarder import Forwarder
 
     use_two_keys(home, org, authority, "in-process", "in-process-logs",
                  signals=("metrics", "logs", "traces"))
@@ -724,8 +724,8 @@ def test_flush_on_a_machine_that_never_tracked_anything(home, org, authority, ke
 
 
 def test_the_token_is_read_once_in_the_background(home, org, authority, monkeypatch):
-    from aitrack import keychain, paths, profile
-    from aitrack.forwarder import Forwarder
+    from aitrack.config import keychain, paths, profile
+    from aitrack.egress.forwarder import Forwarder
 
     use(home, org, authority, "in-process")
     reads = []

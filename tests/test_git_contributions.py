@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import commits
+from aitrack.capture import commits
 
 USER = "dev@example.com"
 ENV_CLEAN = ("GIT_DIR", "GIT_WORK_TREE", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL",

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 
 import otlp_client as oc
-from aitrack import otlp
+from aitrack.egress import otlp
 from org_endpoint import profile_toml
 
 pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token

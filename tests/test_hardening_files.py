@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from adversary import other_user, run_as
-from aitrack import doctor, forwarder, ledger, paths, profile, startup
+from aitrack.capture import startup
+from aitrack.config import paths, profile
+from aitrack.egress import forwarder
+from aitrack.install import doctor
+from aitrack.store import ledger
 
 ENDPOINT = '[endpoint]\nurl = "https://127.0.0.1:9"\n'  # refuses connections: nothing leaves
 
@@ -131,7 +135,7 @@ def test_files_are_created_private_never_loosened_later(tmp_path, monkeypatch):
             created.append((str(path), flags, mode))
         return real_open(path, flags, mode, *args, **kw)
 
-    from aitrack import private_files
+    from aitrack.config import private_files
 
     monkeypatch.setattr(os, "open", spy)
     private_files.write_private(tmp_path / "c" / "startup.bin", b"x")
@@ -179,7 +183,7 @@ def test_a_forwarder_log_link_is_never_appended_to(tmp_path):
 
 
 def test_wal_and_shm_links_are_refused(tmp_path):
-    from aitrack.private_files import LinkRefused
+    from aitrack.config.private_files import LinkRefused
 
     target = tmp_path / "planted-wal"
     (tmp_path / "ledger.db-wal").symlink_to(target)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import startup
+from aitrack.capture import startup
 from fixtures import fake_tool
 
 CASES = int(os.environ.get("AITRACK_FUZZ_CASES", "30"))

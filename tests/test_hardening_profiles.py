@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 import otlp_client as oc
-from aitrack import doctor, managed, otlp, paths, profile, startup
+from aitrack.capture import startup
+from aitrack.config import managed, paths, profile, schema
+from aitrack.egress import otlp
+from aitrack.install import doctor
 
 PRINT_ATTRS = [sys.executable, "-c",
                "import os; print(os.environ.get('OTEL_RESOURCE_ATTRIBUTES', ''))"]
@@ -100,8 +103,8 @@ def test_an_override_that_replaces_an_existing_managed_file_is_marked(home, tmp_
 def test_aitrack_sets_the_integrity_attribute_itself(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text(f'[attributes]\n"{INTEGRITY}" = "ok"\n')
-    with pytest.raises(profile.ProfileError, match="reserved"):
-        profile.read_file(path)
+    with pytest.raises(schema.ProfileError, match="reserved"):
+        schema.read_file(path)
 
 
 IN_NAMESPACE = r"""
@@ -218,7 +221,7 @@ def deep_binary_plist(depth: int) -> bytes:
 def test_a_deeply_nested_plist_is_a_profile_error(tmp_path):
     path = tmp_path / "io.aitrack.plist"
     path.write_bytes(deep_binary_plist(5000))
-    with pytest.raises(profile.ProfileError, match="nested too deeply"):
+    with pytest.raises(schema.ProfileError, match="nested too deeply"):
         managed.read_plist(path)
     path.write_bytes(deep_binary_plist(2))  # the builder makes a real plist
     assert plistlib.loads(path.read_bytes()) == {"attributes": {"team.id": [["x"]]}}
@@ -276,7 +279,7 @@ def test_non_secret_static_headers_stay_valid(tmp_path):
     path = tmp_path / "profile.toml"
     path.write_text('[endpoint]\nurl = "https://otlp.example.com"\n[endpoint.headers]\n'
                     'x-aws-log-group = "/aitrack"\nx-aws-log-stream = "a"\nx-scope-orgid = "t"\n')
-    assert profile.read_file(path)["endpoint"]["headers"]["x-scope-orgid"] == "t"
+    assert schema.read_file(path)["endpoint"]["headers"]["x-scope-orgid"] == "t"
 
 
 # ---------------------------------------------------------------- the per-signal URL message
@@ -288,8 +291,8 @@ def test_per_signal_urls_without_signals_name_the_real_problem(tmp_path):
     path = tmp_path / "profile.toml"
     path.write_text('# forwarding\n[endpoint]\nprotocol = "http/json"\n'
                     'metrics_url = "https://m.example.com/v1/metrics"\n')
-    with pytest.raises(profile.ProfileError) as caught:
-        profile.read_file(path)
+    with pytest.raises(schema.ProfileError) as caught:
+        schema.read_file(path)
     [problem] = caught.value.problems
     assert problem.startswith("endpoint.metrics_url (line 4): ")
     assert "endpoint.signals is not set" in problem and "logs" in problem
@@ -300,7 +303,7 @@ def test_signals_set_without_a_url_still_names_signals(tmp_path):
     path = tmp_path / "profile.toml"
     path.write_text('[endpoint]\nmetrics_url = "https://m.example.com/v1/metrics"\n'
                     'signals = ["metrics", "traces"]\n')
-    with pytest.raises(profile.ProfileError) as caught:
-        profile.read_file(path)
+    with pytest.raises(schema.ProfileError) as caught:
+        schema.read_file(path)
     assert caught.value.problems == [
         "endpoint.signals (line 3): traces has no URL: set url or traces_url"]

@@ -16,8 +16,8 @@ import pytest
 
 import otlp_client as oc
 from adversary import other_user, popen_as
-from aitrack import http11, loopback, receiver
-from aitrack.receiver import Receiver
+from aitrack.capture import http11, loopback, receiver
+from aitrack.capture.receiver import Receiver
 
 SAMPLE = json.dumps(oc.metrics(oc.sum_metric("claude_code.token.usage", [
     oc.point(120, type="input", model="m")]))).encode()
@@ -290,7 +290,7 @@ def test_deep_nesting_is_refused_quickly(rx):
 
 
 def test_deep_nesting_is_a_malformed_payload_for_the_decoder():
-    from aitrack import otlp
+    from aitrack.egress import otlp
 
     deep = '{"arrayValue":{"values":[' * 5000 + '{"stringValue":"x"}' + "]}}" * 5000
     body = ('{"resourceLogs":[{"resource":{"attributes":[{"key":"deep","value":' + deep +
@@ -323,7 +323,7 @@ def test_too_many_records_is_a_reasoned_4xx():
     from google.protobuf import json_format
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-    from aitrack import otlp
+    from aitrack.egress import otlp
 
     records = [oc.log_record("x") for _ in range(otlp.MAX_ITEMS + 1)]
     body = json_format.ParseDict(oc.logs(*records), ExportLogsServiceRequest()) \

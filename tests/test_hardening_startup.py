@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import startup
+from aitrack.capture import startup
 from fixtures import fake_tool
 
 

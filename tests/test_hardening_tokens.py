@@ -7,7 +7,7 @@ import sqlite3
 import keyring
 import pytest
 
-from aitrack import keychain
+from aitrack.config import keychain
 from org_endpoint import TOKEN, outbox_rows, profile_toml, queue
 
 pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token, child
@@ -87,13 +87,14 @@ def test_a_tab_or_unicode_inside_a_token_is_still_a_valid_header_value(home, key
 
 def test_a_unicode_token_is_sent_as_utf8(org, authority, tmp_path):
     """What `token set` accepts, the forwarder can send (UTF-8 bytes in the header)."""
-    from aitrack import profile, transport
+    from aitrack.config import profile, schema
+    from aitrack.egress import transport
 
     unicode_token = "tök€n-🔑"
     org.auth_value = f"Bearer {unicode_token}".encode().decode("latin-1")
     path = tmp_path / "p.toml"
     path.write_text(profile_toml(org, authority.pem, "unused"))
-    endpoint = profile.merge([profile.Layer("managed", str(path), profile.read_file(path))]
+    endpoint = profile.merge([schema.Layer("managed", str(path), schema.read_file(path))]
                              ).endpoint
     answer = transport.post(endpoint, f"{org.url}/v1/metrics", b"", "application/x-protobuf",
                             unicode_token)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import importer
+from aitrack.store import importer
 from transcript_tree import (
     CS1,
     OPUS,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from aitrack import ledger
-from aitrack.records import Contribution
+from aitrack.domain.records import Contribution
+from aitrack.store import ledger
 from transcript_tree import (
     OPUS,
     S1,

@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from aitrack import importer, ledger
+from aitrack.adapters import reading
+from aitrack.store import importer, ledger
 from transcript_tree import (
     CS1,
     OPUS,
@@ -106,7 +107,7 @@ def test_a_replay_imported_before_its_main_line_is_not_counted_again(db, tree):
     run(db, tree)
     assert figures(db, CS1) == {OPUS: {"input": 10, "output": 10, "cache_read": 10}}
     assert db.execute("SELECT side FROM transcript_responses WHERE key = ?",
-                      (importer.identity("claude\x1fmsg_x"),)).fetchone() == (0,)
+                      (reading.identity("claude\x1fmsg_x"),)).fetchone() == (0,)
 
 
 def test_synthetic_lines_are_not_billed(db, tree):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from aitrack import importer, profile
+from aitrack.config import profile
+from aitrack.store import importer
 from transcript_tree import (
     CS1,
     OPUS,

@@ -15,7 +15,8 @@ import pytest
 
 import model_stub
 from agents import agent_bin, agent_env, codex_provider_args
-from aitrack import importer, profile
+from aitrack.config import profile
+from aitrack.store import importer
 from transcript_tree import (
     OPUS,
     S1,

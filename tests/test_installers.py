@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import managed, shims
-from aitrack.profile import FREE_TABLES, SCHEMA
+from aitrack.config import managed
+from aitrack.config.schema import FREE_TABLES, SCHEMA
+from aitrack.install import shims
 from fixtures import fake_tool
 from fixtures.registry import FakeRegistry
 

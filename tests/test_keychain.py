@@ -17,7 +17,7 @@ import keyring
 import keyring.backend
 import pytest
 
-from aitrack import keychain
+from aitrack.config import keychain
 
 TOKEN = "tok-5f3a9c1e-7b2d-4e8f-a6c0-d91b3e7f2a48"
 NO_BACKENDS = ["keyring.backends.fail.Keyring", "keyring.backends.null.Keyring"]

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import otlp_client as oc
-from aitrack import ledger, migrations
+from aitrack.store import ledger, migrations
 from otlp_client import CUMULATIVE, DELTA, histogram, metrics, point, sum_metric
 
 CLAUDE_TOKENS = "claude_code.token.usage"
@@ -171,7 +171,9 @@ def test_the_same_bytes_in_two_runs_count_in_each(home, tmp_path):
 
 def process(home, items: list[tuple[str, dict]], receiver: str = "agent") -> None:
     """Payloads through the agent's parts (inbox, processor, ledger), in-process."""
-    from aitrack import intake, ledger, pricing
+    from aitrack.capture import intake
+    from aitrack.domain import pricing
+    from aitrack.store import ledger
 
     db = ledger.connect(home.ledger)
     done = []
@@ -367,7 +369,7 @@ def test_twenty_concurrent_runs_writing_one_ledger_lose_nothing(home, tmp_path):
 CREATE_AND_WRITE = """
 import os, sys, time
 from pathlib import Path
-from aitrack import ledger
+from aitrack.store import ledger
 at = float(sys.argv[2])
 while time.time() < at:  # all processes open the ledger at the same instant
     pass

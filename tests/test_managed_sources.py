@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aitrack import managed
-from aitrack.profile import ProfileError
+from aitrack.config import managed
+from aitrack.config.schema import ProfileError
 from fixtures.registry import FakeRegistry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "managed"
@@ -241,7 +241,7 @@ def test_profile_show_names_the_registry_and_it_wins_over_the_toml(home, monkeyp
 
 
 def test_a_broken_policy_key_means_local_only(home, monkeypatch):
-    from aitrack import paths, profile
+    from aitrack.config import paths, profile
 
     monkeypatch.setattr(managed, "registry_reader",
                         lambda: FakeRegistry({"endpoint": {"url": "ftp://x"}}))

@@ -14,9 +14,13 @@ from collections import Counter
 
 import pytest
 
-from aitrack import intake, ledger, migrations, normalized, otlp, paths, pricing, profile
-from aitrack.egress import policy as egress_policy
-from aitrack.records import TranscriptSession
+from aitrack.capture import intake
+from aitrack.config import paths, profile
+from aitrack.domain import pricing
+from aitrack.domain.records import TranscriptSession
+from aitrack.egress import normalized, otlp
+from aitrack.egress.policy import of as egress_policy
+from aitrack.store import ledger, migrations
 
 pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token, child
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import ledger, otlp, outbox
+from aitrack.egress import otlp, outbox
+from aitrack.store import ledger
 from org_endpoint import queue, usage_total
 
 LEASE = 30.0

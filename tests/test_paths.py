@@ -8,7 +8,7 @@ from pathlib import Path, PureWindowsPath
 
 import pytest
 
-from aitrack import paths
+from aitrack.config import paths
 
 LOCATIONS = {"config_dir", "user_profile", "managed_profile", "data_dir", "ledger", "state_dir",
              "log_dir", "cache_dir", "shim_dir"}

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import doctor, ledger, paths, pricing, profile
+from aitrack.config import paths, profile, schema
+from aitrack.domain import pricing
+from aitrack.install import doctor
+from aitrack.store import ledger
 
 BEDROCK = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
@@ -100,7 +103,7 @@ def test_an_unpriced_model_comes_with_a_snippet_that_is_a_valid_profile(home):
     snippet = entry["snippet"]
     parsed = tomllib.loads(snippet)
     assert list(parsed["prices"]) == ["acme-coder-9"]
-    assert profile.validate(parsed, snippet) == []
+    assert schema.validate(parsed, snippet) == []
     text = home.run("prices", "acme-coder-9").stdout
     assert "unpriced" in text and "never $0" in text
     assert all(f"    {line}" in text for line in snippet.splitlines())

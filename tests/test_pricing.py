@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import pytest
 
 import model_stub
-from aitrack import pricing, tokens
+from aitrack.domain import pricing, tokens
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from aitrack import paths, profile
+from aitrack.config import paths, profile, schema
 
 MANAGED = """\
 [endpoint]
@@ -75,7 +75,7 @@ def test_user_profile_cannot_divert_a_managed_endpoint(home):
     home.write_user_profile(USER)
     endpoint = load(home).endpoint
     assert endpoint.url == "https://otlp.corp.example.com"
-    for signal in profile.SIGNALS:
+    for signal in schema.SIGNALS:
         assert endpoint.signal_url(signal) == f"https://otlp.corp.example.com/v1/{signal}"
     assert endpoint.headers == {}  # the user's header is not added either
     assert endpoint.timeout_s == 10  # the default, not the user's 99: [endpoint] is whole
@@ -93,7 +93,7 @@ def test_a_signal_account_defaults_to_keychain_account(home):
         'keychain_account = "corp"', 'keychain_account = "corp"\n'
         'logs_keychain_account = "corp-logs"\nsignals = ["metrics", "logs", "traces"]'))
     endpoint = load(home).endpoint
-    assert [endpoint.signal_account(s) for s in profile.SIGNALS] == ["corp", "corp-logs", "corp"]
+    assert [endpoint.signal_account(s) for s in schema.SIGNALS] == ["corp", "corp-logs", "corp"]
     assert endpoint.accounts() == {"corp": ("metrics", "traces"), "corp-logs": ("logs",)}
     assert endpoint.accounts(("logs",)) == {"corp-logs": ("logs",)}
     home.write_managed_profile(MANAGED)  # none set: one account for every signal
@@ -313,8 +313,8 @@ INVALID = [
 def test_each_validation_error_names_file_key_and_line(tmp_path, text, key, line, message):
     path = tmp_path / "profile.toml"
     path.write_text(text)
-    with pytest.raises(profile.ProfileError) as caught:
-        profile.read_file(path)
+    with pytest.raises(schema.ProfileError) as caught:
+        schema.read_file(path)
     assert caught.value.path == path
     assert str(caught.value).startswith(f"{path}: ")
     [problem] = caught.value.problems
@@ -329,7 +329,7 @@ def test_each_validation_error_names_file_key_and_line(tmp_path, text, key, line
 def test_loopback_http_and_any_https_are_accepted(tmp_path, url):
     path = tmp_path / "profile.toml"
     path.write_text(f'[endpoint]\nurl = "{url}"\n')
-    data = profile.read_file(path)
+    data = schema.read_file(path)
     assert data["endpoint"]["url"] == url
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import paths, profile
+from aitrack.config import paths, profile
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 EXAMPLES = sorted(PROFILES.glob("*.toml"))

@@ -32,9 +32,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 import otlp_client as oc
-from aitrack import loopback, otlp
-from aitrack.intake import Delivery, StoreUnavailable
-from aitrack.receiver import Receiver
+from aitrack.capture import loopback
+from aitrack.capture.intake import Delivery, StoreUnavailable
+from aitrack.capture.receiver import Receiver
+from aitrack.egress import otlp
 
 REQUESTS = {"metrics": ExportMetricsServiceRequest, "logs": ExportLogsServiceRequest,
             "traces": ExportTraceServiceRequest}
@@ -467,8 +468,9 @@ def test_stop_waits_for_a_request_being_stored(rx):
 @contextmanager
 def live_session(tool: str = "run"):
     """A real wrapped run (receiver, inbox, ledger) without a child: `home` must be active."""
-    from aitrack import adapters, startup
-    from aitrack.tracked_run import TrackedRun
+    from aitrack import adapters
+    from aitrack.capture import startup
+    from aitrack.capture.tracked_run import TrackedRun
 
     session = TrackedRun(tool, adapters.load("generic" if tool == "run" else tool), time.time(),
                          startup.compute())

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aitrack import ledger
+from aitrack.store import ledger
 
 UTC = ZoneInfo("UTC")
 
@@ -567,7 +567,7 @@ def test_model_report_shows_tool_acceptance_per_tool_and_tool_name(home, led):
 
 def test_subset_tokens_are_priced_at_their_rates(home, led):
     """1-hour cache writes and long-context parts cost more; they are never added to totals."""
-    from aitrack import pricing
+    from aitrack.domain import pricing
 
     tokens = {"input": 400_000, "cache_read": 100_000, "cache_creation": 200_000,
               "output": 50_000, "cache_creation_1h": 150_000, "long_input": 300_000,
@@ -590,13 +590,14 @@ def test_subset_tokens_are_priced_at_their_rates(home, led):
 def test_a_stale_price_table_is_said_once_in_the_footer(home, led):
     from datetime import date
 
-    from aitrack import pricing, report_build
-    from aitrack import report as rep
+    from aitrack.domain import pricing
+    from aitrack.reports import figures
+    from aitrack.reports import tables as rep
 
     led.session(at("2026-03-10T12:00"), tool="codex", usage={"gpt-5": SMALL})
     prices = pricing.load()
-    opts = report_build.Options(today=date.fromisoformat(prices.as_of) + timedelta(days=200))
-    out = rep.render(report_build.build(rep.open_ledger(home.ledger), opts, prices), None,
+    opts = figures.Options(today=date.fromisoformat(prices.as_of) + timedelta(days=200))
+    out = rep.render(figures.build(rep.open_ledger(home.ledger), opts, prices), None,
                      False, False, today=opts.today)
     stale = pricing.stale_line(prices.as_of, opts.today)
     assert stale and out.count(stale) == 1

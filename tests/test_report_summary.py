@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aitrack import ledger, migrations, pricing
-from aitrack import report as rep
-from aitrack import report_build as builder
-from aitrack.records import Contribution, Point
+from aitrack.domain import pricing
+from aitrack.domain.records import Contribution, Point
+from aitrack.reports import figures as builder
+from aitrack.reports import tables as rep
+from aitrack.store import ledger, migrations
 
 SUMMARY_TABLES = ("usage_hourly", "usage_daily", "sessions_hourly", "contrib_hourly")
 TODAY = date(2026, 11, 20)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import agent, paths, profile, service, wiring
+from aitrack.capture import agent
+from aitrack.config import paths, profile
+from aitrack.install import service, wiring
 
 FAKE = r'''
 import json, os, plistlib, shlex, signal, subprocess, sys, time

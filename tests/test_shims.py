@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import shims
+from aitrack.install import shims
 from fixtures import fake_tool
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX sh shims")

@@ -9,7 +9,7 @@ import time
 
 import platformdirs
 
-from aitrack import startup
+from aitrack.capture import startup
 
 CHILD = [sys.executable, "-c",
          "import os; print(os.environ.get('OTEL_RESOURCE_ATTRIBUTES', ''))"]
@@ -64,7 +64,7 @@ def test_the_ledger_gets_the_enforced_attributes_from_the_cache(home, tmp_path):
 
 def test_a_crash_while_reading_profiles_still_ledgers_the_run_local_only(home, monkeypatch):
     """profile.load never raises by design; if a bug makes it, the run is still recorded."""
-    from aitrack import profile
+    from aitrack.config import profile
 
     home.write_managed_profile('[endpoint]\nurl = "https://otlp.example.com"\n')
 

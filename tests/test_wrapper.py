@@ -368,7 +368,7 @@ def test_a_receiver_that_cannot_bind_still_runs_the_tool(home, fake_tool, tmp_pa
                                                         capsys):
     import errno
 
-    from aitrack import tracked_run, wrap
+    from aitrack.capture import tracked_run, wrap
 
     def no_port():
         raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
@@ -386,7 +386,7 @@ def test_unreadable_settings_still_find_a_tool_in_the_current_directory(home, fa
                                                                         tmp_path, monkeypatch,
                                                                         capsys):
     """Without settings there is no shim directory to skip, and the cwd is not one."""
-    from aitrack import startup, wrap
+    from aitrack.capture import startup, wrap
 
     def broken():
         raise ValueError("cache and profile unreadable")

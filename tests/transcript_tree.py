@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from aitrack import importer, ledger, profile
+from aitrack.config import profile
+from aitrack.store import importer, ledger
 
 OPUS = "claude-opus-5-5"
 T0 = "2026-11-20T10:00:00.000Z"

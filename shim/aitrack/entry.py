@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     # claude/codex get every argument verbatim, --help included; `aitrack run --help` is ours
     if argv and argv[0] in WRAP_COMMANDS and not (argv[0] == "run" and argv[1:2] == ["--help"]):
-        from aitrack.wrap import main as wrap_main
+        from aitrack.capture.wrap import main as wrap_main
 
         code = wrap_main(argv[0], argv[1:])
         # Everything aitrack keeps is committed by now; a regular interpreter shutdown with

@@ -21,7 +21,7 @@ def _this_os() -> str:
 
 
 def _paths():
-    from aitrack import paths
+    from aitrack.config import paths
 
     return paths.resolve()
 
@@ -51,7 +51,7 @@ def run_cmd() -> None:
     Example:
       aitrack agent run
     """
-    from aitrack import agent
+    from aitrack.capture import agent
 
     raise SystemExit(agent.run_foreground(_paths(), load_profile()))
 
@@ -64,7 +64,8 @@ def start_cmd() -> None:
     Example:
       aitrack agent start
     """
-    from aitrack import agent, service
+    from aitrack.capture import agent
+    from aitrack.install import service
 
     paths, profile = _paths(), load_profile()
     manager = service.detect()
@@ -92,7 +93,8 @@ def stop_cmd() -> None:
     Example:
       aitrack agent stop
     """
-    from aitrack import agent, service
+    from aitrack.capture import agent
+    from aitrack.install import service
 
     paths = _paths()
     manager = service.detect()
@@ -118,8 +120,9 @@ def status_cmd(as_json: bool) -> None:
     Example:
       aitrack agent status --json
     """
-    from aitrack import agent, service, wiring
     from aitrack.adapters import TOOLS
+    from aitrack.capture import agent
+    from aitrack.install import service, wiring
 
     paths, profile = _paths(), load_profile()
     info = dict(agent.status(paths, profile))
@@ -175,7 +178,7 @@ def install_cmd(no_service: bool, as_json: bool) -> None:
       aitrack agent install
       aitrack agent install --no-service   # containers, or your own supervisor
     """
-    from aitrack import wiring
+    from aitrack.install import wiring
 
     try:
         outcome = wiring.install(_paths(), load_profile(), use_service=not no_service)
@@ -196,7 +199,7 @@ def uninstall_cmd(as_json: bool) -> None:
     Example:
       aitrack agent uninstall
     """
-    from aitrack import wiring
+    from aitrack.install import wiring
 
     outcome = wiring.uninstall(_paths())
     _report(outcome, as_json)
@@ -224,9 +227,9 @@ def print_settings_cmd(tool: str, port: int | None, os_name: str | None) -> None
       aitrack agent print-settings claude > /etc/claude-code/managed-settings.d/aitrack.json
       aitrack agent print-settings codex --port 47400
     """
-    from aitrack import agent
     from aitrack.adapters.claude import settings as claude
     from aitrack.adapters.codex import settings as codex
+    from aitrack.capture import agent
 
     profile = load_profile()
     port = port or profile.agent.port

@@ -45,8 +45,8 @@ def storage_problem(exc: BaseException) -> str | None:
     when `exc` is about something else."""
     import errno
 
-    from aitrack import paths
-    from aitrack.private_files import LinkRefused
+    from aitrack.config import paths
+    from aitrack.config.private_files import LinkRefused
 
     if isinstance(exc, LinkRefused):
         return exc.strerror
@@ -90,7 +90,7 @@ def echo_json(data: Any) -> None:
 
 def load_profile():
     """The effective profile, printing its problems (one line each) to stderr."""
-    from aitrack import paths, profile
+    from aitrack.config import paths, profile
 
     p = profile.load(paths.resolve())
     for problem in p.problems:

@@ -35,16 +35,17 @@ def dashboard(out: Path | None, open_it: bool, since, until, last: int | None,
       aitrack dashboard --last 30 --out usage.html
       aitrack dashboard --project . --since 2026-01-01 --open
     """
-    from aitrack import dashboard as dash
-    from aitrack import paths, pricing
-    from aitrack import report as rep
+    from aitrack.config import paths
+    from aitrack.domain import pricing
+    from aitrack.reports import dashboard as dash
+    from aitrack.reports import tables as rep
 
     opts = build_options("daily", since, until, last, tz_name, tool=tool, project=project)
     where = paths.resolve()
     check_ledger(where.ledger)
     profile = load_profile()
     if not no_import:  # the same ledger `aitrack report` would show
-        from aitrack import importer
+        from aitrack.store import importer
 
         importer.before_report(where.ledger, profile)
     prices = pricing.load(profile.prices)

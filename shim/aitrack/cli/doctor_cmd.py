@@ -28,7 +28,7 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
       aitrack doctor --json | jq '.checks[] | select(.status != "PASS")'
     """
     from aitrack import __version__
-    from aitrack import doctor as doc
+    from aitrack.install import doctor as doc
 
     checks = doc.run(debug=bool((ctx.obj or {}).get("debug")))
     failed = doc.worst(checks) == doc.FAIL

@@ -34,7 +34,8 @@ def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
     """
     import sqlite3
 
-    from aitrack import importer, paths
+    from aitrack.config import paths
+    from aitrack.store import importer
 
     profile = load_profile()
     ledger_path = paths.resolve().ledger
@@ -62,7 +63,7 @@ def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
 def _queue_usage_metrics(db, profile) -> None:
     """aitrack's usage metrics for what is now due (imported sessions only where the profile
     sets `forward_imported`); they leave with the next run, the agent or `aitrack flush`."""
-    from aitrack import normalized
+    from aitrack.egress import normalized
 
     try:
         normalized.emit(db, profile)

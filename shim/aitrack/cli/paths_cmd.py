@@ -14,7 +14,7 @@ def paths_command(as_json: bool) -> None:
     Example:
       aitrack paths --json
     """
-    from aitrack import paths
+    from aitrack.config import paths
 
     locations = paths.resolve().as_dict()
     if as_json:

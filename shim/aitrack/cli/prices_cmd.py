@@ -10,7 +10,7 @@ import click
 from aitrack.cli.common import UserError, echo_json, load_profile
 
 if TYPE_CHECKING:
-    from aitrack.pricing import PriceTable
+    from aitrack.domain.pricing import PriceTable
 
 KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 
@@ -28,7 +28,7 @@ def _rates(p: Any) -> dict[str, float]:
 
 def describe(table: PriceTable, model: str, origins: dict[str, str] | None = None) -> dict:
     """What `aitrack prices` says about one model, as the JSON it prints."""
-    from aitrack import pricing
+    from aitrack.domain import pricing
 
     price = table.price_for(model)
     out: dict[str, Any] = {"model": model, "priced": price is not None}
@@ -122,7 +122,8 @@ def prices(models: tuple[str, ...], as_json: bool) -> None:
     """
     import sqlite3
 
-    from aitrack import paths, pricing
+    from aitrack.config import paths
+    from aitrack.domain import pricing
 
     profile = load_profile()
     table = pricing.load(profile.prices)

@@ -28,7 +28,7 @@ def show(as_json: bool, origin: bool) -> None:
     Example:
       aitrack profile show --origin
     """
-    from aitrack.attribution import default_origins, resource_attributes
+    from aitrack.config.identity import default_origins, resource_attributes
 
     p = load_profile()
     data = p.as_dict()
@@ -83,7 +83,7 @@ def validate(file: Path) -> None:
     Example:
       aitrack profile validate profiles/cloudwatch.toml
     """
-    from aitrack.profile import ProfileError, read_file
+    from aitrack.config.schema import ProfileError, read_file
 
     if not file.exists():
         raise UserError(f"{file}: no such file")

@@ -32,8 +32,8 @@ def filter_options(command):
 
 
 def build_options(kind: str, since, until, last: int | None, tz_name: str | None, **kw):
-    """report_build.Options from the command line, or a one-line error."""
-    from aitrack import report_build
+    """figures.Options from the command line, or a one-line error."""
+    from aitrack.reports import figures
 
     if last is not None and (since or until):
         raise UserError("--last cannot be combined with --since/--until")
@@ -48,14 +48,14 @@ def build_options(kind: str, since, until, last: int | None, tz_name: str | None
             raise UserError(f"unknown time zone {tz_name!r}: use an IANA name like "
                             "Europe/Berlin or UTC") from None
     else:
-        tz, tz_name = report_build.system_zone()
-    return report_build.Options(kind=kind, tz=tz, tz_name=tz_name, since=since, until=until,
+        tz, tz_name = figures.system_zone()
+    return figures.Options(kind=kind, tz=tz, tz_name=tz_name, since=since, until=until,
                                 last=last, **kw)
 
 
 def check_ledger(path) -> None:
     """A ledger a report cannot read (damaged, a directory) as one line naming the fix."""
-    from aitrack import report as rep
+    from aitrack.reports import tables as rep
 
     try:
         db = rep.open_ledger(path)
@@ -109,8 +109,9 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
       aitrack report daily --timezone America/New_York --json
       aitrack report session > sessions.txt   # a file gets every column
     """
-    from aitrack import paths, pricing
-    from aitrack import report as rep
+    from aitrack.config import paths
+    from aitrack.domain import pricing
+    from aitrack.reports import tables as rep
 
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")
@@ -127,7 +128,7 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
     check_ledger(paths.resolve().ledger)  # a damaged ledger: one line, before an import
     profile = load_profile()
     if not no_import:
-        from aitrack import importer
+        from aitrack.store import importer
 
         importer.before_report(paths.resolve().ledger, profile)
     prices = pricing.load(profile.prices)

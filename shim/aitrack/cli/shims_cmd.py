@@ -14,7 +14,7 @@ DIR_HELP = "Shim directory (default: aitrack's per-user bin directory, see `aitr
 def _directory(directory: Path | None) -> Path:
     if directory is not None:
         return directory.expanduser().absolute()
-    from aitrack import paths
+    from aitrack.config import paths
 
     return paths.resolve().shim_dir
 
@@ -48,7 +48,7 @@ def install(directory: Path | None) -> None:
     Example:
       aitrack shims install && exec $SHELL -l
     """
-    from aitrack import shims
+    from aitrack.install import shims
 
     target = _directory(directory)
     try:
@@ -81,7 +81,7 @@ def uninstall(directory: Path | None) -> None:
     Example:
       aitrack shims uninstall
     """
-    from aitrack import shims
+    from aitrack.install import shims
 
     target = _directory(directory)
     try:
@@ -110,7 +110,7 @@ def status(directory: Path | None, as_json: bool) -> None:
     Example:
       aitrack shims status --json
     """
-    from aitrack import shims
+    from aitrack.install import shims
 
     target = _directory(directory)
     states = shims.status(target)

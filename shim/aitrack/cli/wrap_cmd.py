@@ -9,7 +9,7 @@ PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
 
 
 def _run(tool: str, args: list[str]) -> None:
-    from aitrack.wrap import main
+    from aitrack.capture.wrap import main
 
     raise SystemExit(main(tool, args))
 

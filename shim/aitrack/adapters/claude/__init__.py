@@ -7,9 +7,9 @@ aggregates cannot tell: the 1-hour share of cache writes and long-context reques
 
 from __future__ import annotations
 
-from aitrack import tokens
 from aitrack.adapters import Sink, otel_env
-from aitrack.records import Contribution, Point
+from aitrack.domain import tokens
+from aitrack.domain.records import Contribution, Point
 
 NAME = "claude"
 EXECUTABLE = "claude"

@@ -24,7 +24,7 @@ from sys import intern
 
 import msgspec
 
-from aitrack.importer import BadLine, FileRead, decode, figure_sums, identity
+from aitrack.adapters.reading import BadLine, FileRead, decode, figure_sums, identity
 
 TOOL = "claude"
 # A line without these carries nothing to count (most lines: prompts, tool results...).

@@ -14,8 +14,8 @@ input moves to cache_read, cache writes to cache_creation, and input keeps the r
 
 from __future__ import annotations
 
-from aitrack import tokens
-from aitrack.records import Contribution, Point
+from aitrack.domain import tokens
+from aitrack.domain.records import Contribution, Point
 
 NAME = "codex"
 EXECUTABLE = "codex"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aitrack.adapters.codex import locate
+from aitrack.adapters.endpoints import agent_url, shown
 
 NAME = "codex"
 TITLE = "Codex"
@@ -170,7 +171,6 @@ def headers_of(value: Any) -> dict:
 def diagnose(port: int, env: Mapping[str, str] | None = None) -> str | None:
     """None when Codex's effective `[otel]` sends its logs and metrics to the agent on
     `port`; otherwise why not, in a few words."""
-    from aitrack.adapters.claude.settings import agent_url, shown  # the same two rules
 
     otel, origin = effective(env)
     url = agent_url(port)

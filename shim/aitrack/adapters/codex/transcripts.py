@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 
 from aitrack.adapters.codex import response_usage
-from aitrack.importer import FileRead, decode, identity
+from aitrack.adapters.reading import FileRead, decode, identity
 
 TOOL = "codex"
 # "token_ is in token_count and token_usage_record; session_meta is a rollout's first line,

@@ -7,7 +7,7 @@ Usage is read from the OpenTelemetry GenAI semantic convention metric
 from __future__ import annotations
 
 from aitrack.adapters import Sink, otel_env
-from aitrack.records import Contribution, Point
+from aitrack.domain.records import Contribution, Point
 
 NAME = "run"
 EXECUTABLE = None

@@ -1,0 +1,364 @@
+"""One wrapped run of a tool: how its telemetry is captured, and what only the wrapper knows.
+
+Three ways, chosen before the spawn from the start-up settings:
+- agent: the tool's own settings send its telemetry to the per-user agent. The child gets
+  the user's arguments and environment untouched (plus AITRACK_SESSION_ID, this run's id,
+  which Claude Code's headers helper passes on to the agent); the agent is started if it is
+  down.
+- receiver: a per-run loopback receiver, told to the child through the environment
+  (Claude Code without an agent, `aitrack run`).
+- transcript: nothing is told to the child (Codex without an agent: its `-c` overrides
+  would put a secret in its argv); its rollout is read when it exits.
+In every way the run is recorded (start, end, exit status, working directory), linked to
+the tool sessions it ran, and its transcripts are imported at exit, so a run whose
+telemetry was lost still counts, once. At its end it also reads the commits it made from git
+(for tools that report none) and queues aitrack's own metrics for its sessions.
+
+Any failure inside aitrack degrades to "the tool runs anyway" plus one line on stderr.
+Lines raised while the child owns the terminal are held back and printed after it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+from aitrack.adapters import Sink
+from aitrack.capture.loopback import SECRET_HEADER, Listener, bind
+from aitrack.domain.projects import project_of
+
+RECEIVER_DRAIN_S = 2.0
+GIT_START_WAIT_S = 0.25  # for HEAD noted at the start: a run that short made no commits
+GIT_END_S = 1.0  # for the commits at the end
+AGENT_END_S = 3.0  # the agent links the run's sessions and reads its commits (git: 1 s)
+PROCESS_DRAIN_S = 3.0
+LEDGER_WAIT_S = 10.0
+
+
+class Notices:
+    """One-line messages for the user, each printed once."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
+
+    def add(self, line: str) -> None:
+        with self.lock:
+            if line not in self.lines:
+                self.lines.append(line)
+
+    def print_now(self) -> None:
+        with self.lock:
+            lines, self.lines = self.lines, []
+        for line in lines:
+            print(f"aitrack: {line}", file=sys.stderr, flush=True)
+
+
+class TrackedRun:
+    """Before the spawn only `__init__` and `child_command` run: keep them import-free."""
+
+    def __init__(self, tool: str, adapter, started: float, settings: dict | None):
+        self.id = os.urandom(16).hex()
+        self.tool = tool
+        self.adapter = adapter
+        self.started = started
+        self.settings = settings
+        self.args: list[str] = []
+        self.cwd = _cwd()
+        self.notices = Notices()
+        self.mode = "untracked" if settings is None else _mode(adapter, settings)
+        self.listener: Listener | None = None
+        self.paths = self.profile = self.db = None
+        self.receiver = self.processor = self.forwarder = None
+        self.prices = None
+        self.git_start: list = []  # commits.Start, noted in a thread once the child runs
+        self.git_thread: threading.Thread | None = None
+        self.ready = threading.Event()
+        if settings is not None:
+            for line in settings["notices"]:
+                self.notices.add(line)
+        if self.mode == "receiver":
+            try:
+                self.listener = bind()
+            except OSError as exc:
+                self.notices.add(f"cannot open the loopback receiver ({exc.strerror or exc}); "
+                                 "running without telemetry: run `aitrack doctor`")
+                self.mode = "transcript"
+        self.notices.print_now()
+
+    def child_command(self, args: list[str]) -> tuple[list[str], dict[str, str]]:
+        self.args = list(args)
+        env = dict(os.environ)
+        env["AITRACK_SESSION_ID"] = self.id
+        if self.mode != "receiver":
+            return args, env  # the tool's own settings, or nothing at all: untouched
+        from aitrack.adapters import otel_env
+
+        leaked = otel_env.scrub(env)
+        if leaked:
+            print(f"aitrack: {', '.join(leaked)} in your environment may hold a plaintext token; "
+                  "aitrack ignores it: remove it from your shell profile and use "
+                  "`aitrack token set`", file=sys.stderr, flush=True)
+        sink = Sink(self.listener.base_url, SECRET_HEADER, self.listener.secret,
+                    tuple(self.settings["signals"]), self.settings["attributes"],
+                    self.settings["telemetry"])
+        return self.adapter.prepare(list(args), env, sink)
+
+    def abandon(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+
+    # ------------------------------------------------------------ while it runs
+
+    def begin(self) -> None:
+        """The child runs: serve its receiver first (it may already be sending), then the
+        ledger, the run's record and forwarding; with an agent, make sure it is up."""
+        if self.mode == "untracked":
+            return
+        try:
+            self._note_git_start()  # first: the tool may commit soon
+            if self.mode == "agent":
+                self._tell_agent_start()
+                return
+            if self.listener is not None:
+                self._serve()
+            self._open()
+        except Exception as exc:  # noqa: BLE001 - never let aitrack break the tool
+            self.notices.add(f"telemetry capture failed to start ({type(exc).__name__}: {exc}); "
+                             "run `aitrack doctor`")
+        finally:
+            self.ready.set()
+
+    def _serve(self) -> None:
+        import socket
+
+        from aitrack.capture.receiver import Receiver
+
+        sock = socket.socket(fileno=self.listener.sock.detach())
+        self.receiver = Receiver(sock, self.listener.secret, self._deliver,
+                                 run_id=self.id).start()
+
+    def _open(self) -> None:
+        import sqlite3
+
+        from aitrack.config import identity, paths, profile
+        from aitrack.config.private_files import LinkRefused
+        from aitrack.store import ledger
+
+        self.paths = paths.resolve()  # never the cache's word for where the ledger is
+        self.profile = profile.load(self.paths)
+        self.attributes = identity.resource_attributes(self.profile)
+        try:
+            self.db = ledger.connect(self.paths.ledger)
+            ledger.start_run(self.db, ledger.Run(
+                self.id, self.tool, self.started, self.cwd, project_of(self.cwd),
+                self.attributes, self.mode))
+        except (sqlite3.Error, OSError, LinkRefused) as exc:
+            self.db = None
+            self.notices.add(f"cannot write the ledger {self.paths.ledger} ({exc}): "
+                             "usage of this run is not recorded; run `aitrack doctor`")
+            return
+        if self.receiver is not None:
+            self._start_processing()
+
+    def _start_processing(self) -> None:
+        from aitrack.capture import intake
+        from aitrack.domain import pricing
+        from aitrack.egress import policy
+        from aitrack.store import ledger
+
+        endpoint = self.profile.endpoint
+        forwarded = tuple(endpoint.signals) if endpoint else ()
+        self.prices = pricing.load(self.profile.prices)
+        context = intake.Context(self.attributes, forwarded, self.prices,
+                                 policy.of(self.profile))
+        if forwarded:
+            from aitrack.egress.forwarder import Forwarder
+
+            self.forwarder = Forwarder.start(self.paths, self.profile, self.notices.add,
+                                             session_id=self.id)
+        notify = self.forwarder.notify if self.forwarder else None
+        self.processor = intake.Processor(ledger.connect(self.paths.ledger), self.id, context,
+                                          on_queued=notify, on_error=self.notices.add).start()
+        self.inbox = intake.Inbox(ledger.connect(self.paths.ledger), self.id,
+                                  self.processor.notify)
+
+    def _deliver(self, delivery) -> None:
+        """Receiver callback: the payload durably in the inbox, or StoreUnavailable (503)."""
+        from aitrack.capture.intake import StoreUnavailable
+
+        if not self.ready.wait(LEDGER_WAIT_S) or self.processor is None:
+            raise StoreUnavailable("aitrack's ledger is not available")
+        self.inbox.put(delivery)
+
+    def _note_git_start(self) -> None:
+        """For a tool that reports no commits of its own: the work tree's HEAD now, read in a
+        thread (the tool never waits for git); its commits are read at the run's end."""
+        if not self.cwd or getattr(self.adapter, "REPORTS_CONTRIBUTIONS", True):
+            return
+        from aitrack.capture import (
+            commits,  # here: imports racing in two threads can see half a module
+        )
+
+        def note() -> None:
+            try:
+                found = commits.start(self.cwd, self.started)
+            except Exception:  # noqa: BLE001 - no figures, never a traceback on the terminal
+                return
+            if found is not None:
+                self.git_start.append(found)
+
+        self.git_thread = threading.Thread(target=note, name="aitrack-git", daemon=True)
+        self.git_thread.start()
+
+    # ------------------------------------------------------------ with the agent
+
+    def _tell_agent_start(self) -> None:
+        """The agent records the run (it has the ledger open; this process need not import
+        any of it). If the agent is down it is started, and told at the run's end."""
+        from aitrack.capture.loopback import is_listening
+
+        if not is_listening(self.settings["agent"]["port"]):
+            from aitrack.capture import agent
+            from aitrack.config import paths
+
+            agent.spawn_detached(paths.resolve())
+            return
+        if not self.adapter.TELLS_RUN:
+            return  # nothing of this run reaches the agent before its end says so
+        # in a thread: the tool runs meanwhile, and the end's event carries the start too
+        threading.Thread(target=self._tell_agent, args=("/aitrack/run/start",
+                                                        self._start_event()),
+                         name="aitrack-run-start", daemon=True).start()
+
+    def _tell_agent_end(self, exit_code: int) -> bool:
+        """True when the agent took the run's end (then it links the run's sessions)."""
+        event = {**self._run_end(exit_code).as_dict(), "start": self._start_event()}
+        return self._tell_agent("/aitrack/run/end", event, timeout=AGENT_END_S)
+
+    def _tell_agent(self, path: str, event: dict, timeout: float = 1.0) -> bool:
+        from aitrack.capture.loopback import post, to_json
+
+        try:
+            with open(os.path.join(self.settings["paths"]["state_dir"], "agent", "secret"),
+                      encoding="ascii") as fh:
+                secret = fh.read().strip()
+        except OSError:
+            return False
+        answer = post(self.settings["agent"]["port"], path, secret, to_json(event), timeout)
+        # sent but unanswered: the agent has it (recording it here too would count twice)
+        return answer is not None and answer[0] in (0, 200)
+
+    def _start_event(self) -> dict:
+        return {"id": self.id, "tool": self.tool, "started_at": self.started, "cwd": self.cwd,
+                "project": project_of(self.cwd)}  # the agent adds the profile's attributes
+
+    def _run_end(self, exit_code: int):
+        from aitrack.capture import runs
+
+        if self.git_thread is not None:
+            self.git_thread.join(GIT_START_WAIT_S)
+        return runs.RunEnd(self.id, self.tool, self.cwd, self.started, time.time(), exit_code,
+                           self.adapter.is_session(self.args),
+                           self.git_start[0] if self.git_start else None,
+                           {k: os.environ[k] for k in runs.TOOL_ENV if k in os.environ})
+
+    # ------------------------------------------------------------ after it exits
+
+    def end(self, exit_code: int) -> None:
+        try:
+            self._finish(exit_code)
+        except KeyboardInterrupt:
+            self.notices.add("interrupted while finishing: pending telemetry stays in the "
+                             "outbox and goes with the next run or `aitrack flush`")
+        except Exception as exc:  # noqa: BLE001
+            self.notices.add(f"finishing the run failed ({type(exc).__name__}: {exc})")
+        self.notices.print_now()
+
+    def _finish(self, exit_code: int) -> None:
+        exited = time.monotonic()
+        if self.receiver is not None:
+            self.receiver.stop(RECEIVER_DRAIN_S)
+        if self.processor is not None:
+            left = self.processor.drain(PROCESS_DRAIN_S)
+            self.processor.stop()
+            if left:
+                self.notices.add(f"{left} payload(s) of this run are not counted yet; the next "
+                                 "aitrack run or `aitrack report` counts them")
+        if self.mode == "agent" and self._tell_agent_end(exit_code):
+            return
+        if self.mode == "agent":  # the agent is not there to record it: record it here
+            self._open()
+        if self.db is not None:
+            self._record_end(exit_code)
+        if self.forwarder is not None:
+            # the flush bound counts from the child's exit, the receiver's drain included
+            spent = time.monotonic() - exited
+            self.forwarder.finish(max(0.0, self.profile.endpoint.flush_timeout_s - spent))
+
+    def _record_end(self, exit_code: int) -> None:
+        from aitrack.capture import runs
+
+        run = self._run_end(exit_code)
+        found = runs.transcripts(run)
+        self._import([path for _, path in found])
+        ids = runs.end(self.db, run, found)
+        for step, what in ((lambda: runs.count_commits(self.db, run, ids, GIT_END_S),
+                            "read this run's commits from git"),
+                           (lambda: self._emit(ids), "queue aitrack's usage metrics")):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - the run's end and its flush go on
+                self.notices.add(f"cannot {what} ({type(exc).__name__}: {exc}); run "
+                                 "`aitrack doctor`")
+
+    def _emit(self, session_ids: list[str]) -> None:
+        """aitrack's own metrics for the run's sessions (aitrack/normalized.py), queued now and
+        sent within the flush bound: by this run's forwarder, or one started for them when
+        the run had none (a Codex run read from its rollout). With the agent, the agent
+        sends them once it has ledgered the run's last payloads (within a minute): now, the
+        session would be counted before its figures and entry point arrived."""
+        if self.mode == "agent":
+            return
+        from aitrack.egress import normalized
+
+        done = normalized.emit(self.db, self.profile, session_ids, receiver=self.id,
+                               prices=self.prices, attributes=self.attributes)
+        if not done.rows:
+            return
+        if self.forwarder is not None:
+            self.forwarder.notify()
+        elif self.profile.endpoint is not None:
+            from aitrack.egress.forwarder import Forwarder
+
+            self.forwarder = Forwarder.start(self.paths, self.profile, self.notices.add,
+                                             session_id=self.id)
+
+    def _import(self, files: list) -> None:
+        """The run's own transcripts, now: a run whose telemetry was lost still counts."""
+        if not files:
+            return
+        from aitrack.store import importer
+
+        try:
+            importer.import_files(self.db, self.tool, files, self.profile)
+        except Exception as exc:  # noqa: BLE001 - the next report imports them again
+            self.notices.add(f"cannot read this run's transcripts ({type(exc).__name__}: "
+                             f"{exc}); `aitrack report` tries again")
+
+
+def _mode(adapter, settings: dict) -> str:
+    """agent, receiver or transcript: see the module's docstring."""
+    agent = settings.get("agent") or {}
+    if (agent.get("wired") or {}).get(adapter.NAME):
+        return "agent"
+    return adapter.WITHOUT_AGENT
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # the directory was removed under the shell
+        return ""

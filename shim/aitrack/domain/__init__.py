@@ -1,0 +1,1 @@
+"""The vocabulary every layer shares: usage records, token types, prices."""

@@ -1,0 +1,2 @@
+"""What leaves the machine: OTLP codec, egress policy, the outbox, the forwarder and
+its HTTPS transport, aitrack's normalised metric family."""

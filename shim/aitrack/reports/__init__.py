@@ -1,0 +1,2 @@
+"""What the developer sees of the ledger: report figures, terminal tables, the
+dashboard."""
