@@ -60,6 +60,17 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(f"aitrack.adapters.{name}")
 
 
+def part(name: str, part: str) -> ModuleType | None:
+    """One of a tool's optional parts (`locate`, `transcripts`, `settings`), or None when the
+    tool has none."""
+    try:
+        return importlib.import_module(f"aitrack.adapters.{name}.{part}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"aitrack.adapters.{name}.{part}":
+            raise  # the part exists but something it imports does not: a real error
+        return None
+
+
 def for_service(service_name: str | None) -> ModuleType:
     """The adapter of a tool by the `service.name` its telemetry carries (generic if none)."""
     for name in TOOLS:
