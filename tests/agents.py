@@ -12,8 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
+import hygiene
 import model_stub
 
 
@@ -66,3 +68,23 @@ def run_claude(home, stub, tmp: Path, *args: str, env: dict[str, str] | None = N
 def run_codex(home, stub, tmp: Path, *args: str, env: dict[str, str] | None = None):
     full = {**agent_env(home, stub, tmp), "AITRACK_CODEX_BIN": agent_bin("codex"), **(env or {})}
     return run_aitrack(full, "codex", *args, cwd=tmp)
+
+
+def stop_codex_daemons(user_home: Path) -> list[int]:
+    """Stop the shared background server (`codex app-server ... --managed-daemon`, and its
+    update loop) that Codex's TUI leaves running in `user_home`; their pids.
+
+    The TUI starts it from `$CODEX_HOME/packages/app-server-daemon/` and it outlives the TUI
+    by design (it serves the IDE extension and the desktop app too); Codex has no setting
+    that keeps the TUI from starting it without also changing the mode the test checks."""
+    daemons = [p for p in hygiene.processes_under([user_home])
+               if "app-server" in " ".join(_cmdline(p))]
+    hygiene.stop(daemons)
+    return [p.pid for p in daemons]
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []

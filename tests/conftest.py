@@ -1,16 +1,61 @@
-"""Fixtures every test area shares: an isolated aitrack home and a CLI runner."""
+"""Fixtures every test area shares: an isolated aitrack home and a CLI runner; and the
+suite's hygiene (hygiene.py): a PATH without the developer's own AI tools, a tmux server of
+its own, and no process left running when it ends."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+import hygiene
+import terminal
+from aitrack import adapters
+
 REPO = Path(__file__).resolve().parent.parent
+LEFTOVER_GRACE_S = 10.0  # processes told to stop at a test's end may take a moment to go
+_PATH_SHADOW = Path(tempfile.mkdtemp(prefix="aitrack-test-path-"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test, and every process it starts, sees the wrapped tools only where the test
+    puts them (a developer's real `claude` on PATH must change no outcome)."""
+    tools = tuple(adapters.load(t).EXECUTABLE for t in adapters.TOOLS)
+    os.environ["PATH"] = hygiene.clean_path(os.environ.get("PATH", os.defpath), tools,
+                                            _PATH_SHADOW)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_PATH_SHADOW, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running(tmp_path_factory: pytest.TempPathFactory):
+    """Fails the session on any process still tied to a test's temporary directories (a
+    tool's background daemon, an agent never stopped), after stopping them."""
+    base = tmp_path_factory.getbasetemp()
+    terminal.use_socket(base / "tmux.sock")
+    # every process the suite starts inherits this: the check below recognises them all
+    (base / "tmp").mkdir(exist_ok=True)
+    os.environ["TMPDIR"] = str(base / "tmp")
+    tempfile.tempdir = None
+    yield
+    terminal.close_server()
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    while (left := hygiene.processes_under([base])) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        lines = [hygiene.describe(p) for p in left]
+        hygiene.stop(left)
+        pytest.fail("the tests left these processes running (stopped now):\n"
+                    + "\n".join(lines), pytrace=False)
 
 
 @dataclass

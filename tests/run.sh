@@ -77,14 +77,17 @@ install_python
 install_agents
 
 # The architecture (pyproject.toml [tool.importlinter]): layers, independent tools, no cycles.
-(cd "$repo" && PYTHONPATH="$repo/shim" "$venv/bin/lint-imports" --no-cache --config pyproject.toml \
-    >/dev/null) || { PYTHONPATH="$repo/shim" "$venv/bin/lint-imports" --no-cache \
-    --config "$repo/pyproject.toml" | tail -n 40 >&2; say "import contracts broken"; exit 1; }
+contracts=$(PYTHONPATH="$repo/shim" "$venv/bin/lint-imports" --no-cache "$repo/pyproject.toml" \
+    2>&1) || { printf '%s\n' "$contracts" | tail -n 40 >&2; say "import contracts broken"; exit 1; }
 
 keyring_home=$(mktemp -d)
 trap 'rm -rf "$keyring_home"' EXIT
 export AITRACK_TEST_KEYRING_HOME="$keyring_home"
 export PATH="$venv/bin:$PATH"
+if [ "${AITRACK_TEST_TOOLS_ON_PATH:-}" = 1 ] && [ -n "${AITRACK_E2E_BIN_DIR:-}" ]; then
+    # as on a developer's machine: the real tools first on PATH (the suite must not care)
+    export PATH="$AITRACK_E2E_BIN_DIR:$PATH"
+fi
 if command -v dbus-run-session >/dev/null && command -v gnome-keyring-daemon >/dev/null; then
     # The daemon keeps its keyring files under XDG_DATA_HOME: a temporary one.
     status=0

@@ -13,6 +13,7 @@ import re
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,8 +21,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from agents import agent_bin, run_aitrack
+from agents import agent_bin, run_aitrack, stop_codex_daemons
 from org_endpoint import profile_toml
+from terminal import Terminal
 from test_e2e_agents import expected_claude
 
 pytestmark = pytest.mark.e2e
@@ -129,6 +131,7 @@ class Machine:
                     proc.kill()
             except (psutil.Error, TypeError):
                 continue
+        stop_codex_daemons(self.user_home)
 
 
 @pytest.fixture
@@ -189,11 +192,11 @@ def test_the_codex_tui_through_aitrack_keeps_its_shared_background_server(machin
     The control is the same TUI given a `-c` override directly, which must show the warning
     (so this test can tell the two apart)."""
     machine.install()
-    control = _tui(machine, f"{_sh(agent_bin('codex'))} -c model=gpt-5", "control")
+    control, term = _tui(machine, [agent_bin("codex"), "-c", "model=gpt-5"], "control")
+    term.close()
     assert SHARED_SERVER_WARNING in control, control[-3000:]
 
-    session = "wrapped"
-    seen = _tui(machine, f"{_sh(os.sys.executable)} -m aitrack codex", session, keep=True)
+    seen, term = _tui(machine, [sys.executable, "-m", "aitrack", "codex"], "wrapped")
     try:
         assert "OpenAI Codex" in seen, seen[-3000:]
         assert SHARED_SERVER_WARNING not in seen, seen[-3000:]
@@ -209,37 +212,22 @@ def test_the_codex_tui_through_aitrack_keeps_its_shared_background_server(machin
         for path in _files_holding(secret, [machine.tmp]):
             assert not _readable_by_another_user(path), f"{path} holds the secret"
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", _tmux_name(session)], capture_output=True)
+        term.close()
 
 
-def _tmux_name(session: str) -> str:
-    return f"aitrack-{os.getpid()}-{session}"
-
-
-def _tui(machine, program: str, session: str, keep: bool = False) -> str:
-    """Everything a terminal UI showed: its start, then each startup warning (F2, then ->)."""
-    name = _tmux_name(session)
-    env = " ".join(f"{k}={_sh(v)}" for k, v in machine.env.items()
-                   if k.startswith(("AITRACK_", "HOME", "CODEX_HOME", "MOCK_KEY", "PATH")))
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "200", "-y", "50",
-                    f"cd {_sh(str(machine.work))} && env {env} {program}"], check=True)
-    try:
-        screens = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            screens.append(_pane(name))
-            if "Ask Codex" in screens[-1] or "Trust this folder" in screens[-1]:
-                break
-            time.sleep(0.5)
-        time.sleep(1.0)  # warnings are counted once start-up is done
-        for key in ("F2", "Right", "Right"):
-            subprocess.run(["tmux", "send-keys", "-t", name, key], check=True)
-            time.sleep(1.0)
-            screens.append(_pane(name))
-        return "\n".join(screens)
-    finally:
-        if not keep:
-            subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+def _tui(machine, argv: list[str], session: str) -> tuple[str, Terminal]:
+    """Everything a terminal UI showed: its start, then each startup warning (F2, then ->);
+    and the terminal, still running (the caller closes it)."""
+    env = {k: v for k, v in machine.env.items()
+           if k.startswith(("AITRACK_", "HOME", "CODEX_HOME", "MOCK_KEY", "PATH"))}
+    term = Terminal(session, argv, machine.work, env)
+    screens = [term.wait_for("Ask Codex", "Trust this folder")]
+    time.sleep(1.0)  # warnings are counted once start-up is done
+    for key in ("F2", "Right", "Right"):
+        term.send(key)
+        time.sleep(1.0)
+        screens.append(term.screen())
+    return "\n".join(screens), term
 
 
 def test_uninstall_leaves_both_settings_files_byte_identical(machine):
@@ -274,15 +262,6 @@ def test_with_the_agent_stopped_both_tools_still_run_at_their_usual_pace(machine
     stopped = {"claude": timed(claude), "codex": timed(codex)}
     for tool in usual:
         assert stopped[tool] < usual[tool] + 0.5, (tool, usual, stopped)
-
-
-def _sh(value: str) -> str:
-    return "'" + value.replace("'", "'\\''") + "'"
-
-
-def _pane(name: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", name], capture_output=True,
-                          text=True).stdout
 
 
 def _process_with(words: list[str]):
