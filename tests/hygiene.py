@@ -17,7 +17,6 @@ from pathlib import Path
 
 import psutil
 
-
 # multiprocessing's helpers of this process: they end when it does (they watch its pipe)
 _OWN_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
