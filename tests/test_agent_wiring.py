@@ -809,5 +809,5 @@ def test_doctor_managed_settings_from_print_settings_pass(user):
 
     write(Path(user["AITRACK_CLAUDE_MANAGED_SETTINGS"]),
           claude.machine_snippet(agent.url(47318), profile.Telemetry(), "linux"))
-    check = doctor.check_claude_settings(doctor_context(user))
+    check = doctor.check_managed_settings(doctor_context(user), "claude")
     assert check.status == "PASS" and "aitrack agent" in check.summary
