@@ -571,7 +571,7 @@ def test_machine_settings_from_print_settings_work_with_the_real_tools(user, stu
     port = collector.server.server_address[1]
     where = paths.resolve(user)
     agent.ensure_secret(where)
-    wiring._write_helper(where, agent.secret_file(where))  # the user's part: their helper
+    wiring.write_helper(where, agent.secret_file(where))  # the user's part: their helper
     etc = tmp_path / "etc"
     # the state directory relative to HOME (the default is ~/.local/state/aitrack)
     state_rel = os.path.relpath(where.state_dir, user["HOME"])
@@ -809,5 +809,5 @@ def test_doctor_managed_settings_from_print_settings_pass(user):
 
     write(Path(user["AITRACK_CLAUDE_MANAGED_SETTINGS"]),
           claude.machine_snippet(agent.url(47318), profile.Telemetry(), "linux"))
-    check = doctor.check_claude_settings(doctor_context(user))
+    check = doctor.check_managed_settings(doctor_context(user), "claude")
     assert check.status == "PASS" and "aitrack agent" in check.summary

@@ -292,7 +292,7 @@ def test_a_tool_whose_version_fails_or_hangs_fails(env, tmp_path, monkeypatch):
     fake_tool.write(real, "codex")
     check = doctor.check_tool(context(env, PATH=str(real), FAKE_VERSION_EXIT="2"), "codex")
     assert check.status == "FAIL" and "--version failed (exit 2)" in check.summary
-    monkeypatch.setattr(doctor, "VERSION_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(doctor.tools, "VERSION_TIMEOUT_S", 0.3)
     check = doctor.check_tool(context(env, PATH=str(real), FAKE_VERSION_SLEEP="5"), "codex")
     assert check.status == "FAIL" and "did not answer" in check.summary
 
@@ -358,17 +358,17 @@ def write_claude_settings(env, data) -> Path:
 
 
 def test_claude_managed_settings_absent_or_harmless_pass(env):
-    assert doctor.check_claude_settings(context(env)).status == "PASS"
+    assert doctor.check_managed_settings(context(env), "claude").status == "PASS"
     write_claude_settings(env, {"env": {"CLAUDE_CODE_ENABLE_TELEMETRY": "1"},
                                 "permissions": {"deny": ["Bash(curl:*)"]}})
-    assert doctor.check_claude_settings(context(env)).status == "PASS"
+    assert doctor.check_managed_settings(context(env), "claude").status == "PASS"
 
 
 def test_claude_managed_settings_redirecting_otlp_fail(env):
     path = write_claude_settings(env, {"env": {
         "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example.com",
         "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer {SECRET}"}})
-    check = doctor.check_claude_settings(context(env))
+    check = doctor.check_managed_settings(context(env), "claude")
     assert check.status == "FAIL"
     assert str(path) in check.summary and "OTEL_EXPORTER_OTLP_ENDPOINT" in check.summary
     assert "plaintext secret" in check.summary and SECRET not in repr(check)
@@ -380,7 +380,7 @@ def test_claude_managed_settings_redirecting_otlp_fail(env):
 ])
 def test_claude_managed_settings_that_stop_tracking_or_do_not_parse_warn(env, content, words):
     write_claude_settings(env, content)
-    check = doctor.check_claude_settings(context(env))
+    check = doctor.check_managed_settings(context(env), "claude")
     assert check.status == "WARN" and words in check.summary
 
 

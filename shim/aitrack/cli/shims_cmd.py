@@ -1,4 +1,8 @@
-"""`aitrack shims`: put `claude` and `codex` shims first on PATH, so plain commands are tracked."""
+"""`aitrack shims`: put `claude` and `codex` shims first on PATH, so plain commands are tracked.
+
+The imports marked `lazy` load a command's work when it runs: click imports every command
+module for any `aitrack` command.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ DIR_HELP = "Shim directory (default: aitrack's per-user bin directory, see `aitr
 def _directory(directory: Path | None) -> Path:
     if directory is not None:
         return directory.expanduser().absolute()
-    from aitrack.config import paths
+    from aitrack.config import paths  # lazy
 
     return paths.resolve().shim_dir
 
@@ -48,7 +52,7 @@ def install(directory: Path | None) -> None:
     Example:
       aitrack shims install && exec $SHELL -l
     """
-    from aitrack.install import shims
+    from aitrack.install import shims  # lazy
 
     target = _directory(directory)
     try:
@@ -81,7 +85,7 @@ def uninstall(directory: Path | None) -> None:
     Example:
       aitrack shims uninstall
     """
-    from aitrack.install import shims
+    from aitrack.install import shims  # lazy
 
     target = _directory(directory)
     try:
@@ -110,7 +114,7 @@ def status(directory: Path | None, as_json: bool) -> None:
     Example:
       aitrack shims status --json
     """
-    from aitrack.install import shims
+    from aitrack.install import shims  # lazy
 
     target = _directory(directory)
     states = shims.status(target)

@@ -7,143 +7,41 @@ service manager (`detect` returns None): there `aitrack agent install` starts th
 detached, and the wrapper starts it whenever it finds it down. Only the Linux path has run
 for real here; the launchd and Task Scheduler paths are exercised against stand-in
 `launchctl`/`schtasks` commands (untested: macOS, Windows).
+
+The files the managers load are rendered in service_files.py.
 """
 
 from __future__ import annotations
 
 import os
-import plistlib
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from xml.sax.saxutils import escape
 
-UNIT_NAME = "aitrack-agent.service"
-LABEL = "io.aitrack.agent"
-TASK_NAME = "aitrack-agent"
-PASSED_ENV = ("AITRACK_HOME", "AITRACK_MANAGED_PROFILE")  # tests and sandboxes set them
+from aitrack.capture import agent
+from aitrack.config.paths import Paths
+from aitrack.config.private_files import private_dir
+from aitrack.config.profile import Profile
+from aitrack.install.service_files import (
+    LABEL,
+    TASK_NAME,
+    UNIT_NAME,
+    command,
+    environment,
+    launchd_plist,
+    systemd_unit,
+    task_xml,
+)
+
 COMMAND_TIMEOUT_S = 30.0
 UP_WAIT_S = 5.0
-MARK = "Written by `aitrack agent install`; removed by `aitrack agent uninstall`."
 
 
 class ServiceError(Exception):
     """The service manager refused: one line with what it said and the fix."""
-
-
-def command(windowless: bool = False) -> list[str]:
-    """The agent's command line (the service managers run it; never holds a secret)."""
-    python = sys.executable
-    if windowless:  # no console window at logon (untested: Windows)
-        candidate = Path(python).with_name("pythonw.exe")
-        python = str(candidate) if candidate.exists() else python
-    return [python, "-m", "aitrack", "agent", "run"]
-
-
-def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = os.environ if env is None else env
-    return {k: env[k] for k in PASSED_ENV if env.get(k)}
-
-
-# ---------------------------------------------------------------- the files
-
-
-def _systemd_quote(word: str, dollars: bool = True) -> str:
-    """One word of a unit file line: `%` doubled (specifiers), `$` too where variables
-    expand (ExecStart=, not Environment=), quoted when it has spaces or quotes."""
-    word = word.replace("%", "%%")
-    if dollars:
-        word = word.replace("$", "$$")
-    if word and not any(c in word for c in " \t\"'\\;"):
-        return word
-    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def systemd_unit(cmd: list[str], env: Mapping[str, str]) -> str:
-    lines = [f"# {MARK}", "[Unit]",
-             "Description=aitrack agent: records this user's Claude Code and Codex usage",
-             "", "[Service]", "Type=simple",
-             "ExecStart=" + " ".join(_systemd_quote(w) for w in cmd)]
-    if env:  # one line (systemd takes several assignments on it): the file stays plain INI
-        lines.append("Environment=" + " ".join(_systemd_quote(f"{k}={v}", dollars=False)
-                                               for k, v in env.items()))
-    lines += ["Restart=on-failure", "RestartSec=2", "", "[Install]",
-              "WantedBy=default.target", ""]
-    return "\n".join(lines)
-
-
-def launchd_plist(cmd: list[str], env: Mapping[str, str], log: Path) -> bytes:
-    data = {
-        "Label": LABEL,
-        "ProgramArguments": list(cmd),
-        "RunAtLoad": True,
-        "KeepAlive": {"SuccessfulExit": False},  # again after a crash, not after a stop
-        "ProcessType": "Background",
-        "StandardOutPath": str(log),
-        "StandardErrorPath": str(log),
-    }
-    if env:
-        data["EnvironmentVariables"] = dict(env)
-    return plistlib.dumps(data)
-
-
-def _windows_quote(word: str) -> str:
-    return f'"{word}"' if any(c in word for c in ' \t"') else word
-
-
-def task_xml(cmd: list[str], env: Mapping[str, str], user: str) -> str:
-    """A Task Scheduler definition: at this user's logon, in their session, no time limit,
-    restarted after a failure."""
-    if env:  # a task cannot carry variables: cmd sets them (tests, sandboxes)
-        sets = " && ".join(f'set "{k}={v}"' for k, v in env.items())
-        program = "cmd.exe"
-        arguments = f'/c {sets} && {" ".join(_windows_quote(w) for w in cmd)}'
-    else:
-        program, arguments = cmd[0], " ".join(_windows_quote(w) for w in cmd[1:])
-    return f"""<?xml version="1.0" encoding="UTF-16"?>
-<Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
-  <RegistrationInfo>
-    <Description>aitrack agent: records this user's Claude Code and Codex usage.
-      {escape(MARK)}</Description>
-  </RegistrationInfo>
-  <Triggers>
-    <LogonTrigger>
-      <Enabled>true</Enabled>
-      <UserId>{escape(user)}</UserId>
-    </LogonTrigger>
-  </Triggers>
-  <Principals>
-    <Principal id="Author">
-      <UserId>{escape(user)}</UserId>
-      <LogonType>InteractiveToken</LogonType>
-      <RunLevel>LeastPrivilege</RunLevel>
-    </Principal>
-  </Principals>
-  <Settings>
-    <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>
-    <DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>
-    <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
-    <ExecutionTimeLimit>PT0S</ExecutionTimeLimit>
-    <RestartOnFailure>
-      <Interval>PT1M</Interval>
-      <Count>999</Count>
-    </RestartOnFailure>
-    <Hidden>true</Hidden>
-  </Settings>
-  <Actions Context="Author">
-    <Exec>
-      <Command>{escape(program)}</Command>
-      <Arguments>{escape(arguments)}</Arguments>
-    </Exec>
-  </Actions>
-</Task>
-"""
-
-
-# ---------------------------------------------------------------- the managers
 
 
 class Manager:
@@ -157,10 +55,10 @@ class Manager:
         self.home = Path(self.env.get("HOME") or os.path.expanduser("~"))
 
     # -- to implement
-    def file(self, paths) -> Path:
+    def file(self, paths: Paths) -> Path:
         raise NotImplementedError
 
-    def render(self, paths) -> bytes:
+    def render(self, paths: Paths) -> bytes:
         raise NotImplementedError
 
     def available(self) -> bool:
@@ -169,7 +67,7 @@ class Manager:
     def active(self) -> bool:
         raise NotImplementedError
 
-    def _load(self, paths, changed: bool, loaded: bool) -> None:
+    def _load(self, paths: Paths, changed: bool, loaded: bool) -> None:
         raise NotImplementedError
 
     def _unload(self) -> None:
@@ -181,14 +79,14 @@ class Manager:
     def stop(self) -> None:
         raise NotImplementedError
 
-    def how_to_debug(self, paths) -> str:
+    def how_to_debug(self, paths: Paths) -> str:
         raise NotImplementedError
 
     # -- shared
-    def describe(self, paths) -> str:
+    def describe(self, paths: Paths) -> str:
         return f"{self.name} {self.file(paths)}"
 
-    def installed(self, paths) -> bool:
+    def installed(self, paths: Paths) -> bool:
         return self.file(paths).exists()
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -205,10 +103,8 @@ class Manager:
                                f"{done.returncode}){': ' + said[0] if said else ''}")
         return done
 
-    def install(self, paths, profile) -> tuple[bool, list[str]]:
+    def install(self, paths: Paths, profile: Profile) -> tuple[bool, list[str]]:
         """Write the service, load and start it (idempotent): (changed, lines)."""
-        from aitrack.capture import agent
-
         path = self.file(paths)
         data = self.render(paths)
         try:
@@ -234,7 +130,7 @@ class Manager:
             lines.append(f"the agent is not answering yet: {self.how_to_debug(paths)}")
         return True, lines
 
-    def uninstall(self, paths) -> tuple[bool, list[str]]:
+    def uninstall(self, paths: Paths) -> tuple[bool, list[str]]:
         path = self.file(paths)
         if not path.exists():
             return False, []
@@ -250,9 +146,7 @@ class Manager:
         pass
 
 
-def _wait_up(paths, profile) -> bool:
-    from aitrack.capture import agent
-
+def _wait_up(paths: Paths, profile: Profile) -> bool:
     secret = agent.ensure_secret(paths)
     deadline = time.monotonic() + UP_WAIT_S
     while time.monotonic() < deadline:
@@ -266,12 +160,12 @@ class Systemd(Manager):
     name = "systemd user"
     tool = "systemctl"
 
-    def file(self, paths) -> Path:
+    def file(self, paths: Paths) -> Path:
         config = self.env.get("XDG_CONFIG_HOME")
         base = Path(config) if config else self.home / ".config"
         return base / "systemd" / "user" / UNIT_NAME
 
-    def render(self, paths) -> bytes:
+    def render(self, paths: Paths) -> bytes:
         return systemd_unit(command(), environment(self.env)).encode()
 
     def available(self) -> bool:
@@ -294,7 +188,7 @@ class Systemd(Manager):
         except ServiceError:
             return False
 
-    def _load(self, paths, changed: bool, loaded: bool) -> None:
+    def _load(self, paths: Paths, changed: bool, loaded: bool) -> None:
         if changed:
             self.run("--user", "daemon-reload")
         self.run("--user", "enable", UNIT_NAME)
@@ -312,7 +206,7 @@ class Systemd(Manager):
     def stop(self) -> None:
         self.run("--user", "stop", UNIT_NAME)
 
-    def how_to_debug(self, paths) -> str:
+    def how_to_debug(self, paths: Paths) -> str:
         return f"`systemctl --user status {UNIT_NAME}` and `journalctl --user -u {UNIT_NAME}`"
 
 
@@ -326,12 +220,10 @@ class Launchd(Manager):
     def domain(self) -> str:
         return f"gui/{os.getuid()}"
 
-    def file(self, paths) -> Path:
+    def file(self, paths: Paths) -> Path:
         return self.home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
 
-    def render(self, paths) -> bytes:
-        from aitrack.config.private_files import private_dir
-
+    def render(self, paths: Paths) -> bytes:
         private_dir(paths.log_dir)
         return launchd_plist(command(), environment(self.env), paths.log_dir / "agent.out")
 
@@ -349,7 +241,7 @@ class Launchd(Manager):
         except ServiceError:
             return False
 
-    def _load(self, paths, changed: bool, loaded: bool) -> None:
+    def _load(self, paths: Paths, changed: bool, loaded: bool) -> None:
         if loaded and changed:
             self.run("bootout", f"{self.domain}/{LABEL}", check=False)
         if changed or not loaded:
@@ -364,7 +256,7 @@ class Launchd(Manager):
     def stop(self) -> None:
         self.run("kill", "SIGTERM", f"{self.domain}/{LABEL}")
 
-    def how_to_debug(self, paths) -> str:
+    def how_to_debug(self, paths: Paths) -> str:
         return f"`launchctl print {self.domain}/{LABEL}` and {paths.log_dir / 'agent.out'}"
 
 
@@ -374,12 +266,10 @@ class TaskScheduler(Manager):
     name = "Task Scheduler"
     tool = "schtasks"
 
-    def file(self, paths) -> Path:
-        from aitrack.capture import agent
-
+    def file(self, paths: Paths) -> Path:
         return agent.agent_dir(paths) / "aitrack-agent.task.xml"
 
-    def describe(self, paths) -> str:
+    def describe(self, paths: Paths) -> str:
         return f"Scheduled Task {TASK_NAME}"
 
     def _user(self) -> str:
@@ -387,7 +277,7 @@ class TaskScheduler(Manager):
         user = self.env.get("USERNAME") or os.path.basename(str(self.home))
         return f"{domain}\\{user}" if domain else user
 
-    def render(self, paths) -> bytes:
+    def render(self, paths: Paths) -> bytes:
         return task_xml(command(windowless=True), environment(self.env),
                         self._user()).encode("utf-16")
 
@@ -401,7 +291,7 @@ class TaskScheduler(Manager):
             return False
         return done.returncode == 0 and "Running" in done.stdout
 
-    def _load(self, paths, changed: bool, loaded: bool) -> None:
+    def _load(self, paths: Paths, changed: bool, loaded: bool) -> None:
         if changed:
             self.run("/Create", "/TN", TASK_NAME, "/XML", str(self.file(paths)), "/F")
         if not loaded:
@@ -417,7 +307,7 @@ class TaskScheduler(Manager):
     def stop(self) -> None:
         self.run("/End", "/TN", TASK_NAME)
 
-    def how_to_debug(self, paths) -> str:
+    def how_to_debug(self, paths: Paths) -> str:
         return f"`schtasks /Query /TN {TASK_NAME} /V` and {paths.log_dir / 'agent.out'}"
 
 

@@ -20,11 +20,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aitrack
 from aitrack import adapters
 from aitrack.capture import launcher
 
 SHIM_MARKER = "aitrack-shim"  # launcher.SHIM_MARKER is the same bytes
-TOOLS = ("claude", "codex")
+TOOLS = adapters.TOOLS  # a shim for each tool with an adapter of its own
 FALLBACK_VAR = "AITRACK_SHIM_FALLBACK"  # set while a shim falls back; never set it yourself
 WINDOWS_HELPER = "aitrack-shim.py"
 
@@ -168,8 +169,6 @@ def interpreter_flags(python: str) -> list[str]:
     with an `aitrack/` folder, say) from breaking or replacing aitrack; -P alone still allows
     user site-packages, for a `pip install --user` aitrack.
     """
-    import aitrack
-
     ours = os.path.realpath(aitrack.__file__)
     for flags in (["-I"], ["-P"]):
         try:

@@ -1,0 +1,110 @@
+"""`aitrack agent install|uninstall`: the tools' own settings pointed at the agent, and back.
+
+Install sets aitrack's keys in each tool's user settings file (what and where: the tools'
+`adapters/<tool>/settings.py`), writes Claude Code's headers helper, and installs the
+per-user service (install/service.py), or starts the agent detached where there is no
+service manager. It is idempotent: a second install changes nothing and says so.
+
+Uninstall puts the files back. A private state file (`<agent dir>/wiring.json`, 0600)
+keeps, per file, its original bytes and mode and, per key aitrack set, the value it had
+before (its text, as written in the file) and the value aitrack gave it. A file that is
+still exactly as aitrack left it gets its original bytes back; one the user edited since
+loses only aitrack's keys (a key the user changed is left, and said so); a file that did
+not exist is removed again, with the directories aitrack made for it. The original bytes
+may hold a token the user had there (a CloudWatch header, say): hence 0600.
+
+This module does the whole of it (settings, then the service; the service, then the
+settings); the parts:
+  plan     wiring the settings: each file's new bytes and its record, then the writes
+  restore  unwiring them from the records
+  state    the state file, the wired tools, what a step reports
+  files    reading and writing settings files safely
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from aitrack import adapters
+from aitrack.capture import agent
+from aitrack.config.paths import Paths
+from aitrack.config.profile import Profile
+from aitrack.install import service
+from aitrack.install.wiring.plan import wire, write_helper
+from aitrack.install.wiring.restore import unwire
+from aitrack.install.wiring.state import (
+    TOOLS,
+    Outcome,
+    WiringError,
+    helper_file,
+    installed,
+    settings_module,
+    state_file,
+)
+
+__all__ = ["TOOLS", "Outcome", "WiringError", "helper_file", "install", "installed",
+           "settings_module", "state_file", "uninstall", "unwire", "wire", "write_helper"]
+
+
+def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None,
+            use_service: bool = True) -> Outcome:
+    """Wire every tool, then install and start the per-user service (or, with no service
+    manager or `use_service` False, start the agent detached)."""
+    env = os.environ if env is None else env
+    out = wire(paths, profile, env)
+    manager = service.detect(env) if use_service else None
+    out.data["service"] = manager.name if manager else None
+    if manager is not None:
+        try:
+            changed, lines = manager.install(paths, profile)
+        except service.ServiceError as exc:
+            raise WiringError(f"{exc}; the settings are wired: run `aitrack agent install` "
+                              "again once it is fixed, or `aitrack agent start`") from None
+        out.changed |= changed
+        if changed or out.changed:
+            out.lines += lines
+    else:
+        out.add(_start_detached(paths, profile, use_service))
+    if not out.changed:
+        out.lines = ["already installed: nothing changed (both tools' settings point at the "
+                     f"agent on {agent.url(profile.agent.port)}, and it is running)"]
+    return out
+
+
+def _start_detached(paths: Paths, profile: Profile, use_service: bool) -> Outcome:
+    """No service: the agent started now, and by the wrapper whenever it is down."""
+    try:
+        line = agent.start_detached(paths, profile)
+    except agent.AgentError as exc:
+        raise WiringError(f"{exc} (the settings are wired)") from None
+    if "already running" in line:
+        return Outcome()
+    why = "no service manager here (a container or CI?)" if use_service else \
+        "no service (--no-service)"
+    wrapped = " or ".join(f"`aitrack {tool}`" for tool in adapters.TOOLS)
+    return Outcome(True, [line, f"{why}: the next {wrapped} starts the agent whenever it is "
+                          "down; so does `aitrack agent start`"])
+
+
+def uninstall(paths: Paths, env: Mapping[str, str] | None = None) -> Outcome:
+    """Stop the agent, remove the service, put the settings files back."""
+    env = os.environ if env is None else env
+    out = Outcome()
+    manager = service.for_platform(env)
+    if manager is not None and manager.installed(paths):
+        if manager.available():
+            try:
+                changed, lines = manager.uninstall(paths)
+            except service.ServiceError as exc:
+                out.lines.append(f"{exc}: remove {manager.file(paths)} by hand")
+                changed, lines = False, []
+        else:  # its manager is not running here: the file is all there is
+            manager.file(paths).unlink(missing_ok=True)
+            changed, lines = True, [f"removed {manager.file(paths)}"]
+        out.changed |= changed
+        out.lines += lines
+    if agent.stop(paths):
+        out.changed = True
+        out.lines.append("stopped the agent")
+    return out.add(unwire(paths, env))

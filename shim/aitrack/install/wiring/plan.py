@@ -1,0 +1,209 @@
+"""Wiring the tools' settings to the agent: for each tool, a plan (the file's new bytes and
+mode, and the record uninstall needs), made for every tool before any file is written, so a
+file aitrack must not touch leaves everything as it was.
+
+The keys and values are the adapters' (`settings.wanted`); what the first install replaces
+is said in a note, never with a value.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from aitrack.adapters.endpoints import shown
+from aitrack.capture import agent
+from aitrack.config.paths import Paths
+from aitrack.config.private_files import private_dir
+from aitrack.config.profile import Profile
+from aitrack.install.wiring import files
+from aitrack.install.wiring.files import SECRET_MODE, SettingsFile, home_relative
+from aitrack.install.wiring.restore import put_back
+from aitrack.install.wiring.state import (
+    TOOLS,
+    Outcome,
+    WiringError,
+    helper_file,
+    load_state,
+    save_state,
+    settings_module,
+    titles,
+)
+
+
+@dataclass
+class Plan:
+    tool: str
+    mod: ModuleType
+    file: SettingsFile
+    record: dict
+    new: bytes
+    mode: int
+    notes: list[str]
+
+
+def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None) -> Outcome:
+    """Point every tool's user settings at the agent (idempotent)."""
+    env = os.environ if env is None else env
+    secret = agent.ensure_secret(paths)
+    state = load_state(paths)
+    plans, problems = [], []
+    for tool in TOOLS:
+        mod = settings_module(tool)
+        path = mod.user_file(env)
+        record = state["files"].get(str(path))
+        try:
+            keys = wanted_keys(tool, mod, paths, profile, secret)
+            plans.append(plan(tool, mod, path, keys, json.loads(json.dumps(record))
+                              if record else None, env, agent.url(profile.agent.port)))
+        except mod.SettingsError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise WiringError("; ".join(problems) + " (nothing was changed)")
+    out = Outcome(data={"files": {}})
+    out.changed = write_helper(paths, agent.secret_file(paths))
+    for step in plans:
+        _carry_out(step, paths, state, env, out)
+    save_state(paths, state)
+    if not out.changed:
+        out.lines.append(f"the settings of {titles()} already point at the agent")
+    return out
+
+
+def _carry_out(step: Plan, paths: Paths, state: dict, env: Mapping[str, str],
+               out: Outcome) -> None:
+    """Write one planned file (unless it is already so) and record it for uninstall."""
+    path, file = step.file.path, step.file
+    where = home_relative(path, env)
+    out.data["files"][str(path)] = step.tool
+    if step.new == file.data and step.mode == file.mode:
+        state["files"][str(path)] = step.record
+        return
+    made = files.write(file.target, step.new, step.mode)
+    step.record["dirs"] = step.record.get("dirs", []) + made
+    step.record["written"] = files.digest(step.new)
+    state["files"][str(path)] = step.record
+    save_state(paths, state)  # after each file: an interrupted install can be undone
+    out.changed = True
+    if step.new == file.data:
+        out.lines.append(f"made {where} private (0600): it holds the agent's key")
+    else:
+        what = f"{step.mod.TITLE} sends its telemetry to the agent"
+        out.lines.append(f"{what}: {'wrote' if file.data is None else 'updated'} {where}"
+                         + (" (0600: it holds the agent's key)"
+                            if getattr(step.mod, "HOLDS_SECRET", False) else ""))
+    out.lines += step.notes
+
+
+def wanted_keys(tool: str, mod: ModuleType, paths: Paths, profile: Profile,
+                secret: str) -> dict:
+    """Key path -> value for the tool's user settings. Claude Code takes its key from the
+    headers helper; Codex's exporters hold it (the adapters' `wanted` differ in this)."""
+    url = agent.url(profile.agent.port)
+    if tool == "claude":
+        return mod.wanted(url, str(helper_file(paths)), profile.telemetry)
+    return mod.wanted(url, {agent.SECRET_HEADER: secret}, profile.telemetry,
+                      profile.attributes.get("environment"))
+
+
+def plan(tool: str, mod: ModuleType, path: Path, wanted: dict, record: dict | None,
+         env: Mapping[str, str], url: str) -> Plan:
+    """The file with aitrack's keys set (and keys it set before but wants no more put back),
+    and the record that undoes it; `record` is the one saved by an earlier install."""
+    file = files.read(mod, path)
+    doc = mod.parse(files.decode(mod, file.data or b"", path), path)
+    if record is not None and files.digest(file.data) != record.get("written"):
+        if file.data is None:
+            record = None  # the user removed the file since: start afresh
+        else:
+            record["exact"] = False  # edited since: only key by key from now on
+    if record is None:
+        record = {"tool": tool, "existed": file.data is not None, "exact": True,
+                  "original": base64.b64encode(file.data).decode() if file.data is not None
+                  else None, "mode": file.mode, "keys": [], "created": [], "dirs": []}
+    notes = found_before(tool, mod, doc, path, env, url) if not record["keys"] else []
+    for key_path in {p[:-1] for p in wanted if len(p) > 1}:
+        if doc.get(key_path) is mod.MISSING and list(key_path) not in record["created"]:
+            record["created"].append(list(key_path))
+    record["keys"] = _set_keys(mod, doc, wanted, record["keys"])
+    mode = SECRET_MODE if getattr(mod, "HOLDS_SECRET", False) else (
+        file.mode if file.mode is not None else files.default_mode())
+    return Plan(tool, mod, file, record, doc.text().encode("utf-8"), mode, notes)
+
+
+def _set_keys(mod: ModuleType, doc, wanted: dict, recorded: list[dict]) -> list[dict]:
+    """Set (or remove) each wanted key in `doc`; the keys' records, each with the value it
+    had before aitrack's first install."""
+    keys = {tuple(k["path"]): k for k in recorded}
+    for key_path, value in wanted.items():
+        current = doc.get(key_path)
+        entry = keys.get(key_path) or {"path": list(key_path), "before": doc.raw(key_path)}
+        if value is mod.MISSING:
+            if current is mod.MISSING and key_path not in keys:
+                continue  # nothing to remove, nothing to put back
+            entry.pop("after", None)
+            entry["removed"] = True
+            if current is not mod.MISSING:
+                doc.delete(key_path)
+        else:
+            entry.pop("removed", None)
+            entry["after"] = value
+            if current != value:
+                doc.set_raw(key_path, mod.raw(value))
+        keys[key_path] = entry
+    for key_path in [p for p in keys if p not in wanted]:  # no longer set (profile changed)
+        put_back(mod, doc, keys.pop(key_path))
+    return list(keys.values())
+
+
+def found_before(tool: str, mod: ModuleType, doc, path: Path, env: Mapping[str, str],
+                 url: str) -> list[str]:
+    """What the first install replaces that the user should know of (never a value).
+    Each tool's file says it its own way (an adapter function could: the endpoint it
+    sent to, and its plaintext headers)."""
+    where = home_relative(path, env)
+    notes = []
+    data = doc.value()
+    if tool == "claude":
+        block = data.get("env") if isinstance(data.get("env"), dict) else {}
+        leaked = mod.plaintext_headers(block)
+        endpoint = str(block.get(mod.ENDPOINT_KEY) or "")
+        if endpoint and endpoint.rstrip("/") != url:
+            notes.append(f"{mod.TITLE} sent its telemetry to {shown(endpoint)} ({where}); "
+                         "it now goes to the agent, which forwards to your profile's endpoint")
+        if data.get(mod.HELPER_KEY):
+            notes.append(f"replaced your {mod.HELPER_KEY} in {where} (put back at uninstall)")
+    else:
+        otel = data.get("otel") if isinstance(data.get("otel"), dict) else {}
+        leaked = [f"[otel] {k} headers" for k in mod.plaintext_headers(otel, agent.SECRET_HEADER)]
+        endpoint = next((mod.endpoint_of(otel.get(k)) for k in mod.EXPORTERS
+                         if mod.endpoint_of(otel.get(k))), None)
+        if endpoint and not endpoint.startswith(url + "/"):
+            notes.append(f"{mod.TITLE} sent its telemetry to {shown(endpoint)} ({where}); "
+                         "it now goes to the agent, which forwards to your profile's endpoint")
+    if leaked:
+        notes.append(f"a plaintext token was found in {where} ({', '.join(leaked)}) and is no "
+                     "longer used: the agent forwards with the token in your keychain "
+                     "(`aitrack token set`); consider rotating the old one")
+    return notes
+
+
+def write_helper(paths: Paths, secret_path: Path) -> bool:
+    """Claude Code's headers helper, which prints the agent's key (0700); whether it changed."""
+    mod = settings_module("claude")
+    text = mod.helper_script(secret_path, agent.SECRET_HEADER, agent.RUN_HEADER).encode()
+    target = helper_file(paths)
+    private_dir(target.parent)
+    try:
+        if target.read_bytes() == text and stat.S_IMODE(target.stat().st_mode) == 0o700:
+            return False
+    except OSError:
+        pass
+    files.write(target, text, 0o700)
+    return True
