@@ -32,8 +32,8 @@ def filter_options(command):
 
 
 def build_options(kind: str, since, until, last: int | None, tz_name: str | None, **kw):
-    """figures.Options from the command line, or a one-line error."""
-    from aitrack.reports import figures
+    """periods.Options from the command line, or a one-line error."""
+    from aitrack.reports import periods
 
     if last is not None and (since or until):
         raise UserError("--last cannot be combined with --since/--until")
@@ -48,9 +48,9 @@ def build_options(kind: str, since, until, last: int | None, tz_name: str | None
             raise UserError(f"unknown time zone {tz_name!r}: use an IANA name like "
                             "Europe/Berlin or UTC") from None
     else:
-        tz, tz_name = figures.system_zone()
-    return figures.Options(kind=kind, tz=tz, tz_name=tz_name, since=since, until=until,
-                                last=last, **kw)
+        tz, tz_name = periods.system_zone()
+    return periods.Options(kind=kind, tz=tz, tz_name=tz_name, since=since, until=until,
+                           last=last, **kw)
 
 
 def check_ledger(path) -> None:

@@ -1,6 +1,6 @@
 """`aitrack dashboard`: the report's figures as one self-contained HTML page.
 
-The page reads the ledger through report_build exactly as `aitrack report` does (the same
+The page reads the ledger through figures.py exactly as `aitrack report` does (the same
 numbers under the same filters) and holds everything it shows: inline SVG charts, one
 small inline script that sorts the sessions table, CSS with light and dark themes that
 follow the system. A Content-Security-Policy allows nothing but that script and that
@@ -27,15 +27,9 @@ from pathlib import Path
 from aitrack import __version__
 from aitrack.domain.pricing import PriceTable
 from aitrack.reports import tables as rep
-from aitrack.reports.figures import (
-    Decisions,
-    Figures,
-    Options,
-    Report,
-    build,
-    decisions,
-    session_counts,
-)
+from aitrack.reports.figures import build, decisions, session_counts
+from aitrack.reports.periods import Options
+from aitrack.reports.rows import Decisions, Figures, Report
 
 TABLE_SESSIONS = 1000  # the newest sessions listed in the table
 PROJECT_COST_SESSIONS = 20_000  # above this many sessions, projects show sessions only
@@ -59,7 +53,7 @@ class Dashboard:
 
 
 def collect(db, opts: Options, prices: PriceTable, ledger: Path | None = None) -> Dashboard:
-    """Every figure the page shows, from report_build under the same options.
+    """Every figure the page shows, from figures.py under the same options.
 
     With the ledger's path, the tool decisions (a scan of every decision, when the rest
     reads summaries) are read meanwhile on a second read-only connection: SQLite lets go of

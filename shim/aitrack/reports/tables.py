@@ -22,16 +22,9 @@ from pathlib import Path
 
 from aitrack.domain import pricing
 from aitrack.domain.pricing import PriceTable
-from aitrack.reports.figures import (
-    CONTRIB_FIELDS,
-    TOKEN_FIELDS,
-    Decisions,
-    Figures,
-    Options,
-    Report,
-    build,
-    why_empty,
-)
+from aitrack.reports.figures import build, why_empty
+from aitrack.reports.periods import Options
+from aitrack.reports.rows import CONTRIB_FIELDS, TOKEN_FIELDS, Decisions, Figures, Report
 from aitrack.store.ledger import SOURCE_NAMES
 
 SESSION_TABLE_ROWS = 50  # the session table's default --limit: the newest sessions
