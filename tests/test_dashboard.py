@@ -7,8 +7,10 @@ no request at all once opened. Screenshots land in each test's temporary directo
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
+import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -254,3 +256,14 @@ def test_the_page_is_self_contained(home, led, tmp_path):
     assert not re.search(r'\b(src|href)="(?!data:)', html)
     assert not re.search(r"https?://", html)
     assert ' style="' not in html  # no inline style the policy would block
+
+
+def test_the_page_style_and_script_ship_with_the_package():
+    """The stylesheet and script are files beside the module: `pip install .` must ship them
+    (pyproject's package-data), or an installed dashboard fails where the tests pass."""
+    repo = Path(__file__).resolve().parent.parent
+    shipped = tomllib.loads((repo / "pyproject.toml").read_text())[
+        "tool"]["setuptools"]["package-data"]["aitrack"]
+    for path in ("reports/dashboard.css", "reports/dashboard.js"):
+        assert (repo / "shim" / "aitrack" / path).is_file()
+        assert any(fnmatch.fnmatch(path, glob) for glob in shipped), path

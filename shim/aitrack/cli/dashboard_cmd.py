@@ -1,4 +1,8 @@
-"""`aitrack dashboard`: the report as one self-contained HTML page."""
+"""`aitrack dashboard`: the report as one self-contained HTML page.
+
+Every command's start imports this module (cli/__init__ registers them all), and the
+dashboard's modules cost ~50 ms: they are imported inside the command ("lazy").
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from aitrack.cli.common import UserError, load_profile
-from aitrack.cli.report_cmd import build_options, check_ledger, filter_options
+from aitrack.cli.common import UserError
+from aitrack.cli.report_cmd import build_options, filter_options, ready_ledger
 
 
 @click.command("dashboard", context_settings={"max_content_width": 100})
@@ -35,35 +39,26 @@ def dashboard(out: Path | None, open_it: bool, since, until, last: int | None,
       aitrack dashboard --last 30 --out usage.html
       aitrack dashboard --project . --since 2026-01-01 --open
     """
-    from aitrack.config import paths
-    from aitrack.domain import pricing
-    from aitrack.reports import dashboard as dash
-    from aitrack.reports import tables as rep
+    from aitrack.reports import readonly  # lazy: see the module docstring
+    from aitrack.reports.dashboard import write  # lazy: as above
 
     opts = build_options("daily", since, until, last, tz_name, tool=tool, project=project)
-    where = paths.resolve()
-    check_ledger(where.ledger)
-    profile = load_profile()
-    if not no_import:  # the same ledger `aitrack report` would show
-        from aitrack.store import importer
-
-        importer.before_report(where.ledger, profile)
-    prices = pricing.load(profile.prices)
+    where, prices = ready_ledger(no_import)  # the same ledger `aitrack report` would show
     target = (out or where.data_dir / "dashboard.html").expanduser().absolute()
     try:
-        size = dash.write(where.ledger, opts, prices, target)
-    except rep.LedgerError as exc:
+        size = write(where.ledger, opts, prices, target)
+    except readonly.LedgerError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"cannot write {target}: {exc.strerror or exc}: choose another "
                         "--out") from None
     if size is None:
-        click.echo(rep.START_HINT.replace("aitrack report", "aitrack dashboard"), err=True)
+        click.echo(readonly.START_HINT.replace("aitrack report", "aitrack dashboard"), err=True)
         return
     click.echo(f"aitrack: wrote {target} ({size / 1e6:.1f} MB)" if size >= 1e5 else
                f"aitrack: wrote {target} ({size / 1e3:.0f} kB)", err=True)
     if open_it:
-        import webbrowser
+        import webbrowser  # lazy: for --open only
 
         if not webbrowser.open(target.as_uri()):
             raise UserError(f"no browser to open {target} with: open it yourself")

@@ -1,10 +1,22 @@
-"""`aitrack report`: usage and cost summaries from the local ledger."""
+"""`aitrack report`: usage and cost summaries from the local ledger.
+
+Every command's start imports this module (cli/__init__ registers them all), and a report's
+modules cost ~45 ms: they are imported inside the functions that use them ("lazy").
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from aitrack.cli.common import UserError, load_profile, parse_date
+
+if TYPE_CHECKING:
+    from aitrack.config.paths import Paths
+    from aitrack.domain.pricing import PriceTable
+    from aitrack.reports.periods import Options
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -31,16 +43,17 @@ def filter_options(command):
     return command
 
 
-def build_options(kind: str, since, until, last: int | None, tz_name: str | None, **kw):
-    """figures.Options from the command line, or a one-line error."""
-    from aitrack.reports import figures
+def build_options(kind: str, since, until, last: int | None, tz_name: str | None,
+                  **kw) -> Options:
+    """periods.Options from the command line, or a one-line error."""
+    from aitrack.reports import periods  # lazy: see the module docstring
 
     if last is not None and (since or until):
         raise UserError("--last cannot be combined with --since/--until")
     if since and until and since > until:
         raise UserError(f"--since {since} is after --until {until}")
     if tz_name:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # lazy: as above
 
         try:
             tz = ZoneInfo(tz_name)
@@ -48,21 +61,37 @@ def build_options(kind: str, since, until, last: int | None, tz_name: str | None
             raise UserError(f"unknown time zone {tz_name!r}: use an IANA name like "
                             "Europe/Berlin or UTC") from None
     else:
-        tz, tz_name = figures.system_zone()
-    return figures.Options(kind=kind, tz=tz, tz_name=tz_name, since=since, until=until,
-                                last=last, **kw)
+        tz, tz_name = periods.system_zone()
+    return periods.Options(kind=kind, tz=tz, tz_name=tz_name, since=since, until=until,
+                           last=last, **kw)
 
 
-def check_ledger(path) -> None:
+def check_ledger(path: Path) -> None:
     """A ledger a report cannot read (damaged, a directory) as one line naming the fix."""
-    from aitrack.reports import tables as rep
+    from aitrack.reports.readonly import LedgerError, open_ledger  # lazy: as above
 
     try:
-        db = rep.open_ledger(path)
-    except rep.LedgerError as exc:
+        db = open_ledger(path)
+    except LedgerError as exc:
         raise UserError(str(exc)) from None
     if db is not None:
         db.close()
+
+
+def ready_ledger(no_import: bool) -> tuple[Paths, PriceTable]:
+    """aitrack's paths, the ledger checked (a damaged one: one line, before an import) and
+    brought up to date with the tools' transcripts unless --no-import; the profile's prices."""
+    from aitrack.config import paths  # lazy: see the module docstring
+    from aitrack.domain import pricing  # lazy: as above
+
+    where = paths.resolve()
+    check_ledger(where.ledger)
+    profile = load_profile()
+    if not no_import:
+        from aitrack.store import importer  # lazy: as above, and not for --no-import
+
+        importer.before_report(where.ledger, profile)
+    return where, pricing.load(profile.prices)
 
 
 @click.command("report", context_settings={"max_content_width": 100})
@@ -109,9 +138,7 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
       aitrack report daily --timezone America/New_York --json
       aitrack report session > sessions.txt   # a file gets every column
     """
-    from aitrack.config import paths
-    from aitrack.domain import pricing
-    from aitrack.reports import tables as rep
+    from aitrack.reports import readonly, tables  # lazy: see the module docstring
 
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")
@@ -125,17 +152,11 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
     opts = build_options(kind, since, until, last, tz_name, tool=tool, model=model,
                          project=project, breakdown=breakdown, order=order, limit=limit,
                          week_start=WEEKDAYS.index(week_start or "monday"))
-    check_ledger(paths.resolve().ledger)  # a damaged ledger: one line, before an import
-    profile = load_profile()
-    if not no_import:
-        from aitrack.store import importer
-
-        importer.before_report(paths.resolve().ledger, profile)
-    prices = pricing.load(profile.prices)
+    where, prices = ready_ledger(no_import)
     fmt = "json" if as_json else "csv" if as_csv else "table"
     try:
-        rep.run(paths.resolve().ledger, opts, prices, fmt, width=width)
-    except rep.LedgerError as exc:
+        tables.run(where.ledger, opts, prices, fmt, width=width)
+    except readonly.LedgerError as exc:
         raise UserError(str(exc)) from None
 
 

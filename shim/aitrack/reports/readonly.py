@@ -1,0 +1,59 @@
+"""The ledger as a report opens it: read-only, never created, a damaged one explained in
+one line that names the fix."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# SQLite's primary result codes of a damaged ledger: corrupt, not a database (an I/O error,
+# a full disk say, is cli.common's to explain)
+_UNREADABLE = (11, 26)
+START_HINT = ("No sessions in the ledger yet. Start one with `aitrack claude ...` or "
+              "`aitrack codex ...` (or `aitrack run -- CMD` for any OTLP tool), "
+              "then run `aitrack report` again.")
+
+
+class LedgerError(Exception):
+    """The ledger cannot be read; the message is one line naming the fix."""
+
+
+def open_ledger(path: Path) -> sqlite3.Connection | None:
+    """The ledger, read-only; None when it does not exist yet (never created by a report).
+
+    Raises LedgerError when the path is not a ledger a report can read."""
+    if path.is_dir():
+        raise LedgerError(f"the ledger path {path} is a directory, not a ledger: move it aside "
+                          f"(`mv {path} {path}.old`); the next tracked run starts a new ledger")
+    if not path.exists():
+        return None
+    with reading(path):
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        db.execute("PRAGMA query_only = 1")
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    return db
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Reads of the ledger at `path`: one that finds it damaged raises LedgerError."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF not in _UNREADABLE:
+            raise
+        raise LedgerError(f"the ledger {path} cannot be read ({exc}): `aitrack doctor` checks "
+                          f"it; if it is damaged, move it aside (`mv {path} {path}.broken`) and "
+                          "the next tracked run starts a new one") from None
+
+
+def is_empty(db: sqlite3.Connection | None) -> bool:
+    """No session yet (START_HINT says how to start one)."""
+    if db is None:
+        return True
+    try:
+        return db.execute("SELECT 1 FROM sessions LIMIT 1").fetchone() is None
+    except sqlite3.OperationalError:  # a ledger the wrapper has not set up yet
+        return True
