@@ -225,7 +225,7 @@ def run_foreground(paths, profile) -> int:
 
 class Agent:
     def __init__(self, paths, profile):
-        from aitrack.egress.forwarder import ForwardLog
+        from aitrack.egress.forward_log import ForwardLog
 
         self.paths = paths
         self.profile = profile

@@ -714,7 +714,7 @@ DISK_LOW_BYTES = 64 * 1024 * 1024
 
 def check_disk(ctx: Context) -> Check:
     """Room on the file system that holds the ledger (and the outbox inside it)."""
-    from aitrack.egress.forwarder import size
+    from aitrack.egress.forward_log import size
 
     directory = ctx.paths.ledger.parent
     while not directory.exists() and directory != directory.parent:
@@ -781,7 +781,7 @@ def check_outbox(ctx: Context, now: float | None = None) -> Check:
     if not path.exists():
         return Check("outbox", PASS, "empty (no ledger yet)")
     from aitrack.egress import outbox
-    from aitrack.egress.forwarder import size
+    from aitrack.egress.forward_log import size
 
     try:
         db = _open_ledger(path)
