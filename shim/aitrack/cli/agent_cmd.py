@@ -51,9 +51,9 @@ def run_cmd() -> None:
     Example:
       aitrack agent run
     """
-    from aitrack.capture import agent
+    from aitrack.capture.agent import server
 
-    raise SystemExit(agent.run_foreground(_paths(), load_profile()))
+    raise SystemExit(server.run_foreground(_paths(), load_profile()))
 
 
 @agent_group.command("start")
