@@ -140,7 +140,7 @@ def _check(signal: str, body: bytes, ctype: str) -> None:
     if ctype == PROTOBUF:
         otlp.decode(signal, body, ctype)  # bounded too: otlp.bound first
         return
-    import msgspec  # ~5 ms: only a run whose tool sends OTLP/JSON needs it
+    import msgspec  # ~20 ms: only a run whose tool sends OTLP/JSON needs it
 
     otlp.bound(signal, body, ctype)  # what decoding it later would cost, counted first
     try:
