@@ -219,13 +219,13 @@ class Recorder:
 
 
 POLICIES = {"both": '["normalized", "raw"]', "raw": '["raw"]', "normalized": '["normalized"]'}
-AGENT = ("from aitrack.capture import agent\n"
+AGENT = ("from aitrack.capture.agent import server\n"
          "from aitrack.config import paths, profile\n"
          "from aitrack.egress import forwarder\n"
-         "agent.EMIT_INTERVAL_S = 1.0\n"  # 60 s in real life: the bench waits less
+         "server.EMIT_INTERVAL_S = 1.0\n"  # 60 s in real life: the bench waits less
          "forwarder.IDLE_POLL_S = 0.5\n"
          "p = paths.resolve()\n"
-         "raise SystemExit(agent.run_foreground(p, profile.load(p)))\n")
+         "raise SystemExit(server.run_foreground(p, profile.load(p)))\n")
 
 
 def agent_runs(bench: Bench) -> dict[str, dict] | str:
@@ -345,7 +345,8 @@ def _free_port() -> int:
 
 def _start_agent(env: dict[str, str], port: int) -> subprocess.Popen:
     """The per-user agent of this home, up, and Codex's settings pointing at it."""
-    secret = subprocess.run([sys.executable, "-c", "from aitrack.capture import agent; from aitrack.config import paths; "
+    secret = subprocess.run([sys.executable, "-c", "from aitrack.capture import agent; "
+                             "from aitrack.config import paths; "
                              "print(agent.ensure_secret(paths.resolve()))"], env=env,
                             capture_output=True, text=True, check=True).stdout.strip()
     _codex_otel(Path(env["CODEX_HOME"]), f"http://127.0.0.1:{port}", "binary",

@@ -89,7 +89,10 @@ def test_traces_are_kept_only_when_the_profile_forwards_them(home, forwarded):
         answer = post(port, "/v1/traces", secret, json.dumps(oc.spans()).encode())
         assert answer is not None and answer[0] == 200
         db = sqlite3.connect(home.ledger)
-        time.sleep(0.5)  # the worker ledgers what was kept
+        deadline = time.monotonic() + 10  # a kept payload is in the inbox until ledgered
+        while db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0] and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
         kept = db.execute("SELECT COUNT(*) FROM payloads").fetchone()[0]
         queued = db.execute("SELECT COUNT(*) FROM outbox WHERE signal = 'traces'").fetchone()[0]
         assert (kept, queued) == ((1, 1) if forwarded else (0, 0))

@@ -33,13 +33,13 @@ pytestmark = pytest.mark.e2e
 pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token
 
 ATTRIBUTES = {"team.id": "platform-eng", "cost_center": "CC-4200", "user.email": "dev@example.com"}
-AGENT = ("from aitrack.capture import agent\n"
+AGENT = ("from aitrack.capture.agent import server\n"
          "from aitrack.config import paths, profile\n"
          "from aitrack.egress import forwarder\n"
-         "agent.EMIT_INTERVAL_S = 1.0\n"  # every 60 s in real life
+         "server.EMIT_INTERVAL_S = 1.0\n"  # every 60 s in real life
          "forwarder.IDLE_POLL_S = 0.5\n"
          "p = paths.resolve()\n"
-         "raise SystemExit(agent.run_foreground(p, profile.load(p)))\n")
+         "raise SystemExit(server.run_foreground(p, profile.load(p)))\n")
 
 
 def free_port() -> int:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from aitrack.config.profile import Endpoint
-from aitrack.egress import forwarder, transport
+from aitrack.egress import backoff, transport
+from aitrack.egress.flush import FLUSH_MAX_FAILURES
 from org_endpoint import (
     LOGS_TOKEN,
     TOKEN,
@@ -244,7 +245,7 @@ def test_429_backs_off_exponentially(home, org, authority, keychain_account, tok
     assert [r.status for r in org.requests] == [429, 429, 200]
     assert times[1] - times[0] >= 0.5 and times[2] - times[1] >= 1.0  # 1 s, then 2 s, jittered
     assert sorted(seqs_received(org)) == ["a", "b"]
-    attempts = forwarder.retry_delay  # the schedule the background forwarder keeps
+    attempts = backoff.retry_delay  # the schedule the background forwarder keeps
     assert all(0.5 <= attempts(1) <= 1.0 for _ in range(50))
     assert all(150 <= attempts(20) <= 300 for _ in range(50))
     assert all(attempts(1, retry_after=7) >= 7 for _ in range(50))
@@ -261,7 +262,7 @@ def test_flush_gives_up_on_a_down_endpoint_and_keeps_everything(home, org, autho
     assert time.time() - started < 20
     report = json.loads(result.stdout)
     assert report["pending"] == 1 and "HTTP 503" in report["error"]
-    assert len(org.requests) == forwarder.FLUSH_MAX_FAILURES
+    assert len(org.requests) == FLUSH_MAX_FAILURES
 
 
 def test_400_goes_to_dead_letters_and_retry_dead_resends(home, org, authority, keychain_account,

@@ -17,7 +17,7 @@ import pytest
 from adversary import other_user, run_as
 from aitrack.capture import startup
 from aitrack.config import paths, profile
-from aitrack.egress import forwarder
+from aitrack.egress import forward_log
 from aitrack.install import doctor
 from aitrack.store import ledger
 
@@ -79,7 +79,7 @@ def test_files_are_private_whatever_the_umask(open_home):
     try:
         db = ledger.connect(home.ledger)  # keeps -wal and -shm while open
         db.execute("PRAGMA user_version").fetchone()
-        forwarder.ForwardLog(home.root / "state" / "logs")("a line")
+        forward_log.ForwardLog(home.root / "state" / "logs")("a line")
         made = [p for p in private_paths(home) if p.exists()]
         wrong = {str(p): oct(mode(p)) for p in made
                  if mode(p) != (0o700 if p.is_dir() else 0o600)}
@@ -94,7 +94,7 @@ def test_another_user_can_read_none_of_them(open_home):
     home.write_managed_profile('[attributes]\n"user.email" = "dev@example.com"\n')
     assert home.run("run", "--", sys.executable, "-c", "pass").returncode == 0
     db = ledger.connect(home.ledger)
-    forwarder.ForwardLog(home.root / "state" / "logs")("a line")
+    forward_log.ForwardLog(home.root / "state" / "logs")("a line")
     try:
         targets = [str(p) for p in private_paths(home) if p.exists()]
         with other_user() as user:
@@ -109,7 +109,7 @@ def test_files_an_older_aitrack_left_readable_are_tightened_on_the_next_run(open
     home = open_home
     home.write_user_profile('[attributes]\ndepartment = "r&d"\n')
     assert home.run("run", "--", sys.executable, "-c", "pass").returncode == 0
-    forwarder.ForwardLog(home.root / "state" / "logs")("a line")
+    forward_log.ForwardLog(home.root / "state" / "logs")("a line")
     for path in private_paths(home):  # as aitrack 0.x left them
         if path.exists():
             path.chmod(0o755 if path.is_dir() else 0o644)
@@ -139,7 +139,7 @@ def test_files_are_created_private_never_loosened_later(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "open", spy)
     private_files.write_private(tmp_path / "c" / "startup.bin", b"x")
-    forwarder.ForwardLog(tmp_path / "logs")("a line")
+    forward_log.ForwardLog(tmp_path / "logs")("a line")
     ledger.connect(tmp_path / "data" / "ledger.db").close()
     names = {Path(p).name.split(".")[1] if p.endswith(".tmp") else Path(p).name
              for p, _, _ in created}
@@ -178,7 +178,7 @@ def test_a_forwarder_log_link_is_never_appended_to(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "forwarder.log").symlink_to(victim)
-    forwarder.ForwardLog(logs)("retry: 1 metrics payload(s)")
+    forward_log.ForwardLog(logs)("retry: 1 metrics payload(s)")
     assert victim.read_text() == "precious\n"
 
 

@@ -9,7 +9,7 @@ the next aitrack that processes (the agent, or any wrapped run) once it is an or
 payload that cannot be decoded stays in the inbox marked failed, with the reason.
 
 Per-run receivers and the per-user agent use this the same way; only their `receiver` name
-differs (the run id, or "agent").
+differs (the run id, or "agent"). The agent processes in a worker process (agent/worker.py).
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable
+
+from aitrack import adapters
+from aitrack.egress import policy as egress_policy
+from aitrack.store import ledger
 
 LEASE_S = 60.0  # a claimed row whose processor died is taken again after this
 ORPHAN_S = 30.0  # a row nobody claimed for this long belongs to a receiver that is gone
@@ -53,8 +56,6 @@ class Inbox:
         self.lock = threading.Lock()
 
     def put(self, d: Delivery) -> None:
-        from aitrack.store import ledger
-
         try:
             with self.lock, ledger.write(self.db):
                 self.db.execute(
@@ -73,8 +74,6 @@ class Context:
 
     def __init__(self, attributes: dict[str, str], forward_signals: tuple[str, ...], prices,
                  egress=None):
-        from aitrack.egress import policy as egress_policy
-
         self.attributes = attributes  # enforced on every payload
         self.forward_signals = forward_signals  # the signals queued for the org
         self.prices = prices  # a PriceTable: long-context tiers of per-request figures
@@ -144,8 +143,6 @@ class Processor:
             return len(rows)
 
     def _claim(self, orphans: bool) -> list[tuple]:
-        from aitrack.store import ledger
-
         now = time.time()
         with ledger.write(self.db):
             return self.db.execute(
@@ -158,8 +155,9 @@ class Processor:
 
     def _process(self, row_id: int, receiver: str, run_id: str | None, signal: str,
                  content_type: str, body: bytes) -> None:
+        # protobuf (~20 ms) loads with the first payload, not with every wrapped run: a run
+        # that sends nothing exits sooner (bench/overhead.py (b))
         from aitrack.egress import otlp
-        from aitrack.store import ledger
 
         try:
             payload, adapter = self._decode(receiver, run_id, signal, content_type, body)
@@ -180,9 +178,7 @@ class Processor:
 
     def _decode(self, receiver: str, run_id: str | None, signal: str, content_type: str,
                 body: bytes):
-        from aitrack import adapters
-        from aitrack.egress import otlp
-        from aitrack.store import ledger
+        from aitrack.egress import otlp  # protobuf: with the first payload (see _process)
 
         request = otlp.decode(signal, body, content_type)
         resource = otlp.resource_attributes(request)
@@ -219,86 +215,7 @@ class Processor:
         return row[0] if row else None
 
     def _fail(self, row_id: int, reason: str) -> None:
-        from aitrack.store import ledger
-
         self.failed += 1
         with ledger.write(self.db):
             self.db.execute("UPDATE inbox SET failed = ?, claimed_by = NULL WHERE id = ?",
                             (reason[:500], row_id))
-
-
-# ---------------------------------------------------------------- the agent's worker process
-
-WORKER_IDLE_S = 20.0  # a worker with nothing to do for this long exits; the next put starts one
-WORKER_SETTLE_S = 0.25  # payloads ledgered once none came for this long...
-WORKER_SETTLE_MAX_S = 2.0  # ...or after this, under a steady stream
-
-
-def worker(receiver: str) -> int:
-    """`python -m aitrack.capture.intake RECEIVER`: process the inbox until idle for a while.
-
-    The agent runs its processor in a process of its own, started when payloads arrive: a
-    big JSON export decodes for a few hundred ms of pure Python, which in the agent's own
-    process would hold up the answers to the tools. Each byte on stdin means "a payload
-    arrived"; stdin closing means the agent is gone. On stdout: `q` once payloads were
-    queued for the org, `p N` when N more were counted, `e <line>` for a line worth logging.
-    """
-    from aitrack.config import identity, paths, profile
-    from aitrack.domain import pricing
-    from aitrack.egress import policy
-    from aitrack.store import ledger
-
-    locations = paths.resolve()
-    p = profile.load(locations)
-    endpoint = p.endpoint
-    context = Context(identity.resource_attributes(p),
-                      tuple(endpoint.signals) if endpoint else (), pricing.load(p.prices),
-                      policy.of(p))
-    out = sys.stdout
-
-    def tell(line: str) -> None:
-        try:
-            out.write(line + "\n")
-            out.flush()
-        except (OSError, ValueError):
-            pass
-
-    processor = Processor(ledger.connect(locations.ledger), receiver, context,
-                          on_queued=lambda: tell("q"), on_error=lambda line: tell(f"e {line}"))
-    kicked = threading.Event()
-    gone = threading.Event()
-
-    def listen() -> None:
-        while True:
-            try:
-                data = os.read(sys.stdin.fileno(), 4096)
-            except OSError:
-                data = b""
-            if not data:
-                gone.set()
-                kicked.set()
-                return
-            kicked.set()
-
-    threading.Thread(target=listen, name="aitrack-worker-stdin", daemon=True).start()
-    told = 0
-    while True:
-        # Start once the payloads stop coming: a tool sends its last exports as it exits and
-        # waits for their answers; decoding meanwhile would compete with it for the CPU.
-        settle_until = time.monotonic() + WORKER_SETTLE_MAX_S
-        while time.monotonic() < settle_until and kicked.wait(WORKER_SETTLE_S):
-            kicked.clear()
-        while processor.batch(orphans=True):
-            pass
-        if processor.processed > told:
-            tell(f"p {processor.processed - told}")
-            told = processor.processed
-        if gone.is_set():
-            return 0
-        if not kicked.wait(WORKER_IDLE_S):
-            return 0
-        kicked.clear()
-
-
-if __name__ == "__main__":
-    sys.exit(worker(sys.argv[1] if len(sys.argv) > 1 else "agent"))

@@ -74,7 +74,7 @@ class Child:
         """
         try:
             if sys.platform == "win32":
-                import subprocess
+                import subprocess  # Windows only: posix_spawn elsewhere (start-up path)
 
                 self.proc = subprocess.Popen(argv, env=env)
                 self.pid = self.proc.pid

@@ -96,7 +96,8 @@ class Receiver:
         if raw is None:
             return _error(413, "body over 16 MiB", ctype)
         body = _gunzip(raw) if encoding == "gzip" else raw
-        from aitrack.egress import otlp  # protobuf: loaded with the first payload, not at start-up
+        # protobuf (~20 ms): loaded with the first payload, not with every wrapped run
+        from aitrack.egress import otlp
 
         try:
             _check(signal, body, ctype)
@@ -134,12 +135,12 @@ def _check(signal: str, body: bytes, ctype: str) -> None:
     Protobuf parses in C, so it is parsed whole. JSON is checked by msgspec without building
     any object: the whole document's syntax and a top-level object, in under a millisecond
     for a megabyte (json.loads takes 10-20 ms, which the sender would wait for)."""
-    from aitrack.egress import otlp
+    from aitrack.egress import otlp  # protobuf: with the first payload (see _export)
 
     if ctype == PROTOBUF:
         otlp.decode(signal, body, ctype)  # bounded too: otlp.bound first
         return
-    import msgspec
+    import msgspec  # ~20 ms: only a run whose tool sends OTLP/JSON needs it
 
     otlp.bound(signal, body, ctype)  # what decoding it later would cost, counted first
     try:

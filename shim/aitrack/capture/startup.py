@@ -23,6 +23,8 @@ import os
 import sys
 import zlib
 
+from aitrack import __version__, adapters
+
 FORMAT = 4
 MAGIC = b"aitrack-startup\x04"  # the format's number in its last byte
 MAX_BYTES = 1024 * 1024
@@ -63,8 +65,6 @@ def _stat(path: str | None) -> tuple | None:
 
 
 def _signature(files: list[str]) -> tuple:
-    from aitrack import __version__
-
     return (FORMAT, __version__, sys.platform, tuple(os.environ.get(k) for k in ENV_KEYS),
             tuple((f, _stat(f)) for f in files))
 
@@ -85,8 +85,9 @@ def settings() -> dict:
 
 def compute() -> dict:
     """Load the profile in full and keep what the child's start needs."""
+    # a cache miss only: the profile and its validation cost tens of ms (see the docstring)
     from aitrack.config import paths, profile
-    from aitrack.config.identity import git_config_files, resource_attributes
+    from aitrack.config.identity import git_config_files, resource_attributes  # as above
 
     locations = paths.resolve()
     files = [str(locations.managed_profile), str(locations.user_profile)]
@@ -129,32 +130,23 @@ def compute() -> dict:
 
 
 def _tool_settings_files() -> list[str]:
-    from aitrack import adapters
-
     files: list[str] = []
     for tool in adapters.TOOLS:
-        files += _settings_module(tool).settings_files()
+        settings = adapters.part(tool, "settings")
+        files += settings.settings_files() if settings is not None else []
     return files
 
 
 def _wired(port: int) -> dict[str, bool]:
     """Per tool: its own settings send its telemetry to the agent (then the wrapper leaves
     the tool's arguments and environment alone)."""
-    from aitrack import adapters
-
     wired = {}
     for tool in adapters.TOOLS:
         try:
-            wired[tool] = bool(_settings_module(tool).points_at_agent(port))
+            wired[tool] = bool(adapters.part(tool, "settings").points_at_agent(port))
         except Exception:  # noqa: BLE001 - a damaged settings file: the wrapper's own way
             wired[tool] = False
     return wired
-
-
-def _settings_module(tool: str):
-    import importlib
-
-    return importlib.import_module(f"aitrack.adapters.{tool}.settings")
 
 
 def _read(path: str) -> dict | None:
@@ -223,7 +215,7 @@ def _signals(value: object) -> bool:
 
 
 def _write(path: str, data: dict) -> None:
-    from aitrack.config.private_files import write_private
+    from aitrack.config.private_files import write_private  # a cache miss only (pathlib)
 
     payload = marshal.dumps(data)
     try:
@@ -234,7 +226,7 @@ def _write(path: str, data: dict) -> None:
 
 def _make_private(paths: dict[str, str]) -> None:
     """Directories and logs an earlier aitrack made readable by others: 0700 and 0600 now."""
-    from aitrack.config.private_files import DIR_MODE, tighten
+    from aitrack.config.private_files import DIR_MODE, tighten  # a cache miss only
 
     logs = os.path.join(paths["state_dir"], "logs")
     for directory in (paths["config_dir"], paths["data_dir"], paths["state_dir"],

@@ -26,7 +26,7 @@ import threading
 import time
 
 from aitrack.adapters import Sink
-from aitrack.capture.loopback import SECRET_HEADER, Listener, bind
+from aitrack.capture.loopback import SECRET_HEADER, Listener, bind, is_listening, post, to_json
 from aitrack.domain.projects import project_of
 
 RECEIVER_DRAIN_S = 2.0
@@ -57,7 +57,11 @@ class Notices:
 
 
 class TrackedRun:
-    """Before the spawn only `__init__` and `child_command` run: keep them import-free."""
+    """Before the spawn only `__init__` and `child_command` run: keep them import-free.
+
+    This module is imported before the spawn, so what the run needs later is imported where
+    it is needed: after the spawn, and only in the ways (agent, receiver, transcript) that
+    need it (an agent-mode run loads no ledger while the agent answers)."""
 
     def __init__(self, tool: str, adapter, started: float, settings: dict | None):
         self.id = os.urandom(16).hex()
@@ -94,7 +98,7 @@ class TrackedRun:
         env["AITRACK_SESSION_ID"] = self.id
         if self.mode != "receiver":
             return args, env  # the tool's own settings, or nothing at all: untouched
-        from aitrack.adapters import otel_env
+        from aitrack.adapters import otel_env  # the receiver way only, before the spawn
 
         leaked = otel_env.scrub(env)
         if leaked:
@@ -132,20 +136,20 @@ class TrackedRun:
             self.ready.set()
 
     def _serve(self) -> None:
-        import socket
+        import socket  # after the spawn (see the class): ~4 ms
 
-        from aitrack.capture.receiver import Receiver
+        from aitrack.capture.receiver import Receiver  # after the spawn
 
         sock = socket.socket(fileno=self.listener.sock.detach())
         self.receiver = Receiver(sock, self.listener.secret, self._deliver,
                                  run_id=self.id).start()
 
     def _open(self) -> None:
-        import sqlite3
+        import sqlite3  # after the spawn, with the profile, identity and ledger below
 
-        from aitrack.config import identity, paths, profile
-        from aitrack.config.private_files import LinkRefused
-        from aitrack.store import ledger
+        from aitrack.config import identity, paths, profile  # after the spawn: tens of ms
+        from aitrack.config.private_files import LinkRefused  # after the spawn
+        from aitrack.store import ledger  # after the spawn (agent mode: only if it is gone)
 
         self.paths = paths.resolve()  # never the cache's word for where the ledger is
         self.profile = profile.load(self.paths)
@@ -164,10 +168,10 @@ class TrackedRun:
             self._start_processing()
 
     def _start_processing(self) -> None:
-        from aitrack.capture import intake
-        from aitrack.domain import pricing
-        from aitrack.egress import policy
-        from aitrack.store import ledger
+        from aitrack.capture import intake  # after the spawn, with a receiver only
+        from aitrack.domain import pricing  # after the spawn
+        from aitrack.egress import policy  # after the spawn
+        from aitrack.store import ledger  # after the spawn
 
         endpoint = self.profile.endpoint
         forwarded = tuple(endpoint.signals) if endpoint else ()
@@ -175,7 +179,7 @@ class TrackedRun:
         context = intake.Context(self.attributes, forwarded, self.prices,
                                  policy.of(self.profile))
         if forwarded:
-            from aitrack.egress.forwarder import Forwarder
+            from aitrack.egress.forwarder import Forwarder  # ssl, protobuf: with an endpoint only
 
             self.forwarder = Forwarder.start(self.paths, self.profile, self.notices.add,
                                              session_id=self.id)
@@ -187,7 +191,7 @@ class TrackedRun:
 
     def _deliver(self, delivery) -> None:
         """Receiver callback: the payload durably in the inbox, or StoreUnavailable (503)."""
-        from aitrack.capture.intake import StoreUnavailable
+        from aitrack.capture.intake import StoreUnavailable  # loaded by _serve already
 
         if not self.ready.wait(LEDGER_WAIT_S) or self.processor is None:
             raise StoreUnavailable("aitrack's ledger is not available")
@@ -198,9 +202,9 @@ class TrackedRun:
         thread (the tool never waits for git); its commits are read at the run's end."""
         if not self.cwd or getattr(self.adapter, "REPORTS_CONTRIBUTIONS", True):
             return
-        from aitrack.capture import (
-            commits,  # here: imports racing in two threads can see half a module
-        )
+        # after the spawn, and here, not in the thread: imports racing in two threads can
+        # see half a module
+        from aitrack.capture import commits
 
         def note() -> None:
             try:
@@ -218,11 +222,9 @@ class TrackedRun:
     def _tell_agent_start(self) -> None:
         """The agent records the run (it has the ledger open; this process need not import
         any of it). If the agent is down it is started, and told at the run's end."""
-        from aitrack.capture.loopback import is_listening
-
         if not is_listening(self.settings["agent"]["port"]):
-            from aitrack.capture import agent
-            from aitrack.config import paths
+            from aitrack.capture import agent  # after the spawn, the agent down: rare
+            from aitrack.config import paths  # after the spawn
 
             agent.spawn_detached(paths.resolve())
             return
@@ -239,8 +241,6 @@ class TrackedRun:
         return self._tell_agent("/aitrack/run/end", event, timeout=AGENT_END_S)
 
     def _tell_agent(self, path: str, event: dict, timeout: float = 1.0) -> bool:
-        from aitrack.capture.loopback import post, to_json
-
         try:
             with open(os.path.join(self.settings["paths"]["state_dir"], "agent", "secret"),
                       encoding="ascii") as fh:
@@ -256,7 +256,7 @@ class TrackedRun:
                 "project": project_of(self.cwd)}  # the agent adds the profile's attributes
 
     def _run_end(self, exit_code: int):
-        from aitrack.capture import runs
+        from aitrack.capture import runs  # at the exit: light, an agent-mode run needs it
 
         if self.git_thread is not None:
             self.git_thread.join(GIT_START_WAIT_S)
@@ -299,13 +299,13 @@ class TrackedRun:
             self.forwarder.finish(max(0.0, self.profile.endpoint.flush_timeout_s - spent))
 
     def _record_end(self, exit_code: int) -> None:
-        from aitrack.capture import runs
+        from aitrack.capture import linking  # at the exit: the ledger is loaded already
 
         run = self._run_end(exit_code)
-        found = runs.transcripts(run)
+        found = linking.transcripts(run)
         self._import([path for _, path in found])
-        ids = runs.end(self.db, run, found)
-        for step, what in ((lambda: runs.count_commits(self.db, run, ids, GIT_END_S),
+        ids = linking.end(self.db, run, found)
+        for step, what in ((lambda: linking.count_commits(self.db, run, ids, GIT_END_S),
                             "read this run's commits from git"),
                            (lambda: self._emit(ids), "queue aitrack's usage metrics")):
             try:
@@ -315,14 +315,14 @@ class TrackedRun:
                                  "`aitrack doctor`")
 
     def _emit(self, session_ids: list[str]) -> None:
-        """aitrack's own metrics for the run's sessions (aitrack/normalized.py), queued now and
+        """aitrack's own metrics for the run's sessions (egress/normalized.py), queued now and
         sent within the flush bound: by this run's forwarder, or one started for them when
         the run had none (a Codex run read from its rollout). With the agent, the agent
         sends them once it has ledgered the run's last payloads (within a minute): now, the
         session would be counted before its figures and entry point arrived."""
         if self.mode == "agent":
             return
-        from aitrack.egress import normalized
+        from aitrack.egress import normalized  # at the exit, not in an agent-mode run
 
         done = normalized.emit(self.db, self.profile, session_ids, receiver=self.id,
                                prices=self.prices, attributes=self.attributes)
@@ -331,7 +331,7 @@ class TrackedRun:
         if self.forwarder is not None:
             self.forwarder.notify()
         elif self.profile.endpoint is not None:
-            from aitrack.egress.forwarder import Forwarder
+            from aitrack.egress.forwarder import Forwarder  # a run that had none: only now
 
             self.forwarder = Forwarder.start(self.paths, self.profile, self.notices.add,
                                              session_id=self.id)
@@ -340,7 +340,7 @@ class TrackedRun:
         """The run's own transcripts, now: a run whose telemetry was lost still counts."""
         if not files:
             return
-        from aitrack.store import importer
+        from aitrack.store import importer  # at the exit, when the run left transcripts
 
         try:
             importer.import_files(self.db, self.tool, files, self.profile)

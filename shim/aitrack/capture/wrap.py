@@ -13,7 +13,9 @@ import os
 import sys
 import time
 
-from aitrack.capture import launcher
+from aitrack import adapters
+from aitrack.capture import launcher, startup
+from aitrack.capture.tracked_run import TrackedRun
 
 USAGE_RUN = "usage: aitrack run [--name NAME] -- CMD [ARGS]..."
 
@@ -38,8 +40,6 @@ def parse_run(args: list[str]) -> tuple[str | None, list[str]] | None:
 
 
 def _settings() -> dict | None:
-    from aitrack.capture import startup
-
     try:
         return startup.settings()
     except Exception as exc:  # noqa: BLE001 - a profile must never stop the tool
@@ -49,8 +49,6 @@ def _settings() -> dict | None:
 
 
 def main(command: str, args: list[str]) -> int:
-    from aitrack import adapters
-
     started = time.time()
     settings = _settings()
     shim_dir = settings["shim_dir"] if settings else ""
@@ -72,8 +70,6 @@ def main(command: str, args: list[str]) -> int:
         hint = f" or set {adapter.BIN_ENV}" if adapter.BIN_ENV else ""
         say(f"{program}: command not found on PATH (install it{hint})")
         return launcher.EXIT_NOT_FOUND
-    from aitrack.capture.tracked_run import TrackedRun
-
     child = launcher.Child()
     run = TrackedRun(tool, adapter, started, settings)
     child_args, child_env = run.child_command(args)

@@ -55,9 +55,9 @@ def run_cmd() -> None:
     Example:
       aitrack agent run
     """
-    from aitrack.capture import agent  # lazy
+    from aitrack.capture.agent import server  # lazy
 
-    raise SystemExit(agent.run_foreground(_paths(), load_profile()))
+    raise SystemExit(server.run_foreground(_paths(), load_profile()))
 
 
 @agent_group.command("start")

@@ -28,7 +28,8 @@ def flush(ctx: click.Context, as_json: bool, retry_dead: bool, timeout_s: float)
       aitrack flush --retry-dead --json
     """
     from aitrack.config import paths
-    from aitrack.egress.forwarder import FlushError, drain, size
+    from aitrack.egress.flush import FlushError, drain
+    from aitrack.egress.forward_log import size
 
     debug = bool((ctx.obj or {}).get("debug"))
     profile = load_profile()
@@ -55,7 +56,7 @@ def flush(ctx: click.Context, as_json: bool, retry_dead: bool, timeout_s: float)
         click.echo(f"sent {out.sent} payload(s) ({size(out.sent_bytes)}) to {report.endpoint}; "
                    f"pending {c.pending} ({size(c.pending_bytes)}), dead {c.dead}")
         if report.eviction is not None:
-            from aitrack.egress.forwarder import eviction_line
+            from aitrack.egress.forward_log import eviction_line
 
             click.echo(f"aitrack: {eviction_line(report.eviction)}", err=True)
         if out.partial_rejected:

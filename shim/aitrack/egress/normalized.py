@@ -44,6 +44,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from aitrack import __version__
+from aitrack.config import identity
+from aitrack.domain import pricing
+from aitrack.egress import policy as egress_policy
 from aitrack.store import ledger
 
 TOKEN_METRIC = "aitrack.token.usage"
@@ -92,12 +96,8 @@ def emit(db: sqlite3.Connection, profile, session_ids: Iterable[str] | None = No
     `receiver`: the outbox rows' owner (a wrapped run's id: its forwarder sends them first).
     Queues nothing unless the profile's egress policy forwards the normalised family.
     """
-    from aitrack.egress import policy as egress_policy
-
     policy = egress_policy.of(profile) if policy is None else policy
     if prices is None:
-        from aitrack.domain import pricing
-
         prices = pricing.load(profile.prices)
     now = time.time() if now is None else now
     if session_ids is None:
@@ -114,8 +114,6 @@ def emit(db: sqlite3.Connection, profile, session_ids: Iterable[str] | None = No
                 out.examined += 1
             if points and policy.normalized:
                 if attributes is None:
-                    from aitrack.config import identity
-
                     attributes = identity.resource_attributes(profile)
                 body = _request(db, points, attributes, policy, now)
                 db.execute("INSERT INTO outbox (session_id, signal, body, size, created_at) "
@@ -223,9 +221,7 @@ def _cost(model: str, figures: dict[str, float], reported: dict[str, float],
 
 
 def _estimate(figures: dict[str, float], price) -> float:
-    from aitrack.domain.pricing import estimate
-
-    return estimate(figures, price) if price is not None else 0.0
+    return pricing.estimate(figures, price) if price is not None else 0.0
 
 
 def _adder(points: dict):
@@ -241,14 +237,12 @@ def _adder(points: dict):
 def _request(db: sqlite3.Connection, points: dict, attributes: dict[str, str], policy,
              now: float) -> bytes:
     """One export request; the interval follows the last one sent from this ledger."""
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-        ExportMetricsServiceRequest,
-    )
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-    from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+    # protobuf (~20 ms) loads only when there is something to send, not at every run's exit
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # as above
+    from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality  # as above
 
-    from aitrack import __version__
-    from aitrack.egress import otlp
+    from aitrack.egress import otlp  # as above
 
     state = dict(db.execute("SELECT key, value FROM emission_state").fetchall())
     last = int(state["last_ns"]) if "last_ns" in state else None
@@ -259,7 +253,7 @@ def _request(db: sqlite3.Connection, points: dict, attributes: dict[str, str], p
     def kv(key: str, value: str) -> KeyValue:
         return KeyValue(key=key, value=AnyValue(string_value=value))
 
-    request = ExportMetricsServiceRequest()
+    request = metrics_service_pb2.ExportMetricsServiceRequest()
     block = request.resource_metrics.add()
     block.resource.attributes.extend([
         kv("service.name", SERVICE_NAME), kv("service.version", __version__),

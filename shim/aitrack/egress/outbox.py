@@ -24,6 +24,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+import psutil
+
 from aitrack.store.ledger import write
 
 PENDING, DEAD = "pending", "dead"
@@ -227,8 +229,6 @@ def _dead_here(owner: str, host: str) -> bool:
 
 def _alive(pid: int) -> bool:
     if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
-        import psutil
-
         return psutil.pid_exists(pid)
     try:
         os.kill(pid, 0)

@@ -2,7 +2,7 @@
 
 `[endpoint] forward` names the families sent: `raw` (the tools' own metrics, logs and traces,
 as received, attributes enforced) and `normalized` (aitrack's own metric family, built from
-the ledger: aitrack/normalized.py). `[endpoint] drop_attributes` names attributes never sent,
+the ledger: egress/normalized.py). `[endpoint] drop_attributes` names attributes never sent,
 removed at every level (resource, scope, datapoint or log record or span, and exemplars,
 span events and links) from both families before a payload is stored in the outbox: what is
 on disk to send is what is sent. Names match whatever their case and surrounding spaces, as
@@ -42,6 +42,8 @@ class Policy:
         """Remove the dropped attributes from an OTLP export request, at every level."""
         if not self.drop:
             return
+        # protobuf (~20 ms) must not load with the policy, which every wrapped run reads:
+        # a request to strip means it is loaded already
         from aitrack.egress import otlp
 
         # otlp's walkers: the same levels enforce() keeps the profile's attributes at

@@ -9,8 +9,8 @@ settings) are honoured with a CONNECT tunnel; loopback hosts never go through a 
 Redirects are not followed: the auth header must never go to another URL.
 
 Connections are kept alive per thread, so a backlog costs one TLS handshake, not one per
-request. Only imported in the forwarder's thread or by `aitrack flush`: ssl and http.client
-never load on the wrapper's start-up path.
+request. Imported by the forwarder (after the spawn, and only when the profile has an
+endpoint), the agent and `aitrack flush`: ssl never loads on the wrapper's start-up path.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import gzip
 import http.client
+import json
 import socket
 import ssl
 import threading
@@ -327,8 +328,6 @@ def _answer_text(content_type: str, body: bytes, secrets: list[str | None] = ())
         return ""
     text = body.decode("utf-8", "replace")
     if "json" in content_type:
-        import json
-
         try:
             data = json.loads(text)
             if isinstance(data, dict):

@@ -12,7 +12,7 @@ from pathlib import Path
 from aitrack.config import private_files
 from aitrack.domain import pricing
 from aitrack.egress import outbox
-from aitrack.egress.forwarder import size
+from aitrack.egress.forward_log import size
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context
 from aitrack.store.migrations import MIGRATIONS
 
