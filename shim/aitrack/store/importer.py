@@ -68,7 +68,6 @@ IDLE_S = 600.0  # a last line without its newline is read once the file is this 
 _IN = 500  # keys per `IN (...)` query
 
 
-
 @dataclass
 class ImportResult:
     """What an import read and counted; `skipped` counts lines and files by reason."""
