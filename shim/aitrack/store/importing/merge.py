@@ -131,8 +131,8 @@ class Import:
 
     def _reads_by_workers(self, tool: str, adapter, todo: list) -> Iterator[Read | None]:
         # Imported here, not at the top: the process pool's modules (multiprocessing,
-        # concurrent.futures, psutil) took 9 ms of the 42 ms `aitrack import` spends importing
-        # store and the readers (median of 30), and only an import of PARALLEL_BYTES uses them.
+        # concurrent.futures, psutil) take 18 ms to import (fastest of 30), next to the 22 ms
+        # for the rest of store and the readers, and only an import this big uses them.
         from aitrack.store.importing import workers
 
         n = workers.how_many()
