@@ -42,11 +42,11 @@ def run(db: sqlite3.Connection, profile, env: Mapping[str, str] | None = None,
     job = Import(db, profile, env, result, dry_run)
     with _bulk(db), _dry(db, dry_run):
         for tool in tools or readers.tools():
-            reader = readers.of(tool)
-            if reader is None:
+            transcripts = readers.of(tool)
+            if transcripts is None:
                 continue
-            roots = reader.roots(env)
-            files = [f for root in roots for f in walk(root, reader, result)]
+            roots = transcripts.roots(env)
+            files = [f for root in roots for f in walk(root, transcripts, result)]
             job.tool(tool, files, _since(since), prune_under=roots)
     result.sessions_new = len(job.new_sessions)
     result.sessions_updated = len(job.updated_sessions)
@@ -108,9 +108,9 @@ def open_ledger(path: Path, dry_run: bool = False) -> sqlite3.Connection:
 def _any_transcript(env: Mapping[str, str] | None) -> bool:
     scratch = ImportResult()
     for tool in readers.tools():
-        reader = readers.of(tool)
-        for root in reader.roots(env):
-            for _ in walk(root, reader, scratch):
+        transcripts = readers.of(tool)
+        for root in transcripts.roots(env):
+            for _ in walk(root, transcripts, scratch):
                 return True
     return False
 

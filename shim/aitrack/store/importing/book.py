@@ -55,7 +55,7 @@ class SessionState:
 
     def set_state(self, name: str, value, figures: bool = False) -> None:
         """Keep a piece of the adapter's reading state; `figures`: it changes what the
-        session reports (adapter.metrics)."""
+        session reports (the reader's `metrics`)."""
         if self.state.get(name) != value:
             self.state[name] = value
             self.dirty = True

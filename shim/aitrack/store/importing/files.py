@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 from aitrack.adapters.reading import FileRead, identity
 from aitrack.store.importing.lines import Lines
@@ -33,7 +34,8 @@ class FileState:
         return json.loads(self._context)
 
 
-def walk(root: Path, adapter, result: ImportResult) -> Iterator[tuple[str, os.stat_result]]:
+def walk(root: Path, transcripts: ModuleType, result: ImportResult
+         ) -> Iterator[tuple[str, os.stat_result]]:
     """Every transcript under `root` with its stat; unreadable folders skipped and counted."""
     stack = [str(root)]
     while stack:
@@ -50,7 +52,7 @@ def walk(root: Path, adapter, result: ImportResult) -> Iterator[tuple[str, os.st
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
-                elif adapter.is_transcript(entry.name):
+                elif transcripts.is_transcript(entry.name):
                     yield entry.path, entry.stat()
             except OSError:
                 continue  # gone since the listing
@@ -70,7 +72,7 @@ class Read:
         self.incomplete = incomplete
 
 
-def read_file(adapter, path: str, prev: FileState | None, prices,
+def read_file(transcripts: ModuleType, path: str, prev: FileState | None, prices,
               skipped: dict[str, int]) -> Read | None:
     """Read what is new in one file; None (and the reason in `skipped`) when it cannot be."""
     try:
@@ -86,9 +88,9 @@ def read_file(adapter, path: str, prev: FileState | None, prices,
             st = os.fstat(fh.fileno())
             start = _resume_at(fh, st, prev)
             file = FileRead(Path(path), prev.context if start and prev else {})
-            reader = adapter.Reader(file, prices)
+            reader = transcripts.Reader(file, prices)
             # a database source (the package docstring) will branch here: queried, not split
-            lines = Lines(adapter, reader)
+            lines = Lines(transcripts, reader)
             offset = lines.read(fh, start, st)
             head = _head(fh, offset)
             if hasattr(reader, "finish"):

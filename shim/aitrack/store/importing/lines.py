@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from types import ModuleType
 
 from aitrack.adapters.reading import LINE_LIMIT, BadLine
 
@@ -21,9 +22,9 @@ IDLE_S = 600.0  # a last line without its newline is read once the file is this 
 class Lines:
     """Splits a file's bytes into whole lines and hands its Reader those that can count."""
 
-    def __init__(self, adapter, reader):
-        self.markers = adapter.MARKERS
-        self.last_markers = getattr(adapter, "LAST_MARKERS", ())
+    def __init__(self, transcripts: ModuleType, reader):
+        self.markers = transcripts.MARKERS
+        self.last_markers = getattr(transcripts, "LAST_MARKERS", ())
         self.reader = reader
         self.skipped: dict[str, int] = {}
         self.incomplete = 0

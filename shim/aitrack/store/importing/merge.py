@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 from aitrack.config.identity import resource_attributes
 from aitrack.domain import pricing
@@ -73,8 +74,8 @@ class Import:
              since: float | None = None, prune_under: list[Path] | None = None) -> None:
         """Read what is new in these files of `tool` and merge it; `prune_under`: the roots
         walked, under which files no longer there are forgotten."""
-        adapter = readers.of(tool)
-        if adapter is None:
+        transcripts = readers.of(tool)
+        if transcripts is None:
             return
         states = {row[0]: row[1:] for row in self.db.execute(
             "SELECT path, device, inode, size, mtime_ns, offset, head, context "
@@ -91,7 +92,7 @@ class Import:
             if since is not None and st.st_mtime < since:
                 continue
             todo.append((path, st, FileState(*prev) if prev is not None else None))
-        todo.sort(key=lambda item: adapter.order(item[0], item[1]))
+        todo.sort(key=lambda item: transcripts.order(item[0], item[1]))
         gone = []
         if prune_under is not None:
             seen = {p for p, _ in files}
@@ -102,7 +103,7 @@ class Import:
         book = Book(self.db, tool, self.result)
         batch: list[Read] = []
         size = 0
-        for read in self._reads(tool, adapter, todo):
+        for read in self._reads(tool, transcripts, todo):
             if read is None:
                 continue
             self.result.files_read += 1
@@ -111,25 +112,26 @@ class Import:
             batch.append(read)
             size += read.size
             if size >= BATCH_BYTES:
-                self._merge(tool, adapter, book, batch)
+                self._merge(tool, transcripts, book, batch)
                 batch, size = [], 0
-        self._merge(tool, adapter, book, batch, gone)
+        self._merge(tool, transcripts, book, batch, gone)
 
-    def _reads(self, tool: str, adapter, todo: list) -> Iterator[Read | None]:
+    def _reads(self, tool: str, transcripts: ModuleType, todo: list) -> Iterator[Read | None]:
         """The files read, in order: here, or (much to read, cores to spare) by worker
         processes while this one merges what they read before."""
         new_bytes = sum(st.st_size - (prev.offset if prev else 0) for _, st, prev in todo)
-        if new_bytes >= PARALLEL_BYTES and getattr(adapter, "PARALLEL", True):
-            yield from self._reads_by_workers(tool, adapter, todo)
+        if new_bytes >= PARALLEL_BYTES and getattr(transcripts, "PARALLEL", True):
+            yield from self._reads_by_workers(tool, transcripts, todo)
         else:
-            yield from self._reads_here(adapter, [(path, prev) for path, _, prev in todo])
+            yield from self._reads_here(transcripts, [(path, prev) for path, _, prev in todo])
 
-    def _reads_here(self, adapter, files: list[tuple[str, FileState | None]]
+    def _reads_here(self, transcripts: ModuleType, files: list[tuple[str, FileState | None]]
                     ) -> Iterator[Read | None]:
         for path, prev in files:
-            yield read_file(adapter, path, prev, self.prices, self.result.skipped)
+            yield read_file(transcripts, path, prev, self.prices, self.result.skipped)
 
-    def _reads_by_workers(self, tool: str, adapter, todo: list) -> Iterator[Read | None]:
+    def _reads_by_workers(self, tool: str, transcripts: ModuleType, todo: list
+                          ) -> Iterator[Read | None]:
         # Imported here, not at the top: the process pool's modules (multiprocessing,
         # concurrent.futures, psutil) take 18 ms to import (fastest of 30), next to the 22 ms
         # for the rest of store and the readers, and only an import this big uses them.
@@ -152,9 +154,9 @@ class Import:
             except workers.WorkerFailed:
                 pass  # whatever was not read there is read here
         for task in tasks[done:]:
-            yield from self._reads_here(adapter, task)
+            yield from self._reads_here(transcripts, task)
 
-    def _merge(self, tool: str, adapter, book: Book, batch: list[Read],
+    def _merge(self, tool: str, transcripts: ModuleType, book: Book, batch: list[Read],
                gone: list[str] = ()) -> None:
         """Count a batch of read files into the ledger, in one transaction."""
         with self._transaction():
@@ -171,14 +173,14 @@ class Import:
                 [(*read.state, tool) for read in batch])
             self.db.executemany("DELETE FROM transcript_files WHERE path = ?",
                                 [(p,) for p in gone])
-            self._ledger(tool, adapter, changed)
+            self._ledger(tool, transcripts, changed)
 
-    def _ledger(self, tool: str, adapter, changed: list[SessionState]) -> None:
+    def _ledger(self, tool: str, transcripts: ModuleType, changed: list[SessionState]) -> None:
         """The sessions whose figures changed, merged into the ledger's."""
         batch = []
         for s in changed:
             usage = s.ledger_usage()
-            metrics = adapter.metrics(s.state)
+            metrics = transcripts.metrics(s.state)
             if not usage and not metrics:
                 continue
             started = s.started_at or s.ended_at or time.time()

@@ -119,16 +119,16 @@ class Workers:
             yield answer
 
 
-# a worker process's own: its tool's reader and price table (set up by _start)
-_reader = None
+# a worker process's own: its tool's reader module and price table (set up by _start)
+_transcripts = None
 _prices = None
 
 
 def _start(tool: str, price_overrides: dict) -> None:
     """A worker's set-up. Ctrl-C is for the importing process: it stops the pool."""
-    global _reader, _prices
+    global _transcripts, _prices
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _reader = readers.of(tool)
+    _transcripts = readers.of(tool)
     _prices = pricing.load(price_overrides)
 
 
@@ -137,7 +137,7 @@ def _read_task(task: Task) -> list[tuple[Read | None, dict[str, int]]]:
     out = []
     for path, prev in task:
         skipped: dict[str, int] = {}
-        read = read_file(_reader, path, prev, _prices, skipped)
+        read = read_file(_transcripts, path, prev, _prices, skipped)
         if read is not None:
             read.reader.prices = None
         out.append((read, skipped))
