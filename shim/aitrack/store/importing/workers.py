@@ -1,18 +1,19 @@
 """Worker processes that read a big import's files while the importing process merges.
 
-Parsing costs more than merging where most lines are skipped unparsed but the few parsed
-are big (Claude's transcripts), so beyond merge.PARALLEL_BYTES of new input the files go,
-TASK_BYTES at a time, to the standard library's process pool; this process merges the
-answers in file order as they come, holding at most AHEAD of them per worker. On a busy
-machine, or for a reader that says PARALLEL = False, everything is read here. Workers that
-cannot start or that die leave what they did not answer to this process: the counts are the
-same either way.
+Parsing is a good part of an import where the few lines parsed are big (Claude's
+transcripts), so beyond merge.PARALLEL_BYTES of new input the files go, TASK_BYTES at a
+time, to the standard library's process pool; this process merges the answers in file order
+as they come, holding at most AHEAD of them per worker. On a busy machine, or for a reader
+that says PARALLEL = False, everything is read here. Workers that cannot start or that die
+leave what they did not answer to this process: the counts are the same either way.
 
-How workers start (`start_method`), measured from starting the pool to the first answer
-of a one-file task, in a fresh process (medians of 25, alternated, on the 2-core test
-machine): fork 50 ms, spawn 217 ms, forkserver 224 ms, and the hand-rolled `python -c`
-workers this pool replaced 137 ms. So fork where that is safe, and spawn elsewhere: about
-80 ms more than before on an import of at least 64 MB (a second or more).
+How workers start (`start_method`), measured on the 2-core test machine: from starting the
+pool to the first answer of a one-file task, in a fresh process (medians of 25, alternated),
+fork 50 ms, spawn 217 ms, forkserver 224 ms, and the hand-rolled `python -c` workers this
+pool replaced 137 ms; the first import of bench/import.py's 604 MB Claude tree with one
+worker (in-process medians of 3) took 5.06 s forked, 5.11 s spawned, 5.21 s from a fork
+server, 5.43 s with the hand-rolled workers, and 6.40 s without a worker. So fork where that
+is safe, spawn elsewhere.
 """
 
 from __future__ import annotations
