@@ -459,8 +459,9 @@ def main() -> None:
     # the page cache holds the files for every reader alike
     for path in tools.rglob("*.jsonl"):
         path.read_bytes()
-    subprocess.run([sys.executable, "-c", "import aitrack.cli, aitrack.store.importer, aitrack.reports.tables,"
-                    " aitrack.adapters.claude.transcripts, aitrack.adapters.codex.transcripts"],
+    subprocess.run([sys.executable, "-c", "import aitrack.cli, aitrack.store.importer, "
+                    "aitrack.reports.tables, aitrack.adapters.claude.transcripts, "
+                    "aitrack.adapters.codex.transcripts"],
                    env=env, capture_output=True, check=True)
 
     cc = None if args.no_ccusage else ccusage_bin()

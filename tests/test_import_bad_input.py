@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from aitrack.store import importer
+from aitrack.store.importing.merge import Import
 from transcript_tree import (
     CS1,
     OPUS,
@@ -129,7 +130,7 @@ def test_a_file_deleted_before_it_is_read(db, tree):
     files = [(str(path), path.stat())]
     path.unlink()
     result = importer.ImportResult()
-    job = importer._Import(db, None, tree.env, result, dry_run=False)
+    job = Import(db, None, tree.env, result, dry_run=False)
     job.tool("claude", files)
     assert result.skipped == {"vanished_file": 1}
     assert figures(db) == {}

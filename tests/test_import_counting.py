@@ -7,11 +7,16 @@ The builders are in transcript_tree.py, shared by every test_import_* file.
 from __future__ import annotations
 
 import json
+import multiprocessing.spawn
+import os
+import sys
+import threading
 
 import pytest
 
 from aitrack.adapters import reading
-from aitrack.store import importer, ledger
+from aitrack.store import ledger
+from aitrack.store.importing import merge, workers
 from transcript_tree import (
     CS1,
     OPUS,
@@ -349,22 +354,44 @@ def _mixed_tree(tree: Tree) -> None:
                      for i in range(1, 40)], project="-work-other")
 
 
-def test_worker_processes_count_exactly_as_one_process(db, tree, tmp_path, monkeypatch):
+def _use_workers(monkeypatch, cores: int, task_bytes: int | None = None) -> None:
+    """Any import reads in worker processes, on `cores` idle cores."""
+    monkeypatch.setattr(merge, "PARALLEL_BYTES", 0)
+    if task_bytes is not None:
+        monkeypatch.setattr(workers, "TASK_BYTES", task_bytes)
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(workers, "busy_cores", lambda cores: 0.0)
+
+
+def _spy_on_workers(monkeypatch) -> tuple[list[int], list[int]]:
+    """The pools started (their sizes), and those that failed."""
+    started, failed = [], []
+    real_init, real_map = workers.Workers.__init__, workers.Workers.map
+
+    def init(self, n, *args):
+        started.append(n)
+        real_init(self, n, *args)
+
+    def answers(self, tasks):
+        try:
+            yield from real_map(self, tasks)
+        except workers.WorkerFailed:
+            failed.append(started[-1])
+            raise
+
+    monkeypatch.setattr(workers.Workers, "__init__", init)
+    monkeypatch.setattr(workers.Workers, "map", answers)
+    return started, failed
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_worker_processes_count_exactly_as_one_process(db, tree, tmp_path, monkeypatch, method):
     _mixed_tree(tree)
     run(db, tree)
     alone = (figures(db), dict(db.execute("SELECT session_id, value FROM session_metrics")))
-    monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)  # any import uses workers
-    monkeypatch.setattr(importer, "TASK_BYTES", 1)  # one file per task
-    monkeypatch.setattr(importer.os, "cpu_count", lambda: 3)
-    monkeypatch.setattr(importer, "_busy_cores", lambda cores: 0.0)  # cores idle
-    spawned = []
-    real = importer._Workers.__init__
-
-    def counting(self, n):
-        spawned.append(n)
-        real(self, n)
-
-    monkeypatch.setattr(importer._Workers, "__init__", counting)
+    _use_workers(monkeypatch, cores=3, task_bytes=1)  # one file per task
+    monkeypatch.setattr(workers, "start_method", lambda: method)
+    spawned, _ = _spy_on_workers(monkeypatch)
     other = open_db(tmp_path / "other" / "ledger.db")
     result = run(other, tree)
     assert spawned == [2] and result.files_read == 4
@@ -374,35 +401,62 @@ def test_worker_processes_count_exactly_as_one_process(db, tree, tmp_path, monke
 
 def test_workers_that_cannot_start_leave_the_reading_to_this_process(db, tree, monkeypatch):
     _mixed_tree(tree)
-    monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(importer.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(importer, "_busy_cores", lambda cores: 0.0)
-    monkeypatch.setattr("sys.executable", "/nonexistent/python")
-    failed = []
-    real = importer._Workers.__init__
-
-    def spawn(self, n):
-        try:
-            real(self, n)
-        except importer._WorkerFailed:
-            failed.append(n)
-            raise
-
-    monkeypatch.setattr(importer._Workers, "__init__", spawn)
+    _use_workers(monkeypatch, cores=2)
+    # a new interpreter for each worker, and none can start
+    monkeypatch.setattr(workers, "start_method", lambda: "spawn")
+    monkeypatch.setattr(multiprocessing.spawn, "get_executable", lambda: "/nonexistent/python")
+    _, failed = _spy_on_workers(monkeypatch)
     result = run(db, tree)
     assert failed == [1]
     assert result.files_read == 4 and result.responses == 43
     assert figures(db, CS1)[OPUS]["output"] == 90 + 5 + 2
 
 
+def test_a_worker_that_dies_leaves_the_rest_to_this_process(db, tree, tmp_path, monkeypatch):
+    _mixed_tree(tree)
+    run(db, tree)
+    alone = (figures(db), dict(db.execute("SELECT session_id, value FROM session_metrics")))
+    _use_workers(monkeypatch, cores=2, task_bytes=1)
+    # forked workers run this test's read_file, which dies (as if killed) at S2's file
+    monkeypatch.setattr(workers, "start_method", lambda: "fork")
+    importing, real_read = os.getpid(), workers.read_file
+
+    def read_or_die(reader, path, *args):
+        if S2 in path and os.getpid() != importing:
+            os._exit(9)
+        return real_read(reader, path, *args)
+
+    monkeypatch.setattr(workers, "read_file", read_or_die)
+    _, failed = _spy_on_workers(monkeypatch)
+    other = open_db(tmp_path / "other" / "ledger.db")
+    result = run(other, tree)
+    assert failed == [1] and result.files_read == 4
+    assert (figures(other), dict(other.execute("SELECT session_id, value FROM session_metrics"))
+            ) == alone
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork: Linux only")
+def test_workers_are_forked_only_from_a_process_without_other_threads(monkeypatch):
+    with monkeypatch.context() as alone:  # `aitrack import`: one thread
+        alone.setattr(workers.threading, "active_count", lambda: 1)
+        assert workers.start_method() == "fork"
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:  # the agent, a wrapped run: a forked child could inherit a lock held for good
+        assert workers.start_method() == "spawn"
+    finally:
+        stop.set()
+        other.join()
+
+
 def test_a_busy_machine_reads_in_this_process(db, tree, monkeypatch):
     _mixed_tree(tree)
-    monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(importer.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(importer, "_busy_cores", lambda cores: cores)  # all busy
+    _use_workers(monkeypatch, cores=2)
+    monkeypatch.setattr(workers, "busy_cores", lambda cores: cores)  # all busy
 
-    def no_workers(self, n):
+    def no_workers(self, *args):
         raise AssertionError("a worker on a busy machine")
 
-    monkeypatch.setattr(importer._Workers, "__init__", no_workers)
+    monkeypatch.setattr(workers.Workers, "__init__", no_workers)
     assert run(db, tree).responses == 43

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 from aitrack.config import profile
 from aitrack.store import importer
+from aitrack.store.importing import lines
 from transcript_tree import (
     CS1,
     OPUS,
@@ -95,7 +97,7 @@ def test_a_new_file_and_a_deleted_file(db, tree):
 
 def test_a_half_written_last_line_is_read_when_it_is_whole(db, tree):
     whole = assistant(S1, "msg_2", "req_2", usage(20, 20))
-    raw = (importer.json.dumps(whole, separators=(",", ":"))).encode()
+    raw = (json.dumps(whole, separators=(",", ":"))).encode()
     path = tree.claude(S1, [assistant(S1, "msg_1", "req_1", usage(10, 10)), raw[:57]])
     first = run(db, tree)
     assert first.incomplete == 1 and first.skipped == {}
@@ -108,14 +110,14 @@ def test_a_half_written_last_line_is_read_when_it_is_whole(db, tree):
 
 
 def test_a_last_line_left_without_its_newline_is_read_once_the_file_is_idle(db, tree):
-    raw = importer.json.dumps(assistant(S1, "msg_1", "req_1", usage(10, 10))).encode()
+    raw = json.dumps(assistant(S1, "msg_1", "req_1", usage(10, 10))).encode()
     path = tree.claude(S1, [raw])  # the tool died before writing the newline
-    old = time.time() - importer.IDLE_S - 60
+    old = time.time() - lines.IDLE_S - 60
     os.utime(path, (old, old))
     result = run(db, tree)
     assert (result.incomplete, result.responses) == (0, 1)
     with open(path, "ab") as fh:  # and if it comes back to it, nothing is lost or doubled
-        fh.write(b"\n" + importer.json.dumps(assistant(S1, "msg_2", "req_2",
+        fh.write(b"\n" + json.dumps(assistant(S1, "msg_2", "req_2",
                                                        usage(1, 1))).encode() + b"\n")
     again = run(db, tree)
     assert (again.skipped, again.responses) == ({}, 1)
@@ -131,7 +133,7 @@ def test_an_archived_rollout_moved_between_imports_counts_once(db, tree):
     archived.parent.mkdir(parents=True)
     os.rename(live, archived)  # `codex archive`
     with open(archived, "ab") as fh:
-        fh.write(importer.json.dumps(token_count("2026-11-20T10:00:05.000Z", (1500, 0, 0, 15, 0),
+        fh.write(json.dumps(token_count("2026-11-20T10:00:05.000Z", (1500, 0, 0, 15, 0),
                                                  last=(500, 0, 0, 5, 0))).encode() + b"\n")
     again = run(db, tree)
     assert again.duplicates == 1 and again.responses == 1

@@ -1,7 +1,7 @@
 """What a tool's file reader works with: the engine's side of the reader contract.
 
 An adapter's reader (see the adapters package) turns its tool's local files into per-response
-records and counts them into the import engine's Book (store/importer.py). This module holds
+records and counts them into the import engine's Book (store/importing/). This module holds
 what both sides share: why a line is skipped (BadLine), decoding a line with msgspec, the
 64-bit identity of a response, what a reader may keep about a file between imports
 (FileRead), and the order of a response's figures.

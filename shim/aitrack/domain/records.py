@@ -46,7 +46,7 @@ class Contribution:
 
 
 class TranscriptSession:
-    """One tool session as its transcripts tell it, counted once (see aitrack.importer).
+    """One tool session as its transcripts tell it, counted once (see aitrack.store.importing).
 
     `usage`: model -> ledger token type (aitrack.tokens) -> tokens, over the whole session so
     far; `metrics`: model -> name -> value, e.g. Claude Code's own `cost_usd` (cost-state).

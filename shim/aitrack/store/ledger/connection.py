@@ -1,0 +1,58 @@
+"""Opening the ledger and writing to it: many aitrack processes at once.
+
+WAL, a busy timeout and `BEGIN IMMEDIATE` let many aitrack runs write at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aitrack.config.private_files import database_uri
+from aitrack.store.migrations import migrate
+
+BUSY_TIMEOUT_MS = 30_000
+IN_LIMIT = 500  # values per `IN (...)` list: well under SQLite's limit on parameters
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """The ledger at `path`, created and migrated as needed."""
+    # 0600 in a 0700 directory whatever the umask, and never through a symbolic link
+    db = sqlite3.connect(database_uri(path), uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                         isolation_level=None, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    _use_wal(db)
+    db.execute("PRAGMA synchronous = FULL")  # accepted means on disk, even on power loss
+    db.execute("PRAGMA foreign_keys = ON")
+    migrate(db)
+    return db
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """WAL mode. While another run is creating the same ledger, switching fails at once with
+    "database is locked" (SQLite does not call the busy handler there): retry until the
+    busy timeout, as every other statement would wait."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
+@contextmanager
+def write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction, taken up front so concurrent writers queue instead of failing."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
