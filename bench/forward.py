@@ -394,7 +394,7 @@ def exit_work(bench: Bench, runs: int) -> dict[str, float]:
     import hashlib
 
     import org_endpoint
-    from aitrack.adapters import generic
+    from aitrack.adapters.generic import telemetry as generic
     from aitrack.capture import commits
     from aitrack.config import paths, profile
     from aitrack.domain import pricing

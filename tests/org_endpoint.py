@@ -465,7 +465,7 @@ def queue(ledger_path: Path, seqs, signal: str = "metrics", pad: int = 0,
     import hashlib
     import os
 
-    from aitrack.adapters import generic
+    from aitrack.adapters.generic import telemetry as generic
     from aitrack.store import ledger
 
     db = ledger.connect(ledger_path)

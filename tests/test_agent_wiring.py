@@ -20,6 +20,7 @@ import pytest
 from agents import agent_bin, codex_provider_args
 from aitrack.adapters.claude import settings as claude
 from aitrack.adapters.codex import settings as codex
+from aitrack.adapters.endpoints import AgentLink
 from aitrack.capture import agent
 from aitrack.config import paths, profile
 from aitrack.install import wiring
@@ -95,6 +96,12 @@ def unwire(env):
     return wiring.unwire(paths.resolve(env), env)
 
 
+def link(port: int, helper: Path | None = None) -> AgentLink:
+    """What a machine-wide snippet (or a user's helper) is made from."""
+    return AgentLink(port, agent.SECRET_HEADER, None, str(helper) if helper else None,
+                     agent.RUN_HEADER, profile.Telemetry())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -128,7 +135,7 @@ def test_install_then_uninstall_gives_back_the_very_bytes(user):
     assert settings["env"]["FOO"] == "bär é" and settings["model"] == "opus"
     assert settings["env"]["OTEL_LOG_USER_PROMPTS"] == "0"
     assert settings["env"]["OTEL_METRICS_INCLUDE_ENTRYPOINT"] == "true"
-    assert settings["otelHeadersHelper"] == str(wiring.helper_file(paths.resolve(user)))
+    assert settings["otelHeadersHelper"] == str(wiring.helper_file(paths.resolve(user), "claude"))
     text = claude_file(user).read_text()
     assert '\t\t"OTEL_LOG_TOOL_DETAILS": "0"\n' in text  # the file's own indentation
     assert '"permissions": { "allow": ["Bash(ls:*)"] }' in text  # the rest untouched
@@ -154,7 +161,7 @@ def test_install_then_uninstall_gives_back_the_very_bytes(user):
     assert snapshot(claude_file(user), codex_file(user)) == before
     assert "restored ~/.claude/settings.json byte for byte" in undone.lines
     assert "restored ~/.codex/config.toml byte for byte" in undone.lines
-    assert not state.exists() and not wiring.helper_file(paths.resolve(user)).exists()
+    assert not state.exists() and not wiring.helper_file(paths.resolve(user), "claude").exists()
     assert not claude.points_at_agent(47318, user) and not codex.points_at_agent(47318, user)
 
 
@@ -397,7 +404,7 @@ def test_managed_settings_win_over_the_user_file(user, tmp_path):
         f"OTEL_EXPORTER_OTLP_ENDPOINT is https://elsewhere.example ({managed})")
     # IT's snippet, as a drop-in, points back at the agent
     dropin = managed.with_name("managed-settings.d") / "aitrack.json"
-    write(dropin, claude.machine_snippet(agent.url(47318), profile.Telemetry(), "linux"))
+    write(dropin, claude.machine_snippet(link(47318), "linux"))
     assert claude.points_at_agent(47318, user)
     assert set(claude.settings_files(user)) == {str(claude_file(user)), str(managed),
                                                 str(dropin.parent)}
@@ -405,7 +412,7 @@ def test_managed_settings_win_over_the_user_file(user, tmp_path):
 
 def test_codex_machine_config_counts_below_the_users(user):
     system = Path(user["AITRACK_CODEX_SYSTEM_DIR"]) / "config.toml"
-    write(system, codex.machine_snippet(agent.url(47318), profile.Telemetry(), None, 47318))
+    write(system, codex.machine_snippet(link(47318), "linux"))
     assert codex.points_at_agent(47318, user)
     write(codex_file(user), '[otel]\nmetrics_exporter = { otlp-http = { endpoint = '
                             '"https://x.example/v1/metrics", protocol = "json" } }\n')
@@ -418,7 +425,7 @@ def test_codex_machine_config_counts_below_the_users(user):
 
 
 def run_helper(env, **more) -> subprocess.CompletedProcess:
-    helper = wiring.helper_file(paths.resolve(env))
+    helper = wiring.helper_file(paths.resolve(env), "claude")
     return subprocess.run([str(helper)], capture_output=True, text=True, timeout=10,
                           env={"PATH": "/usr/bin:/bin", **more})
 
@@ -442,7 +449,7 @@ def test_the_helper_prints_the_key_and_only_a_real_run_id(user, run_id, sent):
     if sent:
         expected["x-aitrack-run"] = run_id
     assert headers == expected
-    assert stat.S_IMODE(wiring.helper_file(paths.resolve(user)).stat().st_mode) == 0o700
+    assert stat.S_IMODE(wiring.helper_file(paths.resolve(user), "claude").stat().st_mode) == 0o700
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX sh helper")
@@ -571,12 +578,13 @@ def test_machine_settings_from_print_settings_work_with_the_real_tools(user, stu
     port = collector.server.server_address[1]
     where = paths.resolve(user)
     agent.ensure_secret(where)
-    wiring.write_helper(where, agent.secret_file(where))  # the user's part: their helper
+    # the user's part: their helper
+    wiring.write_helper(where, "claude", link(port, helper=wiring.helper_file(where, "claude")))
     etc = tmp_path / "etc"
     # the state directory relative to HOME (the default is ~/.local/state/aitrack)
     state_rel = os.path.relpath(where.state_dir, user["HOME"])
     write(etc / "claude-code/managed-settings.d/aitrack.json",
-          claude.machine_snippet(agent.url(port), profile.Telemetry(), "linux", state_rel))
+          claude.machine_snippet(link(port), "linux", state_rel))
     machine_codex = home.run("agent", "print-settings", "codex", "--port", str(port))
     assert machine_codex.returncode == 0, machine_codex.stderr
     write(etc / "codex/config.toml", machine_codex.stdout)
@@ -595,7 +603,7 @@ def test_machine_settings_from_print_settings_work_with_the_real_tools(user, stu
     assert all("x-aitrack-key" not in h for _, h in collector.seen)  # no key in a shared file
     # a user who has no agent (no helper): Claude Code starts quietly, exporting without a key
     del collector.seen[:]
-    wiring.helper_file(where).unlink()
+    wiring.helper_file(where, "claude").unlink()
     ran = in_private_etc(etc, tmp_path / "ov3", argv, env=env, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert "otelHeadersHelper" not in ran.stderr
@@ -808,6 +816,6 @@ def test_doctor_managed_settings_from_print_settings_pass(user):
     from aitrack.install import doctor
 
     write(Path(user["AITRACK_CLAUDE_MANAGED_SETTINGS"]),
-          claude.machine_snippet(agent.url(47318), profile.Telemetry(), "linux"))
+          claude.machine_snippet(link(47318), "linux"))
     check = doctor.check_managed_settings(doctor_context(user), "claude")
     assert check.status == "PASS" and "aitrack agent" in check.summary

@@ -14,12 +14,17 @@ from aitrack import __version__
 from aitrack.cli import cli
 
 
+def sub(group: click.Group, name: str) -> click.Command:
+    """A subcommand as click finds it (the top group loads a command's module on demand)."""
+    return group.get_command(click.Context(group), name)
+
+
 def walk(command: click.Command, path: tuple[str, ...] = ()):
     """(path, command) for the root and every command and subcommand under it."""
     yield path, command
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
-            yield from walk(sub, (*path, name))
+        for name in command.list_commands(click.Context(command)):
+            yield from walk(sub(command, name), (*path, name))
 
 
 COMMANDS = list(walk(cli))
@@ -30,7 +35,7 @@ def help_text(path: tuple[str, ...]) -> str:
     ctx = click.Context(cli, info_name="aitrack")
     command = cli
     for name in path:
-        command = command.commands[name]
+        command = sub(command, name)
         ctx = click.Context(command, info_name=name, parent=ctx)
     return command.get_help(ctx)
 
@@ -70,7 +75,7 @@ def test_help_lists_every_command(home, flag):
     assert "Examples:" in result.stdout
     listed = {line.split()[0] for line in
               result.stdout.split("Commands:")[1].splitlines() if line.strip()}
-    assert listed == set(cli.commands)
+    assert listed == set(cli.list_commands(click.Context(cli)))
 
 
 def test_run_help_is_aitracks_own(home):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import sys
 
-WRAP_COMMANDS = ("claude", "codex", "run")
+from aitrack.adapters import TOOLS
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    # claude/codex get every argument verbatim, --help included; `aitrack run --help` is ours
-    if argv and argv[0] in WRAP_COMMANDS and not (argv[0] == "run" and argv[1:2] == ["--help"]):
-        from aitrack.capture.wrap import main as wrap_main
+    # a tool gets every argument verbatim, --help included; `aitrack run --help` is ours
+    if argv and (argv[0] in TOOLS or argv[0] == "run" and argv[1:2] != ["--help"]):
+        from aitrack.capture.wrap import main as wrap_main  # only for a wrapped run: lean
 
         code = wrap_main(argv[0], argv[1:])
         # Everything aitrack keeps is committed by now; a regular interpreter shutdown with
@@ -20,6 +20,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    from aitrack.cli import cli
+    from aitrack.cli import cli  # click and the CLI: never for a wrapped run
 
     cli.main(args=argv, prog_name="aitrack")

@@ -1,38 +1,55 @@
-"""One adapter per wrapped tool: how to point it at the receiver and read its usage.
+"""The tools aitrack knows: one package per tool, registered here (TOOLS), and what a tool
+package provides. docs/adding-a-tool.md is the checklist for adding one.
 
-An adapter package provides, in its `__init__` (the start-up path: standard minimum imports):
-  NAME: str                   the tool's name in the ledger
+Everything tool-specific (names, environment variables, settings files, metric names, token
+semantics, counting rules) lives in the tool's package and nowhere else. The core asks for a
+tool's parts through `load` and `part`; tests/test_adapter_contract.py checks every registered
+tool against this contract.
+
+`adapters/<tool>/__init__.py`, required: what the wrapper needs before the tool starts
+(standard library only, nothing heavy: it is on the start-up path of `aitrack <tool>`):
+  NAME: str                   the tool's name in the ledger, the wrapper and the shims
+  TITLE: str                  how people call it ("Claude Code")
   EXECUTABLE: str | None      the binary to look up on PATH (None: given on the command line)
   BIN_ENV: str | None         environment variable overriding the binary's path
   SERVICE_NAMES: tuple        OTLP `service.name`s its telemetry arrives with (at the agent)
-  REPORTS_CONTRIBUTIONS: bool whether the tool reports its own lines and commits; when it
-                              does not, a wrapped run's commits are read from git at its end
+  REPORTS_CONTRIBUTIONS: bool whether it reports its own lines and commits (else a wrapped
+                              run's commits are read from git at its end)
   WITHOUT_AGENT: str          how a run is captured when the tool's settings do not point at
-                              the agent: "receiver" (a per-run receiver, `prepare` below) or
-                              "transcript" (nothing is told to the tool: its transcripts are
-                              read at exit)
-  TELLS_RUN: bool             with the agent, whether the tool's telemetry names the wrapper's
-                              run (then the agent hears of the run at its start)
-  prepare(args, env, sink) -> (args, env)
-                              the child's arguments and environment for a per-run receiver
+                              the agent: "receiver" (a per-run receiver, told through
+                              `prepare`) or "transcript" (nothing is told to the tool: its
+                              local files are read when it exits)
+  TELLS_RUN: bool             with the agent, whether its telemetry names the wrapper's run
+  EXAMPLE: str                arguments for the example in `aitrack TOOL --help`
+  DEFAULT_MODELS: tuple       the models it uses when told none (each must be priced)
   is_session(args) -> bool    False for invocations that run no session (--version, --help)
-  contributions(point, delta) -> list[Contribution]
-                              what a metric datapoint adds to the session's ledger
-  log_contributions(attrs, prices) -> list[Contribution]
-                              what a log record adds (prices: for long-context tiers, or None)
-  tool_session_id(attrs) -> str | None
-                              the tool's own session id in datapoint/log attributes
-  entrypoint(attrs) -> str | None
-                              where the session runs (terminal, IDE, app...), from resource,
-                              datapoint or log attributes
-and, off the start-up path, `locate` (where its transcripts are; the sessions a run ran),
-`transcripts` (reading them) and `settings` (pointing its own settings at the agent).
+  prepare(args, env, sink)    required with WITHOUT_AGENT == "receiver": the child's
+       -> (args, env)         arguments and environment pointing at the per-run receiver
+and its counting rules, in its docstring: which source counts what, and every request one
+source sees and another does not.
+
+Optional parts, each a module of the package (`part(tool, name)`):
+  telemetry     what its OTLP payloads add to the ledger: contributions(point, delta),
+                log_contributions(attrs, prices), tool_session_id(attrs), entrypoint(attrs)
+                (the generic package's when the tool has none)
+  locate        where its local files are: transcript_roots(env), and
+                run_sessions(cwd, started, ended, env) -> [(tool session id, path)], the
+                sessions a wrapped run ran
+  transcripts   the reader `aitrack import` uses (the contract: store/importing/__init__.py)
+  settings      its user settings wired to the per-user agent (`aitrack agent install`):
+                the contract is in install/wiring/__init__.py
+
+`generic` is not a registered tool: it is `aitrack run`'s adapter and the fallback for
+telemetry no tool claims.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+
+# The registered tools, in the order people see them (reports, doctor, shims).
+TOOLS = ("claude", "codex")
 
 
 class Sink:
@@ -53,16 +70,14 @@ class Sink:
         return f"{self.base_url}/v1/{signal}"
 
 
-TOOLS = ("claude", "codex")  # the tools with adapters of their own; others are generic
-
-
 def load(name: str) -> ModuleType:
+    """A tool's package (or `generic`)."""
     return importlib.import_module(f"aitrack.adapters.{name}")
 
 
 def part(name: str, part: str) -> ModuleType | None:
-    """One of a tool's optional parts (`locate`, `transcripts`, `settings`), or None when the
-    tool has none."""
+    """One of a tool's optional parts (`telemetry`, `locate`, `transcripts`, `settings`), or
+    None when the tool has none."""
     try:
         return importlib.import_module(f"aitrack.adapters.{name}.{part}")
     except ModuleNotFoundError as exc:
@@ -71,10 +86,21 @@ def part(name: str, part: str) -> ModuleType | None:
         return None
 
 
+def with_part(part_name: str) -> tuple[str, ...]:
+    """The registered tools that have this part, in registry order."""
+    return tuple(t for t in TOOLS if part(t, part_name) is not None)
+
+
 def for_service(service_name: str | None) -> ModuleType:
-    """The adapter of a tool by the `service.name` its telemetry carries (generic if none)."""
+    """The package of the tool whose telemetry carries this `service.name` (else generic)."""
     for name in TOOLS:
         adapter = load(name)
         if service_name in adapter.SERVICE_NAMES:
             return adapter
     return load("generic")
+
+
+def telemetry(name: str) -> ModuleType:
+    """What a tool's telemetry means (the generic mapping for a tool without its own)."""
+    return part(name if name in TOOLS else "generic", "telemetry") or part("generic",
+                                                                          "telemetry")

@@ -1,8 +1,11 @@
-"""The agent's URL as the tools' settings name it, and URLs shown without their secrets."""
+"""How a tool's settings reach the agent (AgentLink), the agent's URL as they name it, and
+URLs and OTLP headers shown without their secrets."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Any
 
 
 def agent_url(port: int) -> str:
@@ -14,3 +17,46 @@ def shown(url: str) -> str:
     """A URL without credentials, path or query (where some endpoints take a key)."""
     m = re.match(r"^([a-zA-Z][\w+.-]*://)(?:[^@/?#]*@)?([^/?#]*)", url)
     return f"{m.group(1)}{m.group(2)}" if m else "a non-URL value"
+
+
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+
+
+def header_names(value: str) -> list[str]:
+    """Names in an OTLP headers value (`k=v,k2=v2`); the values are never kept. A part that
+    is not `name=value` may be a bare token: it is named "?"."""
+    names = []
+    for item in value.split(","):
+        name, sep, _ = item.partition("=")
+        if item.strip():
+            names.append(name.strip() if sep and HEADER_NAME.fullmatch(name.strip()) else "?")
+    return names
+
+
+@dataclass(frozen=True)
+class AgentLink:
+    """What a tool's settings need to send their telemetry to this user's agent; each tool
+    takes what its settings can hold (a static key header, or a headers helper)."""
+
+    port: int
+    key_header: str  # the header that carries the agent's key
+    key: str | None  # the key, for settings that hold static headers (never a shared file)
+    helper: str | None  # the tool's headers helper (a script that prints the key), if any
+    run_header: str  # the header naming a wrapper's run (helpers add it)
+    telemetry: Any  # the profile's [telemetry] (export intervals, prompts on or off)
+    environment: str | None = None  # the profile's `environment` attribute
+
+    @property
+    def url(self) -> str:
+        return agent_url(self.port)
+
+
+@dataclass
+class Found:
+    """What a tool's settings did before the first install, for a note (never a value):
+    where they sent telemetry, which header settings hold a value (a token, often), and
+    which settings of the user's aitrack replaces."""
+
+    endpoint: str | None = None
+    plaintext_headers: list[str] | None = None
+    replaced: list[str] | None = None

@@ -160,7 +160,7 @@ class Processor:
         from aitrack.egress import otlp
 
         try:
-            payload, adapter = self._decode(receiver, run_id, signal, content_type, body)
+            payload, telemetry = self._decode(receiver, run_id, signal, content_type, body)
         except otlp.MalformedPayload as exc:
             self._fail(row_id, str(exc))
             return
@@ -170,7 +170,7 @@ class Processor:
                           "a bug in aitrack, please report it; it is kept in the inbox")
             return
         queued = signal in self.context.forward_signals and self.context.egress.raw
-        if ledger.accept(self.db, payload, adapter, queue=queued, prices=self.context.prices,
+        if ledger.accept(self.db, payload, telemetry, queue=queued, prices=self.context.prices,
                          consumed=row_id):
             self.processed += 1
             if queued:
@@ -188,8 +188,9 @@ class Processor:
             adapter = adapters.for_service(resource.get("service.name"))
             tool = adapter.NAME if adapter.SERVICE_NAMES else (
                 resource.get("service.name") or "unknown")
+            telemetry = adapters.telemetry(adapter.NAME)
         else:
-            adapter = adapters.load(tool if tool in adapters.TOOLS else "generic")
+            telemetry = adapters.telemetry(tool)
         otlp.enforce_resource(request, self.context.attributes)
         points = list(otlp.points(request)) if signal == "metrics" else []
         logs = [ledger.LogRecord(attrs, t / 1e9) for attrs, t in otlp.log_records(request)] \
@@ -203,10 +204,10 @@ class Processor:
             digest=hashlib.sha256(f"{receiver}\0{signal}\0".encode() + body).digest(),
             points=points, logs=logs, receiver=receiver, run_id=run_id, tool=tool,
             tool_version=resource.get("service.version"),
-            entrypoint=adapter.entrypoint(resource),
+            entrypoint=telemetry.entrypoint(resource),
             attributes=self.context.attributes,
             started_hint=min(starts) if starts else None)
-        return payload, adapter
+        return payload, telemetry
 
     def _run_tool(self, run_id: str | None) -> str | None:
         if not run_id:

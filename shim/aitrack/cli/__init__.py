@@ -1,15 +1,29 @@
-"""The command-line surface: thin click commands over plain functions."""
+"""The command-line surface: thin click commands over plain functions.
+
+Each command family is a module of this package, loaded only when one of its commands runs
+(or `--help` lists them): `aitrack statusline` must not pay for `doctor`'s imports. So a
+command module imports its work at the top.
+"""
 
 from __future__ import annotations
 
 import click
 
-from aitrack import __version__
-from aitrack.cli import paths_cmd, profile_cmd, token_cmd, wrap_cmd
+from aitrack import __version__, adapters
 from aitrack.cli.common import AitrackGroup
 
+# command name -> the module that registers it
+COMMANDS = {
+    **{tool: "wrap_cmd" for tool in (*adapters.TOOLS, "run")},
+    "agent": "agent_cmd", "dashboard": "dashboard_cmd", "doctor": "doctor_cmd",
+    "flush": "flush_cmd", "import": "import_cmd", "paths": "paths_cmd",
+    "prices": "prices_cmd", "profile": "profile_cmd", "report": "report_cmd",
+    "shims": "shims_cmd", "token": "token_cmd",
+}
 
-@click.group(cls=AitrackGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=AitrackGroup, lazy=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="aitrack")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
 @click.pass_context
@@ -24,18 +38,3 @@ def cli(ctx: click.Context, debug: bool) -> None:
       aitrack doctor                          # what is wrong and how to fix it
     """
     ctx.obj = {"debug": debug}
-
-
-for module in (wrap_cmd, paths_cmd, profile_cmd, token_cmd):
-    module.register(cli)
-
-# One module per command family; a name without its module yet is skipped (being built).
-for name in ("report_cmd", "flush_cmd", "doctor_cmd", "shims_cmd", "agent_cmd", "import_cmd",
-             "prices_cmd", "dashboard_cmd"):
-    try:
-        module = __import__(f"aitrack.cli.{name}", fromlist=["register"])
-    except ModuleNotFoundError as exc:  # a command still being built
-        if exc.name != f"aitrack.cli.{name}":
-            raise
-        continue
-    module.register(cli)

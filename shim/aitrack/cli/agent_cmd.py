@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from aitrack import adapters
 from aitrack.cli.common import UserError, echo_json, load_profile
 
 OS_NAMES = ("linux", "macos", "windows")
@@ -209,7 +210,7 @@ def uninstall_cmd(as_json: bool) -> None:
 
 
 @agent_group.command("print-settings")
-@click.argument("tool", type=click.Choice(["claude", "codex"]))
+@click.argument("tool", type=click.Choice(adapters.TOOLS))
 @click.option("--port", type=click.IntRange(1024, 65535),
               help="The agent's port (default: the profile's [agent] port).")
 @click.option("--os", "os_name", type=click.Choice(OS_NAMES),
@@ -230,19 +231,17 @@ def print_settings_cmd(tool: str, port: int | None, os_name: str | None) -> None
       aitrack agent print-settings claude > /etc/claude-code/managed-settings.d/aitrack.json
       aitrack agent print-settings codex --port 47400
     """
-    from aitrack.adapters.claude import settings as claude  # lazy
-    from aitrack.adapters.codex import settings as codex  # lazy
+    from aitrack.adapters.endpoints import AgentLink  # lazy
     from aitrack.capture import agent  # lazy
 
     profile = load_profile()
-    port = port or profile.agent.port
-    url = agent.url(port)
-    if tool == "claude":
-        click.echo(claude.machine_snippet(url, profile.telemetry, os_name or _this_os()),
-                   nl=False)
-    else:
-        click.echo(codex.machine_snippet(url, profile.telemetry,
-                                         profile.attributes.get("environment"), port), nl=False)
+    # a file every user reads: it names no key and no user's helper
+    link = AgentLink(port or profile.agent.port, agent.SECRET_HEADER, None, None,
+                     agent.RUN_HEADER, profile.telemetry, profile.attributes.get("environment"))
+    settings = adapters.part(tool, "settings")
+    if not hasattr(settings, "machine_snippet"):
+        raise UserError(f"{tool} has no machine-wide settings aitrack can write")
+    click.echo(settings.machine_snippet(link, os_name or _this_os()), nl=False)
 
 
 def register(cli: click.Group) -> None:

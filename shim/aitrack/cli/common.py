@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import importlib
 import json
+import os
 import sys
+from datetime import date
 from typing import Any
 
 import click
+
+from aitrack.config import paths, profile
+from aitrack.config.private_files import LinkRefused
 
 
 class UserError(click.ClickException):
@@ -17,7 +24,21 @@ class UserError(click.ClickException):
 
 
 class AitrackGroup(click.Group):
-    """Turns unexpected exceptions into one line unless --debug is given."""
+    """Loads a command's module when the command is asked for (`lazy`: name -> module of
+    aitrack.cli with a `register(group)`), and turns unexpected exceptions into one line
+    unless --debug is given."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy:
+            importlib.import_module(f"aitrack.cli.{self.lazy[name]}").register(self)
+        return self.commands.get(name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -43,11 +64,6 @@ SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 
 def storage_problem(exc: BaseException) -> str | None:
     """One line saying what is wrong with the ledger or the disk under it, and the fix; None
     when `exc` is about something else."""
-    import errno
-
-    from aitrack.config import paths
-    from aitrack.config.private_files import LinkRefused
-
     if isinstance(exc, LinkRefused):
         return exc.strerror
     disk_errors = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS)
@@ -75,8 +91,6 @@ def storage_problem(exc: BaseException) -> str | None:
 
 
 def _disk_full(directory) -> bool:
-    import os
-
     try:
         st = os.statvfs(directory)
     except (OSError, AttributeError):
@@ -90,8 +104,6 @@ def echo_json(data: Any) -> None:
 
 def load_profile():
     """The effective profile, printing its problems (one line each) to stderr."""
-    from aitrack.config import paths, profile
-
     p = profile.load(paths.resolve())
     for problem in p.problems:
         click.echo(f"aitrack: {problem}", err=True)
@@ -102,8 +114,6 @@ def parse_date(ctx: click.Context, param: click.Parameter, value: str | None):
     """A click callback: an ISO date (YYYY-MM-DD), or None."""
     if value is None:
         return None
-    from datetime import date
-
     try:
         return date.fromisoformat(value)
     except ValueError:

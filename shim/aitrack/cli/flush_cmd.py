@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from aitrack.cli.common import UserError, echo_json, load_profile
+from aitrack.config import paths
+from aitrack.egress.flush import FlushError, drain
+from aitrack.egress.forward_log import eviction_line, size
 
 
 @click.command("flush")
@@ -27,9 +30,6 @@ def flush(ctx: click.Context, as_json: bool, retry_dead: bool, timeout_s: float)
       aitrack flush
       aitrack flush --retry-dead --json
     """
-    from aitrack.config import paths
-    from aitrack.egress.flush import FlushError, drain
-    from aitrack.egress.forward_log import size
 
     debug = bool((ctx.obj or {}).get("debug"))
     profile = load_profile()
@@ -56,8 +56,6 @@ def flush(ctx: click.Context, as_json: bool, retry_dead: bool, timeout_s: float)
         click.echo(f"sent {out.sent} payload(s) ({size(out.sent_bytes)}) to {report.endpoint}; "
                    f"pending {c.pending} ({size(c.pending_bytes)}), dead {c.dead}")
         if report.eviction is not None:
-            from aitrack.egress.forward_log import eviction_line
-
             click.echo(f"aitrack: {eviction_line(report.eviction)}", err=True)
         if out.partial_rejected:
             click.echo(f"aitrack: the endpoint accepted the telemetry but rejected "

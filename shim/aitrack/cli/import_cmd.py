@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import click
 
 from aitrack.cli.common import UserError, echo_json, load_profile, parse_date
+from aitrack.config import paths
+from aitrack.egress import normalized
+from aitrack.store import importer
 
 
 @click.command("import")
@@ -32,10 +37,7 @@ def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
       aitrack import --tool codex --since 2026-01-01
       aitrack import --dry-run --json         # what would be imported, as JSON
     """
-    import sqlite3
 
-    from aitrack.config import paths
-    from aitrack.store import importer
 
     profile = load_profile()
     ledger_path = paths.resolve().ledger
@@ -63,7 +65,6 @@ def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
 def _queue_usage_metrics(db, profile) -> None:
     """aitrack's usage metrics for what is now due (imported sessions only where the profile
     sets `forward_imported`); they leave with the next run, the agent or `aitrack flush`."""
-    from aitrack.egress import normalized
 
     try:
         normalized.emit(db, profile)

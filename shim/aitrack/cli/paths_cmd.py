@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from aitrack.cli.common import echo_json
+from aitrack.config import paths
 
 
 @click.command("paths")
@@ -14,7 +15,6 @@ def paths_command(as_json: bool) -> None:
     Example:
       aitrack paths --json
     """
-    from aitrack.config import paths
 
     locations = paths.resolve().as_dict()
     if as_json:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from aitrack.cli.common import UserError, echo_json, load_profile
-
-if TYPE_CHECKING:
-    from aitrack.domain.pricing import PriceTable
+from aitrack.config import paths
+from aitrack.domain import pricing
+from aitrack.domain.pricing import PriceTable
 
 KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 
@@ -28,7 +29,6 @@ def _rates(p: Any) -> dict[str, float]:
 
 def describe(table: PriceTable, model: str, origins: dict[str, str] | None = None) -> dict:
     """What `aitrack prices` says about one model, as the JSON it prints."""
-    from aitrack.domain import pricing
 
     price = table.price_for(model)
     out: dict[str, Any] = {"model": model, "priced": price is not None}
@@ -120,10 +120,7 @@ def prices(models: tuple[str, ...], as_json: bool) -> None:
       aitrack prices us.anthropic.claude-sonnet-4-5-20250929-v1:0
       aitrack prices --json | jq '.models[] | select(.priced | not)'
     """
-    import sqlite3
 
-    from aitrack.config import paths
-    from aitrack.domain import pricing
 
     profile = load_profile()
     table = pricing.load(profile.prices)

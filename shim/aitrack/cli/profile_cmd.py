@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import click
+import tomlkit
 
 from aitrack.cli.common import UserError, echo_json, load_profile
+from aitrack.config.identity import default_origins, resource_attributes
+from aitrack.config.schema import ProfileError, read_file
 
 
 @click.group("profile")
@@ -28,7 +33,6 @@ def show(as_json: bool, origin: bool) -> None:
     Example:
       aitrack profile show --origin
     """
-    from aitrack.config.identity import default_origins, resource_attributes
 
     p = load_profile()
     data = p.as_dict()
@@ -58,14 +62,11 @@ def show(as_json: bool, origin: bool) -> None:
 
 
 def _toml_key(key: str) -> str:
-    import json
-    import re
 
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
 
 
 def _toml_value(value) -> str:
-    import tomlkit
 
     if isinstance(value, dict):  # headers, a model's prices: one line, not a [table] body
         table = tomlkit.inline_table()
@@ -83,7 +84,6 @@ def validate(file: Path) -> None:
     Example:
       aitrack profile validate profiles/cloudwatch.toml
     """
-    from aitrack.config.schema import ProfileError, read_file
 
     if not file.exists():
         raise UserError(f"{file}: no such file")

@@ -5,6 +5,8 @@ import sys
 import click
 
 from aitrack.cli.common import UserError, echo_json, load_profile
+from aitrack.config import keychain, paths, profile
+from aitrack.config.schema import SIGNALS
 
 ACCOUNT_HELP = ("Keychain entry to use (default: the profile's endpoint.keychain_account); "
                 "name a signal's own account, e.g. endpoint.logs_keychain_account, here.")
@@ -63,7 +65,6 @@ def set_token(ctx: click.Context, account: str | None) -> None:
     Example:
       printf %s "$TOKEN" | aitrack token set
     """
-    from aitrack.config import keychain
 
     if ctx.args:
         raise UserError("`token set` takes no argument but --account: the token comes from stdin "
@@ -88,7 +89,6 @@ def set_token(ctx: click.Context, account: str | None) -> None:
 
 def _unused(account: str) -> str | None:
     """Why nothing would send the token of `account`, when nothing would."""
-    from aitrack.config import paths, profile
 
     endpoint = profile.load(paths.resolve()).endpoint  # its problems were printed already
     if endpoint is None:
@@ -116,7 +116,6 @@ def status(account: str | None, as_json: bool) -> None:
       aitrack token status --json
       aitrack token status --account cloudwatch-logs
     """
-    from aitrack.config import keychain
 
     endpoint = None if account else load_profile().endpoint
     name = account or (endpoint.keychain_account if endpoint else "default")
@@ -160,8 +159,6 @@ def delete(account: str | None) -> None:
       aitrack token delete
       aitrack token delete --account cloudwatch-logs
     """
-    from aitrack.config import keychain
-    from aitrack.config.schema import SIGNALS
 
     if account:
         names = [account]

@@ -1,41 +1,32 @@
-"""Help entries for the wrapped tools. Real runs are dispatched in entry.py, before click."""
+"""Help entries for the wrapped tools, one per registered tool, and `aitrack run`. Real runs
+are dispatched in entry.py, before click."""
 
 from __future__ import annotations
 
 import click
+
+from aitrack import adapters
+from aitrack.capture.wrap import main
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
                 "help_option_names": []}
 
 
 def _run(tool: str, args: list[str]) -> None:
-    from aitrack.capture.wrap import main
-
     raise SystemExit(main(tool, args))
 
 
-@click.command("claude", context_settings=PASS_THROUGH)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def claude(args: tuple[str, ...]) -> None:
-    """Run Claude Code, tracked. Every argument goes to claude unchanged.
+def tool_command(tool: str) -> click.Command:
+    """`aitrack TOOL ARGS...`: every argument goes to the tool (its --help too)."""
+    adapter = adapters.load(tool)
 
-    \b
-    Example:
-      aitrack claude -p "summarise the last commit" --max-turns 1
-    """
-    _run("claude", list(args))
+    def run_tool(args: tuple[str, ...]) -> None:
+        _run(tool, list(args))
 
-
-@click.command("codex", context_settings=PASS_THROUGH)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def codex(args: tuple[str, ...]) -> None:
-    """Run OpenAI Codex, tracked. Every argument goes to codex unchanged.
-
-    \b
-    Example:
-      aitrack codex exec "fix the failing test"
-    """
-    _run("codex", list(args))
+    help_text = (f"Run {adapter.TITLE}, tracked. Every argument goes to {adapter.EXECUTABLE} "
+                 f"unchanged.\n\n\b\nExample:\n  aitrack {tool} {adapter.EXAMPLE}\n")
+    return click.command(tool, context_settings=PASS_THROUGH, help=help_text)(
+        click.argument("args", nargs=-1, type=click.UNPROCESSED)(run_tool))
 
 
 @click.command("run", context_settings={"ignore_unknown_options": True})
@@ -46,11 +37,12 @@ def run(name: str | None, command: tuple[str, ...]) -> None:
 
     \b
     Example:
-      aitrack run --name gemini -- gemini -p "hello"
+      aitrack run --name mytool -- mytool -p "hello"
     """
     _run("run", (["--name", name] if name else []) + ["--", *command])
 
 
 def register(cli: click.Group) -> None:
-    for command in (claude, codex, run):
-        cli.add_command(command)
+    for tool in adapters.TOOLS:
+        cli.add_command(tool_command(tool))
+    cli.add_command(run)

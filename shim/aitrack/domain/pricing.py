@@ -27,6 +27,7 @@ long-context tier stays the shipped one: profiles cannot set tiers).
 from __future__ import annotations
 
 import re
+import sqlite3
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -277,8 +278,6 @@ def _tier(keys: Mapping[str, Any]) -> Tier:
 
 def ledger_models(ledger: Path) -> list[str]:
     """Every model the ledger holds usage for, read-only; none when there is no ledger yet."""
-    import sqlite3
-
     if not ledger.exists():
         return []
     db = sqlite3.connect(f"{ledger.resolve().as_uri()}?mode=ro", uri=True, timeout=5)

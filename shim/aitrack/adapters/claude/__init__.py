@@ -1,43 +1,42 @@
-"""Claude Code: telemetry switched on and pointed at a receiver through the environment.
+"""Claude Code: what aitrack needs before the tool starts, and how it points it at a receiver.
 
-Token types map directly: Claude's `input` already excludes cache reads and writes. Usage is
-counted from `claude_code.token.usage`; the per-request `api_request` log events add what
-aggregates cannot tell: the 1-hour share of cache writes and long-context requests.
+Telemetry is switched on and pointed at a per-run receiver through the environment (without
+the agent), or by Claude Code's own user settings (settings.py, with the agent). What the
+telemetry means is in telemetry.py; the transcripts in locate.py and transcripts.py.
+
+Counting rules (every billed request once):
+- Token types map directly: Claude's `input` already excludes cache reads and writes.
+- Telemetry: usage from `claude_code.token.usage`; the per-request `api_request` log events
+  add what aggregates cannot tell (the 1-hour share of cache writes, long-context requests).
+- Transcripts: one response is several `assistant` lines; the largest line of a
+  (message.id, requestId) counts, once across every file (transcripts.py says why).
+- `<synthetic>` lines (API errors, usage-limit notices) are not billed.
+- Claude Code's own `cost-state` line is the session's cost of record where present.
 """
 
 from __future__ import annotations
 
 from aitrack.adapters import Sink, otel_env
-from aitrack.domain import tokens
-from aitrack.domain.records import Contribution, Point
 
 NAME = "claude"
+TITLE = "Claude Code"
 EXECUTABLE = "claude"
 BIN_ENV = "AITRACK_CLAUDE_BIN"
+EXAMPLE = '-p "summarise the last commit" --max-turns 1'  # for `aitrack claude --help`
 # without an agent: a per-run receiver, or only the transcripts read at exit
 WITHOUT_AGENT = "receiver"
 # with the agent: its telemetry names the wrapper's run (the headers helper sends
 # AITRACK_SESSION_ID as the run header)
 TELLS_RUN = True
 SERVICE_NAMES = ("claude-code",)
+# what it runs when told no model (checked with 2.1.328): priced in domain/prices.toml
+DEFAULT_MODELS = ("claude-opus-5-5",)
 # claude_code.lines_of_code.count, commit.count, pull_request.count: git is not asked
 REPORTS_CONTRIBUTIONS = True
 
-_TOKEN_TYPES = {"input": "input", "output": "output", "cacheRead": "cache_read",
-                "cacheCreation": "cache_creation"}
-_COUNTERS = {
-    "claude_code.commit.count": "commits",
-    "claude_code.pull_request.count": "pull_requests",
-    "claude_code.active_time.total": "active_time_s",
-}
-_DECISIONS = {"accept": "accept", "reject": "reject"}
 # claude subcommands and flags that run no session
 _NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "update", "doctor", "install",
                            "migrate-installer", "setup-token", "config", "mcp", "plugin"))
-# api_request attributes -> the request's figures in ledger token types
-_REQUEST = {"input_tokens": "input", "output_tokens": "output",
-            "cache_read_tokens": "cache_read", "cache_creation_tokens": "cache_creation",
-            "cache_creation_1h_tokens": "cache_creation_1h"}
 
 
 def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str], dict[str, str]]:
@@ -52,44 +51,3 @@ def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str]
 
 def is_session(args: list[str]) -> bool:
     return not (args and args[0] in _NOT_SESSIONS)
-
-
-def contributions(point: Point, delta: float) -> list[Contribution]:
-    model = point.attrs.get("model", "")
-    name = point.metric
-    if name == "claude_code.token.usage":
-        token_type = _TOKEN_TYPES.get(point.attrs.get("type", ""))
-        return [Contribution("tokens", model, token_type, delta)] if token_type else []
-    if name == "claude_code.cost.usage":
-        return [Contribution("metric", model, "cost_usd", delta)]
-    if name == "claude_code.lines_of_code.count":
-        kind = point.attrs.get("type")
-        return [Contribution("metric", "", f"lines_{kind}", delta)] if kind in (
-            "added", "removed") else []
-    if name in _COUNTERS:
-        return [Contribution("metric", "", _COUNTERS[name], delta)]
-    if name == "claude_code.code_edit_tool.decision":
-        decision = _DECISIONS.get(point.attrs.get("decision", ""))
-        tool = point.attrs.get("tool_name") or point.attrs.get("tool") or "unknown"
-        return [Contribution("decision", tool, decision, delta)] if decision else []
-    return []
-
-
-def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
-    """The subsets of one API request's usage (its base figures come from the metrics)."""
-    if attrs.get("event.name") != "api_request":
-        return []
-    model = attrs.get("model", "")
-    request = {t: tokens.count(attrs.get(k)) for k, t in _REQUEST.items()}
-    return [Contribution("tokens", model, t, v)
-            for t, v in tokens.request(request, model, prices).items() if t in tokens.SUBSETS]
-
-
-def tool_session_id(attrs: dict[str, str]) -> str | None:
-    """The tool's own session id, from datapoint or log record attributes."""
-    return attrs.get("session.id") or None
-
-
-def entrypoint(attrs: dict[str, str]) -> str | None:
-    """cli, sdk-cli, claude-vscode, claude-desktop... (`app.entrypoint`)."""
-    return attrs.get("app.entrypoint") or None

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aitrack.adapters.claude import locate
-from aitrack.adapters.endpoints import agent_url, shown
+from aitrack.adapters.endpoints import AgentLink, Found, agent_url, header_names, shown
 from aitrack.adapters.json_doc import MISSING, JsonDoc
 
 NAME = "claude"
@@ -94,12 +94,23 @@ def wanted_env(url: str, telemetry) -> dict[str, str]:
     }
 
 
-def wanted(url: str, helper: str, telemetry) -> dict[tuple[str, ...], Any]:
-    """Key path -> value aitrack sets in the user settings file (MISSING: removes it)."""
-    out: dict[tuple[str, ...], Any] = {("env", k): v for k, v in wanted_env(url, telemetry).items()}
+def wanted(link: AgentLink) -> dict[tuple[str, ...], Any]:
+    """Key path -> value aitrack sets in the user settings file (MISSING: removes it). The
+    agent's key comes from the headers helper, never from the file."""
+    out: dict[tuple[str, ...], Any] = {("env", k): v
+                                       for k, v in wanted_env(link.url, link.telemetry).items()}
     out.update({("env", k): MISSING for k in REMOVED})
-    out[(HELPER_KEY,)] = helper
+    out[(HELPER_KEY,)] = link.helper
     return out
+
+
+def found(doc: JsonDoc, link: AgentLink) -> Found:
+    """What the user's file did that the first install changes (for a note)."""
+    data = doc.value()
+    block = data.get("env") if isinstance(data.get("env"), dict) else {}
+    endpoint = str(block.get(ENDPOINT_KEY) or "")
+    return Found(endpoint if endpoint and endpoint.rstrip("/") != link.url else None,
+                 plaintext_headers(block), [HELPER_KEY] if data.get(HELPER_KEY) else [])
 
 
 def raw(value: Any) -> str:
@@ -115,12 +126,12 @@ _RUN_ID = "[0-9a-fA-F]" * 32
 _SECRET_OK = "[!A-Za-z0-9_-]"  # a key made of other characters is never printed (no JSON injection)
 
 
-def helper_script(secret_path: Path, key_header: str, run_header: str,
-                  windows: bool | None = None) -> str:
+def helper_script(link: AgentLink, secret_path: Path, windows: bool | None = None) -> str:
     """`otelHeadersHelper`: the agent's key from its file, and the wrapper's run id when the
     environment holds one (32 hex digits, nothing else: it must not be able to inject JSON).
     POSIX sh, no Python start-up; a missing or odd key prints `{}` (Claude Code then exports
     without it, and nothing is shown to the user)."""
+    key_header, run_header = link.key_header, link.run_header
     windows = sys.platform == "win32" if windows is None else windows
     if windows:  # untested: Windows
         return "\r\n".join([
@@ -179,9 +190,9 @@ def machine_helper(os_name: str, state_rel: str | None = None) -> str:
             "echo '{}'")
 
 
-def machine_snippet(url: str, telemetry, os_name: str, state_rel: str | None = None) -> str:
+def machine_snippet(link: AgentLink, os_name: str, state_rel: str | None = None) -> str:
     """managed-settings.json content (or a managed-settings.d/ drop-in) IT deploys."""
-    return json.dumps({"env": wanted_env(url, telemetry),
+    return json.dumps({"env": wanted_env(link.url, link.telemetry),
                        HELPER_KEY: machine_helper(os_name, state_rel)}, indent=2) + "\n"
 
 
@@ -276,3 +287,33 @@ def points_at_agent(port: int, env: Mapping[str, str] | None = None) -> bool:
 def plaintext_headers(block: Mapping[str, Any]) -> list[str]:
     """The OTLP header keys of an `env` block that hold a value (a token, often)."""
     return [k for k in HEADER_KEYS if str(block.get(k) or "").strip()]
+
+
+def stored_headers(env: Mapping[str, str] | None = None, own_header: str | None = None
+                   ) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """(where, the OTLP header settings of the user file that hold a value: their names,
+    never the values) and the files that cannot be read (doctor's plaintext-token check)."""
+    path = user_file(env)
+    block, _ = read_env(path)
+    return [(f"{path} env {key}", header_names(block[key]))
+            for key in plaintext_headers(block)], []
+
+
+# ---------------------------------------------------------------- machine-wide settings
+
+
+def managed_env(path: Path) -> dict:
+    """The `env` block of a machine-wide settings file (FileNotFoundError, OSError or
+    ValueError as reading it raises)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    env = data.get("env") if isinstance(data, dict) else None
+    return env if isinstance(env, dict) else {}
+
+
+def telemetry_off(env: Mapping[str, object]) -> list[str]:
+    """The `KEY=value` settings of an `env` block that stop Claude Code reporting usage."""
+    off = [f"{k}={env[k]}" for k in ("CLAUDE_CODE_ENABLE_TELEMETRY",) if
+           str(env.get(k, "1")).strip().lower() in ("0", "false")]
+    off += [f"{k}={env[k]}" for k in ("OTEL_METRICS_EXPORTER",)
+            if k in env and "otlp" not in str(env[k])]
+    return off

@@ -24,6 +24,7 @@ from sys import intern
 
 import msgspec
 
+from aitrack.adapters.claude import locate
 from aitrack.adapters.reading import BadLine, FileRead, decode, figure_sums, identity
 
 TOOL = "claude"
@@ -84,8 +85,6 @@ _DECODER = msgspec.json.Decoder(_Line)
 
 
 def roots(env=None) -> list[Path]:
-    from aitrack.adapters.claude import locate
-
     return locate.transcript_roots(env)
 
 

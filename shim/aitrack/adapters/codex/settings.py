@@ -11,15 +11,17 @@ Edited with tomlkit: the user's comments and layout survive. Checked with codex 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aitrack.adapters.codex import locate
-from aitrack.adapters.endpoints import agent_url, shown
+from aitrack.adapters.endpoints import HEADER_NAME, AgentLink, Found, agent_url, shown
 
 NAME = "codex"
 TITLE = "Codex"
@@ -66,9 +68,15 @@ def exporter(url: str, signal: str, headers: Mapping[str, str] | None) -> dict:
     return {"otlp-http": inner}
 
 
-def wanted(url: str, headers: Mapping[str, str] | None, telemetry,
-           environment: str | None) -> dict[tuple[str, ...], Any]:
-    """Key path -> value aitrack sets in `[otel]` of the user's config.toml."""
+def wanted(link: AgentLink) -> dict[tuple[str, ...], Any]:
+    """Key path -> value aitrack sets in `[otel]` of the user's config.toml: Codex's
+    exporters take static headers only, so the file holds the agent's key."""
+    headers = {link.key_header: link.key} if link.key else None
+    return _otel(link.url, headers, link.telemetry, link.environment)
+
+
+def _otel(url: str, headers: Mapping[str, str] | None, telemetry,
+          environment: str | None) -> dict[tuple[str, ...], Any]:
     out: dict[tuple[str, ...], Any] = {("otel", key): exporter(url, signal, headers)
                                        for key, signal in EXPORTERS.items()}
     out[("otel", "log_user_prompt")] = bool(telemetry.log_user_prompts)
@@ -77,9 +85,18 @@ def wanted(url: str, headers: Mapping[str, str] | None, telemetry,
     return out
 
 
+def found(doc: TomlDoc, link: AgentLink) -> Found:
+    """What the user's `[otel]` did that the first install changes (for a note)."""
+    data = doc.value()
+    otel = data.get("otel") if isinstance(data.get("otel"), dict) else {}
+    endpoint = next((endpoint_of(otel.get(k)) for k in EXPORTERS if endpoint_of(otel.get(k))),
+                    None)
+    return Found(endpoint if endpoint and not endpoint.startswith(link.url + "/") else None,
+                 [f"[otel] {k} headers" for k in plaintext_headers(otel, link.key_header)], [])
+
+
 def raw(value: Any, quote_keys: bool = False) -> str:
     """A value as TOML text: inline tables spaced as in Codex's documentation."""
-    import json
 
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -95,8 +112,9 @@ def raw(value: Any, quote_keys: bool = False) -> str:
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
-def machine_snippet(url: str, telemetry, environment: str | None, port: int) -> str:
+def machine_snippet(link: AgentLink, os_name: str) -> str:
     """The `[otel]` table IT deploys in /etc/codex/config.toml: no key (every user reads it)."""
+    port = link.port
     lines = [
         f"# aitrack: Codex sends its telemetry to each user's aitrack agent on 127.0.0.1:{port}.",
         "# Deploy in /etc/codex/config.toml (machine defaults: a user's own",
@@ -108,7 +126,7 @@ def machine_snippet(url: str, telemetry, environment: str | None, port: int) -> 
         "# it writes this table with the user's key to ~/.codex/config.toml (0600).",
         "[otel]",
     ]
-    for (_, key), value in wanted(url, None, telemetry, environment).items():
+    for (_, key), value in _otel(link.url, None, link.telemetry, link.environment).items():
         lines.append(f"{key} = {raw(value)}")
     return "\n".join(lines) + "\n"
 
@@ -129,8 +147,6 @@ def parse(text: str, path: Path) -> TomlDoc:
 
 
 def _read_otel(path: Path) -> dict:
-    import tomllib
-
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -196,6 +212,40 @@ def plaintext_headers(otel: Mapping[str, Any], own_header: str | None = None) ->
             if any(name != own_header for name in headers_of(otel.get(key)))]
 
 
+def stored_headers(env: Mapping[str, str] | None = None, own_header: str | None = None
+                   ) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """(where, the names of the headers the user's `[otel]` holds other than the agent's
+    own key: never their values), and the files that cannot be read (doctor's
+    plaintext-token check)."""
+    path = user_file(env)
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [], []
+    except (OSError, ValueError) as exc:
+        return [], [f"cannot read {path}: {getattr(exc, 'strerror', None) or 'invalid TOML'}"]
+    otel = config.get("otel") if isinstance(config.get("otel"), dict) else {}
+    found = []
+    for where, headers in _headers_in(otel, "otel"):
+        names = [n if HEADER_NAME.fullmatch(str(n)) else "?" for n in headers
+                 if n != own_header]
+        if names:
+            found.append((f"{path} [{where}]", names))
+    return found, []
+
+
+def _headers_in(node: object, where: str) -> list[tuple[str, dict]]:
+    """Every non-empty `headers` table under [otel], with its dotted location."""
+    found: list[tuple[str, dict]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "headers" and isinstance(value, dict) and value:
+                found.append((where, value))
+            else:
+                found += _headers_in(value, f"{where}.{key}")
+    return found
+
+
 # ---------------------------------------------------------------- editing TOML in place
 
 
@@ -203,6 +253,8 @@ class TomlDoc:
     """A TOML document edited with tomlkit: comments and layout survive."""
 
     def __init__(self, text: str):
+        # tomlkit takes ~100 ms to import: only when a file is edited, never when the
+        # wrapper's start-up cache asks where Codex sends its telemetry (tomllib does that)
         import tomlkit
 
         self.doc = tomlkit.parse(text)
@@ -231,7 +283,7 @@ class TomlDoc:
     def raw(self, path: tuple[str, ...]) -> str | None:
         """The value's text as written; a `[table]` (or a value behind dotted keys) as the
         equivalent inline text."""
-        from tomlkit.items import Table
+        from tomlkit.items import Table  # loaded by __init__ already (see there)
 
         parent = self._container(path[:-1])
         if parent is None or path[-1] not in parent:
@@ -246,7 +298,7 @@ class TomlDoc:
         return None if node is None else list(node.keys())
 
     def set_raw(self, path: tuple[str, ...], text: str) -> None:
-        import tomlkit
+        import tomlkit  # loaded by __init__ already (see there)
 
         parent = self.doc
         for key in path[:-1]:
@@ -262,6 +314,6 @@ class TomlDoc:
             if len(path) == 1:  # a whole table: no trail of blank lines at the end
                 text = self.doc.as_string()
                 if text.endswith("\n\n"):
-                    import tomlkit
+                    import tomlkit  # loaded by __init__ already (see there)
 
                     self.doc = tomlkit.parse(text.rstrip("\n") + "\n" if text.strip() else "")

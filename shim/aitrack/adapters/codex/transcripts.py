@@ -32,7 +32,8 @@ from typing import Any
 
 import msgspec
 
-from aitrack.adapters.codex import response_usage
+from aitrack.adapters.codex import locate
+from aitrack.adapters.codex.telemetry import response_usage
 from aitrack.adapters.reading import FileRead, decode, identity
 
 TOOL = "codex"
@@ -91,8 +92,6 @@ _DECODER = msgspec.json.Decoder(_Line)
 
 
 def roots(env=None) -> list[Path]:
-    from aitrack.adapters.codex import locate
-
     return locate.transcript_roots(env)
 
 
@@ -130,8 +129,6 @@ class Reader:
     """One rollout's new lines, parsed; counted in order once the batch's known keys are in."""
 
     def __init__(self, file: FileRead, prices):
-        from aitrack.adapters.codex import locate
-
         self.file = file
         self.prices = prices
         self.events: list[tuple] = []

@@ -2,8 +2,9 @@
 mode, and the record uninstall needs), made for every tool before any file is written, so a
 file aitrack must not touch leaves everything as it was.
 
-The keys and values are the adapters' (`settings.wanted`); what the first install replaces
-is said in a note, never with a value.
+The keys and values are the adapters' (`settings.wanted(link)`, an AgentLink: the agent's
+port and key header, and each tool takes either the key itself or its headers helper); what
+the first install replaces is said in a note (`settings.found`), never with a value.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from aitrack.adapters.endpoints import shown
+from aitrack.adapters.endpoints import AgentLink, shown
 from aitrack.capture import agent
 from aitrack.config.paths import Paths
 from aitrack.config.private_files import private_dir
@@ -30,6 +31,7 @@ from aitrack.install.wiring.state import (
     Outcome,
     WiringError,
     helper_file,
+    helper_tools,
     load_state,
     save_state,
     settings_module,
@@ -59,15 +61,16 @@ def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None) -
         path = mod.user_file(env)
         record = state["files"].get(str(path))
         try:
-            keys = wanted_keys(tool, mod, paths, profile, secret)
-            plans.append(plan(tool, mod, path, keys, json.loads(json.dumps(record))
-                              if record else None, env, agent.url(profile.agent.port)))
+            link = agent_link(paths, profile, tool, secret)
+            plans.append(plan(tool, mod, path, mod.wanted(link), json.loads(json.dumps(record))
+                              if record else None, env, link))
         except mod.SettingsError as exc:
             problems.append(str(exc))
     if problems:
         raise WiringError("; ".join(problems) + " (nothing was changed)")
     out = Outcome(data={"files": {}})
-    out.changed = write_helper(paths, agent.secret_file(paths))
+    for tool in helper_tools():
+        out.changed |= write_helper(paths, tool, agent_link(paths, profile, tool, secret))
     for step in plans:
         _carry_out(step, paths, state, env, out)
     save_state(paths, state)
@@ -101,19 +104,17 @@ def _carry_out(step: Plan, paths: Paths, state: dict, env: Mapping[str, str],
     out.lines += step.notes
 
 
-def wanted_keys(tool: str, mod: ModuleType, paths: Paths, profile: Profile,
-                secret: str) -> dict:
-    """Key path -> value for the tool's user settings. Claude Code takes its key from the
-    headers helper; Codex's exporters hold it (the adapters' `wanted` differ in this)."""
-    url = agent.url(profile.agent.port)
-    if tool == "claude":
-        return mod.wanted(url, str(helper_file(paths)), profile.telemetry)
-    return mod.wanted(url, {agent.SECRET_HEADER: secret}, profile.telemetry,
-                      profile.attributes.get("environment"))
+def agent_link(paths: Paths, profile: Profile, tool: str, secret: str | None) -> AgentLink:
+    """What `tool`'s settings need to reach this user's agent: its headers helper when the
+    tool runs one (then never the key itself), else the key."""
+    helper = helper_file(paths, tool) if tool in helper_tools() else None
+    return AgentLink(profile.agent.port, agent.SECRET_HEADER, None if helper else secret,
+                     str(helper) if helper else None, agent.RUN_HEADER, profile.telemetry,
+                     profile.attributes.get("environment"))
 
 
 def plan(tool: str, mod: ModuleType, path: Path, wanted: dict, record: dict | None,
-         env: Mapping[str, str], url: str) -> Plan:
+         env: Mapping[str, str], link: AgentLink) -> Plan:
     """The file with aitrack's keys set (and keys it set before but wants no more put back),
     and the record that undoes it; `record` is the one saved by an earlier install."""
     file = files.read(mod, path)
@@ -127,7 +128,7 @@ def plan(tool: str, mod: ModuleType, path: Path, wanted: dict, record: dict | No
         record = {"tool": tool, "existed": file.data is not None, "exact": True,
                   "original": base64.b64encode(file.data).decode() if file.data is not None
                   else None, "mode": file.mode, "keys": [], "created": [], "dirs": []}
-    notes = found_before(tool, mod, doc, path, env, url) if not record["keys"] else []
+    notes = found_before(mod, doc, path, env, link) if not record["keys"] else []
     for key_path in {p[:-1] for p in wanted if len(p) > 1}:
         if doc.get(key_path) is mod.MISSING and list(key_path) not in record["created"]:
             record["created"].append(list(key_path))
@@ -162,43 +163,29 @@ def _set_keys(mod: ModuleType, doc, wanted: dict, recorded: list[dict]) -> list[
     return list(keys.values())
 
 
-def found_before(tool: str, mod: ModuleType, doc, path: Path, env: Mapping[str, str],
-                 url: str) -> list[str]:
-    """What the first install replaces that the user should know of (never a value).
-    Each tool's file says it its own way (an adapter function could: the endpoint it
-    sent to, and its plaintext headers)."""
+def found_before(mod: ModuleType, doc, path: Path, env: Mapping[str, str],
+                 link: AgentLink) -> list[str]:
+    """What the first install replaces that the user should know of (never a value)."""
     where = home_relative(path, env)
+    found = mod.found(doc, link)
     notes = []
-    data = doc.value()
-    if tool == "claude":
-        block = data.get("env") if isinstance(data.get("env"), dict) else {}
-        leaked = mod.plaintext_headers(block)
-        endpoint = str(block.get(mod.ENDPOINT_KEY) or "")
-        if endpoint and endpoint.rstrip("/") != url:
-            notes.append(f"{mod.TITLE} sent its telemetry to {shown(endpoint)} ({where}); "
-                         "it now goes to the agent, which forwards to your profile's endpoint")
-        if data.get(mod.HELPER_KEY):
-            notes.append(f"replaced your {mod.HELPER_KEY} in {where} (put back at uninstall)")
-    else:
-        otel = data.get("otel") if isinstance(data.get("otel"), dict) else {}
-        leaked = [f"[otel] {k} headers" for k in mod.plaintext_headers(otel, agent.SECRET_HEADER)]
-        endpoint = next((mod.endpoint_of(otel.get(k)) for k in mod.EXPORTERS
-                         if mod.endpoint_of(otel.get(k))), None)
-        if endpoint and not endpoint.startswith(url + "/"):
-            notes.append(f"{mod.TITLE} sent its telemetry to {shown(endpoint)} ({where}); "
-                         "it now goes to the agent, which forwards to your profile's endpoint")
-    if leaked:
-        notes.append(f"a plaintext token was found in {where} ({', '.join(leaked)}) and is no "
-                     "longer used: the agent forwards with the token in your keychain "
-                     "(`aitrack token set`); consider rotating the old one")
+    if found.endpoint:
+        notes.append(f"{mod.TITLE} sent its telemetry to {shown(found.endpoint)} ({where}); "
+                     "it now goes to the agent, which forwards to your profile's endpoint")
+    for key in found.replaced or []:
+        notes.append(f"replaced your {key} in {where} (put back at uninstall)")
+    if found.plaintext_headers:
+        notes.append(f"a plaintext token was found in {where} "
+                     f"({', '.join(found.plaintext_headers)}) and is no longer used: the "
+                     "agent forwards with the token in your keychain (`aitrack token set`); "
+                     "consider rotating the old one")
     return notes
 
 
-def write_helper(paths: Paths, secret_path: Path) -> bool:
-    """Claude Code's headers helper, which prints the agent's key (0700); whether it changed."""
-    mod = settings_module("claude")
-    text = mod.helper_script(secret_path, agent.SECRET_HEADER, agent.RUN_HEADER).encode()
-    target = helper_file(paths)
+def write_helper(paths: Paths, tool: str, link: AgentLink) -> bool:
+    """A tool's headers helper, which prints the agent's key (0700); whether it changed."""
+    text = settings_module(tool).helper_script(link, agent.secret_file(paths)).encode()
+    target = helper_file(paths, tool)
     private_dir(target.parent)
     try:
         if target.read_bytes() == text and stat.S_IMODE(target.stat().st_mode) == 0o700:

@@ -19,6 +19,7 @@ from aitrack.install.wiring.files import home_relative
 from aitrack.install.wiring.state import (
     Outcome,
     helper_file,
+    helper_tools,
     load_state,
     save_state,
     settings_module,
@@ -53,10 +54,11 @@ def unwire(paths: Paths, env: Mapping[str, str] | None = None) -> Outcome:
         out.lines += lines
         del state["files"][name]
         save_state(paths, state)
-    helper = helper_file(paths)
-    if helper.exists():
-        helper.unlink()
-        out.changed = True
+    for tool in helper_tools():
+        helper = helper_file(paths, tool)
+        if helper.exists():
+            helper.unlink()
+            out.changed = True
     if not out.data["files"]:
         out.lines.append("no tool settings were wired by aitrack: nothing to restore")
     return out

@@ -58,9 +58,15 @@ def state_file(paths: Paths) -> Path:
     return agent.agent_dir(paths) / "wiring.json"
 
 
-def helper_file(paths: Paths) -> Path:
-    """Claude Code's `otelHeadersHelper`, which prints the agent's key."""
-    return agent.agent_dir(paths) / settings_module("claude").helper_name()
+def helper_tools() -> tuple[str, ...]:
+    """The wired tools that take the agent's key from a headers helper (a script that
+    prints it) instead of holding it in their settings."""
+    return tuple(t for t in TOOLS if hasattr(settings_module(t), "helper_script"))
+
+
+def helper_file(paths: Paths, tool: str) -> Path:
+    """A tool's headers helper (Claude Code's `otelHeadersHelper`), which prints the key."""
+    return agent.agent_dir(paths) / settings_module(tool).helper_name()
 
 
 def load_state(paths: Paths) -> dict:

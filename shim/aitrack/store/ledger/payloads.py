@@ -49,7 +49,7 @@ class Accepted:
 
 
 class Adapter(Protocol):
-    """What the ledger asks of a tool's adapter (see aitrack.adapters)."""
+    """What the ledger asks of a tool's telemetry part (aitrack.adapters, `telemetry`)."""
 
     NAME: str
 
