@@ -13,6 +13,27 @@ loses only aitrack's keys (a key the user changed is left, and said so); a file 
 not exist is removed again, with the directories aitrack made for it. The original bytes
 may hold a token the user had there (a CloudWatch header, say): hence 0600.
 
+What a tool's `adapters/<tool>/settings.py` provides (the wiring names no tool):
+  TITLE, MISSING, SettingsError  its name; "no such key"; a file it cannot edit safely
+  user_file(env) -> Path         the user's settings file aitrack edits
+  settings_files(env) -> [str]   every file whose change may change `points_at_agent`
+  parse(text, path) -> doc       a document with get/raw/set_raw/delete/keys/value/text
+  raw(value) -> str              a value as the file's format writes it
+  wanted(link) -> {path: value}  the keys that send its telemetry to the agent (AgentLink:
+                                 port, key header, the key or the tool's headers helper)
+  found(doc, link) -> Found      what the first install replaces (for a note, no values)
+  diagnose(port, env), points_at_agent(port, env)
+                                 whether the effective settings reach the agent, and why not
+  stored_headers(env, own)       header names (never values) held in the user file: doctor
+optional:
+  HOLDS_SECRET                   the file holds the agent's key: kept 0600 and the user's
+  helper_name(), helper_script(link, secret_path)
+                                 the tool reads its headers from a helper command: one script
+                                 per tool, which prints the key (never written in its file)
+  machine_snippet(link, os_name) what IT deploys machine-wide (no key: every user reads it)
+  managed_file(env), managed_env(path), telemetry_off(env)
+                                 its machine-wide settings file, for doctor
+
 This module does the whole of it (settings, then the service; the service, then the
 settings); the parts:
   plan     wiring the settings: each file's new bytes and its record, then the writes
