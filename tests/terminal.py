@@ -24,8 +24,9 @@ def use_socket(path: Path) -> None:
 
 def _tmux(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     assert _socket is not None, "tests/terminal.py: no tmux socket (conftest sets one)"
-    return subprocess.run(["tmux", "-S", str(_socket), *args], capture_output=True, text=True,
-                          check=check)
+    # -f /dev/null: the developer's ~/.tmux.conf changes nothing here
+    return subprocess.run(["tmux", "-f", "/dev/null", "-S", str(_socket), *args],
+                          capture_output=True, text=True, check=check)
 
 
 class Terminal:
@@ -38,8 +39,10 @@ class Terminal:
         assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         command = f"cd {shlex.quote(str(cwd))} && exec env {assignments} " + " ".join(
             shlex.quote(a) for a in argv)
+        # exit-empty off: the server outlives a closed last session (a new one right after
+        # would race its exit); close_server stops it at the session's end
         _tmux("new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
-              command, check=True)
+              command, ";", "set-option", "-g", "exit-empty", "off", check=True)
 
     def screen(self) -> str:
         return _tmux("capture-pane", "-p", "-t", self.name).stdout
