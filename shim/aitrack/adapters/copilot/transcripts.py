@@ -1,0 +1,207 @@
+"""Copilot CLI's files: its sessions' event logs and the OTel file exporter's lines.
+
+`session-state/<session>/events.jsonl`: a `session.start` line (session id, start time, cwd,
+version), then per request a `session.usage_record` event whose `data.usage` holds the
+figures, `model`, `cost` and `apiCallId` (the provider's response id), in the parent's log
+for a subagent's requests too (`agentId` says whose). The OTel file exporter writes one span
+or metric per line; its `chat` spans are the same requests under the same response id. So a
+request is keyed by its response id in both, and counted once (the package docstring).
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from aitrack.adapters.copilot import locate
+from aitrack.adapters.copilot.telemetry import (
+    PREMIUM,
+    is_request,
+    request_id,
+    request_usage,
+    tool_session_id,
+)
+from aitrack.adapters.reading import FileRead, decode, identity
+
+TOOL = "copilot"
+# a usage record, or a span carrying usage; session.start is a log's first line (a head line)
+MARKERS = (b'"session.usage_record"', b'"gen_ai.usage.input_tokens"')
+DEPTH = 1  # session-state/<session>/events.jsonl; otel/*.jsonl
+Number = int | float | None
+
+
+class _Accounting(msgspec.Struct):
+    usageId: str | None = None  # noqa: N815 - the file's names
+    sourceSessionId: str | None = None  # noqa: N815
+    sequence: int | None = None
+
+
+class _Usage(msgspec.Struct):
+    model: str | None = None
+    inputTokens: Number = 0  # noqa: N815
+    outputTokens: Number = 0  # noqa: N815
+    cacheReadTokens: Number = 0  # noqa: N815
+    cacheWriteTokens: Number = 0  # noqa: N815
+    reasoningTokens: Number = 0  # noqa: N815
+    cost: Number = 0
+    apiCallId: str | None = None  # noqa: N815
+    accounting: _Accounting | None = None
+
+
+class _Context(msgspec.Struct):
+    cwd: str | None = None
+
+
+class _Data(msgspec.Struct):
+    sessionId: str | None = None  # noqa: N815
+    startTime: str | None = None  # noqa: N815
+    copilotVersion: str | None = None  # noqa: N815
+    context: _Context | None = None
+    usage: _Usage | None = None
+
+
+class _Line(msgspec.Struct):
+    type: str | None = None
+    id: str | None = None
+    timestamp: str | None = None
+    data: _Data | None = None
+    name: str | None = None  # a span's
+    traceId: str | None = None  # noqa: N815
+    spanId: str | None = None  # noqa: N815
+    endTime: list[int] | None = None  # noqa: N815 - [seconds, nanoseconds]
+    attributes: dict[str, Any] | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Line)
+
+
+def roots(env=None) -> list[Path]:
+    return locate.transcript_roots(env)
+
+
+def is_transcript(name: str) -> bool:
+    return name.endswith(".jsonl")
+
+
+def order(path: str, stat: os.stat_result) -> tuple:
+    return (stat.st_mtime_ns, path)
+
+
+def _time(stamp: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(stamp).timestamp() if stamp else None
+    except ValueError:
+        return None
+
+
+class Reader:
+    """One file's new lines: its requests, each with its session, model and figures."""
+
+    def __init__(self, file: FileRead, prices):
+        self.file = file
+        self.prices = prices
+        self.requests: list[tuple] = []  # (key, seq, session, model, usage, premium, at)
+        self.starts: list[tuple] = []  # (session, started, cwd, version)
+        if "session" not in file.context:
+            sid = locate.session_of(file.path)
+            if sid:
+                file.context["session"] = sid
+
+    def line(self, raw: bytes, head: bool) -> None:
+        rec = decode(_DECODER, raw)
+        if rec.type == "span":
+            self._span(rec)
+            return
+        data = rec.data
+        if data is None:
+            return
+        if rec.type == "session.start":
+            sid = self.file.context.setdefault("session", data.sessionId) or data.sessionId
+            self.starts.append((sid, _time(data.startTime) or _time(rec.timestamp),
+                                data.context.cwd if data.context else None,
+                                data.copilotVersion))
+        elif rec.type == "session.usage_record" and data.usage is not None:
+            u, sid = data.usage, self.file.context.get("session")
+            acc = u.accounting
+            rid = u.apiCallId or (acc.usageId if acc else None) or rec.id
+            # the record's own place in its log: two records under one response id (a local
+            # provider that answers every request with the same id) stay two requests
+            seq = zlib.crc32(f"{acc.sourceSessionId}\x1f{acc.sequence}".encode()) + 1 if (
+                acc and acc.sequence) else 0
+            self.requests.append((_key(sid, rid), seq, sid, u.model or "unknown", {
+                "input": _int(u.inputTokens), "output": _int(u.outputTokens),
+                "cache_read": _int(u.cacheReadTokens), "cache_write": _int(u.cacheWriteTokens),
+                "reasoning": _int(u.reasoningTokens)}, _float(u.cost), _time(rec.timestamp)))
+
+    def _span(self, rec: _Line) -> None:
+        attrs = rec.attributes or {}
+        if not is_request(attrs):
+            return
+        rid = request_id(attrs) or f"{rec.traceId}:{rec.spanId}"
+        at = rec.endTime[0] + rec.endTime[1] / 1e9 if rec.endTime and len(
+            rec.endTime) == 2 else None
+        model = str(attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model")
+                    or "unknown")
+        usage = {k: _int(attrs.get(a)) for k, a in (
+            ("input", "gen_ai.usage.input_tokens"), ("output", "gen_ai.usage.output_tokens"),
+            ("cache_read", "gen_ai.usage.cache_read.input_tokens"),
+            ("cache_write", "gen_ai.usage.cache_write.input_tokens"),
+            ("reasoning", "gen_ai.usage.reasoning.output_tokens"))}
+        sid = tool_session_id(attrs)
+        self.requests.append((_key(sid, rid), 0, sid, model, usage,
+                              _float(attrs.get("github.copilot.cost")), at))
+
+    def keys(self) -> list[int]:
+        return [r[0] for r in self.requests]
+
+    def count(self, book) -> None:
+        for sid, started, cwd, version in self.starts:
+            if sid:
+                book.session(sid).saw(started, cwd, None, version)
+        for key, seq, sid, model, usage, premium, at in self.requests:
+            if not sid:
+                book.skip("no_session_id")
+                continue
+            s = book.session(sid)
+            s.saw(at)
+            if premium and not book.known(key):  # the charge, once per request
+                charged = dict(s.state.get("premium") or {})
+                charged[model] = round(charged.get(model, 0.0) + premium, 9)
+                s.set_state("premium", charged, figures=True)
+            book.count(key, seq, s, model, self._figures(model, usage))
+
+    def _figures(self, model: str, usage: dict[str, int]) -> tuple[int, ...]:
+        got = {c.name: int(c.value) for c in request_usage(model, usage, self.prices)}
+        return (got.get("input", 0), got.get("output", 0), got.get("cache_read", 0),
+                got.get("cache_creation", 0), 0, got.get("reasoning", 0),
+                1 if any(n.startswith("long_") for n in got) else 0)
+
+
+def _key(session: str | None, response_id: str) -> int:
+    """A request's key: its session and the provider's response id, which the spans, the
+    events and the exporter's lines all carry."""
+    return identity(f"copilot\x1f{session}\x1f{response_id}")
+
+
+def metrics(state: dict) -> dict[str, dict[str, float]]:
+    """The premium requests the session's requests were charged, per model."""
+    return {m: {PREMIUM: v} for m, v in (state.get("premium") or {}).items() if v}
+
+
+def _int(value) -> int:
+    try:
+        return max(0, int(value)) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(value) -> float:
+    try:
+        return max(0.0, float(value)) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
