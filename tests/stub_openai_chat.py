@@ -30,12 +30,14 @@ class Answer:
     """What the stub answered: a response id per request, in order."""
 
     ids: list[str] = field(default_factory=list)
+    tools: list[bool] = field(default_factory=list)  # whether each request offered tools
     model: str | None = None  # the model the answers name (default: the request's)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next_id(self) -> str:
+    def next_id(self, tools: bool = False) -> str:
         with self.lock:
             self.ids.append(f"chatcmpl-stub-{len(self.ids) + 1}")
+            self.tools.append(tools)
             return self.ids[-1]
 
 
@@ -73,7 +75,7 @@ def whole(response_id: str, model: str, u: ChatUsage, text: str) -> bytes:
 
 def answer(body: dict, u: ChatUsage, answered: Answer, text: str) -> tuple[bytes, str]:
     """(body, content type) for one chat completions request."""
-    rid = answered.next_id()
+    rid = answered.next_id(bool(body.get("tools")))
     model = answered.model or body.get("model", "")
     if body.get("stream"):
         return stream(rid, model, u, text), "text/event-stream"

@@ -35,7 +35,8 @@ NAME = "opencode"
 TITLE = "opencode"
 EXECUTABLE = "opencode"
 BIN_ENV = "AITRACK_OPENCODE_BIN"
-HOME_ENV = ("XDG_DATA_HOME", "OPENCODE_DB")  # where its files are, besides HOME
+# where its files are, besides HOME; and PWD, which it records as a session's directory
+HOME_ENV = ("XDG_DATA_HOME", "OPENCODE_DB", "PWD")
 EXAMPLE = 'run "explain this repo"'  # for `aitrack opencode --help`
 # nothing is told to the tool: its database is read when it exits
 WITHOUT_AGENT = "transcript"

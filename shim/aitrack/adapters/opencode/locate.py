@@ -5,7 +5,8 @@ on every OS). The database is `opencode.db` there, `OPENCODE_DB` when set (a pat
 name in the data folder), or `opencode-<channel>.db` for a development channel; versions
 before the database kept `storage/message/<session>/<message>.json`. A session row names
 its working directory, so a run's sessions are those of its directory that were written
-while it ran.
+while it ran. opencode takes that directory from `$PWD` (checked: a stale PWD wins over the
+process's real working directory), so either one matches.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def connect(path: Path) -> sqlite3.Connection:
 def run_sessions(cwd: str, started: float, ended: float,
                  env: Mapping[str, str] | None = None) -> list[tuple[str, Path]]:
     """(session id, database) of the sessions in `cwd` written while the run lasted."""
-    here = os.path.realpath(cwd) if cwd else ""
+    env = os.environ if env is None else env
+    here = {os.path.realpath(d) for d in (cwd, env.get("PWD")) if d}
     found = []
     for path in databases(env):
         try:
@@ -75,5 +77,5 @@ def run_sessions(cwd: str, started: float, ended: float,
         except sqlite3.Error:
             continue
         found += [(sid, path) for sid, where in rows
-                  if where and os.path.realpath(where) == here]
+                  if where and os.path.realpath(where) in here]
     return found
