@@ -25,7 +25,8 @@ HEAD_BYTES = 4096  # a file whose first bytes changed was rewritten: read it fro
 
 class Stamp:
     """A file's identity and change stamp: its own stat, or for a file read whole, its
-    stat with its `-wal` file's size added and the later of the two times."""
+    stat with its `-wal` file's size added and the later of the two times. An empty `-wal`
+    holds no rows: a reader's own open leaves one, which must not read as a change."""
 
     __slots__ = ("st_dev", "st_ino", "st_size", "st_mtime_ns")
 
@@ -51,6 +52,8 @@ def stamp(transcripts: ModuleType, path: str, st: os.stat_result) -> os.stat_res
     try:
         wal = os.stat(path + "-wal")
     except OSError:
+        wal = None
+    if wal is not None and not wal.st_size:
         wal = None
     return Stamp(st, wal)
 
