@@ -14,18 +14,11 @@ import os
 import zlib
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
 from aitrack.adapters.copilot import locate
-from aitrack.adapters.copilot.telemetry import (
-    PREMIUM,
-    is_request,
-    request_id,
-    request_usage,
-    tool_session_id,
-)
+from aitrack.adapters.copilot.telemetry import PREMIUM
 from aitrack.adapters.reading import FileRead, decode, identity
 
 TOOL = "copilot"
@@ -65,6 +58,22 @@ class _Data(msgspec.Struct):
     usage: _Usage | None = None
 
 
+class _Attrs(msgspec.Struct):
+    """The attributes of a `chat` span that aitrack reads (the rest are never built)."""
+
+    operation: str | None = msgspec.field(default=None, name="gen_ai.operation.name")
+    request_model: str | None = msgspec.field(default=None, name="gen_ai.request.model")
+    response_model: str | None = msgspec.field(default=None, name="gen_ai.response.model")
+    response_id: str | None = msgspec.field(default=None, name="gen_ai.response.id")
+    session: str | None = msgspec.field(default=None, name="gen_ai.conversation.id")
+    input: Number = msgspec.field(default=None, name="gen_ai.usage.input_tokens")
+    output: Number = msgspec.field(default=0, name="gen_ai.usage.output_tokens")
+    cache_read: Number = msgspec.field(default=0, name="gen_ai.usage.cache_read.input_tokens")
+    cache_write: Number = msgspec.field(default=0, name="gen_ai.usage.cache_write.input_tokens")
+    reasoning: Number = msgspec.field(default=0, name="gen_ai.usage.reasoning.output_tokens")
+    cost: Number = msgspec.field(default=0, name="github.copilot.cost")
+
+
 class _Line(msgspec.Struct):
     type: str | None = None
     id: str | None = None
@@ -74,7 +83,7 @@ class _Line(msgspec.Struct):
     traceId: str | None = None  # noqa: N815
     spanId: str | None = None  # noqa: N815
     endTime: list[int] | None = None  # noqa: N815 - [seconds, nanoseconds]
-    attributes: dict[str, Any] | None = None
+    attributes: _Attrs | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Line)
@@ -107,6 +116,7 @@ class Reader:
         self.prices = prices
         self.requests: list[tuple] = []  # (key, seq, session, model, usage, premium, at)
         self.starts: list[tuple] = []  # (session, started, cwd, version)
+        self.tiered: dict[str, bool] = {}  # model -> has a long-context tier
         if "session" not in file.context:
             sid = locate.session_of(file.path)
             if sid:
@@ -139,22 +149,19 @@ class Reader:
                 "reasoning": _int(u.reasoningTokens)}, _float(u.cost), _time(rec.timestamp)))
 
     def _span(self, rec: _Line) -> None:
-        attrs = rec.attributes or {}
-        if not is_request(attrs):
-            return
-        rid = request_id(attrs) or f"{rec.traceId}:{rec.spanId}"
+        """A `chat` span (as telemetry.span_contributions reads one off the wire)."""
+        a = rec.attributes
+        if a is None or a.operation != "chat" or a.input is None:
+            return  # not a request: a turn's `invoke_agent` repeats its totals
+        rid = a.response_id or f"{rec.traceId}:{rec.spanId}"
         at = rec.endTime[0] + rec.endTime[1] / 1e9 if rec.endTime and len(
             rec.endTime) == 2 else None
-        model = str(attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model")
-                    or "unknown")
-        usage = {k: _int(attrs.get(a)) for k, a in (
-            ("input", "gen_ai.usage.input_tokens"), ("output", "gen_ai.usage.output_tokens"),
-            ("cache_read", "gen_ai.usage.cache_read.input_tokens"),
-            ("cache_write", "gen_ai.usage.cache_write.input_tokens"),
-            ("reasoning", "gen_ai.usage.reasoning.output_tokens"))}
-        sid = tool_session_id(attrs)
-        self.requests.append((_key(sid, rid), 0, sid, model, usage,
-                              _float(attrs.get("github.copilot.cost")), at))
+        usage = {"input": _int(a.input), "output": _int(a.output),
+                 "cache_read": _int(a.cache_read), "cache_write": _int(a.cache_write),
+                 "reasoning": _int(a.reasoning)}
+        self.requests.append((_key(a.session, rid), 0, a.session,
+                              a.request_model or a.response_model or "unknown", usage,
+                              _float(a.cost), at))
 
     def keys(self) -> list[int]:
         return [r[0] for r in self.requests]
@@ -176,10 +183,16 @@ class Reader:
             book.count(key, seq, s, model, self._figures(model, usage))
 
     def _figures(self, model: str, usage: dict[str, int]) -> tuple[int, ...]:
-        got = {c.name: int(c.value) for c in request_usage(model, usage, self.prices)}
-        return (got.get("input", 0), got.get("output", 0), got.get("cache_read", 0),
-                got.get("cache_creation", 0), 0, got.get("reasoning", 0),
-                1 if any(n.startswith("long_") for n in got) else 0)
+        """In FIGURES order, then 1 for a long-context request: as telemetry.request_usage
+        maps a span (input less cache reads and writes; output holds reasoning)."""
+        read, write = usage["cache_read"], usage["cache_write"]
+        inp = max(0, usage["input"] - read - write)
+        tiered = self.tiered.get(model)
+        if tiered is None:  # whether the model has a long-context tier at all
+            tiered = self.tiered[model] = bool(
+                self.prices is not None and self.prices.is_long_context(model, float("inf")))
+        long = 1 if tiered and self.prices.is_long_context(model, inp + read + write) else 0
+        return (inp, usage["output"], read, write, 0, usage["reasoning"], long)
 
 
 def _key(session: str | None, response_id: str) -> int:

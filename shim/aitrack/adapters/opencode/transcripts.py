@@ -8,15 +8,16 @@ document at once. Each finished assistant message is one request, keyed by its m
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from aitrack.adapters.opencode import locate
-from aitrack.adapters.reading import BadLine, FileRead, identity
-from aitrack.domain import tokens
+from aitrack.adapters.reading import BadLine, FileRead, decode, identity
 
 TOOL = "opencode"
 SOURCE = "whole"  # the engine hands files to Reader.query(): no lines to split
@@ -26,6 +27,41 @@ MARGIN_MS = 10 * 60_000  # rows written this long before the latest seen are rea
 STALE_MS = 86_400_000  # a message unfinished for a day counts as it stands
 DOCUMENT_LIMIT = 1 << 20  # a message document is a few hundred bytes
 _DEFAULT_TITLE = ("New session - ", "Child session - ")  # + an ISO time: no model wrote it
+Number = int | float | None
+
+
+class _Cache(msgspec.Struct):
+    read: Number = 0
+    write: Number = 0
+
+
+class _Tokens(msgspec.Struct):
+    input: Number = 0
+    output: Number = 0
+    reasoning: Number = 0
+    cache: _Cache | None = None
+
+
+class _Time(msgspec.Struct):
+    created: Number = 0
+    completed: Number = None
+
+
+class _Message(msgspec.Struct):
+    """The fields aitrack reads of a message's `data` (a document: the whole message)."""
+
+    role: str | None = None
+    id: str | None = None
+    sessionID: str | None = None  # noqa: N815 - opencode's names
+    modelID: str | None = None  # noqa: N815
+    tokens: _Tokens | None = None
+    cost: Number = 0
+    time: _Time | None = None
+    finish: str | None = None
+    error: Any = None
+
+
+_DECODER = msgspec.json.Decoder(_Message)
 
 
 def roots(env=None) -> list[Path]:
@@ -50,6 +86,7 @@ class Reader:
         self.prices = prices
         self.messages: list[tuple] = []  # (key, session, model, usage, cost, at)
         self.sessions: dict[str, tuple] = {}  # id -> (cwd, version, started, gap)
+        self.tiered: dict[str, bool] = {}  # model -> has a long-context tier
 
     def query(self) -> None:
         if self.file.path.suffix == ".json":
@@ -65,8 +102,10 @@ class Reader:
             db = locate.connect(self.file.path)
             try:
                 db.execute("BEGIN")  # one snapshot: messages and their sessions agree
+                # a user's message carries no usage: left out by a byte search in SQLite
                 rows = db.execute("SELECT id, session_id, time_updated, data FROM message "
-                                  "WHERE time_updated >= ?", (since - MARGIN_MS,)).fetchall()
+                                  "WHERE time_updated >= ? AND instr(data, '\"assistant\"')",
+                                  (since - MARGIN_MS,)).fetchall()
                 latest, waiting = since, None
                 for mid, sid, updated, data in rows:
                     latest = max(latest, updated or 0)
@@ -91,50 +130,36 @@ class Reader:
                 self.sessions[sid] = (cwd, version, (created or 0) / 1000 or None, titled)
 
     def _document(self) -> None:
-        try:
-            with open(self.file.path, "rb") as fh:
-                raw = fh.read(DOCUMENT_LIMIT + 1)
-        except OSError:
-            raise
+        with open(self.file.path, "rb") as fh:
+            raw = fh.read(DOCUMENT_LIMIT + 1)
         if len(raw) > DOCUMENT_LIMIT:
             raise BadLine("line_too_long")
-        try:
-            doc = json.loads(raw)
-        except UnicodeDecodeError:
-            raise BadLine("not_utf8") from None
-        except ValueError:
-            raise BadLine("not_json") from None
-        if not isinstance(doc, dict):
-            raise BadLine("bad_record")
-        sid = doc.get("sessionID") or self.file.path.parent.name
-        mid = doc.get("id") or os.path.splitext(self.file.path.name)[0]
+        doc = decode(_DECODER, raw)
+        sid = doc.sessionID or self.file.path.parent.name
+        mid = doc.id or os.path.splitext(self.file.path.name)[0]
         self._message(mid, sid, doc, int(time.time() * 1000))
 
     def _message(self, mid: str, sid: str, data, now_ms: int) -> bool:
         """Keep an assistant message's usage; False while it is still being written."""
-        if isinstance(data, str | bytes):
+        if not isinstance(data, _Message):
             try:
-                data = json.loads(data)
-            except ValueError:
-                return True  # not JSON: nothing to wait for
-        if not isinstance(data, dict) or data.get("role") != "assistant" or not sid:
+                data = _DECODER.decode(data)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                return True  # not a message aitrack can read: nothing to wait for
+        if data.role != "assistant" or not sid:
             return True
-        t = data.get("tokens")
-        times = data.get("time") if isinstance(data.get("time"), dict) else {}
-        created = _number(times.get("created"))
-        done = times.get("completed") or data.get("finish") or data.get("error")
-        if not done and now_ms - created < STALE_MS:
+        times = data.time or _Time()
+        created = _number(times.created)
+        if not (times.completed or data.finish or data.error) and now_ms - created < STALE_MS:
             return False
-        if not isinstance(t, dict):
+        t = data.tokens
+        if t is None:
             return True
-        cache = t.get("cache") if isinstance(t.get("cache"), dict) else {}
-        usage = {"input": _number(t.get("input")), "output": _number(t.get("output")),
-                 "reasoning": _number(t.get("reasoning")),
-                 "cache_read": _number(cache.get("read")),
-                 "cache_creation": _number(cache.get("write"))}
-        model = str(data.get("modelID") or "unknown")
-        self.messages.append((identity(f"opencode\x1f{mid}"), sid, model, usage,
-                              float(_number(data.get("cost"), float)), created / 1000 or None))
+        cache = t.cache or _Cache()
+        usage = (_number(t.input), _number(t.output), _number(t.reasoning),
+                 _number(cache.read), _number(cache.write))
+        self.messages.append((identity(f"opencode\x1f{mid}"), sid, data.modelID or "unknown",
+                              usage, float(_number(data.cost, float)), created / 1000 or None))
         return True
 
     def keys(self) -> list[int]:
@@ -156,15 +181,16 @@ class Reader:
                 s.set_state("cost", costs, figures=True)
             book.count(key, 0, s, model, self._figures(model, usage))
 
-    def _figures(self, model: str, u: dict[str, int]) -> tuple[int, ...]:
-        # opencode's output excludes reasoning; the ledger's output is all of it
-        request = {"input": u["input"], "output": u["output"] + u["reasoning"],
-                   "reasoning": u["reasoning"], "cache_read": u["cache_read"],
-                   "cache_creation": u["cache_creation"]}
-        got = tokens.request(request, model, self.prices)
-        return (got.get("input", 0), got.get("output", 0), got.get("cache_read", 0),
-                got.get("cache_creation", 0), 0, got.get("reasoning", 0),
-                1 if any(n.startswith("long_") for n in got) else 0)
+    def _figures(self, model: str, u: tuple[int, ...]) -> tuple[int, ...]:
+        """In FIGURES order, then 1 for a long-context request. opencode's output excludes
+        reasoning; the ledger's output is all of it."""
+        inp, out, reasoning, read, write = u
+        tiered = self.tiered.get(model)
+        if tiered is None:  # whether the model has a long-context tier at all
+            tiered = self.tiered[model] = bool(
+                self.prices is not None and self.prices.is_long_context(model, float("inf")))
+        long = 1 if tiered and self.prices.is_long_context(model, inp + read + write) else 0
+        return (inp, out + reasoning, read, write, 0, reasoning, long)
 
 
 def metrics(state: dict) -> dict[str, dict[str, float]]:
