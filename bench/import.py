@@ -13,8 +13,12 @@ archived copies). Then measures, each whole process from a minimal launcher (mea
 - a second import with nothing new: target under 0.2 s;
 - `aitrack report` right after a day of new transcripts: target under 0.5 s.
 
+With `--tool copilot` or `--tool opencode` (tool_trees.py): a year of that tool's files, the
+first `aitrack import --tool TOOL` against `ccusage TOOL daily --json --offline` on them
+(token totals equal, time), and a second import with nothing new.
+
 Usage: python bench/import.py [--sessions N] [--codex-sessions N] [--keep DIR] [--repeat N]
-                              [--no-ccusage]
+                              [--no-ccusage] [--tool copilot|opencode [--tool-sessions N]]
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import uuid
 from pathlib import Path
 
 import measure
+import tool_trees
 
 CCUSAGE_VERSION = "20.0.24"
 CCUSAGE_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / (
@@ -429,9 +434,22 @@ def main() -> None:
     parser.add_argument("--no-ccusage", action="store_true")
     parser.add_argument("--repeat", type=int, default=3,
                         help="first imports (and ccusage runs), alternately; the median counts")
+    parser.add_argument("--tool", choices=("copilot", "opencode"), action="append",
+                        help="only these tools' year (tool_trees.py), against ccusage")
+    parser.add_argument("--tool-sessions", type=int, default=1_500)
     args = parser.parse_args()
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="aitrack-bench-import-"))
+    if args.tool:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AITRACK_", "OTEL_"))
+               and k != "PYTHONDONTWRITEBYTECODE"}
+        env["AITRACK_MANAGED_PROFILE"] = str(work / "no-managed.toml")
+        cc = None if args.no_ccusage else ccusage_bin()
+        for tool in args.tool:
+            tool_trees.compare(tool, work, args.tool_sessions, cc, args.repeat, env)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     tools = work / "tools"
     claude_dir, codex_home = tools / "claude", tools / "codex"
     marker = tools / f".built-{args.sessions}-{args.codex_sessions}"

@@ -1,4 +1,5 @@
-"""A model-API stub on loopback: Anthropic Messages SSE for claude, OpenAI Responses SSE for codex.
+"""A model-API stub on loopback: Anthropic Messages SSE for claude, OpenAI Responses SSE for codex,
+OpenAI chat completions (stub_openai_chat.py) for Copilot CLI and opencode.
 
 Every answer reports fixed token counts and is recorded, so a test can compare the ledger
 with exactly what the "model" billed.
@@ -10,6 +11,8 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import stub_openai_chat
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Call:
 class ModelStub:
     anthropic: AnthropicUsage = field(default_factory=AnthropicUsage)
     openai: OpenAIUsage = field(default_factory=OpenAIUsage)
+    chat: stub_openai_chat.ChatUsage = field(default_factory=stub_openai_chat.ChatUsage)
+    chat_answers: stub_openai_chat.Answer = field(default_factory=stub_openai_chat.Answer)
     calls: list[Call] = field(default_factory=list)
     port: int = 0
 
@@ -134,6 +139,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/v1/responses":
             self.stub.calls.append(Call(path, model, stream))
             return self._send(200, openai_events(model, self.stub.openai), "text/event-stream")
+        if path in stub_openai_chat.PATHS:
+            self.stub.calls.append(Call(path, model, stream))
+            return self._send(200, *stub_openai_chat.answer(body, self.stub.chat,
+                                                            self.stub.chat_answers,
+                                                            "Hello from the stub."))
         self._send(200, b"{}")
 
     def do_GET(self) -> None:

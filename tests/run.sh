@@ -5,7 +5,8 @@
 #
 # - a virtualenv (.venv, or $AITRACK_VENV) with aitrack and its `test` extra;
 # - Debian's gnome-keyring, dbus, shellcheck and chromium when apt is available and missing;
-# - the pinned `claude` and `codex` from npm, in $AITRACK_E2E_CACHE (~/.cache/aitrack-e2e);
+# - the pinned `claude`, `codex`, `copilot` and `opencode` from npm, in $AITRACK_E2E_CACHE
+#   (~/.cache/aitrack-e2e);
 # then the import-linter contracts (pyproject.toml), then pytest inside a private D-Bus session
 # with a throwaway, unlocked gnome-keyring, so the keychain tests use the real Secret Service
 # and never touch your own login keyring.
@@ -14,6 +15,8 @@ set -euo pipefail
 CLAUDE_VERSION=2.1.328
 CODEX_VERSION=0.169.0
 CCUSAGE_VERSION=20.0.24  # the transcript reader `aitrack import` is compared with
+COPILOT_VERSION=1.0.102
+OPENCODE_VERSION=1.18.33
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -69,7 +72,23 @@ install_agents() {
             "@anthropic-ai/claude-code@$CLAUDE_VERSION" "@openai/codex@$CODEX_VERSION" \
             "ccusage@$CCUSAGE_VERSION" >/dev/null
     fi
-    export AITRACK_E2E_BIN_DIR="$cache/node_modules/.bin"
+    # each further tool in a prefix of its own: an npm install into a shared prefix removes
+    # what an install with another package list put there
+    local bins="$cache/node_modules/.bin"
+    install_tool copilot @github/copilot "$COPILOT_VERSION" "GitHub Copilot CLI $COPILOT_VERSION"
+    install_tool opencode opencode-ai "$OPENCODE_VERSION" "$OPENCODE_VERSION"
+    bins="$bins:$cache/copilot/node_modules/.bin:$cache/opencode/node_modules/.bin"
+    export AITRACK_E2E_BIN_DIR="$bins"
+}
+
+install_tool() {  # NAME PACKAGE VERSION WHAT-`NAME --version`-STARTS-WITH
+    local have
+    have=$("$cache/$1/node_modules/.bin/$1" --version 2>/dev/null | head -n 1 || true)
+    [[ "$have" == "$4"* ]] && return
+    say "installing $1 $3 into $cache/$1"
+    mkdir -p "$cache/$1"
+    npm install --prefix "$cache/$1" --no-save --no-audit --no-fund --loglevel=error \
+        "$2@$3" >/dev/null
 }
 
 install_debian_packages

@@ -51,6 +51,8 @@ def test_what_the_wrapper_needs_before_the_tool_starts(tool):
     assert isinstance(adapter.TELLS_RUN, bool)
     assert isinstance(adapter.REPORTS_CONTRIBUTIONS, bool)
     assert isinstance(adapter.EXAMPLE, str) and adapter.EXAMPLE
+    assert getattr(adapter, "WITH_AGENT", "agent") in ("agent", "receiver")
+    assert all(isinstance(v, str) for v in getattr(adapter, "HOME_ENV", ()))
     assert adapter.is_session([]) is True
     assert adapter.is_session(["--version"]) is False
     assert adapter.is_session(["--help"]) is False
@@ -105,7 +107,12 @@ def test_its_reader_keeps_the_engines_contract(tool):
         pytest.skip(f"{tool} has no files for `aitrack import`")
     for name in ("roots", "is_transcript", "order", "Reader", "metrics"):
         assert callable(getattr(reader, name)), name
-    assert reader.MARKERS and all(isinstance(m, bytes) for m in reader.MARKERS)
+    source = getattr(reader, "SOURCE", "lines")
+    assert source in ("lines", "whole")
+    if source == "whole":  # it reads each file itself
+        assert callable(getattr(reader.Reader, "query", None))
+    else:
+        assert reader.MARKERS and all(isinstance(m, bytes) for m in reader.MARKERS)
 
 
 @pytest.fixture
@@ -113,7 +120,7 @@ def user(home, tmp_path) -> dict[str, str]:
     user_home = tmp_path / "user-home"
     user_home.mkdir()
     return {**home.env, "HOME": str(user_home), "CLAUDE_CONFIG_DIR": str(user_home / ".claude"),
-            "CODEX_HOME": str(user_home / ".codex"),
+            "CODEX_HOME": str(user_home / ".codex"), "COPILOT_HOME": str(user_home / ".copilot"),
             "AITRACK_CLAUDE_MANAGED_SETTINGS": str(tmp_path / "no-managed.json"),
             "AITRACK_CODEX_SYSTEM_DIR": str(tmp_path / "no-system-codex")}
 

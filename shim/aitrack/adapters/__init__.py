@@ -25,13 +25,22 @@ tool against this contract.
   is_session(args) -> bool    False for invocations that run no session (--version, --help)
   prepare(args, env, sink)    required with WITHOUT_AGENT == "receiver": the child's
        -> (args, env)         arguments and environment pointing at the per-run receiver
+  HOME_ENV: tuple             optional: the environment variables that move its files
+                              (besides HOME), passed on to whoever reads them for a run
+  WITH_AGENT: str             optional, "agent" (default): a wrapped run of a tool whose
+                              settings point at the agent is left to them; "receiver": its
+                              settings cannot name the agent (only its environment can), so
+                              its wrapped runs get a per-run receiver all the same
 and its counting rules, in its docstring: which source counts what, and every request one
 source sees and another does not.
 
 Optional parts, each a module of the package (`part(tool, name)`):
   telemetry     what its OTLP payloads add to the ledger: contributions(point, delta),
                 log_contributions(attrs, prices), tool_session_id(attrs), entrypoint(attrs)
-                (the generic package's when the tool has none)
+                (the generic package's when the tool has none); optional USAGE_SIGNALS,
+                the signals whose records carry its usage (default metrics and logs), and
+                with "traces" among them span_contributions(attrs, prices), what one span
+                adds (receivers keep and decode its traces only then)
   locate        where its local files are: transcript_roots(env), and
                 run_sessions(cwd, started, ended, env) -> [(tool session id, path)], the
                 sessions a wrapped run ran
@@ -49,7 +58,7 @@ import importlib
 from types import ModuleType
 
 # The registered tools, in the order people see them (reports, doctor, shims).
-TOOLS = ("claude", "codex")
+TOOLS = ("claude", "codex", "copilot", "opencode")
 
 
 class Sink:
@@ -98,6 +107,17 @@ def for_service(service_name: str | None) -> ModuleType:
         if service_name in adapter.SERVICE_NAMES:
             return adapter
     return load("generic")
+
+
+def usage_signals(telemetry_part: ModuleType) -> tuple[str, ...]:
+    """The signals whose records carry a tool's usage (its telemetry's USAGE_SIGNALS)."""
+    return getattr(telemetry_part, "USAGE_SIGNALS", ("metrics", "logs"))
+
+
+def services_counting(signal: str) -> tuple[str, ...]:
+    """The `service.name`s of the registered tools whose usage arrives in this signal."""
+    return tuple(name for tool in TOOLS if signal in usage_signals(telemetry(tool))
+                 for name in load(tool).SERVICE_NAMES)
 
 
 def telemetry(name: str) -> ModuleType:

@@ -195,14 +195,16 @@ class Processor:
         points = list(otlp.points(request)) if signal == "metrics" else []
         logs = [ledger.LogRecord(attrs, t / 1e9) for attrs, t in otlp.log_records(request)] \
             if signal == "logs" else []
+        spans = [ledger.LogRecord(attrs, t / 1e9) for attrs, t in otlp.spans(request)] \
+            if signal == "traces" and signal in adapters.usage_signals(telemetry) else []
         starts = [p.start_time / 1e9 for p in points if p.start_time] + \
-                 [r.time for r in logs if r.time]
+                 [r.time for r in logs + spans if r.time]
         self.context.egress.strip(request)  # after the ledger's reading: what is queued only
         payload = ledger.Accepted(
             signal=signal,
             body=request.SerializeToString(),
             digest=hashlib.sha256(f"{receiver}\0{signal}\0".encode() + body).digest(),
-            points=points, logs=logs, receiver=receiver, run_id=run_id, tool=tool,
+            points=points, logs=logs, spans=spans, receiver=receiver, run_id=run_id, tool=tool,
             tool_version=resource.get("service.version"),
             entrypoint=telemetry.entrypoint(resource),
             attributes=self.context.attributes,

@@ -43,7 +43,7 @@ class Receiver:
     def __init__(self, sock: socket.socket, secret: str, deliver: Callable[[Delivery], None],
                  run_id: str | None = None, status: Callable[[], dict] | None = None,
                  runs: Callable[[str, dict], dict] | None = None,
-                 kept: Callable[[str], bool] | None = None):
+                 kept: Callable[[str, bytes], bool] | None = None):
         self.port = sock.getsockname()[1]
         self.secret = secret.encode()
         self.hosts = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
@@ -51,9 +51,10 @@ class Receiver:
         self.run_id = run_id  # a per-run receiver's own run; None: the agent (header says)
         self.status = status  # the agent's GET /aitrack/status
         self.runs = runs  # the agent's POST /aitrack/run/start|end, from wrapped runs
-        # which signals are kept: one that nothing counts and nothing forwards (traces, unless
-        # the profile forwards them) is answered as received, and not written to disk
-        self.kept = kept or (lambda signal: True)
+        # which payloads are kept: one that nothing counts and nothing forwards (traces, unless
+        # the profile forwards them or they are a tool's usage) is answered as received, and
+        # not written to disk
+        self.kept = kept or (lambda signal, body: True)
         self.server = http11.Server(sock, self.handle)
 
     def start(self) -> Receiver:
@@ -101,7 +102,7 @@ class Receiver:
 
         try:
             _check(signal, body, ctype)
-            if self.kept(signal):
+            if self.kept(signal, body):
                 self.deliver(Delivery(signal, ctype, body, self._run_of(req)))
         except otlp.MalformedPayload as exc:
             return _error(400, str(exc), ctype)

@@ -9,10 +9,12 @@ keep it free of heavy imports (`typing` alone costs ~9 ms).
 
 from __future__ import annotations
 
+from aitrack import adapters
 from aitrack.capture import commits
 
 # the environment that says where the tools keep their transcripts and settings
-TOOL_ENV = ("HOME", "CLAUDE_CONFIG_DIR", "CODEX_HOME")
+TOOL_ENV = ("HOME", *dict.fromkeys(name for tool in adapters.TOOLS
+                                   for name in getattr(adapters.load(tool), "HOME_ENV", ())))
 
 
 class RunEnd:

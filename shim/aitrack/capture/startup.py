@@ -142,8 +142,9 @@ def _wired(port: int) -> dict[str, bool]:
     the tool's arguments and environment alone)."""
     wired = {}
     for tool in adapters.TOOLS:
+        settings = adapters.part(tool, "settings")
         try:
-            wired[tool] = bool(adapters.part(tool, "settings").points_at_agent(port))
+            wired[tool] = settings is not None and bool(settings.points_at_agent(port))
         except Exception:  # noqa: BLE001 - a damaged settings file: the wrapper's own way
             wired[tool] = False
     return wired

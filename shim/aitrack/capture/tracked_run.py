@@ -350,9 +350,11 @@ class TrackedRun:
 
 
 def _mode(adapter, settings: dict) -> str:
-    """agent, receiver or transcript: see the module's docstring."""
+    """agent, receiver or transcript: see the module's docstring. A tool whose settings
+    cannot name the agent (WITH_AGENT "receiver": Copilot CLI) is never left to them."""
     agent = settings.get("agent") or {}
-    if (agent.get("wired") or {}).get(adapter.NAME):
+    if (agent.get("wired") or {}).get(adapter.NAME) and getattr(
+            adapter, "WITH_AGENT", "agent") == "agent":
         return "agent"
     return adapter.WITHOUT_AGENT
 

@@ -1,4 +1,4 @@
-"""`aitrack import`: usage history from Claude Code's and Codex's own transcripts."""
+"""`aitrack import`: usage history from the tools' own transcripts and databases."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from aitrack.cli.common import UserError, echo_json, load_profile, parse_date
 from aitrack.config import paths
 from aitrack.egress import normalized
 from aitrack.store import importer
+from aitrack.store.importing import readers
 
 
 @click.command("import")
-@click.option("--tool", type=click.Choice(["claude", "codex"]),
-              help="Only this tool's transcripts (default: both).")
+@click.option("--tool", type=click.Choice(readers.tools()),
+              help="Only this tool's transcripts (default: every tool's).")
 @click.option("--since", callback=parse_date, metavar="YYYY-MM-DD",
               help="Only transcripts written to on or after this day (whole sessions).")
 @click.option("--dry-run", is_flag=True, help="Count what would be imported; write nothing.")
@@ -23,7 +24,9 @@ def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
     """Import usage from the transcripts Claude Code and Codex keep on disk.
 
     Reads ~/.claude/projects (or $CLAUDE_CONFIG_DIR/projects, and ~/.config/claude/projects)
-    and ~/.codex/sessions and archived_sessions (or $CODEX_HOME's): history from before
+    and ~/.codex/sessions and archived_sessions (or $CODEX_HOME's), Copilot CLI's
+    ~/.copilot/session-state (or $COPILOT_HOME's) and OTel export files, and opencode's
+    database (~/.local/share/opencode/opencode.db, or $XDG_DATA_HOME's): history from before
     aitrack, and runs whose telemetry was lost. Each API response counts once, however
     many files repeat it; a session known from telemetry too stays one session, with the
     larger figure of the two per model and token type. Only what was added since the last

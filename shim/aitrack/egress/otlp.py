@@ -288,6 +288,15 @@ def log_records(request: Message) -> Iterator[tuple[dict[str, str], int]]:
                        record.time_unix_nano or record.observed_time_unix_nano)
 
 
+def spans(request: Message) -> Iterator[tuple[dict[str, str], int]]:
+    """Every span of a traces request: its attributes and its start (unix ns, 0 if none)."""
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                yield ({kv.key: _scalar(kv.value) for kv in span.attributes},
+                       span.start_time_unix_nano)
+
+
 def resource_attributes(request: Message) -> dict[str, str]:
     """The first resource's attributes (a tool's export has one resource)."""
     for block in _resource_blocks(request):

@@ -70,6 +70,7 @@ def _session_row(report: Report, sid: str, fig: Figures, models: list) -> dict:
         **_contrib(fig),
         "entrypoint": facts.get("entrypoint"),
         "sources": source_names(facts.get("sources")),
+        "tool_figures": facts.get("tool_figures", {}),  # README: what each one means
     }
     if report.opts.breakdown:
         row["breakdown"] = [{"model": m, "tokens": _tokens(f), "cost_usd": amount(f.cost_usd),

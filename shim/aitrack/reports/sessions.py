@@ -39,6 +39,15 @@ FROM session_metrics m WHERE m.session_id IN ({ids}) AND m.model = ''
 GROUP BY m.session_id
 """
 
+# the figures a tool reports of a session besides its tokens and cost of record (Copilot's
+# premium_requests, opencode's own tool_cost_usd and its unrecorded_requests), summed over models
+_SESSION_TOOL_FIGURES_SQL = f"""
+SELECT m.session_id, m.name, SUM(m.value) FROM session_metrics m
+WHERE m.session_id IN ({{ids}}) AND m.name NOT IN ('cost_usd', {", ".join(
+    f"'{name}'" for name in CONTRIB_FIELDS)}, 'active_time_s')
+GROUP BY m.session_id, m.name
+"""
+
 _SESSION_FACTS = ("id", "tool", "tool_version", "started_at", "ended_at", "exit_code",
                   "project", "cwd", "entrypoint", "sources")  # the last two since m004
 
@@ -58,6 +67,9 @@ def session_rows(db: sqlite3.Connection, opts: Options, prices: PriceTable, matc
     acc, by_model = _sums(db, opts, prices, fmt, params)
     contrib = {sid: values for sid, *values in
                db.execute(_SESSION_CONTRIB_SQL.format(**fmt), params)}
+    for sid, name, value in db.execute(_SESSION_TOOL_FIGURES_SQL.format(**fmt), params):
+        if sid in facts:
+            facts[sid].setdefault("tool_figures", {})[name] = round(value, 6)
 
     no_contrib = (0, 0, 0, 0)
     totals = Figures()

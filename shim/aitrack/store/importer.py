@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aitrack.store import ledger
 from aitrack.store.importing import readers
-from aitrack.store.importing.files import walk
+from aitrack.store.importing.files import stamp, walk
 from aitrack.store.importing.merge import Import
 from aitrack.store.importing.result import ImportResult
 from aitrack.store.migrations import migrate
@@ -61,10 +61,13 @@ def import_files(db: sqlite3.Connection, tool: str, paths: Iterable[Path], profi
     started = time.perf_counter()
     result = ImportResult()
     job = Import(db, profile, env, result, dry_run=False)
+    transcripts = readers.of(tool)
+    if transcripts is None:
+        return result
     files = []
-    for path in paths:
+    for path in dict.fromkeys(str(p) for p in paths):  # a database holds several sessions
         try:
-            files.append((str(path), os.stat(path)))
+            files.append((path, stamp(transcripts, path, os.stat(path))))
         except FileNotFoundError:
             result.skip("vanished_file")
         except OSError:

@@ -22,6 +22,7 @@ NAME = "claude"
 TITLE = "Claude Code"
 EXECUTABLE = "claude"
 BIN_ENV = "AITRACK_CLAUDE_BIN"
+HOME_ENV = ("CLAUDE_CONFIG_DIR",)  # where its files are, besides HOME
 EXAMPLE = '-p "summarise the last commit" --max-turns 1'  # for `aitrack claude --help`
 # without an agent: a per-run receiver, or only the transcripts read at exit
 WITHOUT_AGENT = "receiver"

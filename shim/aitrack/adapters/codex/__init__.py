@@ -24,6 +24,7 @@ NAME = "codex"
 TITLE = "Codex"
 EXECUTABLE = "codex"
 BIN_ENV = "AITRACK_CODEX_BIN"
+HOME_ENV = ("CODEX_HOME",)  # where its files are, besides HOME
 EXAMPLE = 'exec "fix the failing test"'  # for `aitrack codex --help`
 # without an agent: a per-run receiver, or only the transcripts read at exit
 WITHOUT_AGENT = "transcript"

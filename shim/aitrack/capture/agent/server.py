@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from aitrack import __version__
+from aitrack import __version__, adapters
 from aitrack.capture import intake, linking, runs
 from aitrack.capture.agent import ensure_secret, pid_file, port_taken, probe, url
 from aitrack.capture.agent.worker import Worker
@@ -57,6 +57,7 @@ class Agent:
         self.forwarder_started = 0.0
         self.prices = None  # the profile's price table, loaded when first needed
         self._attributes: dict[str, str] | None = None
+        self.span_services = tuple(n.encode() for n in adapters.services_counting("traces"))
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -151,14 +152,19 @@ class Agent:
 
     # ------------------------------------------------------------ receiving
 
-    def _kept(self, signal: str) -> bool:
-        """Metrics and logs are counted; traces count nothing, so they are kept only when the
-        profile forwards them (Codex sends hundreds of spans at exit and waits for the answer)."""
+    def _kept(self, signal: str, body: bytes) -> bool:
+        """Metrics and logs are counted. Traces are kept when the profile forwards them, or
+        when they come from a tool whose spans carry its usage (Copilot CLI): the payload
+        names that tool's service. The others count nothing and are not stored (Codex sends
+        hundreds of spans at exit and waits for the answer)."""
         if signal != "traces":
             return True
         endpoint = self.profile.endpoint
-        return bool(endpoint and "traces" in endpoint.signals
-                    and policy.of(self.profile).raw)
+        if endpoint and "traces" in endpoint.signals and policy.of(self.profile).raw:
+            return True
+        # a plain search of the decompressed body (protobuf or JSON carry the name as is):
+        # one that merely mentions the name costs a decode, and is counted for no one
+        return any(name in body for name in self.span_services)
 
     def _put(self) -> None:
         self.received += 1

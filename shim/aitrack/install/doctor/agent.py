@@ -61,8 +61,8 @@ def check_agent_settings(ctx: Context) -> Check:
     for tool in wiring.TOOLS:
         mod = wiring.settings_module(tool)
         why = mod.diagnose(port, ctx.env)
-        details.append(f"{tool}: " + (f"not pointed at the agent: {why}" if why else
-                                      "sends its telemetry to the agent"))
+        details.append(f"{tool}: " + (f"not pointed at the agent: {why}" if why else getattr(
+            mod, "WIRED", "sends its telemetry to the agent")))
         if why and tool in wired:
             status = WARN
             problems.append(f"{mod.TITLE}'s settings no longer send its telemetry to the "

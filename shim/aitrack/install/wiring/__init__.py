@@ -30,6 +30,8 @@ optional:
   helper_name(), helper_script(link, secret_path)
                                  the tool reads its headers from a helper command: one script
                                  per tool, which prints the key (never written in its file)
+  WIRED                          what `doctor` says of it once wired (default: it sends
+                                 its telemetry to the agent)
   machine_snippet(link, os_name) what IT deploys machine-wide (no key: every user reads it)
   managed_file(env), managed_env(path), telemetry_off(env)
                                  its machine-wide settings file, for doctor

@@ -25,20 +25,23 @@ class LogRecord:
 class Accepted:
     """Everything the ledger needs from one received payload."""
 
-    __slots__ = ("signal", "body", "digest", "points", "logs", "receiver", "run_id", "tool",
-                 "tool_version", "entrypoint", "attributes", "started_hint")
+    __slots__ = ("signal", "body", "digest", "points", "logs", "spans", "receiver", "run_id",
+                 "tool", "tool_version", "entrypoint", "attributes", "started_hint")
 
     def __init__(self, signal: str, body: bytes, digest: bytes, points: list[Point] | None = None,
                  logs: list[LogRecord] | None = None, receiver: str = "agent",
                  run_id: str | None = None, tool: str | None = None,
                  tool_version: str | None = None,
                  entrypoint: str | None = None, attributes: dict[str, str] | None = None,
-                 started_hint: float | None = None):
+                 started_hint: float | None = None, spans: list[LogRecord] | None = None):
         self.signal = signal
         self.body = body  # canonical protobuf, attributes enforced: what the outbox forwards
         self.digest = digest  # identifies the bytes the child sent
         self.points = points or []
         self.logs = logs or []
+        # the spans of a tool whose spans carry usage (its telemetry's USAGE_SIGNALS): their
+        # attributes and start, as log records carry theirs
+        self.spans = spans or []
         self.receiver = receiver  # "agent", or the run id of a per-run receiver
         self.run_id = run_id  # the wrapper run the sender belongs to, when known
         self.tool = tool  # the tool's name in the ledger (default: the adapter's)
@@ -55,6 +58,7 @@ class Adapter(Protocol):
 
     def contributions(self, point: Point, delta: float) -> list[Contribution]: ...
     def log_contributions(self, attrs: dict[str, str], prices) -> list[Contribution]: ...
+    # span_contributions(attrs, prices), for a tool whose USAGE_SIGNALS holds "traces"
     def tool_session_id(self, attrs: dict[str, str]) -> str | None: ...
     def entrypoint(self, attrs: dict[str, str]) -> str | None: ...
 
@@ -98,6 +102,12 @@ def accept(db: sqlite3.Connection, payload: Accepted, adapter: Adapter, queue: b
         for record in payload.logs:
             found = adapter.log_contributions(record.attrs, prices)
             sid = sessions.of(record.attrs, only_known=not found, at=record.time)
+            if sid is not None:
+                for c in found:
+                    add(db, sid, c, "telemetry")
+        for span in payload.spans:  # one request each (Copilot CLI's `chat` spans)
+            found = adapter.span_contributions(span.attrs, prices)
+            sid = sessions.of(span.attrs, only_known=not found, at=span.time)
             if sid is not None:
                 for c in found:
                     add(db, sid, c, "telemetry")
