@@ -42,7 +42,7 @@ def show(as_json: bool, origin: bool) -> None:
         echo_json(data)
         return
     click.echo(f"# mode: {data['mode']}")
-    for table in ("endpoint", "attributes", "telemetry", "agent", "prices"):
+    for table in ("endpoint", "attributes", "identity", "telemetry", "agent", "prices"):
         body = data[table]
         if not body:
             continue
