@@ -98,6 +98,9 @@ def read_file(transcripts: ModuleType, path: str, prev: FileState | None, prices
         except OSError:
             skipped["unreadable_file"] = skipped.get("unreadable_file", 0) + 1
             return None
+        except Exception:  # noqa: BLE001 - a reader's bug costs this file, never the import
+            skipped["reader_error"] = skipped.get("reader_error", 0) + 1
+            return None
     for reason, n in lines.skipped.items():
         skipped[reason] = skipped.get(reason, 0) + n
     state = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, offset, head,
