@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import stat
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -38,6 +40,7 @@ SKIP_REASONS = {
     "bad_record": "unexpected fields",
     "no_session_id": "no session id",
     "unreadable_file": "unreadable file",
+    "not_regular": "not a regular file (a FIFO, a device)",
     "unreadable_dir": "unreadable folder",
     "vanished_file": "deleted while read",
     "out_of_range": "a number beyond any count",
@@ -46,6 +49,31 @@ SKIP_REASONS = {
     "implausible_date": "dated before 2020 or in the future",
     "reader_error": "files aitrack failed to read (a bug: please report it)",
 }
+
+
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX: opening a FIFO nobody writes to waits
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class NotRegular(OSError):
+    """A FIFO, a device or a socket where a tool's file was expected (a link to /dev/zero
+    in a transcript folder): never read, it could block or give bytes for ever."""
+
+
+def open_regular(path: str | os.PathLike):
+    """A tool's file opened for reading, binary, if it is a regular file (or a link to one);
+    NotRegular otherwise. Opened without blocking, so a FIFO cannot hold it up; callers
+    read at most the size it had then (os.fstat of the handle)."""
+    fd = os.open(path, os.O_RDONLY | _NONBLOCK | _CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(f"{path} is not a regular file")
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class BadLine(Exception):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-from aitrack.adapters.reading import FileRead, identity
+from aitrack.adapters.reading import FileRead, NotRegular, identity, open_regular
 from aitrack.store.importing.lines import Lines
 from aitrack.store.importing.result import ImportResult
 
@@ -53,7 +54,11 @@ def walk(root: Path, transcripts: ModuleType, result: ImportResult
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
                 elif transcripts.is_transcript(entry.name):
-                    yield entry.path, entry.stat()
+                    st = entry.stat()
+                    if stat.S_ISREG(st.st_mode):
+                        yield entry.path, st
+                    else:  # a FIFO, a link to /dev/zero: reading it would block or never end
+                        result.skip("not_regular")
             except OSError:
                 continue  # gone since the listing
 
@@ -76,9 +81,12 @@ def read_file(transcripts: ModuleType, path: str, prev: FileState | None, prices
               skipped: dict[str, int]) -> Read | None:
     """Read what is new in one file; None (and the reason in `skipped`) when it cannot be."""
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below
+        fh = open_regular(path)  # swapped for a FIFO since the walk: still never blocks
     except FileNotFoundError:
         skipped["vanished_file"] = skipped.get("vanished_file", 0) + 1
+        return None
+    except NotRegular:
+        skipped["not_regular"] = skipped.get("not_regular", 0) + 1
         return None
     except OSError:
         skipped["unreadable_file"] = skipped.get("unreadable_file", 0) + 1
