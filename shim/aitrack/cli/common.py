@@ -8,12 +8,14 @@ from typing import Any
 
 import click
 
+from aitrack.domain.display import safe_lines
+
 
 class UserError(click.ClickException):
     """An error the user can act on: printed as one line naming the fix."""
 
     def show(self, file=None) -> None:
-        click.echo(f"aitrack: {self.message}", err=True)
+        say(f"aitrack: {self.message}", err=True)
 
 
 class AitrackGroup(click.Group):
@@ -31,7 +33,7 @@ class AitrackGroup(click.Group):
                 raise
             line = storage_problem(exc) or (f"unexpected error: {type(exc).__name__}: {exc} "
                                             "(run with --debug for details)")
-            click.echo(f"aitrack: {line}", err=True)
+            say(f"aitrack: {line}", err=True)
             ctx.exit(1)
 
 
@@ -84,6 +86,12 @@ def _disk_full(directory) -> bool:
     return st.f_bavail * st.f_frsize < 1024 * 1024
 
 
+def say(text: str = "", err: bool = False) -> None:
+    """Human-readable output: each line made safe (domain/display.py), since paths, names and
+    an endpoint's answers come from outside. JSON goes through echo_json, exact."""
+    click.echo("\n".join(safe_lines(text)), err=err)
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -94,7 +102,7 @@ def load_profile():
 
     p = profile.load(paths.resolve())
     for problem in p.problems:
-        click.echo(f"aitrack: {problem}", err=True)
+        say(f"aitrack: {problem}", err=True)
     return p
 
 

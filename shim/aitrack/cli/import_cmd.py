@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aitrack.cli.common import UserError, echo_json, load_profile, parse_date
+from aitrack.cli.common import UserError, echo_json, load_profile, parse_date, say
 
 
 @click.command("import")
@@ -57,7 +57,7 @@ def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
     if as_json:
         echo_json(result.as_dict())
     else:
-        click.echo(result.summary())
+        say(result.summary())
 
 
 def _queue_usage_metrics(db, profile) -> None:
@@ -68,7 +68,7 @@ def _queue_usage_metrics(db, profile) -> None:
     try:
         normalized.emit(db, profile)
     except Exception as exc:  # noqa: BLE001 - the import itself is done and kept
-        click.echo(f"aitrack: cannot queue usage metrics ({type(exc).__name__}: {exc}); the "
+        say(f"aitrack: cannot queue usage metrics ({type(exc).__name__}: {exc}); the "
                    "agent or the next run queues them", err=True)
 
 

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from aitrack.cli.common import UserError, echo_json, load_profile
+from aitrack.cli.common import UserError, echo_json, load_profile, say
+from aitrack.domain.display import MAX_LINE, safe
 
 if TYPE_CHECKING:
     from aitrack.domain.pricing import PriceTable
@@ -61,7 +62,7 @@ def render(entries: list[dict], as_of: str | None, stale: str | None) -> str:
     if stale:
         lines.append(stale)
     for e in entries:
-        lines += ["", e["model"]]
+        lines += ["", safe(e["model"])]
         if not e["priced"]:
             lines.append(f"  unpriced  {e['reason']}: its cost shows as n/a, never $0")
             if e["row"]:
@@ -81,7 +82,8 @@ def render(entries: list[dict], as_of: str | None, stale: str | None) -> str:
         lines.append(f"  source    {_source(e)}")
         if e["note"]:
             lines.append(f"  note      {e['note']}")
-    return "\n".join(lines)
+    # model names come from transcripts and telemetry: escaped and capped (display.py)
+    return "\n".join(safe(line, MAX_LINE) for line in lines)
 
 
 def _line(r: dict[str, float]) -> str:
@@ -143,10 +145,10 @@ def prices(models: tuple[str, ...], as_json: bool) -> None:
                    "ledger": str(ledger) if ledger else None, "models": entries})
         return
     if not entries:
-        click.echo(f"No models yet: your ledger ({ledger}) has no usage. Name models to see "
+        say(f"No models yet: your ledger ({ledger}) has no usage. Name models to see "
                    "their prices: aitrack prices MODEL...")
         return
-    click.echo(render(entries, table.as_of, stale))
+    say(render(entries, table.as_of, stale))
 
 
 def register(cli: click.Group) -> None:
