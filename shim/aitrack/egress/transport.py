@@ -8,6 +8,12 @@ unless the host is a loopback address. HTTPS_PROXY/NO_PROXY (and the platform's 
 settings) are honoured with a CONNECT tunnel; loopback hosts never go through a proxy.
 Redirects are not followed: the auth header must never go to another URL.
 
+Every request has a total deadline (endpoint.timeout_s, or the caller's sooner one): a
+watchdog cuts its connection when it passes, whatever stage it is in (connecting, TLS, a
+proxy's tunnel, sending, the answer's head or body). Each socket operation's own timeout is
+not enough: a peer that sends a byte just inside it, again and again, held `aitrack flush
+--timeout 5` for 199 s.
+
 Connections are kept alive per thread, so a backlog costs one TLS handshake, not one per
 request. Imported by the forwarder (after the spawn, and only when the profile has an
 endpoint), the agent and `aitrack flush`: ssl never loads on the wrapper's start-up path.
@@ -24,6 +30,8 @@ import ssl
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -62,8 +70,11 @@ class _Deadline(Exception):
 
 
 def post(endpoint: Endpoint, url: str, body: bytes, content_type: str,
-         token: str | None) -> Answer:
+         token: str | None, deadline: float | None = None) -> Answer:
+    """One POST; `deadline` (time.monotonic()): end sooner than endpoint.timeout_s."""
     started = time.monotonic()
+    ends = started + endpoint.timeout_s if deadline is None else \
+        min(deadline, started + endpoint.timeout_s)
 
     def answer(status, error, **kw) -> Answer:
         if error and token:
@@ -84,8 +95,7 @@ def post(endpoint: Endpoint, url: str, body: bytes, content_type: str,
             headers[endpoint.auth_header] = endpoint.auth_value(token).encode()
         payload = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
         headers["Content-Length"] = str(len(payload))
-        status, reply_headers, data = _exchange(endpoint, target, headers, payload,
-                                                started + endpoint.timeout_s)
+        status, reply_headers, data = _exchange(endpoint, target, headers, payload, ends)
     except _Refused as exc:
         return answer(None, str(exc), fatal=True)
     except Exception as exc:  # noqa: BLE001 - post never raises: every failure is an Answer
@@ -113,7 +123,12 @@ def connect_ahead(endpoint: Endpoint, urls: list[str]) -> None:
             if key in _pool():
                 continue
             conn = make()
-            conn.connect()
+            try:
+                with _WATCHDOG.guard(conn, time.monotonic() + endpoint.timeout_s):
+                    conn.connect()
+            except BaseException:
+                conn.close()
+                raise
             _pool()[key] = conn
         except Exception:  # noqa: BLE001 - post will say what is wrong
             continue
@@ -184,8 +199,15 @@ def _exchange(endpoint: Endpoint, target: _Target, headers: dict[str, str], payl
     return result
 
 
-def _request(conn: http.client.HTTPConnection, target: _Target, headers: dict[str, str],
+def _request(conn: _Cuttable, target: _Target, headers: dict[str, str],
              payload: bytes, deadline: float) -> tuple[tuple[int, dict[str, str], bytes], bool]:
+    with _WATCHDOG.guard(conn, deadline):
+        return _request_now(conn, target, headers, payload, deadline)
+
+
+def _request_now(conn: _Cuttable, target: _Target, headers: dict[str, str],
+                 payload: bytes, deadline: float
+                 ) -> tuple[tuple[int, dict[str, str], bytes], bool]:
     if conn.sock is None:
         conn.timeout = _remaining(deadline)
         conn.connect()
@@ -213,6 +235,81 @@ def _remaining(deadline: float) -> float:
     return left
 
 
+class _Cuttable:
+    """A connection the watchdog can cut at any stage: it keeps a duplicate of its socket's
+    descriptor (shutting it down ends the socket, whatever wraps it: TLS, a tunnel)."""
+
+    handle: socket.socket | None = None
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self._create_connection = self._connect  # http.client's hook for the raw socket
+
+    def _connect(self, address, timeout, source_address=None) -> socket.socket:
+        sock = socket.create_connection(address, timeout, source_address)
+        self.handle = sock.dup()
+        return sock
+
+    def cut(self) -> None:
+        try:
+            if self.handle is not None:
+                self.handle.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        super().close()
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+class _HTTP(_Cuttable, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPS(_Cuttable, http.client.HTTPSConnection):
+    pass
+
+
+class _Watchdog:
+    """One thread that cuts each guarded connection when its deadline passes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.due: dict[object, tuple[float, _Cuttable]] = {}
+        self.thread: threading.Thread | None = None
+
+    @contextmanager
+    def guard(self, conn: _Cuttable, deadline: float) -> Iterator[None]:
+        """Cut `conn` at `deadline`; _Deadline when that happened (whatever else failed)."""
+        key = object()
+        with self.lock:
+            self.due[key] = (deadline, conn)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="aitrack-deadlines",
+                                               daemon=True)
+                self.thread.start()
+            self.lock.notify()
+        try:
+            yield
+        finally:
+            with self.lock:
+                cut = self.due.pop(key, None) is None
+            if cut:
+                raise _Deadline()  # not the OSError the cut caused: the deadline is the why
+
+    def _run(self) -> None:
+        with self.lock:
+            while True:
+                now = time.monotonic()
+                for key in [k for k, (at, _) in self.due.items() if at <= now]:
+                    self.due.pop(key)[1].cut()
+                soonest = min((at for at, _ in self.due.values()), default=None)
+                self.lock.wait(None if soonest is None else soonest - now)
+
+
+_WATCHDOG = _Watchdog()
 _local = threading.local()
 _contexts: dict[str | None, ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
@@ -253,16 +350,13 @@ def _connection_factory(endpoint: Endpoint, target: _Target):
     context = _tls_context(endpoint.ca_bundle) if target.scheme == "https" else None
     key = (target.scheme, target.host, target.port, proxy, endpoint.ca_bundle)
 
-    def make() -> http.client.HTTPConnection:
+    def make() -> _Cuttable:
         if context is None:
-            return http.client.HTTPConnection(target.host, target.port,
-                                              timeout=endpoint.timeout_s)
+            return _HTTP(target.host, target.port, timeout=endpoint.timeout_s)
         if proxy is None:
-            return http.client.HTTPSConnection(target.host, target.port,
-                                               timeout=endpoint.timeout_s, context=context)
+            return _HTTPS(target.host, target.port, timeout=endpoint.timeout_s, context=context)
         proxy_host, proxy_port, auth = proxy
-        conn = http.client.HTTPSConnection(proxy_host, proxy_port, timeout=endpoint.timeout_s,
-                                           context=context)
+        conn = _HTTPS(proxy_host, proxy_port, timeout=endpoint.timeout_s, context=context)
         conn.set_tunnel(target.host, target.port,
                         headers={"Proxy-Authorization": auth} if auth else None)
         return conn
