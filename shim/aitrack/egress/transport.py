@@ -8,11 +8,8 @@ unless the host is a loopback address. HTTPS_PROXY/NO_PROXY (and the platform's 
 settings) are honoured with a CONNECT tunnel; loopback hosts never go through a proxy.
 Redirects are not followed: the auth header must never go to another URL.
 
-Every request has a total deadline (endpoint.timeout_s, or the caller's sooner one): a
-watchdog cuts its connection when it passes, whatever stage it is in (connecting, TLS, a
-proxy's tunnel, sending, the answer's head or body). Each socket operation's own timeout is
-not enough: a peer that sends a byte just inside it, again and again, held `aitrack flush
---timeout 5` for 199 s.
+Every request has a total deadline (endpoint.timeout_s, or the caller's sooner one), kept
+by deadlines.py whatever stage the request is in.
 
 Connections are kept alive per thread, so a backlog costs one TLS handshake, not one per
 request. Imported by the forwarder (after the spawn, and only when the profile has an
@@ -30,8 +27,6 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -40,6 +35,8 @@ from aitrack import __version__
 from aitrack.config.keychain import header_value_problem, mask
 from aitrack.config.profile import Endpoint
 from aitrack.config.schema import is_loopback_host, url_problem
+from aitrack.egress import deadlines
+from aitrack.egress.deadlines import Cuttable
 
 MAX_ANSWER = 64 * 1024  # what is kept of an answer's body; a longer one closes the connection
 SEND_CHUNK = 64 * 1024
@@ -63,10 +60,6 @@ class Answer:
 
 class _Refused(Exception):
     """Not sent, and retrying will not help: a one-line reason."""
-
-
-class _Deadline(Exception):
-    pass
 
 
 def post(endpoint: Endpoint, url: str, body: bytes, content_type: str,
@@ -124,7 +117,7 @@ def connect_ahead(endpoint: Endpoint, urls: list[str]) -> None:
                 continue
             conn = make()
             try:
-                with _WATCHDOG.guard(conn, time.monotonic() + endpoint.timeout_s):
+                with deadlines.guard(conn, time.monotonic() + endpoint.timeout_s):
                     conn.connect()
             except BaseException:
                 conn.close()
@@ -199,13 +192,13 @@ def _exchange(endpoint: Endpoint, target: _Target, headers: dict[str, str], payl
     return result
 
 
-def _request(conn: _Cuttable, target: _Target, headers: dict[str, str],
+def _request(conn: Cuttable, target: _Target, headers: dict[str, str],
              payload: bytes, deadline: float) -> tuple[tuple[int, dict[str, str], bytes], bool]:
-    with _WATCHDOG.guard(conn, deadline):
+    with deadlines.guard(conn, deadline):
         return _request_now(conn, target, headers, payload, deadline)
 
 
-def _request_now(conn: _Cuttable, target: _Target, headers: dict[str, str],
+def _request_now(conn: Cuttable, target: _Target, headers: dict[str, str],
                  payload: bytes, deadline: float
                  ) -> tuple[tuple[int, dict[str, str], bytes], bool]:
     if conn.sock is None:
@@ -231,85 +224,10 @@ def _request_now(conn: _Cuttable, target: _Target, headers: dict[str, str],
 def _remaining(deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise _Deadline()
+        raise deadlines.Deadline()
     return left
 
 
-class _Cuttable:
-    """A connection the watchdog can cut at any stage: it keeps a duplicate of its socket's
-    descriptor (shutting it down ends the socket, whatever wraps it: TLS, a tunnel)."""
-
-    handle: socket.socket | None = None
-
-    def __init__(self, *args, **kw) -> None:
-        super().__init__(*args, **kw)
-        self._create_connection = self._connect  # http.client's hook for the raw socket
-
-    def _connect(self, address, timeout, source_address=None) -> socket.socket:
-        sock = socket.create_connection(address, timeout, source_address)
-        self.handle = sock.dup()
-        return sock
-
-    def cut(self) -> None:
-        try:
-            if self.handle is not None:
-                self.handle.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        super().close()
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
-
-
-class _HTTP(_Cuttable, http.client.HTTPConnection):
-    pass
-
-
-class _HTTPS(_Cuttable, http.client.HTTPSConnection):
-    pass
-
-
-class _Watchdog:
-    """One thread that cuts each guarded connection when its deadline passes."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Condition()
-        self.due: dict[object, tuple[float, _Cuttable]] = {}
-        self.thread: threading.Thread | None = None
-
-    @contextmanager
-    def guard(self, conn: _Cuttable, deadline: float) -> Iterator[None]:
-        """Cut `conn` at `deadline`; _Deadline when that happened (whatever else failed)."""
-        key = object()
-        with self.lock:
-            self.due[key] = (deadline, conn)
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="aitrack-deadlines",
-                                               daemon=True)
-                self.thread.start()
-            self.lock.notify()
-        try:
-            yield
-        finally:
-            with self.lock:
-                cut = self.due.pop(key, None) is None
-            if cut:
-                raise _Deadline()  # not the OSError the cut caused: the deadline is the why
-
-    def _run(self) -> None:
-        with self.lock:
-            while True:
-                now = time.monotonic()
-                for key in [k for k, (at, _) in self.due.items() if at <= now]:
-                    self.due.pop(key)[1].cut()
-                soonest = min((at for at, _ in self.due.values()), default=None)
-                self.lock.wait(None if soonest is None else soonest - now)
-
-
-_WATCHDOG = _Watchdog()
 _local = threading.local()
 _contexts: dict[str | None, ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
@@ -350,13 +268,14 @@ def _connection_factory(endpoint: Endpoint, target: _Target):
     context = _tls_context(endpoint.ca_bundle) if target.scheme == "https" else None
     key = (target.scheme, target.host, target.port, proxy, endpoint.ca_bundle)
 
-    def make() -> _Cuttable:
+    def make() -> Cuttable:
+        timeout = endpoint.timeout_s
         if context is None:
-            return _HTTP(target.host, target.port, timeout=endpoint.timeout_s)
+            return deadlines.HTTP(target.host, target.port, timeout=timeout)
         if proxy is None:
-            return _HTTPS(target.host, target.port, timeout=endpoint.timeout_s, context=context)
+            return deadlines.HTTPS(target.host, target.port, timeout=timeout, context=context)
         proxy_host, proxy_port, auth = proxy
-        conn = _HTTPS(proxy_host, proxy_port, timeout=endpoint.timeout_s, context=context)
+        conn = deadlines.HTTPS(proxy_host, proxy_port, timeout=timeout, context=context)
         conn.set_tunnel(target.host, target.port,
                         headers={"Proxy-Authorization": auth} if auth else None)
         return conn
@@ -388,7 +307,7 @@ def _proxy_for(target: _Target) -> tuple[str, int, str | None] | None:
 
 def _describe(exc: BaseException, url: str, endpoint: Endpoint) -> str:
     host = urlsplit(url).hostname
-    if isinstance(exc, _Deadline | TimeoutError | socket.timeout):
+    if isinstance(exc, deadlines.Deadline | TimeoutError | socket.timeout):
         return f"no answer from {host} within {endpoint.timeout_s:g} s (endpoint.timeout_s)"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (f"cannot verify the TLS certificate of {host} ({exc.verify_message}): if your "
