@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from adversary import other_user
 from aitrack.capture import startup
 from aitrack.config import identity, paths, profile, schema
 from aitrack.install import doctor
@@ -209,3 +210,14 @@ def test_the_identity_table_is_validated(tmp_path, text, problem):
     with pytest.raises(schema.ProfileError) as exc:
         schema.read_file(path)
     assert problem in " ".join(exc.value.problems)
+
+
+def test_a_start_up_cache_another_account_wrote_is_not_read(home, monkeypatch):
+    monkeypatch.setenv("AITRACK_HOME", home.env["AITRACK_HOME"])
+    startup.settings()
+    with other_user() as user:
+        os.chown(startup.cache_file(), user.uid, user.gid)
+        computed = []
+        monkeypatch.setattr(startup, "compute", lambda: computed.append(1) or {})
+        startup.settings()
+        assert computed == [1]

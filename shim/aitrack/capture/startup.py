@@ -158,6 +158,8 @@ def _read(path: str) -> dict | None:
     """The cache's settings when its checksum and every key and type verify, else None."""
     try:
         with open(path, "rb") as fh:
+            if hasattr(os, "geteuid") and os.fstat(fh.fileno()).st_uid != os.geteuid():
+                return None  # another account's (a shared HOME): never its settings
             blob = fh.read(MAX_BYTES + 1)
     except OSError:
         return None

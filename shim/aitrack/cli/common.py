@@ -48,9 +48,9 @@ def storage_problem(exc: BaseException) -> str | None:
     import errno
 
     from aitrack.config import paths
-    from aitrack.config.private_files import LinkRefused
+    from aitrack.config.private_files import LinkRefused, NotYours
 
-    if isinstance(exc, LinkRefused):
+    if isinstance(exc, LinkRefused | NotYours):
         return exc.strerror
     disk_errors = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS)
     if type(exc).__module__ != "sqlite3" and not (
