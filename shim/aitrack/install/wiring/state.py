@@ -58,6 +58,11 @@ def state_file(paths: Paths) -> Path:
     return agent.agent_dir(paths) / "wiring.json"
 
 
+def lock_file(paths: Paths) -> Path:
+    """Held while an install or uninstall runs (files.locked)."""
+    return agent.agent_dir(paths) / "wiring.lock"
+
+
 def helper_file(paths: Paths) -> Path:
     """Claude Code's `otelHeadersHelper`, which prints the agent's key."""
     return agent.agent_dir(paths) / settings_module("claude").helper_name()
