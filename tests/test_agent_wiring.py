@@ -913,3 +913,27 @@ def test_uninstall_keeps_the_record_of_a_config_that_became_a_link(user, tmp_pat
     write(codex_file(user), wired, 0o600)
     unwire(user)
     assert codex_file(user).read_text() == CODEX_COMMENTED
+
+
+def test_a_write_that_fails_half_way_puts_back_what_was_written(user, monkeypatch):
+    """All or nothing across tools, whatever fails (here: the disk fills at Codex's file)."""
+    import errno
+
+    from aitrack.install.wiring import files as wiring_files
+
+    write(claude_file(user), '{\n  "model": "opus"\n}\n')
+    write(codex_file(user), CODEX_COMMENTED)
+    before = snapshot(claude_file(user), codex_file(user))
+    real = wiring_files.write
+
+    def full_at_codex(target, data, mode):
+        if target == codex_file(user):
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        return real(target, data, mode)
+
+    monkeypatch.setattr(wiring_files, "write", full_at_codex)
+    with pytest.raises(wiring.WiringError) as failed:
+        wire(user)
+    assert "No space left" in str(failed.value) and "nothing was changed" in str(failed.value)
+    assert snapshot(claude_file(user), codex_file(user)) == before
+    assert not wiring.state_file(paths.resolve(user)).exists()
