@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -350,3 +351,36 @@ def test_doctor_fails_on_a_folder_another_user_owns(home):
                      if c["name"] == "private-files")
         assert check["status"] == "FAIL" and str(state) in check["summary"]
         assert "sudo mv" in check["fix"]
+
+
+def _damage_the_schema_text(ledger_path: Path) -> None:
+    """A damaged page in sqlite_master: its SQL is no longer UTF-8, so SQLite's own error
+    message about it is not either, and Python raised UnicodeDecodeError decoding it."""
+    db = sqlite3.connect(ledger_path)
+    db.execute("PRAGMA writable_schema = ON")
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'usage_daily'").fetchone()[0]
+    bad = sql.encode().replace(b"DEFAULT", b"DEF\xfe\xffAU", 1)
+    db.execute("UPDATE sqlite_master SET sql = CAST(? AS TEXT) WHERE name = 'usage_daily'",
+               (bad,))
+    db.commit()
+    db.close()
+
+
+def test_a_ledger_whose_schema_is_not_utf8_is_one_line_with_the_fix(home):
+    home.write_managed_profile(ENDPOINT)
+    home.run("run", "--", sys.executable, "-c", "pass")
+    _damage_the_schema_text(home.ledger)
+    for args in (("report",), ("report", "session"), ("prices",), ("import",), ("flush",),
+                 ("dashboard", "--out", str(home.root / "d.html"))):
+        result = home.run(*args)
+        assert "UnicodeDecodeError" not in result.stderr + result.stdout, args
+        assert "unexpected error" not in result.stderr, args
+        if result.returncode:
+            line = one_line_about(result, str(home.ledger))
+            assert "mv " in line, (args, line)
+    doctor = home.run("doctor", "--json")
+    check = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "ledger")
+    assert check["status"] == "FAIL" and "UnicodeDecodeError" not in check["summary"]
+    assert "mv " in check["fix"]
+    run = home.run("run", "--", sys.executable, "-c", "raise SystemExit(4)")
+    assert run.returncode == 4 and "UnicodeDecodeError" not in run.stderr

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from aitrack.cli.common import UserError, echo_json, load_profile, parse_date, say
+from aitrack.cli.common import (
+    UserError,
+    echo_json,
+    load_profile,
+    parse_date,
+    say,
+    storage_problem,
+)
 
 
 @click.command("import")
@@ -42,16 +49,16 @@ def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
     try:
         db = importer.open_ledger(ledger_path, dry_run)
     except (sqlite3.Error, OSError) as exc:
-        raise UserError(f"cannot open the ledger {ledger_path} ({exc}): run `aitrack doctor`"
-                        ) from None
+        raise UserError(storage_problem(exc) or f"cannot open the ledger {ledger_path} ({exc}): "
+                        "run `aitrack doctor`") from None
     try:
         result = importer.run(db, profile, tools=[tool] if tool else None, since=since,
                               dry_run=dry_run)
         if not dry_run and profile.endpoint is not None:
             _queue_usage_metrics(db, profile)
     except sqlite3.Error as exc:
-        raise UserError(f"cannot write the ledger {ledger_path} ({exc}): run `aitrack doctor`"
-                        ) from None
+        raise UserError(storage_problem(exc) or f"cannot write the ledger {ledger_path} ({exc}): "
+                        "run `aitrack doctor`") from None
     finally:
         db.close()
     if as_json:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from aitrack.cli.common import UserError, echo_json, load_profile, say
+from aitrack.cli.common import UserError, echo_json, load_profile, say, storage_problem
 from aitrack.domain.display import MAX_LINE, safe
 
 if TYPE_CHECKING:
@@ -126,6 +126,7 @@ def prices(models: tuple[str, ...], as_json: bool) -> None:
 
     from aitrack.config import paths
     from aitrack.domain import pricing
+    from aitrack.store import ledger as ledger_store  # lazy: click loads every command
 
     profile = load_profile()
     table = pricing.load(profile.prices)
@@ -134,10 +135,11 @@ def prices(models: tuple[str, ...], as_json: bool) -> None:
     if not names:
         ledger = paths.resolve().ledger
         try:
-            names = pricing.ledger_models(ledger)
+            names = ledger_store.models(ledger)
         except sqlite3.Error as exc:
-            raise UserError(f"cannot read the ledger {ledger}: {exc} (`aitrack doctor` checks "
-                            "it); name models instead: aitrack prices MODEL...") from None
+            why = storage_problem(exc) or f"cannot read the ledger {ledger}: {exc} " \
+                "(`aitrack doctor` checks it)"
+            raise UserError(f"{why}; or name models: aitrack prices MODEL...") from None
     entries = [describe(table, name, profile.origins) for name in names]
     stale = pricing.stale_line(table.as_of)
     if as_json:

@@ -290,20 +290,6 @@ def _tier(keys: Mapping[str, Any]) -> Tier:
                 cache_write_1h=float(keys.get("cache_write_1h", write_5m)))
 
 
-def ledger_models(ledger: Path) -> list[str]:
-    """Every model the ledger holds usage for, read-only; none when there is no ledger yet."""
-    import sqlite3
-
-    if not ledger.exists():
-        return []
-    db = sqlite3.connect(f"{ledger.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = db.execute("SELECT DISTINCT model FROM usage WHERE model != '' ORDER BY model")
-        return [model for (model,) in rows]
-    finally:
-        db.close()
-
-
 def builtin() -> tuple[dict[str, dict[str, Any]], str | None]:
     data = tomllib.loads(TABLE.read_text(encoding="utf-8"))
     return data.get("models", {}), data.get("as_of")

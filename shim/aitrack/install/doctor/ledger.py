@@ -14,6 +14,7 @@ from aitrack.domain import pricing
 from aitrack.egress import outbox
 from aitrack.egress.forward_log import size
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context
+from aitrack.store import ledger
 from aitrack.store.migrations import MIGRATIONS
 
 STALE_BACKLOG_S = 3600.0  # a payload pending longer than this is a backlog, not in flight
@@ -24,7 +25,7 @@ DISK_LOW_BYTES = 64 * 1024 * 1024
 
 def _open_ledger(path: Path) -> sqlite3.Connection:
     """Read-only: the doctor never creates nor upgrades a ledger."""
-    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
+    return ledger.open_readonly(path)
 
 
 def check_ledger(ctx: Context) -> Check:
@@ -222,7 +223,7 @@ def check_prices(ctx: Context, today: date | None = None) -> Check:
     table = pricing.load(ctx.profile.prices)
     stale = pricing.stale_line(table.as_of, today)
     try:
-        models = pricing.ledger_models(ctx.paths.ledger)
+        models = ledger.models(ctx.paths.ledger)
     except sqlite3.Error:
         models = []  # the ledger check says what is wrong with it
     unpriced = [m for m in models if table.price_for(m) is None]
