@@ -139,15 +139,15 @@ def status_cmd(as_json: bool) -> None:
         raise SystemExit(0 if info["running"] else 1)
     if info["running"]:
         say(f"running on {info['url']} (pid {info.get('pid')}, version "
-                   f"{info.get('version')}, up {info.get('uptime_s')} s, received "
-                   f"{info.get('received')}, pending {info.get('pending')})")
+            f"{info.get('version')}, up {info.get('uptime_s')} s, received "
+            f"{info.get('received')}, pending {info.get('pending')})")
     elif info.get("port_owner") == "other":
         say(f"not running: port {info['port']} is used by another program")
     else:
         say(f"not running (port {info['port']})")
     if manager is not None:
         say(f"service: {manager.describe(paths)}"
-                   + ("" if info["service"]["installed"] else " (not installed)"))
+            + ("" if info["service"]["installed"] else " (not installed)"))
     else:
         say("service: no service manager here (the wrapper starts the agent)")
     for tool, wired in info["wired"].items():

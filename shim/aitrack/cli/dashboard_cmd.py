@@ -56,7 +56,7 @@ def dashboard(out: Path | None, open_it: bool, since, until, last: int | None,
         say(readonly.START_HINT.replace("aitrack report", "aitrack dashboard"), err=True)
         return
     say(f"aitrack: wrote {target} ({size / 1e6:.1f} MB)" if size >= 1e5 else
-               f"aitrack: wrote {target} ({size / 1e3:.0f} kB)", err=True)
+        f"aitrack: wrote {target} ({size / 1e3:.0f} kB)", err=True)
     if open_it:
         import webbrowser  # lazy: for --open only
 

@@ -37,7 +37,7 @@ def flush(ctx: click.Context, as_json: bool, retry_dead: bool, timeout_s: float)
     def show(signal, rows, answer) -> None:  # --debug: one line per request, never headers
         outcome = f"HTTP {answer.status}" if answer.status else answer.error
         say(f"aitrack: POST {signal}: {len(rows)} payload(s), {size(answer.sent_bytes)} "
-                   f"gzip -> {outcome} in {answer.elapsed_s * 1000:.0f} ms", err=True)
+            f"gzip -> {outcome} in {answer.elapsed_s * 1000:.0f} ms", err=True)
 
     try:
         report = drain(paths.resolve(), profile, retry_dead=retry_dead, timeout_s=timeout_s,
@@ -54,22 +54,22 @@ def flush(ctx: click.Context, as_json: bool, retry_dead: bool, timeout_s: float)
         if report.revived:
             say(f"{report.revived} dead letter(s) queued again")
         say(f"sent {out.sent} payload(s) ({size(out.sent_bytes)}) to {report.endpoint}; "
-                   f"pending {c.pending} ({size(c.pending_bytes)}), dead {c.dead}")
+            f"pending {c.pending} ({size(c.pending_bytes)}), dead {c.dead}")
         if report.eviction is not None:
             from aitrack.egress.forward_log import eviction_line
 
             say(f"aitrack: {eviction_line(report.eviction)}", err=True)
         if out.partial_rejected:
             say(f"aitrack: the endpoint accepted the telemetry but rejected "
-                       f"{out.partial_rejected} item(s) in it (see forwarder.log under "
-                       "`aitrack paths`)", err=True)
+                f"{out.partial_rejected} item(s) in it (see forwarder.log under "
+                "`aitrack paths`)", err=True)
         for error in report.errors:
             say(f"aitrack: {error}", err=True)
         if c.dead:
             why = f" (last: {out.dead_error})" if out.dead_error else ""
             say(f"aitrack: {c.dead} payload(s) refused by the endpoint are kept as dead "
-                       f"letters{why}: fix the cause, then run `aitrack flush --retry-dead`",
-                       err=True)
+                f"letters{why}: fix the cause, then run `aitrack flush --retry-dead`",
+                err=True)
     raise SystemExit(0 if c.pending == 0 else 1)
 
 

@@ -76,7 +76,7 @@ def _queue_usage_metrics(db, profile) -> None:
         normalized.emit(db, profile)
     except Exception as exc:  # noqa: BLE001 - the import itself is done and kept
         say(f"aitrack: cannot queue usage metrics ({type(exc).__name__}: {exc}); the "
-                   "agent or the next run queues them", err=True)
+            "agent or the next run queues them", err=True)
 
 
 def register(cli: click.Group) -> None:

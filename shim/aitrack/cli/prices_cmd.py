@@ -148,7 +148,7 @@ def prices(models: tuple[str, ...], as_json: bool) -> None:
         return
     if not entries:
         say(f"No models yet: your ledger ({ledger}) has no usage. Name models to see "
-                   "their prices: aitrack prices MODEL...")
+            "their prices: aitrack prices MODEL...")
         return
     say(render(entries, table.as_of, stale))
 

@@ -143,7 +143,7 @@ def status(account: str | None, as_json: bool) -> None:
                 say(f"token present for account {a!r}{which} in {backend}")
             else:
                 say(f"no token for account {a!r}{which} in {backend}: run "
-                           f"`{keychain.set_command(a)}`")
+                    f"`{keychain.set_command(a)}`")
     raise SystemExit(0 if all(present[a] for a in accounts) else 1)
 
 
@@ -175,7 +175,7 @@ def delete(account: str | None) -> None:
         except keychain.KeychainUnavailable as exc:
             raise UserError(str(exc)) from None
         say(f"token for account {name!r} " + ("deleted" if removed else "was not stored"),
-                   err=True)
+            err=True)
 
 
 def register(cli: click.Group) -> None:
