@@ -820,3 +820,129 @@ def test_doctor_managed_settings_from_print_settings_pass(user):
           claude.machine_snippet(link(47318), "linux"))
     check = doctor.check_managed_settings(doctor_context(user), "claude")
     assert check.status == "PASS" and "aitrack agent" in check.summary
+
+
+# ---------------------------------------------------------------- issue 18: install races
+
+
+def test_a_concurrent_rewrite_of_the_settings_is_not_lost(user, monkeypatch):
+    """Claude Code (or the user) rewrote settings.json between aitrack's read and its write:
+    the rewrite was lost. aitrack now compares before replacing, and plans again."""
+    write(claude_file(user), '{\n  "model": "opus"\n}\n')
+    from aitrack.install.wiring import files as wiring_files
+
+    real_read, edits = wiring_files.read, []
+
+    def read_then_edited(mod, path):
+        found = real_read(mod, path)
+        if path == claude_file(user) and not edits:  # once: the tool writes meanwhile
+            edits.append(1)
+            write(path, '{\n  "model": "opus",\n  "theme": "dark"\n}\n')
+        return found
+
+    monkeypatch.setattr(wiring_files, "read", read_then_edited)
+    wire(user)
+    data = json.loads(claude_file(user).read_text())
+    assert data["theme"] == "dark" and data["model"] == "opus"  # the rewrite stands
+    assert claude.points_at_agent(47318, user)  # and aitrack's keys are in
+
+
+def test_two_installs_at_once_leave_one_wiring_and_one_record(user, home):
+    write(claude_file(user), '{\n  "model": "opus"\n}\n')
+    write(codex_file(user), CODEX_COMMENTED)
+    before = snapshot(claude_file(user), codex_file(user))
+    threads = [threading.Thread(target=wire, args=(user,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert claude.points_at_agent(47318, user) and codex.points_at_agent(47318, user)
+    unwire(user)
+    assert snapshot(claude_file(user), codex_file(user)) == before
+
+
+def test_a_read_only_settings_file_is_respected(user, home):
+    home.write_user_profile(f"[agent]\nport = {free_port()}\n")
+    write(claude_file(user), '{\n  "model": "opus"\n}\n', 0o444)
+    write(codex_file(user), CODEX_COMMENTED)
+    before = snapshot(claude_file(user), codex_file(user))
+    result = home.run("agent", "install", "--no-service", env=user)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "read-only" in lines[0] and "chmod u+w" in lines[0], lines
+    assert snapshot(claude_file(user), codex_file(user)) == before
+    assert not wiring.state_file(paths.resolve(user)).exists()
+
+
+IN_READ_ONLY = r"""
+set -e
+mount --bind "$1" "$1"
+mount -o remount,bind,ro "$1"
+shift
+exec "$@"
+"""
+
+
+def test_a_read_only_codex_folder_leaves_claudes_settings_as_they_were(user, home):
+    """`~/.codex` read-only (a read-only mount: root ignores modes): install failed with
+    "unexpected error" after Claude Code's settings were already changed."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or subprocess.run(
+            ["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount namespaces (unshare -m)")
+    home.write_user_profile(f"[agent]\nport = {free_port()}\n")
+    write(claude_file(user), '{\n  "model": "opus"\n}\n')
+    write(codex_file(user), CODEX_COMMENTED)
+    before = snapshot(claude_file(user), codex_file(user))
+    env = {k: v for k, v in {**home.env, **user}.items() if v is not None}
+    result = subprocess.run(["unshare", "-m", "sh", "-c", IN_READ_ONLY, "sh",
+                             str(codex_file(user).parent), sys.executable, "-m", "aitrack",
+                             "agent", "install", "--no-service"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "unexpected error" not in result.stderr
+    assert str(codex_file(user).parent) in result.stderr or "config.toml" in result.stderr
+    assert "nothing was changed" in result.stderr, result.stderr
+    assert snapshot(claude_file(user), codex_file(user)) == before
+    assert not wiring.state_file(paths.resolve(user)).exists()
+
+
+def test_uninstall_keeps_the_record_of_a_config_that_became_a_link(user, tmp_path):
+    write(codex_file(user), CODEX_COMMENTED)
+    wire(user)
+    wired = codex_file(user).read_bytes()
+    dotfiles = tmp_path / "dotfiles" / "config.toml"
+    write(dotfiles, wired, 0o600)
+    codex_file(user).unlink()
+    codex_file(user).symlink_to(dotfiles)
+    out = unwire(user)
+    assert any("symbolic link" in line for line in out.lines)
+    state = json.loads(wiring.state_file(paths.resolve(user)).read_text())
+    assert str(codex_file(user)) in state["files"]  # the original bytes are kept
+    codex_file(user).unlink()  # the user replaces the link with the file, as told
+    write(codex_file(user), wired, 0o600)
+    unwire(user)
+    assert codex_file(user).read_text() == CODEX_COMMENTED
+
+
+def test_a_write_that_fails_half_way_puts_back_what_was_written(user, monkeypatch):
+    """All or nothing across tools, whatever fails (here: the disk fills at Codex's file)."""
+    import errno
+
+    from aitrack.install.wiring import files as wiring_files
+
+    write(claude_file(user), '{\n  "model": "opus"\n}\n')
+    write(codex_file(user), CODEX_COMMENTED)
+    before = snapshot(claude_file(user), codex_file(user))
+    real = wiring_files.write
+
+    def full_at_codex(target, data, mode):
+        if target == codex_file(user):
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        return real(target, data, mode)
+
+    monkeypatch.setattr(wiring_files, "write", full_at_codex)
+    with pytest.raises(wiring.WiringError) as failed:
+        wire(user)
+    assert "No space left" in str(failed.value) and "nothing was changed" in str(failed.value)
+    assert snapshot(claude_file(user), codex_file(user)) == before
+    assert not wiring.state_file(paths.resolve(user)).exists()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
+import pwd
 import sys
 import tomllib
 
@@ -119,7 +120,7 @@ def test_user_endpoint_applies_when_the_managed_profile_sets_none(home):
 def test_no_profiles_means_local_only_with_defaults(home):
     data = show(home)
     assert data["mode"] == "local-only" and data["endpoint"] is None
-    assert data["attributes"]["user.id"] == getpass.getuser()
+    assert data["attributes"]["user.id"] == pwd.getpwuid(os.getuid()).pw_name
     assert data["telemetry"]["log_user_prompts"] is False
 
 
@@ -420,7 +421,9 @@ def test_show_origin_labels_managed_user_and_default_keys(home):
     assert origin_of("log_user_prompts = false") == managed
     assert origin_of("metric_export_interval_ms = 10000") == user
     assert origin_of("log_tool_details = false") == "default"
-    assert origin_of(f'"user.id" = "{getpass.getuser()}"') == "default (OS login name)"
+    account = pwd.getpwuid(os.getuid()).pw_name
+    assert origin_of(f'"user.id" = "{account}"') == "default (the OS account)"
+    assert origin_of("email_from_git = false") == "default (not on a managed machine)"
     shadowed = lines[lines.index("# overridden by the managed profile:") + 1:]
     assert shadowed == [
         f"#   attributes.team.id: user value ignored, {managed} wins",

@@ -14,7 +14,9 @@ own requests stay served while someone else floods it:
 - a connection whose request was authenticated is *trusted* and kept alive up to
   IDLE_TIMEOUT_S between requests; beyond MAX_TRUSTED of them, new ones are answered and
   closed instead of kept alive (a per-user agent serves several tools at once);
-- at most MAX_BODIES requests hold a body (read, decompressed, decoded) at once.
+- at most MAX_BODIES requests hold a body (read, decompressed, decoded) at once, and each
+  must have sent it whole within BODY_TIMEOUT_S of starting it (the reaper cuts it then: a
+  body trickled a byte at a time cannot hold a slot).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ MAX_PENDING_PER_PEER = 16
 MAX_TRUSTED = 64
 MAX_BODIES = 2
 BODY_WAIT_S = 30.0
+BODY_TIMEOUT_S = 10.0  # a 16 MiB body over loopback takes milliseconds
 REAP_EVERY_S = 0.25
 LINGER_S = 2.0
 REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized",
@@ -55,10 +58,11 @@ class BadRequest(Exception):
 
 class Request:
     __slots__ = ("method", "path", "version", "headers", "rfile", "wfile", "body_read",
-                 "bodies", "holds_body")
+                 "bodies", "holds_body", "connection")
 
     def __init__(self, method: str, path: str, version: str, headers: dict[str, str],
-                 rfile, wfile, bodies: threading.Semaphore | None = None):
+                 rfile, wfile, bodies: threading.Semaphore | None = None,
+                 connection: _Connection | None = None):
         self.method = method
         self.path = path
         self.version = version
@@ -68,6 +72,7 @@ class Request:
         self.body_read = False
         self.bodies = bodies  # the server's bound on bodies held at once
         self.holds_body = False
+        self.connection = connection  # its deadline bounds reading the body
 
     def read_body(self, limit: int) -> bytes | None:
         """The raw body; None if it is longer than `limit` (the connection is then closed).
@@ -84,12 +89,18 @@ class Request:
             self.holds_body = True
         if self.headers.get("expect", "").lower() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if chunked:
-            body = self._read_chunked(limit)
-        else:
-            body = self.rfile.read(length)
-            if len(body) < length:  # the client stopped sending: answer it, then close
-                raise BadRequest(400, "body shorter than its Content-Length")
+        if self.connection is not None:  # the reaper cuts it past this (see the docstring)
+            self.connection.deadline = time.monotonic() + BODY_TIMEOUT_S
+        try:
+            if chunked:
+                body = self._read_chunked(limit)
+            else:
+                body = self.rfile.read(length)
+                if len(body) < length:  # the client stopped sending: answer it, then close
+                    raise BadRequest(400, "body shorter than its Content-Length")
+        finally:
+            if self.connection is not None:
+                self.connection.deadline = None
         self.body_read = body is not None
         return body
 
@@ -298,7 +309,7 @@ class Server:
         request = None
         try:
             try:
-                request = _parse_head(line, rfile, wfile, self.bodies)
+                request = _parse_head(line, rfile, wfile, self.bodies, connection)
             except BadRequest as exc:
                 _respond(wfile, exc.status, str(exc).encode(), "text/plain", {}, close=True)
                 return True
@@ -359,7 +370,8 @@ def _linger(conn: socket.socket) -> None:
         pass
 
 
-def _parse_head(line: bytes, rfile, wfile, bodies=None) -> Request:
+def _parse_head(line: bytes, rfile, wfile, bodies=None,
+                connection: _Connection | None = None) -> Request:
     if len(line) > MAX_LINE:
         raise BadRequest(400, "request line too long")
     parts = line.decode("latin-1").split()
@@ -372,7 +384,7 @@ def _parse_head(line: bytes, rfile, wfile, bodies=None) -> Request:
     for _ in range(MAX_HEADERS + 1):
         raw = rfile.readline(MAX_LINE + 1)
         if raw in (b"\r\n", b"\n", b""):
-            return Request(method, path, version, headers, rfile, wfile, bodies)
+            return Request(method, path, version, headers, rfile, wfile, bodies, connection)
         if len(raw) > MAX_LINE:
             raise BadRequest(431, "header line too long")
         name, sep, value = raw.decode("latin-1").partition(":")

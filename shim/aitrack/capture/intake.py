@@ -67,6 +67,19 @@ class Inbox:
         self.on_put()
 
 
+def release_claims(db: sqlite3.Connection, receiver: str) -> int:
+    """Rows of `receiver` claimed by a processor that is gone, free to take now; how many.
+
+    The agent calls it as it starts: its worker died with it (a SIGKILL of its process
+    group), and those rows were already answered 200, so no tool sends them again; without
+    this they waited out the lease and then the next payload's kick. Taking a row a live
+    processor still holds costs nothing: `ledger.accept` counts a row once (it deletes it
+    in the same transaction)."""
+    with ledger.write(db):
+        return db.execute("UPDATE inbox SET claimed_until = 0 WHERE receiver = ? AND failed "
+                          "IS NULL AND claimed_until > 0", (receiver,)).rowcount
+
+
 class Context:
     """What processing takes from the profile; rebuilt when the profile changes."""
 

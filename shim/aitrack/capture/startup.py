@@ -29,8 +29,11 @@ FORMAT = 4
 MAGIC = b"aitrack-startup\x04"  # the format's number in its last byte
 MAX_BYTES = 1024 * 1024
 SIGNALS = ("metrics", "logs", "traces")
+# The identity is the OS account's (the signature's uid), never these variables; a managed
+# machine marks them when they name another account or point git elsewhere
+# (config/identity.py), so they still decide whether the cache is current.
 ENV_KEYS = ("AITRACK_HOME", "AITRACK_MANAGED_PROFILE", "AITRACK_MANAGED_PLIST", "HOME",
-            "GIT_CONFIG_GLOBAL",
+            "GIT_CONFIG_GLOBAL", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
             "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME",
             "USER", "LOGNAME", "USERNAME", "PROGRAMDATA", "LOCALAPPDATA", "APPDATA")
 
@@ -65,7 +68,9 @@ def _stat(path: str | None) -> tuple | None:
 
 
 def _signature(files: list[str]) -> tuple:
-    return (FORMAT, __version__, sys.platform, tuple(os.environ.get(k) for k in ENV_KEYS),
+    # the uid: another account sharing this HOME (`sudo` without -H) has its own identity
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    return (FORMAT, __version__, sys.platform, uid, tuple(os.environ.get(k) for k in ENV_KEYS),
             tuple((f, _stat(f)) for f in files))
 
 
@@ -154,6 +159,8 @@ def _read(path: str) -> dict | None:
     """The cache's settings when its checksum and every key and type verify, else None."""
     try:
         with open(path, "rb") as fh:
+            if hasattr(os, "geteuid") and os.fstat(fh.fileno()).st_uid != os.geteuid():
+                return None  # another account's (a shared HOME): never its settings
             blob = fh.read(MAX_BYTES + 1)
     except OSError:
         return None

@@ -52,8 +52,11 @@ class Notices:
     def print_now(self) -> None:
         with self.lock:
             lines, self.lines = self.lines, []
-        for line in lines:
-            print(f"aitrack: {line}", file=sys.stderr, flush=True)
+        if lines:
+            from aitrack.domain.display import MAX_LINE, safe  # start-up path: on a notice only
+
+            for line in lines:  # paths and errors from outside: escaped (display.py)
+                print(f"aitrack: {safe(line, MAX_LINE)}", file=sys.stderr, flush=True)
 
 
 class TrackedRun:

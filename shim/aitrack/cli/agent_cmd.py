@@ -11,13 +11,13 @@ import sys
 import click
 
 from aitrack import adapters
-from aitrack.cli.common import UserError, echo_json, load_profile
+from aitrack.cli.common import UserError, echo_json, load_profile, say
 
 OS_NAMES = ("linux", "macos", "windows")
 
 
 def _say(line: str) -> None:
-    click.echo(f"aitrack: {line}", err=True)
+    say(f"aitrack: {line}", err=True)
 
 
 def _this_os() -> str:
@@ -139,20 +139,20 @@ def status_cmd(as_json: bool) -> None:
         echo_json(info)
         raise SystemExit(0 if info["running"] else 1)
     if info["running"]:
-        click.echo(f"running on {info['url']} (pid {info.get('pid')}, version "
-                   f"{info.get('version')}, up {info.get('uptime_s')} s, received "
-                   f"{info.get('received')}, pending {info.get('pending')})")
+        say(f"running on {info['url']} (pid {info.get('pid')}, version "
+            f"{info.get('version')}, up {info.get('uptime_s')} s, received "
+            f"{info.get('received')}, pending {info.get('pending')})")
     elif info.get("port_owner") == "other":
-        click.echo(f"not running: port {info['port']} is used by another program")
+        say(f"not running: port {info['port']} is used by another program")
     else:
-        click.echo(f"not running (port {info['port']})")
+        say(f"not running (port {info['port']})")
     if manager is not None:
-        click.echo(f"service: {manager.describe(paths)}"
-                   + ("" if info["service"]["installed"] else " (not installed)"))
+        say(f"service: {manager.describe(paths)}"
+            + ("" if info["service"]["installed"] else " (not installed)"))
     else:
-        click.echo("service: no service manager here (the wrapper starts the agent)")
+        say("service: no service manager here (the wrapper starts the agent)")
     for tool, wired in info["wired"].items():
-        click.echo(f"{tool}: {'settings point at the agent' if wired else 'not wired'}")
+        say(f"{tool}: {'settings point at the agent' if wired else 'not wired'}")
     raise SystemExit(0 if info["running"] else 1)
 
 

@@ -13,14 +13,15 @@ from typing import Any
 import click
 
 from aitrack.config import paths, profile
-from aitrack.config.private_files import LinkRefused
+from aitrack.config.private_files import LinkRefused, NotYours
+from aitrack.domain.display import safe_lines
 
 
 class UserError(click.ClickException):
     """An error the user can act on: printed as one line naming the fix."""
 
     def show(self, file=None) -> None:
-        click.echo(f"aitrack: {self.message}", err=True)
+        say(f"aitrack: {self.message}", err=True)
 
 
 class AitrackGroup(click.Group):
@@ -52,7 +53,7 @@ class AitrackGroup(click.Group):
                 raise
             line = storage_problem(exc) or (f"unexpected error: {type(exc).__name__}: {exc} "
                                             "(run with --debug for details)")
-            click.echo(f"aitrack: {line}", err=True)
+            say(f"aitrack: {line}", err=True)
             ctx.exit(1)
 
 
@@ -64,7 +65,7 @@ SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 
 def storage_problem(exc: BaseException) -> str | None:
     """One line saying what is wrong with the ledger or the disk under it, and the fix; None
     when `exc` is about something else."""
-    if isinstance(exc, LinkRefused):
+    if isinstance(exc, LinkRefused | NotYours):
         return exc.strerror
     disk_errors = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS)
     if type(exc).__module__ != "sqlite3" and not (
@@ -98,6 +99,12 @@ def _disk_full(directory) -> bool:
     return st.f_bavail * st.f_frsize < 1024 * 1024
 
 
+def say(text: str = "", err: bool = False) -> None:
+    """Human-readable output: each line made safe (domain/display.py), since paths, names and
+    an endpoint's answers come from outside. JSON goes through echo_json, exact."""
+    click.echo("\n".join(safe_lines(text)), err=err)
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -106,7 +113,7 @@ def load_profile():
     """The effective profile, printing its problems (one line each) to stderr."""
     p = profile.load(paths.resolve())
     for problem in p.problems:
-        click.echo(f"aitrack: {problem}", err=True)
+        say(f"aitrack: {problem}", err=True)
     return p
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from aitrack.cli.common import UserError
+from aitrack.cli.common import UserError, say
 from aitrack.cli.report_cmd import build_options, filter_options, ready_ledger
 
 
@@ -53,10 +53,10 @@ def dashboard(out: Path | None, open_it: bool, since, until, last: int | None,
         raise UserError(f"cannot write {target}: {exc.strerror or exc}: choose another "
                         "--out") from None
     if size is None:
-        click.echo(readonly.START_HINT.replace("aitrack report", "aitrack dashboard"), err=True)
+        say(readonly.START_HINT.replace("aitrack report", "aitrack dashboard"), err=True)
         return
-    click.echo(f"aitrack: wrote {target} ({size / 1e6:.1f} MB)" if size >= 1e5 else
-               f"aitrack: wrote {target} ({size / 1e3:.0f} kB)", err=True)
+    say(f"aitrack: wrote {target} ({size / 1e6:.1f} MB)" if size >= 1e5 else
+        f"aitrack: wrote {target} ({size / 1e3:.0f} kB)", err=True)
     if open_it:
         import webbrowser  # lazy: for --open only
 

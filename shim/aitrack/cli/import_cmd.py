@@ -6,7 +6,14 @@ import sqlite3
 
 import click
 
-from aitrack.cli.common import UserError, echo_json, load_profile, parse_date
+from aitrack.cli.common import (
+    UserError,
+    echo_json,
+    load_profile,
+    parse_date,
+    say,
+    storage_problem,
+)
 from aitrack.config import paths
 from aitrack.egress import normalized
 from aitrack.store import importer
@@ -47,22 +54,22 @@ def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
     try:
         db = importer.open_ledger(ledger_path, dry_run)
     except (sqlite3.Error, OSError) as exc:
-        raise UserError(f"cannot open the ledger {ledger_path} ({exc}): run `aitrack doctor`"
-                        ) from None
+        raise UserError(storage_problem(exc) or f"cannot open the ledger {ledger_path} ({exc}): "
+                        "run `aitrack doctor`") from None
     try:
         result = importer.run(db, profile, tools=[tool] if tool else None, since=since,
                               dry_run=dry_run)
         if not dry_run and profile.endpoint is not None:
             _queue_usage_metrics(db, profile)
     except sqlite3.Error as exc:
-        raise UserError(f"cannot write the ledger {ledger_path} ({exc}): run `aitrack doctor`"
-                        ) from None
+        raise UserError(storage_problem(exc) or f"cannot write the ledger {ledger_path} ({exc}): "
+                        "run `aitrack doctor`") from None
     finally:
         db.close()
     if as_json:
         echo_json(result.as_dict())
     else:
-        click.echo(result.summary())
+        say(result.summary())
 
 
 def _queue_usage_metrics(db, profile) -> None:
@@ -72,8 +79,8 @@ def _queue_usage_metrics(db, profile) -> None:
     try:
         normalized.emit(db, profile)
     except Exception as exc:  # noqa: BLE001 - the import itself is done and kept
-        click.echo(f"aitrack: cannot queue usage metrics ({type(exc).__name__}: {exc}); the "
-                   "agent or the next run queues them", err=True)
+        say(f"aitrack: cannot queue usage metrics ({type(exc).__name__}: {exc}); the "
+            "agent or the next run queues them", err=True)
 
 
 def register(cli: click.Group) -> None:

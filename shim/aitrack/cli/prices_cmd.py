@@ -8,10 +8,12 @@ from typing import Any
 
 import click
 
-from aitrack.cli.common import UserError, echo_json, load_profile
+from aitrack.cli.common import UserError, echo_json, load_profile, say, storage_problem
 from aitrack.config import paths
 from aitrack.domain import pricing
+from aitrack.domain.display import MAX_LINE, safe
 from aitrack.domain.pricing import PriceTable
+from aitrack.store import ledger as ledger_store
 
 KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 
@@ -61,7 +63,7 @@ def render(entries: list[dict], as_of: str | None, stale: str | None) -> str:
     if stale:
         lines.append(stale)
     for e in entries:
-        lines += ["", e["model"]]
+        lines += ["", safe(e["model"])]
         if not e["priced"]:
             lines.append(f"  unpriced  {e['reason']}: its cost shows as n/a, never $0")
             if e["row"]:
@@ -81,7 +83,8 @@ def render(entries: list[dict], as_of: str | None, stale: str | None) -> str:
         lines.append(f"  source    {_source(e)}")
         if e["note"]:
             lines.append(f"  note      {e['note']}")
-    return "\n".join(lines)
+    # model names come from transcripts and telemetry: escaped and capped (display.py)
+    return "\n".join(safe(line, MAX_LINE) for line in lines)
 
 
 def _line(r: dict[str, float]) -> str:
@@ -129,10 +132,11 @@ def prices(models: tuple[str, ...], as_json: bool) -> None:
     if not names:
         ledger = paths.resolve().ledger
         try:
-            names = pricing.ledger_models(ledger)
+            names = ledger_store.models(ledger)
         except sqlite3.Error as exc:
-            raise UserError(f"cannot read the ledger {ledger}: {exc} (`aitrack doctor` checks "
-                            "it); name models instead: aitrack prices MODEL...") from None
+            why = storage_problem(exc) or f"cannot read the ledger {ledger}: {exc} " \
+                "(`aitrack doctor` checks it)"
+            raise UserError(f"{why}; or name models: aitrack prices MODEL...") from None
     entries = [describe(table, name, profile.origins) for name in names]
     stale = pricing.stale_line(table.as_of)
     if as_json:
@@ -140,10 +144,10 @@ def prices(models: tuple[str, ...], as_json: bool) -> None:
                    "ledger": str(ledger) if ledger else None, "models": entries})
         return
     if not entries:
-        click.echo(f"No models yet: your ledger ({ledger}) has no usage. Name models to see "
-                   "their prices: aitrack prices MODEL...")
+        say(f"No models yet: your ledger ({ledger}) has no usage. Name models to see "
+            "their prices: aitrack prices MODEL...")
         return
-    click.echo(render(entries, table.as_of, stale))
+    say(render(entries, table.as_of, stale))
 
 
 def register(cli: click.Group) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from aitrack.cli.common import UserError, echo_json
+from aitrack.cli.common import UserError, echo_json, say
 
 DIR_HELP = "Shim directory (default: aitrack's per-user bin directory, see `aitrack paths`)."
 
@@ -24,7 +24,7 @@ def _directory(directory: Path | None) -> Path:
 
 
 def _say(line: str) -> None:
-    click.echo(f"aitrack: {line}", err=True)
+    say(f"aitrack: {line}", err=True)
 
 
 @click.group("shims")
@@ -72,7 +72,7 @@ def install(directory: Path | None) -> None:
     if not shims.on_path_first(target):
         _say(f"{target} does not come first on PATH; add this line to your shell profile "
              "(~/.zshrc, ~/.bashrc) and open a new shell:")
-        click.echo(shims.path_line(target))
+        say(shims.path_line(target))
 
 
 @shims_group.command("uninstall")
@@ -134,12 +134,12 @@ def status(directory: Path | None, as_json: bool) -> None:
                 line += f"; BROKEN: its aitrack {s.shim_python} is missing, it runs untracked"
         else:
             line = f"{s.resolves_to} (untracked: not an aitrack shim)"
-        click.echo(f"{s.name:<{width}}  -> {line}")
-        click.echo(f"{'':<{width}}     real: {s.real or 'not found'}")
+        say(f"{s.name:<{width}}  -> {line}")
+        say(f"{'':<{width}}     real: {s.real or 'not found'}")
     if not ok:
         behind = [s for s in relevant if not s.tracked and s.shim]  # installed, later on PATH
         again = "aitrack shims install" + ("" if directory is None else f" --dir {target}")
-        click.echo(f"fix: {shims.path_line(target) if behind else again}")
+        say(f"fix: {shims.path_line(target) if behind else again}")
     raise SystemExit(0 if ok else 1)
 
 

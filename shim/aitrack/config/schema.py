@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from aitrack.config.attributes import INTEGRITY_KEY, SOURCE_KEY, email_problem, reserved
+
 SIGNALS = ("metrics", "logs", "traces")
 FAMILIES = ("normalized", "raw")  # what endpoint.forward may list (aitrack/egress.py)
 PROTOCOLS = ("http/protobuf", "http/json")
@@ -25,8 +27,6 @@ BAD_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters
 SECRET_HEADER_NAME = re.compile(
     r"auth|key|token|secret|passw|cookie|signature|credential|session|honeycomb-team", re.I)
 SECRET_HEADER_VALUE = re.compile(r"\s*(?:bearer|basic|token|digest|apikey)\s", re.I)
-IDENTITY_KEYS = ("user.id", "user.email")  # from a managed source or the OS once IT manages
-INTEGRITY_KEY = "aitrack.profile.integrity"  # set by aitrack only: how this run left IT's
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 
 # table -> key -> (accepted python types, default)
@@ -60,6 +60,13 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "port": ((int,), 47318),
         # how often the agent imports the tools' transcripts (they delete old ones)
         "import_interval_s": ((int, float), 600),
+    },
+    "identity": {
+        # user.email when no attribute sets it: a template, "{user}@corp.example"
+        "email": ((str,), None),
+        # git's user.email may be used (marked aitrack.identity.source=git); unset: yes on an
+        # unmanaged machine, no on a managed one
+        "email_from_git": ((bool,), None),
     },
     "telemetry": {
         "metric_export_interval_ms": ((int,), 60000),
@@ -301,6 +308,8 @@ def _check_value(key: str, value: Any) -> str | None:
                     "(a letter or _, then letters, digits, '.', '_', '-')")
     if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb") and value <= 0:
         return "must be greater than 0"
+    if key == "email":
+        return email_problem(value)
     if key == "port" and not 1024 <= value <= 65535:
         return "must be a port number from 1024 to 65535"
     if key == "import_interval_s" and value < 10:
@@ -349,9 +358,9 @@ def _validate_attributes(body: dict[str, Any], lines: KeyLines) -> list[str]:
                             "digits, '.', '_', '-')")
         elif not isinstance(value, str):
             problems.append(f"{where}: must be a string, got {_toml_type(value)}")
-        elif key.lower() == INTEGRITY_KEY:
-            problems.append(f"{where}: reserved: aitrack sets it on runs that do not follow "
-                            "the managed profile")
+        elif reserved(key):
+            problems.append(f"{where}: reserved: aitrack sets the aitrack.* attributes itself "
+                            f"({INTEGRITY_KEY}, {SOURCE_KEY})")
     return problems
 
 

@@ -27,7 +27,6 @@ long-context tier stays the shipped one: profiles cannot set tiers).
 from __future__ import annotations
 
 import re
-import sqlite3
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -170,11 +169,26 @@ def stale_line(as_of: str | None, today: date | None = None) -> str | None:
 def snippet(name: str) -> str:
     """Profile TOML that adds a price row for `name`: valid as pasted (the model then stays
     unpriced, never $0); pricing it takes the model's list prices in place of the comments."""
-    key = name.replace("\\", "\\\\").replace('"', '\\"')
-    lines = [f'[prices."{key}"]',
+    lines = [f"[prices.{toml_key(name)}]",
              "# USD per million tokens: uncomment each line and put the model's list price"]
     lines += [f"# {k} = 0.0" for k in PRICE_KEYS]
     return "\n".join(lines) + "\n"
+
+
+def toml_key(name: str) -> str:
+    """`name` as a TOML basic-string key, on one line whatever it holds: a backslash, a quote,
+    and every character that is not printable (a newline, an escape, a bidi override) are
+    escaped, so a hostile model name cannot add lines (an [endpoint]) to a pasted snippet."""
+    out = []
+    for char in name:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        else:
+            code = ord(char)
+            out.append(f"\\u{code:04X}" if code < 0x10000 else f"\\U{code:08X}")
+    return '"' + "".join(out) + '"'
 
 
 class PriceTable:
@@ -274,18 +288,6 @@ def _tier(keys: Mapping[str, Any]) -> Tier:
     return Tier(above=int(keys["above"]), input=inp, output=float(keys["output"]),
                 cache_read=float(keys.get("cache_read", inp)), cache_write_5m=write_5m,
                 cache_write_1h=float(keys.get("cache_write_1h", write_5m)))
-
-
-def ledger_models(ledger: Path) -> list[str]:
-    """Every model the ledger holds usage for, read-only; none when there is no ledger yet."""
-    if not ledger.exists():
-        return []
-    db = sqlite3.connect(f"{ledger.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = db.execute("SELECT DISTINCT model FROM usage WHERE model != '' ORDER BY model")
-        return [model for (model,) in rows]
-    finally:
-        db.close()
 
 
 def builtin() -> tuple[dict[str, dict[str, Any]], str | None]:

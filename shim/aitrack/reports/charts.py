@@ -13,15 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from aitrack.domain.display import safe_lines
 from aitrack.reports.rows import Figures, Report
 from aitrack.reports.text import axis_money, money
 
 OTHER = "other models"
+MAX_HTML = 2000  # characters of a line on the page (a 15 MiB model name is cut there)
 
 
 def esc(value: object) -> str:
-    """As HTML text or an attribute's value."""
-    return html.escape(str(value), quote=True)
+    """As HTML text or an attribute's value: escaped, and safe (domain/display.py) first."""
+    return html.escape("\n".join(safe_lines(str(value), MAX_HTML)), quote=True)
 
 
 @dataclass

@@ -15,9 +15,14 @@ from aitrack.reports.sessions import duration_s, source_names
 
 
 def _iso(ts: float | None, tz: tzinfo) -> str | None:
+    """A time as ISO 8601; None when unknown or beyond what a date can say (an end time an
+    older aitrack took from a hostile transcript: 1e300)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def amount(value: float | None) -> float | None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import click
 
+from aitrack.domain.display import MAX_CHARS, safe
+
 
 @dataclass
 class Style:
@@ -34,7 +36,7 @@ class Column:
 
 
 def _width_of(cols: list[Column], short: bool) -> int:
-    return sum(max(len(c.header), *(len(v) for v in (c.short if short else c.full)))
+    return sum(max(len(c.header), *(min(len(v), MAX_CHARS) for v in (c.short if short else c.full)))
                for c in cols) + 2 * (len(cols) - 1)
 
 
@@ -82,12 +84,15 @@ def draw(columns: list[Column], width: int | None, style: Style, bold_last: bool
          dim_rows: set[int]) -> tuple[list[str], list[str]]:
     """The table's lines and the headers of the columns left out to fit `width`."""
     cols, short, hidden = fit(columns, width)
-    cells = [c.short if short else c.full for c in cols]
-    widths = [max(len(c.header), *(len(v) for v in vals))
+    # names from outside (projects, models, entrypoints): escaped and capped, so a 15 MiB
+    # model name costs one short cell, not a table as wide as it
+    cells = [[safe(v) for v in (c.short if short else c.full)] for c in cols]
+    widths = [max(len(safe(c.header)), *(len(v) for v in vals))
               for c, vals in zip(cols, cells, strict=True)]
     n_rows = len(cells[0]) if cells else 0
 
     def line(values: list[str], row: int | None = None) -> str:
+        """A row; `values` are safe already."""
         parts = []
         for c, v, w in zip(cols, values, widths, strict=True):
             text = v.ljust(w) if c.left else v.rjust(w)
@@ -97,7 +102,7 @@ def draw(columns: list[Column], width: int | None, style: Style, bold_last: bool
         return "  ".join(parts).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    out = [style(line([c.header for c in cols]), bold=True), rule]
+    out = [style(line([safe(c.header) for c in cols]), bold=True), rule]
     for i in range(n_rows):
         values = [vals[i] for vals in cells]
         if bold_last and i == n_rows - 1:

@@ -21,16 +21,25 @@ from aitrack.reports.rows import PRICED, TOKEN_FIELDS
 SUMMED = (*TOKEN_FIELDS, *token_types.SUBSETS)
 
 
+def int_total(expr: str) -> str:
+    """A sum of token counts that never fails: SQLite's SUM() raises "integer overflow" past
+    2^63-1, which a ledger an older aitrack fed hostile transcripts can reach; TOTAL() sums
+    as floats, and the CAST gives an integer back (2^63-1 at most)."""
+    return f"CAST(TOTAL({expr}) AS INTEGER)"
+
+
 def type_sums(alias: str) -> str:
     """Per token type of SUMMED, the sum of the tokens of that type, named c0, c1, ..."""
-    return ", ".join(f"SUM(CASE {alias}.token_type WHEN '{t}' THEN {alias}.tokens ELSE 0 END)"
-                     f" AS c{i}" for i, t in enumerate(SUMMED))
+    return ", ".join(
+        f"{int_total(f'CASE {alias}.token_type WHEN {t!r} THEN {alias}.tokens ELSE 0 END')}"
+        f" AS c{i}" for i, t in enumerate(SUMMED))
 
 
 _PAIRS_SQL = f"""
-SELECT k, model, COUNT(*), {", ".join(f"SUM(c{i})" for i in range(len(TOKEN_FIELDS)))},
+SELECT k, model, COUNT(*), {", ".join(int_total(f"c{i}") for i in range(len(TOKEN_FIELDS)))},
        SUM(cost), COUNT(cost),
-       {", ".join(f"SUM(CASE WHEN cost IS NULL THEN c{SUMMED.index(t)} END)" for t in PRICED)}
+       {", ".join(int_total(f"CASE WHEN cost IS NULL THEN c{SUMMED.index(t)} END")
+                  for t in PRICED)}
 FROM (
     SELECT {{key}} AS k, u.model AS model, {type_sums("u")},
            (SELECT c.value FROM session_metrics c WHERE c.session_id = u.session_id

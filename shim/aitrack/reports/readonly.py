@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from aitrack.config.private_files import not_yours
+from aitrack.store import ledger
+
 # SQLite's primary result codes of a damaged ledger: corrupt, not a database (an I/O error,
 # a full disk say, is cli.common's to explain)
 _UNREADABLE = (11, 26)
@@ -29,8 +32,11 @@ def open_ledger(path: Path) -> sqlite3.Connection | None:
                           f"(`mv {path} {path}.old`); the next tracked run starts a new ledger")
     if not path.exists():
         return None
+    refused = not_yours(path, path.stat())
+    if refused:  # another account's ledger: its figures would be theirs to choose
+        raise LedgerError(str(refused))
     with reading(path):
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        db = ledger.open_readonly(path)
         db.execute("PRAGMA query_only = 1")
         db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
     return db

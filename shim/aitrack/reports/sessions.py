@@ -151,6 +151,12 @@ def source_names(flags: int | None) -> list[str]:
     return [name for bit, name in sorted(SOURCE_NAMES.items()) if (flags or 0) & bit]
 
 
+MAX_DURATION_S = 366 * 86400  # longer is an end time an older aitrack took from a bad line
+
+
 def duration_s(facts: dict) -> float | None:
+    """How long a session ran; None when unknown or not a duration (an end of 1e300)."""
     started, ended = facts.get("started_at"), facts.get("ended_at")
-    return round(ended - started, 3) if started is not None and ended else None
+    if started is None or not ended or not 0 <= ended - started <= MAX_DURATION_S:
+        return None
+    return round(ended - started, 3)

@@ -21,6 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from aitrack.domain import pricing
+from aitrack.domain.display import MAX_LINE, safe
 from aitrack.domain.pricing import PriceTable
 from aitrack.reports.exports import to_csv, to_json
 from aitrack.reports.figures import build, why_empty
@@ -202,12 +203,13 @@ def _footer(report: Report, hidden: list[str], width: int | None,
     out: list[tuple[str, bool]] = []
     unpriced = sorted(report.totals.unpriced)
     if unpriced:
-        names = ", ".join(unpriced)
+        names = ", ".join(safe(name) for name in unpriced)
         out.append((f"No price for {names}: its cost is not counted. A row with only unpriced "
                     "models shows `unpriced`; one with priced models too shows their sum and "
                     "a * (a lower bound).", False))
         out.append(("Add a price to your profile (`aitrack paths` shows where), e.g.:", False))
-        out += [(f"  {line}", True) for line in pricing.snippet(unpriced[0]).splitlines()]
+        out += [(f"  {safe(line, MAX_LINE)}", True)
+                for line in pricing.snippet(unpriced[0]).splitlines()]
     if report.hidden:
         what = "sessions" if report.kind == "session" else "rows"
         out.append((f"{report.hidden:,} more {what} not shown (the totals include them): use "
@@ -245,7 +247,7 @@ def run(ledger: Path, opts: Options, prices: PriceTable, fmt: str = "table",
             if not report.rows:
                 hint = why_empty(db, opts)
                 if hint:
-                    print(f"aitrack: {hint}", file=sys.stderr)
+                    print(f"aitrack: {safe(hint, MAX_LINE)}", file=sys.stderr)
     if fmt == "json":
         stream.write(json.dumps(to_json(report), indent=2) + "\n")
     elif fmt == "csv":

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
+from aitrack.domain.display import MAX_LINE, safe
 from aitrack.store import ledger
 from aitrack.store.importing import readers
 from aitrack.store.importing.files import stamp, walk
@@ -92,8 +93,8 @@ def before_report(path: Path, profile, env: Mapping[str, str] | None = None
         finally:
             db.close()
     except Exception as exc:  # noqa: BLE001 - the report shows what the ledger holds
-        print(f"aitrack: new transcripts not imported ({type(exc).__name__}: {exc}); "
-              "`aitrack import` says more", file=sys.stderr)
+        print(safe(f"aitrack: new transcripts not imported ({type(exc).__name__}: {exc}); "
+                   "`aitrack import` says more", MAX_LINE), file=sys.stderr)
         return None
 
 

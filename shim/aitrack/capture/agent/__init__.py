@@ -29,7 +29,13 @@ import psutil
 from aitrack.capture.loopback import SECRET_HEADER, is_listening
 from aitrack.capture.receiver import RUN_HEADER, STATUS_PATH
 from aitrack.config.paths import Paths
-from aitrack.config.private_files import open_private, private_dir, tighten, write_private
+from aitrack.config.private_files import (
+    open_private,
+    private_dir,
+    read_private,
+    tighten,
+    write_private,
+)
 from aitrack.config.profile import Profile
 
 DEFAULT_PORT = 47318
@@ -61,7 +67,7 @@ def pid_file(paths: Paths) -> Path:
 
 def read_secret(paths: Paths) -> str | None:
     try:
-        return secret_file(paths).read_text(encoding="ascii").strip() or None
+        return read_private(secret_file(paths)).decode("ascii").strip() or None
     except (OSError, UnicodeDecodeError):
         return None
 

@@ -95,6 +95,7 @@ class Agent:
                                  runs=self._run_event, kept=self._kept).start()
         self._write_pid(port)
         self._start_forwarder()
+        intake.release_claims(self.db, "agent")  # what its killed worker held: taken now
         self.worker.kick()  # what a crash or a stopped agent left in the inbox
         self.log(f"agent started: pid {os.getpid()}, {url(port)}")
         for sig in (signal.SIGTERM, signal.SIGINT) + ((signal.SIGHUP,)

@@ -29,6 +29,7 @@ from pathlib import Path
 from aitrack import __version__, adapters
 from aitrack.config import paths
 from aitrack.config import profile as profiles
+from aitrack.domain.display import MAX_LINE, safe
 from aitrack.install.doctor.agent import check_agent, check_agent_settings
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context, worst
 from aitrack.install.doctor.endpoint import check_endpoint, check_keychain
@@ -111,8 +112,10 @@ def text(checks: list[Check], columns: int, paint: Callable[[str], str] = str) -
     indent = " " * (4 + 2 + width + 2)
 
     def wrap(first: str, line: str, more: str = indent) -> str:
-        return textwrap.fill(line, columns, initial_indent=first, subsequent_indent=more,
-                             break_on_hyphens=False, break_long_words=False)
+        # paths, settings and answers from outside: escaped and capped (domain/display.py)
+        return textwrap.fill(safe(line, MAX_LINE), columns, initial_indent=first,
+                             subsequent_indent=more, break_on_hyphens=False,
+                             break_long_words=False)
 
     lines = [f"aitrack {__version__} doctor ({sys.executable})"]
     for c in checks:

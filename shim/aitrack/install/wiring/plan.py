@@ -1,6 +1,8 @@
 """Wiring the tools' settings to the agent: for each tool, a plan (the file's new bytes and
 mode, and the record uninstall needs), made for every tool before any file is written, so a
-file aitrack must not touch leaves everything as it was.
+file aitrack must not touch leaves everything as it was. All or nothing: a write that fails
+puts back the files written before it. A file the tool rewrote since its plan was made is
+planned again (REPLANS times), never overwritten with what the plan read.
 
 The keys and values are the adapters' (`settings.wanted(link)`, an AgentLink: the agent's
 port and key header, and each tool takes either the key itself or its headers helper); what
@@ -33,10 +35,13 @@ from aitrack.install.wiring.state import (
     helper_file,
     helper_tools,
     load_state,
+    lock_file,
     save_state,
     settings_module,
     titles,
 )
+
+REPLANS = 5  # a file the tool keeps rewriting while aitrack plans: give up after this
 
 
 @dataclass
@@ -48,12 +53,23 @@ class Plan:
     new: bytes
     mode: int
     notes: list[str]
+    wanted: dict  # what it was planned from, to plan again
+    earlier: dict | None
+    link: AgentLink
 
 
 def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None) -> Outcome:
     """Point every tool's user settings at the agent (idempotent)."""
     env = os.environ if env is None else env
     secret = agent.ensure_secret(paths)
+    try:
+        with files.locked(lock_file(paths)):
+            return _wire(paths, profile, env, secret)
+    except TimeoutError as exc:
+        raise WiringError(str(exc)) from None
+
+
+def _wire(paths: Paths, profile: Profile, env: Mapping[str, str], secret: str) -> Outcome:
     state = load_state(paths)
     plans, problems = [], []
     for tool in TOOLS:
@@ -62,8 +78,7 @@ def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None) -
         record = state["files"].get(str(path))
         try:
             link = agent_link(paths, profile, tool, secret)
-            plans.append(plan(tool, mod, path, mod.wanted(link), json.loads(json.dumps(record))
-                              if record else None, env, link))
+            plans.append(plan(tool, mod, path, mod.wanted(link), record, env, link))
         except mod.SettingsError as exc:
             problems.append(str(exc))
     if problems:
@@ -71,17 +86,46 @@ def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None) -
     out = Outcome(data={"files": {}})
     for tool in helper_tools():
         out.changed |= write_helper(paths, tool, agent_link(paths, profile, tool, secret))
-    for step in plans:
-        _carry_out(step, paths, state, env, out)
+    before = json.loads(json.dumps(state))
+    done: list[tuple[SettingsFile, list[str]]] = []  # written so far, to put back
+    try:
+        for step in plans:
+            _carry_out(step, paths, state, env, out, done)
+    except (OSError, WiringError) as exc:
+        _put_back(done, paths, before)
+        if isinstance(exc, WiringError):
+            raise
+        raise WiringError(f"cannot write {exc.filename or 'a settings file'} "
+                          f"({exc.strerror or exc}): nothing was changed") from None
     save_state(paths, state)
     if not out.changed:
         out.lines.append(f"the settings of {titles()} already point at the agent")
     return out
 
 
+def _put_back(done: list[tuple[SettingsFile, list[str]]], paths: Paths, state: dict) -> None:
+    """Undo the writes of an install that could not finish, newest first."""
+    for file, made in reversed(done):
+        if file.data is None:
+            file.target.unlink(missing_ok=True)
+            files.remove_dirs(made)
+        else:
+            files.write(file.target, file.data, file.mode)
+    save_state(paths, state)
+
+
 def _carry_out(step: Plan, paths: Paths, state: dict, env: Mapping[str, str],
-               out: Outcome) -> None:
-    """Write one planned file (unless it is already so) and record it for uninstall."""
+               out: Outcome, done: list[tuple[SettingsFile, list[str]]]) -> None:
+    """Write one planned file (unless it is already so) and record it for uninstall; a file
+    changed since its plan was read is planned again first."""
+    for _ in range(REPLANS):
+        if files.unchanged(step.file):
+            break
+        step = plan(step.tool, step.mod, step.file.path, step.wanted, step.earlier, env,
+                    step.link)
+    else:
+        raise WiringError(f"{step.file.path} kept changing while aitrack wired it (is "
+                          f"{step.mod.TITLE} writing it?): nothing was changed; run this again")
     path, file = step.file.path, step.file
     where = home_relative(path, env)
     out.data["files"][str(path)] = step.tool
@@ -89,6 +133,7 @@ def _carry_out(step: Plan, paths: Paths, state: dict, env: Mapping[str, str],
         state["files"][str(path)] = step.record
         return
     made = files.write(file.target, step.new, step.mode)
+    done.append((file, made))
     step.record["dirs"] = step.record.get("dirs", []) + made
     step.record["written"] = files.digest(step.new)
     state["files"][str(path)] = step.record
@@ -113,11 +158,15 @@ def agent_link(paths: Paths, profile: Profile, tool: str, secret: str | None) ->
                      profile.attributes.get("environment"))
 
 
-def plan(tool: str, mod: ModuleType, path: Path, wanted: dict, record: dict | None,
+def plan(tool: str, mod: ModuleType, path: Path, wanted: dict, earlier: dict | None,
          env: Mapping[str, str], link: AgentLink) -> Plan:
     """The file with aitrack's keys set (and keys it set before but wants no more put back),
-    and the record that undoes it; `record` is the one saved by an earlier install."""
+    and the record that undoes it; `earlier` is the record an earlier install saved."""
+    record = json.loads(json.dumps(earlier)) if earlier else None
     file = files.read(mod, path)
+    refused = files.writable_problem(file)
+    if refused:
+        raise mod.SettingsError(refused)
     doc = mod.parse(files.decode(mod, file.data or b"", path), path)
     if record is not None and files.digest(file.data) != record.get("written"):
         if file.data is None:
@@ -135,7 +184,8 @@ def plan(tool: str, mod: ModuleType, path: Path, wanted: dict, record: dict | No
     record["keys"] = _set_keys(mod, doc, wanted, record["keys"])
     mode = SECRET_MODE if getattr(mod, "HOLDS_SECRET", False) else (
         file.mode if file.mode is not None else files.default_mode())
-    return Plan(tool, mod, file, record, doc.text().encode("utf-8"), mode, notes)
+    return Plan(tool, mod, file, record, doc.text().encode("utf-8"), mode, notes, wanted,
+                earlier, link)
 
 
 def _set_keys(mod: ModuleType, doc, wanted: dict, recorded: list[dict]) -> list[dict]:

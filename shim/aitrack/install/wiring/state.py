@@ -58,6 +58,11 @@ def state_file(paths: Paths) -> Path:
     return agent.agent_dir(paths) / "wiring.json"
 
 
+def lock_file(paths: Paths) -> Path:
+    """Held while an install or uninstall runs (files.locked)."""
+    return agent.agent_dir(paths) / "wiring.lock"
+
+
 def helper_tools() -> tuple[str, ...]:
     """The wired tools that take the agent's key from a headers helper (a script that
     prints it) instead of holding it in their settings."""

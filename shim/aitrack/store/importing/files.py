@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-from aitrack.adapters.reading import BadLine, FileRead, identity
+from aitrack.adapters.reading import BadLine, FileRead, NotRegular, identity, open_regular
 from aitrack.store.importing.lines import Lines
 from aitrack.store.importing.result import ImportResult
 
@@ -101,7 +102,11 @@ def walk(root: Path, transcripts: ModuleType, result: ImportResult
                     if depth is None or level < depth:
                         stack.append((entry.path, level + 1))
                 elif transcripts.is_transcript(entry.name):
-                    yield entry.path, stamp(transcripts, entry.path, entry.stat())
+                    st = entry.stat()
+                    if stat.S_ISREG(st.st_mode):
+                        yield entry.path, stamp(transcripts, entry.path, st)
+                    else:  # a FIFO, a link to /dev/zero: reading it would block or never end
+                        result.skip("not_regular")
             except OSError:
                 continue  # gone since the listing
 
@@ -126,9 +131,12 @@ def read_file(transcripts: ModuleType, path: str, prev: FileState | None, prices
     if whole(transcripts):
         return _read_whole(transcripts, path, prev, prices, skipped)
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below
+        fh = open_regular(path)  # swapped for a FIFO since the walk: still never blocks
     except FileNotFoundError:
         skipped["vanished_file"] = skipped.get("vanished_file", 0) + 1
+        return None
+    except NotRegular:
+        skipped["not_regular"] = skipped.get("not_regular", 0) + 1
         return None
     except OSError:
         skipped["unreadable_file"] = skipped.get("unreadable_file", 0) + 1
@@ -146,6 +154,9 @@ def read_file(transcripts: ModuleType, path: str, prev: FileState | None, prices
                 reader.finish()
         except OSError:
             skipped["unreadable_file"] = skipped.get("unreadable_file", 0) + 1
+            return None
+        except Exception:  # noqa: BLE001 - a reader's bug costs this file, never the import
+            skipped["reader_error"] = skipped.get("reader_error", 0) + 1
             return None
     for reason, n in lines.skipped.items():
         skipped[reason] = skipped.get(reason, 0) + n
