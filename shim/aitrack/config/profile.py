@@ -83,7 +83,8 @@ class Telemetry:
 
 @dataclass(frozen=True)
 class AgentSettings:
-    port: int = 47318
+    port: int | None = None  # unset: per user (capture/ports.py)
+    port_base: int | None = None
     import_interval_s: float = 600
 
 
