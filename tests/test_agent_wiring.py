@@ -163,14 +163,15 @@ def test_install_then_uninstall_gives_back_the_very_bytes(user):
     assert stat.S_IMODE(codex_file(user).stat().st_mode) == 0o600
     state = wiring.state_file(paths.resolve(user))
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    assert claude.points_at_agent(port_of(user), user) and codex.points_at_agent(port_of(user), user)
+    port = port_of(user)
+    assert claude.points_at_agent(port, user) and codex.points_at_agent(port, user)
 
     undone = unwire(user)
     assert snapshot(claude_file(user), codex_file(user)) == before
     assert "restored ~/.claude/settings.json byte for byte" in undone.lines
     assert "restored ~/.codex/config.toml byte for byte" in undone.lines
     assert not state.exists() and not wiring.helper_file(paths.resolve(user), "claude").exists()
-    assert not claude.points_at_agent(port_of(user), user) and not codex.points_at_agent(port_of(user), user)
+    assert not claude.points_at_agent(port, user) and not codex.points_at_agent(port, user)
 
 
 def test_a_second_install_changes_nothing_and_says_so(user):

@@ -4,7 +4,8 @@ comer take everyone's).
 
 The rule, first that applies:
 1. `[agent] port = N` in a profile: that port (a single-user machine, or IT's choice).
-2. `[agent] port_base = N` (IT, for shared machines): N + (uid mod PORT_SPAN). Two users
+2. `[agent] port_base = N` (IT, for shared machines): N + (uid mod PORT_SPAN); set in the
+   managed profile it wins over a user's own `port`. Two users
    whose uids differ by a multiple of PORT_SPAN share a port; the second one's `aitrack
    doctor` says so. Windows has no uid: the RID of the user's SID stands for it (its last
    part: 1001 for a first local account).
@@ -53,14 +54,20 @@ def uid_part() -> int:
 
 def agent_port(paths: Paths, profile: Profile) -> int | None:
     """This user's agent port by the rule above, or None when none was ever chosen."""
-    if profile.agent.port is not None:
-        return profile.agent.port
-    if profile.agent.port_base is not None:
-        return profile.agent.port_base + uid_part()
+    port, base = profile.agent.port, profile.agent.port_base
+    if port is not None and (base is None or _managed(profile, "port")
+                             or not _managed(profile, "port_base")):
+        return port
+    if base is not None:  # IT's base over a user's own port
+        return base + uid_part()
     remembered = read_port(paths)
     if remembered is not None:
         return remembered
     return LEGACY_PORT if legacy_marker(paths).exists() else None
+
+
+def _managed(profile: Profile, key: str) -> bool:
+    return profile.origins.get(f"agent.{key}", "").startswith("managed")
 
 
 def read_port(paths: Paths) -> int | None:
