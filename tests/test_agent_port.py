@@ -271,3 +271,37 @@ def test_doctor_status_and_start_name_the_squatter_and_send_it_nothing(home):
     assert started.returncode != 0 and named in started.stderr
     assert received == []  # not a connection, let alone the key
     assert secret not in doctor.stdout + status.stdout + started.stderr
+
+
+# ---------------------------------------------------------------- the key at each start
+
+
+def test_the_helper_key_is_new_at_each_agent_start_and_the_static_key_stays(home):
+    """Claude Code's helper reads the key at each start, so it changes at every agent start
+    (the one before is still taken: a running session keeps its helper's answer for up to
+    29 minutes); Codex's config.toml holds the static key, which stays."""
+    import otlp_client as oc
+
+    port = free_port()
+    home.write_user_profile(f"[agent]\nport = {port}\n")
+    where = paths.resolve(home.env)
+    secret = agent.ensure_secret(where)
+    body = json.dumps(oc.metrics(oc.sum_metric("x", [oc.point(1)]))).encode()
+    keys = []
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "aitrack", "agent", "run"],
+                                env=home.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            for _ in range(200):
+                if agent.probe(port, secret, paths=where) == "agent":
+                    break
+                time.sleep(0.05)
+            keys.append(agent.session_key_file(where).read_text().strip())
+            taken = {key: oc.post(port, key, "/v1/metrics", body).status
+                     for key in (secret, *keys)}
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    assert len(set(keys)) == 3 and secret not in keys
+    assert taken == {secret: 200, keys[0]: 401, keys[1]: 200, keys[2]: 200}

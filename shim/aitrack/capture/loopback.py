@@ -42,20 +42,6 @@ def bind() -> Listener:
     return Listener(sock, sock.getsockname()[1], os.urandom(24).hex())
 
 
-def is_listening(port: int, timeout: float = 0.2) -> bool:
-    """Something accepts connections on the loopback port (the wrapper asks before waking
-    the agent: a refused connect takes microseconds)."""
-    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
-
-
 def post(port: int, path: str, secret: str, body: bytes, timeout: float = 2.0
          ) -> tuple[int, bytes] | None:
     """POST a JSON body to this user's agent with the secret header: (status, body); None

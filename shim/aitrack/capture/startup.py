@@ -86,8 +86,8 @@ def settings() -> dict:
 def compute() -> dict:
     """Load the profile in full and keep what the child's start needs."""
     # a cache miss only: the profile and its validation cost tens of ms (see the docstring)
-    from aitrack.capture import ports  # a cache miss only, like the profile below
-    from aitrack.config import paths, profile
+    from aitrack.capture import ports  # the agent's port comes with the profile
+    from aitrack.config import paths, profile  # a cache miss only, as above
     from aitrack.config.identity import git_config_files, resource_attributes  # as above
 
     locations = paths.resolve()

@@ -122,7 +122,7 @@ class Profile:
             "endpoint": ep,
             "attributes": dict(self.attributes),
             "telemetry": dict(self.telemetry.__dict__),
-            "agent": dict(self.agent.__dict__),
+            "agent": {k: v for k, v in self.agent.__dict__.items() if v is not None},
             "prices": {m: dict(p) for m, p in self.prices.items()},
         }
 
