@@ -574,14 +574,15 @@ def test_real_claude_started_directly_sends_to_the_agent_with_its_key(user, stub
                                                                        tmp_path):
     claude_bin = agent_bin("claude")
     wire(user)
+    key, _ = agent.rotate_session_key(paths.resolve(user))  # as the agent does at its start
     run_id = "0123456789abcdef0123456789abcdef"
     done = subprocess.run([claude_bin, "-p", "hi", "--max-turns", "1"], capture_output=True,
                           text=True, timeout=180, cwd=tmp_path, stdin=subprocess.DEVNULL,
                           env={**tool_env(user, stub), "AITRACK_SESSION_ID": run_id})
     assert done.returncode == 0, done.stderr
     assert {"/v1/metrics", "/v1/logs"} <= collector.paths()
-    for _, headers in collector.seen:
-        assert headers["x-aitrack-key"] == secret(user)
+    for _, headers in collector.seen:  # this user's listener: the helper gives its key
+        assert headers["x-aitrack-key"] == key
         assert headers["x-aitrack-run"] == run_id
         assert headers["content-type"].startswith("application/json")
 
@@ -633,6 +634,7 @@ def test_machine_settings_from_print_settings_work_with_the_real_tools(user, stu
     port = collector.server.server_address[1]
     where = paths.resolve(user)
     agent.ensure_secret(where)
+    key, _ = agent.rotate_session_key(where)  # as the agent does at its start
     # the user's part: their helper
     wiring.write_helper(where, "claude", link(port, helper=wiring.helper_file(where, "claude")))
     etc = tmp_path / "etc"
@@ -649,7 +651,7 @@ def test_machine_settings_from_print_settings_work_with_the_real_tools(user, stu
     assert ran.returncode == 0, ran.stderr
     assert not claude_file(user).exists()
     assert {"/v1/metrics", "/v1/logs"} <= collector.paths()
-    assert {h.get("x-aitrack-key") for _, h in collector.seen} == {secret(user)}
+    assert {h.get("x-aitrack-key") for _, h in collector.seen} == {key}
     del collector.seen[:]
     ran = in_private_etc(etc, tmp_path / "ov2", [codex_bin, "exec", *codex_provider_args(stub),
                                                  "hi"], env=env, cwd=tmp_path)
