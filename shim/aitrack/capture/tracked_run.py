@@ -107,8 +107,9 @@ class TrackedRun:
         port = self.settings["agent"]["port"]
         try:
             self.agent_owner = owner = listener_owner(port)
-        except (OSError, ValueError) as exc:  # cannot tell: the agent way, as before
-            self.notices.add(f"cannot tell who holds the agent's port {port} ({exc})")
+        except Exception as exc:  # noqa: BLE001 - never break the tool; the agent way, as before
+            self.notices.add(f"cannot tell who holds the agent's port {port} "
+                             f"({type(exc).__name__}: {exc}); run `aitrack doctor`")
             return
         if owner is None or owner.mine:
             return
