@@ -135,9 +135,11 @@ def test_its_settings_point_at_the_agent_and_go_back_byte_for_byte(tool, user, m
     p = profile.Profile()
     target = settings.user_file(user)
     assert Path(target).is_relative_to(user["HOME"])
-    assert not settings.points_at_agent(p.agent.port, user)
+    assert agent.agent_port(where, p) is None  # nothing chosen yet: no agent to point at
     wiring.wire(where, p, user)
-    assert settings.points_at_agent(p.agent.port, user), settings.diagnose(p.agent.port, user)
+    port = agent.agent_port(where, p)  # chosen by install, and remembered
+    assert port is not None and settings.points_at_agent(port, user), \
+        settings.diagnose(port, user)
     if getattr(settings, "HOLDS_SECRET", False):
         assert (target.stat().st_mode & 0o077) == 0  # it holds the key: the user's only
     else:
@@ -155,6 +157,17 @@ def test_its_machine_wide_snippet_holds_no_key(tool):
     snippet = settings.machine_snippet(link, "linux")
     assert "127.0.0.1:47318" in snippet and agent.SECRET_HEADER not in snippet.replace(
         f"{agent.SECRET_HEADER}:", "").replace(f'"{agent.SECRET_HEADER}"', "")
+
+
+def test_a_tool_with_settings_can_be_kept_from_sending_where_they_say(tool):
+    """When another user holds the agent's port, the wrapper keeps the tool from sending
+    there over its own settings (`mute`), with nothing secret in its arguments."""
+    adapter = adapters.load(tool)
+    if adapters.part(tool, "settings") is None:
+        pytest.skip(f"{tool} has no settings that could name the agent's port")
+    args, env = adapter.mute(["do", "it"], {"HOME": "/h"})
+    assert args[-2:] == ["do", "it"] and args != ["do", "it"] and env == {"HOME": "/h"}
+    assert not any(agent.SECRET_HEADER in a for a in args)
 
 
 def test_its_wrapper_command_passes_every_argument_on(tool, home):

@@ -12,11 +12,13 @@ import subprocess
 import sys
 import threading
 import tomllib
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from adversary import other_user, popen_as
 from agents import agent_bin, codex_provider_args
 from aitrack.adapters.claude import settings as claude
 from aitrack.adapters.codex import settings as codex
@@ -108,6 +110,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_of(env) -> int:
+    """The agent port install chose for this user (and remembered)."""
+    where = paths.resolve(env)
+    return agent.agent_port(where, profile.load(where, env))
+
+
 def secret(env) -> str:
     return agent.ensure_secret(paths.resolve(env))
 
@@ -129,7 +137,7 @@ def test_install_then_uninstall_gives_back_the_very_bytes(user):
     assert "https://monitoring.us-east-1.amazonaws.com" in said  # where it went, no path or key
 
     settings = json.loads(claude_file(user).read_text())
-    url = agent.url(47318)
+    url = agent.url(port_of(user))
     assert settings["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == url
     assert "OTEL_EXPORTER_OTLP_HEADERS" not in settings["env"]
     assert settings["env"]["FOO"] == "bär é" and settings["model"] == "opus"
@@ -155,14 +163,15 @@ def test_install_then_uninstall_gives_back_the_very_bytes(user):
     assert stat.S_IMODE(codex_file(user).stat().st_mode) == 0o600
     state = wiring.state_file(paths.resolve(user))
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    assert claude.points_at_agent(47318, user) and codex.points_at_agent(47318, user)
+    port = port_of(user)
+    assert claude.points_at_agent(port, user) and codex.points_at_agent(port, user)
 
     undone = unwire(user)
     assert snapshot(claude_file(user), codex_file(user)) == before
     assert "restored ~/.claude/settings.json byte for byte" in undone.lines
     assert "restored ~/.codex/config.toml byte for byte" in undone.lines
     assert not state.exists() and not wiring.helper_file(paths.resolve(user), "claude").exists()
-    assert not claude.points_at_agent(47318, user) and not codex.points_at_agent(47318, user)
+    assert not claude.points_at_agent(port, user) and not codex.points_at_agent(port, user)
 
 
 def test_a_second_install_changes_nothing_and_says_so(user):
@@ -269,7 +278,7 @@ def test_claude_settings_in_any_layout(user, text):
         assert "\n" not in after.replace("\r\n", "")
     if "\n" not in text.strip() and original:
         assert "\n" not in after.strip()  # a one-line file stays on one line
-    assert claude.points_at_agent(47318, user)
+    assert claude.points_at_agent(port_of(user), user)
     unwire(user)
     assert claude_file(user).read_bytes().decode() == text
 
@@ -315,11 +324,11 @@ def test_codex_config_in_any_layout(user, text):
     write(codex_file(user), text)
     wire(user)
     value = tomllib.loads(codex_file(user).read_text())
-    assert codex.endpoint_of(value["otel"]["exporter"]) == agent.url(47318) + "/v1/logs"
+    assert codex.endpoint_of(value["otel"]["exporter"]) == agent.url(port_of(user)) + "/v1/logs"
     original = tomllib.loads(text)
     assert {k: v for k, v in value.items() if k != "otel"} == {
         k: v for k, v in original.items() if k != "otel"}
-    assert codex.points_at_agent(47318, user)
+    assert codex.points_at_agent(port_of(user), user)
     unwire(user)
     assert codex_file(user).read_text() == text
 
@@ -388,7 +397,7 @@ def test_a_claude_settings_link_is_written_through_and_restored(user, tmp_path):
     claude_file(user).parent.mkdir(parents=True)
     claude_file(user).symlink_to(dotfiles)
     wire(user)
-    assert claude_file(user).is_symlink() and claude.points_at_agent(47318, user)
+    assert claude_file(user).is_symlink() and claude.points_at_agent(port_of(user), user)
     unwire(user)
     assert claude_file(user).is_symlink() and dotfiles.read_text() == '{\n  "model": "opus"\n}\n'
 
@@ -443,10 +452,14 @@ def run_helper(env, **more) -> subprocess.CompletedProcess:
 ])
 def test_the_helper_prints_the_key_and_only_a_real_run_id(user, run_id, sent):
     wire(user)
-    result = run_helper(user, **({"AITRACK_SESSION_ID": run_id} if run_id is not None else {}))
+    key, _ = agent.rotate_session_key(paths.resolve(user))  # what a started agent makes
+    with listening(port_of(user)):  # this user's listener (the agent) on the port
+        result = run_helper(user, **({"AITRACK_SESSION_ID": run_id} if run_id is not None
+                                     else {}))
     assert result.returncode == 0 and result.stderr == ""
     headers = json.loads(result.stdout)
-    expected = {"x-aitrack-key": secret(user)}
+    expected = {"x-aitrack-key": key}
+    assert key != secret(user)  # the helper's key is made at each agent start
     if sent:
         expected["x-aitrack-run"] = run_id
     assert headers == expected
@@ -457,13 +470,55 @@ def test_the_helper_prints_the_key_and_only_a_real_run_id(user, run_id, sent):
 @pytest.mark.parametrize("content", [None, "", 'ab"cd\n'], ids=["missing", "empty", "odd"])
 def test_the_helper_without_a_usable_key_prints_an_empty_object(user, content):
     wire(user)
-    secret_path = agent.secret_file(paths.resolve(user))
+    secret_path = agent.session_key_file(paths.resolve(user))
     if content is None:
-        secret_path.unlink()
+        secret_path.unlink(missing_ok=True)
     else:
         secret_path.write_text(content)
-    result = run_helper(user)
+    with listening(port_of(user)):
+        result = run_helper(user)
     assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "{}", "")
+
+
+@contextmanager
+def listening(port: int):
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        yield sock
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the owner is read from /proc")
+def test_the_helper_prints_no_key_unless_this_user_holds_the_port(user):
+    """Issue 18: another user bound the port while the agent was down and received the key
+    from every helper run. The helper asks the OS who listens, never the listener."""
+    wire(user)
+    port = port_of(user)
+    agent.rotate_session_key(paths.resolve(user))
+    assert run_helper(user).stdout.strip() == "{}"  # nothing listens: no key
+    with other_user() as someone:
+        squatter = popen_as(someone, SQUAT, str(port))
+        try:
+            assert squatter.stdout.readline().strip() == "listening", squatter.stderr.read()
+            result = run_helper(user)
+            assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "{}", "")
+        finally:
+            squatter.kill()
+            squatter.wait(10)
+    with listening(port):
+        assert "x-aitrack-key" in json.loads(run_helper(user).stdout)
+
+
+SQUAT = """
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+print("listening", flush=True)
+time.sleep(60)
+"""
 
 
 # ---------------------------------------------------------------- the real tools, started directly
@@ -520,14 +575,15 @@ def test_real_claude_started_directly_sends_to_the_agent_with_its_key(user, stub
                                                                        tmp_path):
     claude_bin = agent_bin("claude")
     wire(user)
+    key, _ = agent.rotate_session_key(paths.resolve(user))  # as the agent does at its start
     run_id = "0123456789abcdef0123456789abcdef"
     done = subprocess.run([claude_bin, "-p", "hi", "--max-turns", "1"], capture_output=True,
                           text=True, timeout=180, cwd=tmp_path, stdin=subprocess.DEVNULL,
                           env={**tool_env(user, stub), "AITRACK_SESSION_ID": run_id})
     assert done.returncode == 0, done.stderr
     assert {"/v1/metrics", "/v1/logs"} <= collector.paths()
-    for _, headers in collector.seen:
-        assert headers["x-aitrack-key"] == secret(user)
+    for _, headers in collector.seen:  # this user's listener: the helper gives its key
+        assert headers["x-aitrack-key"] == key
         assert headers["x-aitrack-run"] == run_id
         assert headers["content-type"].startswith("application/json")
 
@@ -579,6 +635,7 @@ def test_machine_settings_from_print_settings_work_with_the_real_tools(user, stu
     port = collector.server.server_address[1]
     where = paths.resolve(user)
     agent.ensure_secret(where)
+    key, _ = agent.rotate_session_key(where)  # as the agent does at its start
     # the user's part: their helper
     wiring.write_helper(where, "claude", link(port, helper=wiring.helper_file(where, "claude")))
     etc = tmp_path / "etc"
@@ -595,7 +652,7 @@ def test_machine_settings_from_print_settings_work_with_the_real_tools(user, stu
     assert ran.returncode == 0, ran.stderr
     assert not claude_file(user).exists()
     assert {"/v1/metrics", "/v1/logs"} <= collector.paths()
-    assert {h.get("x-aitrack-key") for _, h in collector.seen} == {secret(user)}
+    assert {h.get("x-aitrack-key") for _, h in collector.seen} == {key}
     del collector.seen[:]
     ran = in_private_etc(etc, tmp_path / "ov2", [codex_bin, "exec", *codex_provider_args(stub),
                                                  "hi"], env=env, cwd=tmp_path)
@@ -723,7 +780,13 @@ def test_print_settings_holds_no_secret_and_parses(home, user):
         assert secret(user) not in out.stdout
     out = home.run("agent", "print-settings", "claude", "--os", "macos", env=user)
     assert "$HOME/Library/Application Support/aitrack/agent/otel-headers" in out.stdout
+    # per-user ports: the machine-wide Claude settings leave the endpoint to each user's file
+    out = home.run("agent", "print-settings", "claude", env=user)
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in json.loads(out.stdout)["env"]
+    # Codex's machine-wide [otel] names one port: with per-user ports, one must be given
     out = home.run("agent", "print-settings", "codex", env=user)
+    assert out.returncode == 1 and "--port" in out.stderr and out.stdout == ""
+    out = home.run("agent", "print-settings", "codex", "--port", "47318", env=user)
     otel = tomllib.loads(out.stdout)["otel"]
     assert otel["exporter"] == {"otlp-http": {"endpoint": "http://127.0.0.1:47318/v1/logs",
                                               "protocol": "binary"}}
@@ -813,9 +876,10 @@ def test_doctor_plaintext_tokens_in_claude_settings_but_not_the_agents_key(user)
     assert any(str(claude_file(user)) in d and "Authorization" in d for d in check.details)
 
 
-def test_doctor_managed_settings_from_print_settings_pass(user):
+def test_doctor_managed_settings_from_print_settings_pass(home, user):
     from aitrack.install import doctor
 
+    home.write_managed_profile("[agent]\nport = 47318\n")  # one port for the machine
     write(Path(user["AITRACK_CLAUDE_MANAGED_SETTINGS"]),
           claude.machine_snippet(link(47318), "linux"))
     check = doctor.check_managed_settings(doctor_context(user), "claude")

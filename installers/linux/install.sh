@@ -211,15 +211,19 @@ if [ -n "$agent" ]; then
     settings claude > "$claude_dropin.tmp.$$" || die "aitrack agent print-settings claude failed"
     chmod 0644 "$claude_dropin.tmp.$$"
     mv -f "$claude_dropin.tmp.$$" "$claude_dropin"
-    if [ ! -e "$codex_machine" ] || head -n 1 "$codex_machine" | grep -q "^$marker"; then
+    if [ -e "$codex_machine" ] && ! head -n 1 "$codex_machine" | grep -q "^$marker"; then
+        say "left $codex_machine as it is: add the [otel] table of \`aitrack agent print-settings codex\` to it yourself"
+    elif ! codex_otel=$(settings codex 2>/dev/null); then
+        # per-user ports: Codex's machine [otel] cannot name them; each user's own
+        # config.toml does (`aitrack agent install`)
+        say "no [agent] port in $managed: Codex's [otel] is left to each user's config.toml"
+    else
         mkdir -p "${codex_machine%/*}"
-        { printf '%s\n' "$marker"; settings codex; } > "$codex_machine.tmp.$$" ||
-            die "aitrack agent print-settings codex failed"
+        printf '%s\n%s\n' "$marker" "$codex_otel" > "$codex_machine.tmp.$$" ||
+            die "cannot write $codex_machine"
         chmod 0644 "$codex_machine.tmp.$$"
         mv -f "$codex_machine.tmp.$$" "$codex_machine"
         codex_ours=1
-    else
-        say "left $codex_machine as it is: add the [otel] table of \`aitrack agent print-settings codex\` to it yourself"
     fi
     mkdir -p "${autostart%/*}"
     cat > "$autostart.tmp.$$" <<EOF

@@ -24,7 +24,13 @@ tool against this contract.
   DEFAULT_MODELS: tuple       the models it uses when told none (each must be priced)
   is_session(args) -> bool    False for invocations that run no session (--version, --help)
   prepare(args, env, sink)    required with WITHOUT_AGENT == "receiver": the child's
-       -> (args, env)         arguments and environment pointing at the per-run receiver
+       -> (args, env)         arguments and environment pointing at the per-run receiver;
+                              with `sink.replaces_settings`, over the tool's own settings
+                              (they name the agent's port, which another user holds)
+  mute(args, env)             required with a `settings` part: the child's arguments and
+       -> (args, env)         environment that keep it from sending telemetry where its own
+                              settings say (the agent's port, held by another user), with
+                              no secret in them (arguments are readable by every user)
   HOME_ENV: tuple             optional: the environment variables that move its files
                               (besides HOME), passed on to whoever reads them for a run
   WITH_AGENT: str             optional, "agent" (default): a wrapped run of a tool whose
@@ -64,16 +70,21 @@ TOOLS = ("claude", "codex", "copilot", "opencode")
 class Sink:
     """Where and how the child sends telemetry: aitrack's loopback receiver."""
 
-    __slots__ = ("base_url", "secret_header", "secret", "signals", "attributes", "telemetry")
+    __slots__ = ("base_url", "secret_header", "secret", "signals", "attributes", "telemetry",
+                 "replaces_settings")
 
     def __init__(self, base_url: str, secret_header: str, secret: str, signals: tuple[str, ...],
-                 attributes: dict[str, str], telemetry: dict[str, object]):
+                 attributes: dict[str, str], telemetry: dict[str, object],
+                 replaces_settings: bool = False):
         self.base_url = base_url
         self.secret_header = secret_header
         self.secret = secret
         self.signals = signals  # the signals the child should export
         self.attributes = attributes  # resource attributes to announce (the receiver enforces)
         self.telemetry = telemetry  # the profile's [telemetry] table, defaults filled
+        # the tool's own settings send telemetry elsewhere (the agent's port, held by another
+        # user): the child must be pointed here over them, not only through the environment
+        self.replaces_settings = replaces_settings
 
     def signal_url(self, signal: str) -> str:
         return f"{self.base_url}/v1/{signal}"

@@ -38,7 +38,7 @@ class AgentLink:
     """What a tool's settings need to send their telemetry to this user's agent; each tool
     takes what its settings can hold (a static key header, or a headers helper)."""
 
-    port: int
+    port: int | None  # None: a machine-wide file for per-user ports (it names no port)
     key_header: str  # the header that carries the agent's key
     key: str | None  # the key, for settings that hold static headers (never a shared file)
     helper: str | None  # the tool's headers helper (a script that prints the key), if any
@@ -48,7 +48,7 @@ class AgentLink:
 
     @property
     def url(self) -> str:
-        return agent_url(self.port)
+        return agent_url(self.port or 0)
 
 
 @dataclass

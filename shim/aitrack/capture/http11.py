@@ -6,7 +6,9 @@ request line, headers, a Content-Length or chunked body, a response with Content
 
 Any local user can connect to a loopback port, so connections are bounded and the tool's
 own requests stay served while someone else floods it:
-- on Linux a connection from a socket of another uid is closed at accept (loopback.py);
+- a connection from a socket that is not this user's is closed at accept (listener.py:
+  Linux, and untested, macOS and Windows); an orphaned socket (its sender closed it right
+  after sending) is no one's;
 - a connection that has not yet been answered anything but 401/403 (the handler checks
   credentials first) is *pending*: it must send its request head within HEAD_TIMEOUT_S,
   and when MAX_PENDING are open (MAX_PENDING_PER_PEER from one peer) the oldest goes,
@@ -21,13 +23,12 @@ own requests stay served while someone else floods it:
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
 from collections.abc import Callable
 
-from aitrack.capture import loopback
+from aitrack.capture import listener
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
@@ -182,7 +183,6 @@ class Server:
         self.trusted: set[_Connection] = set()
         self.bodies = threading.BoundedSemaphore(MAX_BODIES)
         self.stopped = threading.Event()
-        self.uid = os.geteuid() if hasattr(os, "geteuid") else None
         self.thread = threading.Thread(target=self._accept_loop, name="aitrack-receiver",
                                        daemon=True)
         self.reaper = threading.Thread(target=self._reap_loop, name="aitrack-receiver-reaper",
@@ -237,14 +237,17 @@ class Server:
                 conn.close()
 
     def _peer(self, conn: socket.socket, addr):
-        """Who a connection counts against, or None to refuse it (another uid's socket)."""
+        """Who a connection counts against, or None to refuse it (not this user's socket).
+        Where the OS cannot say, every connection is bounded by its address instead."""
         try:
-            uid = loopback.peer_uid(conn.getsockname()[:2], addr[:2])
-        except (OSError, ValueError, IndexError, TypeError):
-            uid = None
-        if uid is None:
+            mine = listener.peer_is_mine(conn.getsockname()[:2], addr[:2])
+        except (OSError, ValueError, IndexError, TypeError, AttributeError):
+            # Linux always answers: a failure there is no reason to let it in; the
+            # untested macOS and Windows lookups failing leave the bounds, as before them
+            mine = False if listener.LINUX else None
+        if mine is None:
             return addr[0] if addr else "?"
-        return uid if self.uid is None or uid == self.uid else None
+        return "me" if mine else None
 
     def _admit(self, new: _Connection) -> None:
         """Register a pending connection, evicting the oldest when a bound is reached."""

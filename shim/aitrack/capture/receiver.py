@@ -43,9 +43,10 @@ class Receiver:
     def __init__(self, sock: socket.socket, secret: str, deliver: Callable[[Delivery], None],
                  run_id: str | None = None, status: Callable[[], dict] | None = None,
                  runs: Callable[[str, dict], dict] | None = None,
-                 kept: Callable[[str, bytes], bool] | None = None):
+                 kept: Callable[[str, bytes], bool] | None = None, also: tuple[str, ...] = ()):
         self.port = sock.getsockname()[1]
         self.secret = secret.encode()
+        self.keys = (self.secret, *(k.encode() for k in also))  # the agent: session keys too
         self.hosts = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
         self.deliver = deliver
         self.run_id = run_id  # a per-run receiver's own run; None: the agent (header says)
@@ -70,7 +71,8 @@ class Receiver:
         reply = ctype if ctype in CONTENT_TYPES else JSON  # errors too, in the request's type
         if req.headers.get("host", "").lower() not in self.hosts:
             return _error(403, "forbidden host", reply)
-        if not hmac.compare_digest(req.headers.get(SECRET_HEADER, "").encode(), self.secret):
+        sent = req.headers.get(SECRET_HEADER, "").encode()
+        if not sum(hmac.compare_digest(sent, key) for key in self.keys):  # each one compared
             return _error(401, "missing or wrong aitrack key", reply)
         path = req.path.split("?", 1)[0]
         if path == STATUS_PATH and self.status is not None and req.method == "GET":

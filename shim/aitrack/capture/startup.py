@@ -25,8 +25,8 @@ import zlib
 
 from aitrack import __version__, adapters
 
-FORMAT = 4
-MAGIC = b"aitrack-startup\x04"  # the format's number in its last byte
+FORMAT = 5
+MAGIC = b"aitrack-startup\x05"  # the format's number in its last byte
 MAX_BYTES = 1024 * 1024
 SIGNALS = ("metrics", "logs", "traces")
 # The identity is the OS account's (the signature's uid), never these variables; a managed
@@ -91,7 +91,8 @@ def settings() -> dict:
 def compute() -> dict:
     """Load the profile in full and keep what the child's start needs."""
     # a cache miss only: the profile and its validation cost tens of ms (see the docstring)
-    from aitrack.config import paths, profile
+    from aitrack.capture import ports  # the agent's port comes with the profile
+    from aitrack.config import paths, profile  # a cache miss only, as above
     from aitrack.config.identity import git_config_files, resource_attributes  # as above
 
     locations = paths.resolve()
@@ -105,6 +106,8 @@ def compute() -> dict:
             files.append(replaced)
     files += git_config_files()  # user.email defaults to git's
     files += _tool_settings_files()  # whether each tool's own settings name the agent
+    # the agent's port, when `aitrack agent install` chose it (or an older install fixed it)
+    files += [str(ports.port_file(locations)), str(ports.legacy_marker(locations))]
     signature = _signature(files)  # before reading: a concurrent edit invalidates next time
     try:
         p = profile.load(locations)
@@ -112,6 +115,7 @@ def compute() -> dict:
         p = profile.Profile(broken={"cannot read the profiles, running local-only": [
             f"{type(exc).__name__}: {exc}"]})
     endpoint = p.endpoint
+    port = ports.agent_port(locations, p)
     notices = []
     for source, problems in p.broken.items():
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -128,7 +132,7 @@ def compute() -> dict:
         "signals": ("metrics", "logs") + (
             ("traces",) if endpoint and "traces" in endpoint.signals else ()),
         "notices": notices,
-        "agent": {"port": p.agent.port, "wired": _wired(p.agent.port)},
+        "agent": {"port": port, "wired": _wired(port) if port else {}},
     }
     _make_private(fresh["paths"])  # what an older aitrack left readable to others
     return fresh
@@ -201,8 +205,10 @@ def _well_formed(d: object) -> bool:
 
 
 def _agent(a: object) -> bool:
-    return (type(a) is dict and a.keys() == {"port", "wired"} and type(a["port"]) is int
-            and 1024 <= a["port"] <= 65535 and type(a["wired"]) is dict
+    port = a["port"] if type(a) is dict else None
+    return (type(a) is dict and a.keys() == {"port", "wired"}
+            and (port is None or (type(port) is int and 1024 <= port <= 65535))
+            and type(a["wired"]) is dict
             and all(type(k) is str and type(v) is bool for k, v in a["wired"].items()))
 
 

@@ -36,7 +36,8 @@ def agent_group() -> None:
     """The per-user agent: captures Claude Code and Codex runs from every front end.
 
     `aitrack agent install` points the tools' own settings at a small receiver on
-    127.0.0.1 (port `[agent] port`, default 47318) that runs as you, so runs started from
+    127.0.0.1 (your own port: chosen at install, or `[agent] port`) that runs as you, so
+    runs started from
     VS Code, JetBrains, the desktop apps or Codex's background server are recorded and
     forwarded as well as those started through `aitrack claude|codex`.
 
@@ -125,7 +126,7 @@ def status_cmd(as_json: bool) -> None:
     Example:
       aitrack agent status --json
     """
-    from aitrack.capture import agent  # lazy
+    from aitrack.capture import agent, listener  # lazy
     from aitrack.install import service, wiring  # lazy
 
     paths, profile = _paths(), load_profile()
@@ -133,7 +134,8 @@ def status_cmd(as_json: bool) -> None:
     manager = service.detect()
     info["service"] = ({"manager": manager.name, "installed": manager.installed(paths)}
                        if manager else None)
-    info["wired"] = {tool: wiring.settings_module(tool).points_at_agent(profile.agent.port)
+    port = info["port"]
+    info["wired"] = {tool: bool(port) and wiring.settings_module(tool).points_at_agent(port)
                      for tool in wiring.TOOLS}
     if as_json:
         echo_json(info)
@@ -142,10 +144,15 @@ def status_cmd(as_json: bool) -> None:
         say(f"running on {info['url']} (pid {info.get('pid')}, version "
             f"{info.get('version')}, up {info.get('uptime_s')} s, received "
             f"{info.get('received')}, pending {info.get('pending')})")
-    elif info.get("port_owner") == "other":
-        say(f"not running: port {info['port']} is used by another program")
+    elif port is None:
+        say("not installed: no port chosen yet (`aitrack agent install`)")
+    elif info["port_owner"] in ("foreign", "other"):
+        holder = info["holder"] or {}
+        check = agent.PortCheck(info["port_owner"], listener.Owner(
+            holder.get("uid"), holder.get("pid"), info["port_owner"] == "other"))
+        say(f"FAIL: not running: {agent.held_by(check, port)}")
     else:
-        say(f"not running (port {info['port']})")
+        say(f"not running (port {port})")
     if manager is not None:
         say(f"service: {manager.describe(paths)}"
             + ("" if info["service"]["installed"] else " (not installed)"))
@@ -230,13 +237,20 @@ def print_settings_cmd(tool: str, port: int | None, os_name: str | None) -> None
     Examples:
       aitrack agent print-settings claude > /etc/claude-code/managed-settings.d/aitrack.json
       aitrack agent print-settings codex --port 47400
+
+    With per-user ports (no `[agent] port`), the claude snippet names no endpoint (each
+    user's own settings do); codex needs one port: give --port.
     """
     from aitrack.adapters.endpoints import AgentLink  # lazy
     from aitrack.capture import agent  # lazy
 
     profile = load_profile()
+    port = port or profile.agent.port  # one port for every user of the machine, or none
+    if port is None and tool == "codex":
+        raise UserError("Codex's machine-wide [otel] names one port for every user: set "
+                        "`[agent] port = N` in the managed profile, or give --port")
     # a file every user reads: it names no key and no user's helper
-    link = AgentLink(port or profile.agent.port, agent.SECRET_HEADER, None, None,
+    link = AgentLink(port, agent.SECRET_HEADER, None, None,
                      agent.RUN_HEADER, profile.telemetry, profile.attributes.get("environment"))
     settings = adapters.part(tool, "settings")
     if not hasattr(settings, "machine_snippet"):

@@ -87,7 +87,8 @@ class IdentitySettings:
 
 @dataclass(frozen=True)
 class AgentSettings:
-    port: int = 47318
+    port: int | None = None  # unset: per user (capture/ports.py)
+    port_base: int | None = None
     import_interval_s: float = 600
 
 
@@ -128,7 +129,7 @@ class Profile:
             "endpoint": ep,
             "attributes": dict(self.attributes),
             "telemetry": dict(self.telemetry.__dict__),
-            "agent": dict(self.agent.__dict__),
+            "agent": {k: v for k, v in self.agent.__dict__.items() if v is not None},
             "identity": {k: v for k, v in self.identity.__dict__.items() if v is not None},
             "prices": {m: dict(p) for m, p in self.prices.items()},
         }

@@ -27,6 +27,7 @@ BAD_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters
 SECRET_HEADER_NAME = re.compile(
     r"auth|key|token|secret|passw|cookie|signature|credential|session|honeycomb-team", re.I)
 SECRET_HEADER_VALUE = re.compile(r"\s*(?:bearer|basic|token|digest|apikey)\s", re.I)
+PORT_SPAN = 10000  # [agent] port_base: each user's agent on port_base + (uid mod PORT_SPAN)
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 
 # table -> key -> (accepted python types, default)
@@ -56,8 +57,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "forward_imported": ((bool,), False),
     },
     "agent": {
-        # the per-user agent's loopback port: the tools' own settings name it
-        "port": ((int,), 47318),
+        # the per-user agent's loopback port: the tools' own settings name it. Unset, each
+        # user's is chosen at `aitrack agent install`, or is port_base + uid mod PORT_SPAN
+        "port": ((int,), None),
+        "port_base": ((int,), None),
         # how often the agent imports the tools' transcripts (they delete old ones)
         "import_interval_s": ((int, float), 600),
     },
@@ -312,6 +315,9 @@ def _check_value(key: str, value: Any) -> str | None:
         return email_problem(value)
     if key == "port" and not 1024 <= value <= 65535:
         return "must be a port number from 1024 to 65535"
+    if key == "port_base" and not 1024 <= value <= 65536 - PORT_SPAN:
+        return (f"must be from 1024 to {65536 - PORT_SPAN}: each user's agent listens on "
+                f"port_base + (uid mod {PORT_SPAN})")
     if key == "import_interval_s" and value < 10:
         return "must be at least 10"
     if key.endswith("_interval_ms") and value < 100:

@@ -47,7 +47,29 @@ def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str]
     env["OTEL_LOG_USER_PROMPTS"] = "1" if sink.telemetry["log_user_prompts"] else "0"
     env["OTEL_LOG_TOOL_DETAILS"] = "1" if sink.telemetry["log_tool_details"] else "0"
     env.pop("OTEL_LOG_ASSISTANT_RESPONSES", None)
+    if sink.replaces_settings:
+        # the user settings' `env` wins over the environment, `--settings` over both
+        # (checked with 2.1.328); the key stays in the environment, out of the arguments
+        keys = ("CLAUDE_CODE_ENABLE_TELEMETRY", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER",
+                "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_ENDPOINT")
+        args = _over_settings(args, {k: env[k] for k in keys})
     return args, env
+
+
+def mute(args: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Telemetry off over the user's settings (they name another user's port)."""
+    return _over_settings(args, {"CLAUDE_CODE_ENABLE_TELEMETRY": "0",
+                                 "OTEL_METRICS_EXPORTER": "none",
+                                 "OTEL_LOGS_EXPORTER": "none"}), env
+
+
+def _over_settings(args: list[str], env_block: dict[str, str]) -> list[str]:
+    """`--settings JSON` first: it wins over the user's and projects' settings files (not
+    over managed settings). Plain ASCII values, so no json import on the start-up path."""
+    if not is_session(args):
+        return args
+    block = ",".join(f'"{k}":"{v}"' for k, v in env_block.items())
+    return ["--settings", '{"env":{' + block + "}}", *args]
 
 
 def is_session(args: list[str]) -> bool:

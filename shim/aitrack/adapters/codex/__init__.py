@@ -41,5 +41,16 @@ _NOT_SESSIONS = frozenset(("--version", "-V", "--help", "-h", "help", "login", "
                            "completion", "features", "mcp"))
 
 
+def mute(args: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """No exporter over its config.toml's (which names another user's port, with the
+    agent's key): `-c` overrides, which hold no secret (checked with 0.169.0: nothing sent).
+    They also take it out of its shared background-server mode for this run."""
+    if not is_session(args):
+        return args, env
+    off = [a for key in ("exporter", "metrics_exporter", "trace_exporter")
+           for a in ("-c", f'otel.{key}="none"')]
+    return [*off, *args], env
+
+
 def is_session(args: list[str]) -> bool:
     return not (args and args[0] in _NOT_SESSIONS)

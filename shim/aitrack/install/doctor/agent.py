@@ -13,21 +13,34 @@ from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context
 
 
 def check_agent(ctx: Context) -> Check:
-    """Whether the agent runs on its port (or something else holds it)."""
-    port = ctx.profile.agent.port
-    try:
-        secret = agent.secret_file(ctx.paths).read_text(encoding="ascii").strip() or None
-    except (OSError, UnicodeDecodeError):
-        secret = None
+    """Whether the agent runs on its port, or who else holds it (asked of the OS, never of
+    what answers there)."""
+    port = agent.agent_port(ctx.paths, ctx.profile)
     wired = wiring.installed(ctx.paths)
+    if port is None:
+        return Check("agent", PASS, "not installed (optional: `aitrack agent install` also "
+                     "records runs started from IDEs and desktop apps)",
+                     data={"port": None, "port_owner": None, "installed_for": wired,
+                           "points_at_agent": []})
     pointed = [t for t in wiring.TOOLS
                if wiring.settings_module(t).points_at_agent(port, ctx.env)]
-    found = agent.probe(port, secret)
+    check = agent.check_port(port, agent.read_secret(ctx.paths), ctx.paths)
+    found = check.state
     data = {"port": port, "port_owner": found, "installed_for": wired,
-            "points_at_agent": pointed}
+            "points_at_agent": pointed,
+            "holder": {"uid": check.owner.uid, "pid": check.owner.pid} if check.owner else None}
+    if found == "foreign":  # always a FAIL: the tools' telemetry would go to that user
+        return Check("agent", FAIL, f"port {port} is held by {check.owner.named()}, another "
+                     "user, not your agent: aitrack sends it nothing"
+                     + (f"; {', '.join(pointed)} send their telemetry there (without the "
+                        "key where a helper gives it)" if pointed else ""),
+                     "ask them (or an admin) to free the port, or give your agent another: "
+                     "`[agent] port = N` in your profile (IT: `[agent] port_base` in the "
+                     "managed profile), then `aitrack agent install`", data=data)
     if found == "other":  # a FAIL only for a user whose tools count on the agent
+        where = f" (pid {check.owner.pid})" if check.owner and check.owner.pid else ""
         return Check("agent", FAIL if wired or pointed else WARN,
-                     f"port {port} is used by another program, not aitrack's "
+                     f"port {port} is used by another program of yours{where}, not aitrack's "
                      "agent, so the agent cannot run"
                      + (f" ({', '.join(pointed)} send their telemetry there)" if pointed else ""),
                      "stop that program, or choose another port with `[agent] port = N` in "
@@ -54,7 +67,7 @@ def check_agent(ctx: Context) -> Check:
 def check_agent_settings(ctx: Context) -> Check:
     """The tools' settings still point at the agent, and a settings file that holds its key
     is private."""
-    port = ctx.profile.agent.port
+    port = agent.agent_port(ctx.paths, ctx.profile) or 0
     wired = wiring.installed(ctx.paths)
     problems, fixes, details = [], [], []
     status = PASS

@@ -91,7 +91,7 @@ def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None
         out.add(_start_detached(paths, profile, use_service))
     if not out.changed:
         out.lines = ["already installed: nothing changed (both tools' settings point at the "
-                     f"agent on {agent.url(profile.agent.port)}, and it is running)"]
+                     f"agent on {agent.url(agent.choose(paths, profile))}, and it is running)"]
     return out
 
 
@@ -122,8 +122,9 @@ def uninstall(paths: Paths, env: Mapping[str, str] | None = None) -> Outcome:
             except service.ServiceError as exc:
                 out.lines.append(f"{exc}: remove {manager.file(paths)} by hand")
                 changed, lines = False, []
-        else:  # its manager is not running here: the file is all there is
-            manager.file(paths).unlink(missing_ok=True)
+        else:  # its manager is not running here: the files are all there is
+            for made in manager.made(paths):
+                made.unlink(missing_ok=True)
             changed, lines = True, [f"removed {manager.file(paths)}"]
         out.changed |= changed
         out.lines += lines

@@ -62,6 +62,7 @@ def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None) -
     """Point every tool's user settings at the agent (idempotent)."""
     env = os.environ if env is None else env
     secret = agent.ensure_secret(paths)
+    agent.choose(paths, profile)  # this user's port, remembered when chosen now
     try:
         with files.locked(lock_file(paths)):
             return _wire(paths, profile, env, secret)
@@ -153,7 +154,8 @@ def agent_link(paths: Paths, profile: Profile, tool: str, secret: str | None) ->
     """What `tool`'s settings need to reach this user's agent: its headers helper when the
     tool runs one (then never the key itself), else the key."""
     helper = helper_file(paths, tool) if tool in helper_tools() else None
-    return AgentLink(profile.agent.port, agent.SECRET_HEADER, None if helper else secret,
+    return AgentLink(agent.choose(paths, profile), agent.SECRET_HEADER,
+                     None if helper else secret,
                      str(helper) if helper else None, agent.RUN_HEADER, profile.telemetry,
                      profile.attributes.get("environment"))
 
@@ -233,8 +235,10 @@ def found_before(mod: ModuleType, doc, path: Path, env: Mapping[str, str],
 
 
 def write_helper(paths: Paths, tool: str, link: AgentLink) -> bool:
-    """A tool's headers helper, which prints the agent's key (0700); whether it changed."""
-    text = settings_module(tool).helper_script(link, agent.secret_file(paths)).encode()
+    """A tool's headers helper, which prints the agent's key (0700); whether it changed.
+    It reads the key the agent makes at each start: a tool that runs a helper reads it
+    afresh, so a key that leaked once stops working at the next agent start."""
+    text = settings_module(tool).helper_script(link, agent.session_key_file(paths)).encode()
     target = helper_file(paths, tool)
     private_dir(target.parent)
     try:
