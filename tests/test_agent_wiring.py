@@ -908,7 +908,7 @@ def test_a_concurrent_rewrite_of_the_settings_is_not_lost(user, monkeypatch):
     wire(user)
     data = json.loads(claude_file(user).read_text())
     assert data["theme"] == "dark" and data["model"] == "opus"  # the rewrite stands
-    assert claude.points_at_agent(47318, user)  # and aitrack's keys are in
+    assert claude.points_at_agent(port_of(user), user)  # and aitrack's keys are in
 
 
 def test_two_installs_at_once_leave_one_wiring_and_one_record(user, home):
@@ -920,7 +920,8 @@ def test_two_installs_at_once_leave_one_wiring_and_one_record(user, home):
         t.start()
     for t in threads:
         t.join(30)
-    assert claude.points_at_agent(47318, user) and codex.points_at_agent(47318, user)
+    port = port_of(user)
+    assert claude.points_at_agent(port, user) and codex.points_at_agent(port, user)
     unwire(user)
     assert snapshot(claude_file(user), codex_file(user)) == before
 
