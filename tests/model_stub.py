@@ -11,6 +11,13 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import stub_gemini
+import stub_openai_chat
+
+# More API shapes, each in its own module: answer(handler, path, body) -> True when it
+# answered; its state lives in ModelStub.shapes.
+SHAPES = (stub_gemini.answer, stub_openai_chat.answer)
+
 
 @dataclass
 class AnthropicUsage:
@@ -44,6 +51,7 @@ class ModelStub:
     anthropic: AnthropicUsage = field(default_factory=AnthropicUsage)
     openai: OpenAIUsage = field(default_factory=OpenAIUsage)
     calls: list[Call] = field(default_factory=list)
+    shapes: dict = field(default_factory=dict)  # the SHAPES modules' state, by name
     port: int = 0
 
     @property
@@ -134,6 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/v1/responses":
             self.stub.calls.append(Call(path, model, stream))
             return self._send(200, openai_events(model, self.stub.openai), "text/event-stream")
+        if any(shape(self, path, body) for shape in SHAPES):
+            return None
         self._send(200, b"{}")
 
     def do_GET(self) -> None:

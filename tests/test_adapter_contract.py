@@ -176,9 +176,13 @@ def test_its_binary_is_pinned_for_the_end_to_end_tests(tool):
 
 
 def test_its_default_models_are_priced(tool):
-    models = adapters.load(tool).DEFAULT_MODELS
+    adapter = adapters.load(tool)
+    models = adapter.DEFAULT_MODELS
     assert models, f"adapters/{tool}: name the models it uses by default (DEFAULT_MODELS)"
     for model in models:
+        if model in getattr(adapter, "UNPRICED", ()):  # no public price: n/a, never a guess
+            assert pricing.price_for(model) is None, f"{tool}: {model} is said unpriced"
+            continue
         assert pricing.price_for(model) is not None, f"{tool}: {model} is not priced"
 
 

@@ -22,6 +22,14 @@ tool against this contract.
   TELLS_RUN: bool             with the agent, whether its telemetry names the wrapper's run
   EXAMPLE: str                arguments for the example in `aitrack TOOL --help`
   DEFAULT_MODELS: tuple       the models it uses when told none (each must be priced)
+  UNPRICED: tuple             optional: default models without a public price (left n/a,
+                              never a guess; domain/prices.toml says why)
+  HOME_ENV: tuple             optional: environment variables that move its files (a run's
+                              end carries them to wherever the run's sessions are found)
+  AGENT_DOWN: str             optional, "receiver": with its settings wired to the agent and
+                              the agent not listening, a wrapped run is pointed at a per-run
+                              receiver (`prepare`; its environment must win over its
+                              settings), for a tool a closed port costs seconds
   is_session(args) -> bool    False for invocations that run no session (--version, --help)
   prepare(args, env, sink)    required with WITHOUT_AGENT == "receiver": the child's
        -> (args, env)         arguments and environment pointing at the per-run receiver
@@ -49,7 +57,7 @@ import importlib
 from types import ModuleType
 
 # The registered tools, in the order people see them (reports, doctor, shims).
-TOOLS = ("claude", "codex")
+TOOLS = ("claude", "codex", "gemini", "qwen")
 
 
 class Sink:

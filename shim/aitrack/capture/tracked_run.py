@@ -9,6 +9,10 @@ Three ways, chosen before the spawn from the start-up settings:
   (Claude Code without an agent, `aitrack run`).
 - transcript: nothing is told to the child (Codex without an agent: its `-c` overrides
   would put a secret in its argv); its rollout is read when it exits.
+A tool whose settings point at the agent but for which a closed port is costly (AGENT_DOWN,
+Gemini CLI: 8 s and retry lines on stdout) takes the receiver way while the agent is not
+listening, its environment winning over its settings; the agent is started for the runs to
+come. So aitrack never points a run at a port nobody listens on.
 In every way the run is recorded (start, end, exit status, working directory), linked to
 the tool sessions it ran, and its transcripts are imported at exit, so a run whose
 telemetry was lost still counts, once. At its end it also reads the commits it made from git
@@ -73,6 +77,10 @@ class TrackedRun:
         self.cwd = _cwd()
         self.notices = Notices()
         self.mode = "untracked" if settings is None else _mode(adapter, settings)
+        self.wake_agent = False  # the agent is down: started once the child runs
+        if self.mode == "agent" and getattr(adapter, "AGENT_DOWN", None) == "receiver" and \
+                not is_listening(settings["agent"]["port"]):
+            self.mode, self.wake_agent = "receiver", True
         self.listener: Listener | None = None
         self.paths = self.profile = self.db = None
         self.receiver = self.processor = self.forwarder = None
@@ -129,6 +137,8 @@ class TrackedRun:
             if self.listener is not None:
                 self._serve()
             self._open()
+            if self.wake_agent:
+                self._wake_agent()
         except Exception as exc:  # noqa: BLE001 - never let aitrack break the tool
             self.notices.add(f"telemetry capture failed to start ({type(exc).__name__}: {exc}); "
                              "run `aitrack doctor`")
@@ -234,6 +244,16 @@ class TrackedRun:
         threading.Thread(target=self._tell_agent, args=("/aitrack/run/start",
                                                         self._start_event()),
                          name="aitrack-run-start", daemon=True).start()
+
+    def _wake_agent(self) -> None:
+        """The agent, started for the runs to come (this one has its own receiver)."""
+        from aitrack.capture import agent  # after the spawn, the agent down: rare
+
+        try:
+            agent.spawn_detached(self.paths)
+        except OSError as exc:
+            self.notices.add(f"cannot start the agent ({exc.strerror or exc}): run "
+                             "`aitrack agent start`")
 
     def _tell_agent_end(self, exit_code: int) -> bool:
         """True when the agent took the run's end (then it links the run's sessions)."""
