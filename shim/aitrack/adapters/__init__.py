@@ -38,7 +38,8 @@ source sees and another does not.
 
 Optional parts, each a module of the package (`part(tool, name)`):
   telemetry     what its OTLP payloads add to the ledger: contributions(point, delta),
-                log_contributions(attrs, prices), tool_session_id(attrs), entrypoint(attrs)
+                log_contributions(attrs, prices), tool_session_id(attrs), entrypoint(attrs),
+                optional tool_version(resource) (else `service.version`)
                 (the generic package's when the tool has none)
   locate        where its local files are: transcript_roots(env), and
                 run_sessions(cwd, started, ended, env) -> [(tool session id, path)], the

@@ -15,7 +15,7 @@ from aitrack.domain import tokens
 from aitrack.domain.records import Contribution, Point
 
 __all__ = ["NAME", "contributions", "entrypoint", "log_contributions", "request_usage",
-           "tool_session_id"]
+           "tool_session_id", "tool_version"]
 
 EVENT = "gemini_cli.api_response"
 
@@ -57,3 +57,8 @@ def entrypoint(attrs: dict[str, str]) -> str | None:
     if interactive in ("true", "false"):
         return "gemini-cli" if interactive == "true" else "gemini-cli-headless"
     return attrs.get("service.name") or None
+
+
+def tool_version(resource: dict[str, str]) -> str | None:
+    """None: its `service.version` is the Node.js version (v20.20.2 with 0.61.0), not its own."""
+    return None
