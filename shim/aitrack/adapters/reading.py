@@ -70,6 +70,17 @@ class FileRead:
         self.context = context  # kept between imports (Codex: the file's thread id)
 
 
+def long_context(prices, tiered: dict[str, bool], model: str, prompt: int) -> int:
+    """1 when a request whose prompt (input, cache reads and writes) is `prompt` tokens pays
+    `model`'s long-context tier, else 0; `tiered` caches, per model, whether it has a tier
+    at all (most have none: one price-table lookup per model, not per request)."""
+    has = tiered.get(model)
+    if has is None:
+        has = tiered[model] = bool(prices is not None and
+                                   prices.is_long_context(model, float("inf")))
+    return 1 if has and prices.is_long_context(model, prompt) else 0
+
+
 # a response's figures: ledger token types, then 1 for a long-context request
 FIGURES = ("input", "output", "cache_read", "cache_creation", "cache_creation_1h",
            "reasoning")

@@ -14,8 +14,8 @@ from aitrack.adapters.gemini import NAME
 from aitrack.domain import tokens
 from aitrack.domain.records import Contribution, Point
 
-__all__ = ["NAME", "contributions", "entrypoint", "log_contributions", "request_usage",
-           "tool_session_id", "tool_version"]
+__all__ = ["NAME", "contributions", "entrypoint", "ledger_figures", "log_contributions",
+           "request_usage", "tool_session_id", "tool_version"]
 
 EVENT = "gemini_cli.api_response"
 
@@ -35,13 +35,20 @@ def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
                          tokens.count(attrs.get("tool_token_count")), prices)
 
 
+def ledger_figures(prompt: int, cached: int, candidates: int, thoughts: int,
+                   tool: int) -> tuple[int, int, int, int]:
+    """One request's (input, output, cache_read, reasoning) in ledger types (the chat-file
+    reader uses this too): the prompt includes the cached part; thoughts are output apart
+    from the candidates; tool-use prompt tokens are prompt apart from it."""
+    cached = min(cached, prompt)
+    return prompt - cached + tool, candidates + thoughts, cached, thoughts
+
+
 def request_usage(model: str, prompt: int, cached: int, candidates: int, thoughts: int,
                   tool: int, prices) -> list[Contribution]:
-    """One request's usage in ledger types (the chat-file reader uses this too): the prompt
-    includes the cached part; thoughts are output apart from the candidates."""
-    cached = min(cached, prompt)
-    figures = {"input": prompt - cached + tool, "cache_read": cached,
-               "output": candidates + thoughts, "reasoning": thoughts}
+    """One request's usage as contributions (long-context parts included)."""
+    inp, out, read, reasoning = ledger_figures(prompt, cached, candidates, thoughts, tool)
+    figures = {"input": inp, "cache_read": read, "output": out, "reasoning": reasoning}
     return [Contribution("tokens", model, t, v)
             for t, v in tokens.request(figures, model, prices).items()]
 

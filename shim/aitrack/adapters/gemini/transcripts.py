@@ -22,8 +22,15 @@ from sys import intern
 import msgspec
 
 from aitrack.adapters.gemini import locate
-from aitrack.adapters.gemini.telemetry import request_usage
-from aitrack.adapters.reading import BadLine, FileRead, decode, figure_sums, identity
+from aitrack.adapters.gemini.telemetry import ledger_figures
+from aitrack.adapters.reading import (
+    BadLine,
+    FileRead,
+    decode,
+    figure_sums,
+    identity,
+    long_context,
+)
 
 TOOL = "gemini"
 MARKERS = (b'"tokens"',)  # gemini messages, and $set lines that list messages
@@ -97,6 +104,7 @@ class Reader:
         self.prices = prices
         self.responses: list[list] = []  # [key, rid, owner, model, figures, side]
         self.index: dict[int, int] = {}
+        self.tiered: dict[str, bool] = {}  # model -> has a long-context tier
         self.times: list[str] = []
         self.sums: dict[tuple[str, str], list[int]] = {}
         if "session" not in file.context and file.path.parent.name != "chats":
@@ -122,13 +130,14 @@ class Reader:
         owner = self.file.context.get("session")
         if not owner:
             raise BadLine("no_session_id")
-        got = {c.name: int(c.value) for c in request_usage(
-            model or "unknown", int(t.input or 0), int(t.cached or 0), int(t.output or 0),
-            int(t.thoughts or 0), int(t.tool or 0), self.prices)}
-        figures = (got.get("input", 0), got.get("output", 0), got.get("cache_read", 0), 0, 0,
-                   got.get("reasoning", 0), 1 if any(n.startswith("long_") for n in got) else 0)
-        if min(figures) < 0:
+        model = intern(model or "unknown")
+        inp, out, read, reasoning = ledger_figures(int(t.input or 0), int(t.cached or 0),
+                                                   int(t.output or 0), int(t.thoughts or 0),
+                                                   int(t.tool or 0))
+        if min(inp, out, read, reasoning) < 0:
             raise BadLine("bad_record")
+        figures = (inp, out, read, 0, 0, reasoning,
+                   long_context(self.prices, self.tiered, model, inp + read))
         if stamp:
             self.times.append(stamp)
         key = identity(f"gemini\x1f{mid}")
@@ -136,14 +145,14 @@ class Reader:
         if i is not None:  # the message again: its larger version counts
             known = self.responses[i]
             if sum(figures[:4]) > sum(known[4][:4]):
-                known[3], known[4] = intern(model or "unknown"), figures
+                known[3], known[4] = model, figures
             return
         self.index[key] = len(self.responses)
-        self.responses.append([key, 0, intern(owner), intern(model or "unknown"), figures,
-                               False])
+        self.responses.append([key, 0, intern(owner), model, figures, False])
 
     def finish(self) -> None:
         self.index = {}
+        self.tiered = {}
         self.sums = figure_sums((r[2], r[3], r[4]) for r in self.responses)
 
     def keys(self) -> list[int]:

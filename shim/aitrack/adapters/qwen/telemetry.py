@@ -11,8 +11,8 @@ from aitrack.adapters.qwen import NAME
 from aitrack.domain import tokens
 from aitrack.domain.records import Contribution, Point
 
-__all__ = ["NAME", "contributions", "entrypoint", "log_contributions", "request_usage",
-           "tool_session_id"]
+__all__ = ["NAME", "contributions", "entrypoint", "ledger_figures", "log_contributions",
+           "request_usage", "tool_session_id"]
 
 EVENT = "qwen-code.api_response"
 # backends whose candidates exclude the thoughts (Gemini semantics), when a request names no
@@ -45,13 +45,21 @@ def output_of(prompt: int, candidates: int, thoughts: int, total: int, auth_type
     return candidates + thoughts if auth_type in THOUGHTS_APART else candidates
 
 
-def request_usage(model: str, prompt: int, cached: int, candidates: int, thoughts: int,
-                  total: int, auth_type: str, prices) -> list[Contribution]:
-    """One request's usage in ledger types (the file reader uses this too)."""
+def ledger_figures(prompt: int, cached: int, candidates: int, thoughts: int, total: int,
+                   auth_type: str) -> tuple[int, int, int, int]:
+    """One request's (input, output, cache_read, reasoning) in ledger types (the file reader
+    uses this too): input without the cached part, output with its reasoning."""
     cached = min(cached, prompt)
     output = output_of(prompt, candidates, thoughts, total, auth_type)
-    figures = {"input": prompt - cached, "cache_read": cached, "output": output,
-               "reasoning": min(thoughts, output)}
+    return prompt - cached, output, cached, min(thoughts, output)
+
+
+def request_usage(model: str, prompt: int, cached: int, candidates: int, thoughts: int,
+                  total: int, auth_type: str, prices) -> list[Contribution]:
+    """One request's usage as contributions (long-context parts included)."""
+    inp, out, read, reasoning = ledger_figures(prompt, cached, candidates, thoughts, total,
+                                               auth_type)
+    figures = {"input": inp, "cache_read": read, "output": out, "reasoning": reasoning}
     return [Contribution("tokens", model, t, v)
             for t, v in tokens.request(figures, model, prices).items()]
 

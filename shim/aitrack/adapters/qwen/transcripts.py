@@ -23,20 +23,39 @@ import os
 from datetime import datetime
 from pathlib import Path
 from sys import intern
-from typing import Any
 
 import msgspec
 
 from aitrack.adapters.qwen import locate
-from aitrack.adapters.qwen.telemetry import request_usage
-from aitrack.adapters.reading import BadLine, FileRead, decode, identity
+from aitrack.adapters.qwen.telemetry import ledger_figures
+from aitrack.adapters.reading import BadLine, FileRead, decode, identity, long_context
 
 TOOL = "qwen"
 # a usage file's lines, and a chat file's api_response rows
 MARKERS = (b'"inputTokens"', b'qwen-code.api_response')
 STEP_MS = 10  # a request's time, in steps: its two lines' times differ by a millisecond or so
+_SPREAD = 0x9E3779B97F4A7C15  # a step's key: the request's hash moved by an odd 64-bit number
+_WRAP, _HALF = 1 << 64, 1 << 63  # keys are signed 64-bit (the ledger's INTEGER)
 
 Number = int | float | None
+
+
+class _Event(msgspec.Struct):
+    """A chat row's `api_response` event (its other keys: skipped unbuilt)."""
+
+    name: str | None = msgspec.field(default=None, name="event.name")
+    timestamp: str | None = msgspec.field(default=None, name="event.timestamp")
+    model: str | None = None
+    input_token_count: Number = 0
+    output_token_count: Number = 0
+    cached_content_token_count: Number = 0
+    thoughts_token_count: Number = 0
+    total_token_count: Number = 0
+    auth_type: str | None = None
+
+
+class _Payload(msgspec.Struct):
+    uiEvent: _Event | None = None  # noqa: N815 - the file's name
 
 
 class _Line(msgspec.Struct):
@@ -55,7 +74,7 @@ class _Line(msgspec.Struct):
     subtype: str | None = None
     cwd: str | None = None
     version: str | None = None
-    systemPayload: dict[str, Any] | None = None  # noqa: N815
+    systemPayload: _Payload | None = None  # noqa: N815
 
 
 _DECODER = msgspec.json.Decoder(_Line)
@@ -89,11 +108,6 @@ def _time(stamp: str | None) -> float | None:
         return None
 
 
-def _int(value) -> int:
-    try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError):
-        return 0
 
 
 class Reader:
@@ -104,49 +118,57 @@ class Reader:
         self.prices = prices
         self.kind = _kind(file.path)
         self.requests: list[tuple] = []  # (keys, session, model, figures, time)
+        self.tiered: dict[str, bool] = {}  # model -> has a long-context tier
         self.facts: dict[str, list] = {}  # session -> [cwd, version]
 
     def line(self, raw: bytes, head: bool) -> None:
         if self.kind is None:
             return
-        rec = decode(_DECODER, raw)
+        try:
+            rec = _DECODER.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            rec = decode(_DECODER, raw)  # raises BadLine, saying why
         if self.kind == "usage":
             if rec.inputTokens is None:
                 return
-            self._request(rec.sessionId, rec.model, rec.timestamp, _int(rec.inputTokens),
-                          _int(rec.cachedTokens), _int(rec.outputTokens),
-                          _int(rec.thoughtsTokens), _int(rec.totalTokens), rec.authType or "")
+            self._request(rec.sessionId, rec.model, rec.timestamp, int(rec.inputTokens),
+                          int(rec.cachedTokens or 0), int(rec.outputTokens or 0),
+                          int(rec.thoughtsTokens or 0), int(rec.totalTokens or 0),
+                          rec.authType or "")
             return
-        if rec.type != "system" or rec.subtype != "ui_telemetry":
+        if rec.type != "system" or rec.subtype != "ui_telemetry" or rec.systemPayload is None:
             return
-        event = (rec.systemPayload or {}).get("uiEvent")
-        if not isinstance(event, dict) or event.get("event.name") != "qwen-code.api_response":
+        event = rec.systemPayload.uiEvent
+        if event is None or event.name != "qwen-code.api_response":
             return
         if rec.sessionId and rec.sessionId not in self.facts:
             self.facts[rec.sessionId] = [rec.cwd, rec.version]
-        self._request(rec.sessionId, event.get("model"), event.get("event.timestamp"),
-                      _int(event.get("input_token_count")),
-                      _int(event.get("cached_content_token_count")),
-                      _int(event.get("output_token_count")),
-                      _int(event.get("thoughts_token_count")),
-                      _int(event.get("total_token_count")), str(event.get("auth_type") or ""))
+        self._request(rec.sessionId, event.model, event.timestamp,
+                      int(event.input_token_count or 0),
+                      int(event.cached_content_token_count or 0),
+                      int(event.output_token_count or 0), int(event.thoughts_token_count or 0),
+                      int(event.total_token_count or 0), event.auth_type or "")
 
     def _request(self, session: str | None, model: str | None, stamp: str | None, prompt: int,
                  cached: int, output: int, thoughts: int, total: int, auth: str) -> None:
         if not session:
             raise BadLine("no_session_id")
         at = _time(stamp)
-        if at is None:
+        if at is None or min(prompt, cached, output, thoughts, total) < 0:
             raise BadLine("bad_record")
-        model = model or "unknown"
-        got = {c.name: int(c.value) for c in request_usage(
-            model, prompt, cached, output, thoughts, total, auth, self.prices)}
-        figures = (got.get("input", 0), got.get("output", 0), got.get("cache_read", 0), 0, 0,
-                   got.get("reasoning", 0), 1 if any(n.startswith("long_") for n in got) else 0)
-        step = int(at * 1000) // STEP_MS
-        base = f"qwen\x1f{session}\x1f{model}\x1f{prompt},{cached},{output},{thoughts}"
-        keys = tuple(identity(f"{base}\x1f{s}") for s in (step, step - 1, step + 1))
-        self.requests.append((keys, intern(session), intern(model), figures, at))
+        model = intern(model or "unknown")
+        inp, out, read, reasoning = ledger_figures(prompt, cached, output, thoughts, total, auth)
+        long = long_context(self.prices, self.tiered, model, inp + read)
+        # one hash per request; its neighbouring time steps' keys derived from it
+        base = identity(f"qwen\x1f{session}\x1f{model}\x1f{prompt},{cached},{output},{thoughts}")
+        step = int(at * 1000) // STEP_MS * _SPREAD + _HALF
+        keys = ((base + step) % _WRAP - _HALF, (base + step - _SPREAD) % _WRAP - _HALF,
+                (base + step + _SPREAD) % _WRAP - _HALF)
+        self.requests.append((keys, intern(session), model,
+                              (inp, out, read, 0, 0, reasoning, long), at))
+
+    def finish(self) -> None:
+        self.tiered = {}
 
     def keys(self) -> list[int]:
         return [k for r in self.requests for k in r[0]]
