@@ -33,7 +33,8 @@ FILLER = "x" * 600  # tool output, prompts: what most bytes of a chat file are
 
 
 def _ts(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t * 1000) % 1000:03d}Z"
+    whole = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{whole}{int(t * 1000) % 1000:03d}Z"
 
 
 def _uuid(rnd: random.Random) -> str:

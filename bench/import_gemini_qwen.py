@@ -76,9 +76,9 @@ def compare(work: Path, env: dict[str, str], ccusage: Path | None, sessions: int
         q = history.build_qwen(tree / "qwen", sessions)
         marker.write_text(json.dumps({"gemini": g, "qwen": q}))
     built = json.loads(marker.read_text())
-    env = {**env, "GEMINI_CLI_HOME": str(tree / "gemini"),
-           "QWEN_HOME": str(tree / "qwen" / ".qwen"), "GEMINI_DATA_DIR": str(tree / "gemini" / ".gemini"),
-           "QWEN_DATA_DIR": str(tree / "qwen" / ".qwen")}
+    gemini, qwen = tree / "gemini", tree / "qwen" / ".qwen"
+    env = {**env, "GEMINI_CLI_HOME": str(gemini), "QWEN_HOME": str(qwen),
+           "GEMINI_DATA_DIR": str(gemini / ".gemini"), "QWEN_DATA_DIR": str(qwen)}
     env.pop("QWEN_RUNTIME_DIR", None)
     for path in tree.rglob("*.jsonl"):  # the page cache holds the files for both alike
         path.read_bytes()

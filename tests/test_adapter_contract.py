@@ -114,8 +114,13 @@ def user(home, tmp_path) -> dict[str, str]:
     user_home.mkdir()
     return {**home.env, "HOME": str(user_home), "CLAUDE_CONFIG_DIR": str(user_home / ".claude"),
             "CODEX_HOME": str(user_home / ".codex"),
+            "GEMINI_CLI_HOME": str(user_home), "QWEN_HOME": str(user_home / ".qwen"),
             "AITRACK_CLAUDE_MANAGED_SETTINGS": str(tmp_path / "no-managed.json"),
-            "AITRACK_CODEX_SYSTEM_DIR": str(tmp_path / "no-system-codex")}
+            "AITRACK_CODEX_SYSTEM_DIR": str(tmp_path / "no-system-codex"),
+            "GEMINI_CLI_SYSTEM_SETTINGS_PATH": str(tmp_path / "no-system-gemini.json"),
+            "GEMINI_CLI_SYSTEM_DEFAULTS_PATH": str(tmp_path / "no-defaults-gemini.json"),
+            "QWEN_CODE_SYSTEM_SETTINGS_PATH": str(tmp_path / "no-system-qwen.json"),
+            "QWEN_CODE_SYSTEM_DEFAULTS_PATH": str(tmp_path / "no-defaults-qwen.json")}
 
 
 def test_its_settings_point_at_the_agent_and_go_back_byte_for_byte(tool, user, monkeypatch):

@@ -26,10 +26,10 @@ tool against this contract.
                               never a guess; domain/prices.toml says why)
   HOME_ENV: tuple             optional: environment variables that move its files (a run's
                               end carries them to wherever the run's sessions are found)
-  AGENT_DOWN: str             optional, "receiver": with its settings wired to the agent and
-                              the agent not listening, a wrapped run is pointed at a per-run
-                              receiver (`prepare`; its environment must win over its
-                              settings), for a tool a closed port costs seconds
+  WRAPPED: str                optional, "receiver": a wrapped run gets a per-run receiver
+                              (`prepare`) even when its settings point at the agent (its
+                              environment must win over its settings): for a tool whose
+                              settings hold no key and for which a closed port costs seconds
   is_session(args) -> bool    False for invocations that run no session (--version, --help)
   prepare(args, env, sink)    required with WITHOUT_AGENT == "receiver": the child's
        -> (args, env)         arguments and environment pointing at the per-run receiver

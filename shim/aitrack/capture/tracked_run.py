@@ -9,10 +9,12 @@ Three ways, chosen before the spawn from the start-up settings:
   (Claude Code without an agent, `aitrack run`).
 - transcript: nothing is told to the child (Codex without an agent: its `-c` overrides
   would put a secret in its argv); its rollout is read when it exits.
-A tool whose settings point at the agent but for which a closed port is costly (AGENT_DOWN,
-Gemini CLI: 8 s and retry lines on stdout) takes the receiver way while the agent is not
-listening, its environment winning over its settings; the agent is started for the runs to
-come. So aitrack never points a run at a port nobody listens on.
+A tool whose environment wins over its settings and whose settings cannot carry the agent's
+key (WRAPPED = "receiver": Gemini CLI, Qwen Code) takes the receiver way even when its
+settings point at the agent: the run is counted by itself, never waits on a closed port (8 s
+and retry lines on stdout for Gemini CLI) and never depends on how the agent admits a sender
+without a key. When its settings point at an agent that is down, the agent is started once
+the child has exited, for the runs started outside aitrack.
 In every way the run is recorded (start, end, exit status, working directory), linked to
 the tool sessions it ran, and its transcripts are imported at exit, so a run whose
 telemetry was lost still counts, once. At its end it also reads the commits it made from git
@@ -77,10 +79,10 @@ class TrackedRun:
         self.cwd = _cwd()
         self.notices = Notices()
         self.mode = "untracked" if settings is None else _mode(adapter, settings)
-        self.wake_agent = False  # the agent is down: started once the child runs
-        if self.mode == "agent" and getattr(adapter, "AGENT_DOWN", None) == "receiver" and \
-                not is_listening(settings["agent"]["port"]):
-            self.mode, self.wake_agent = "receiver", True
+        self.wake_agent = False  # its settings name the agent, which is down: start it
+        if self.mode == "agent" and getattr(adapter, "WRAPPED", None) == "receiver":
+            self.mode = "receiver"
+            self.wake_agent = not is_listening(settings["agent"]["port"])
         self.listener: Listener | None = None
         self.paths = self.profile = self.db = None
         self.receiver = self.processor = self.forwarder = None
@@ -137,8 +139,6 @@ class TrackedRun:
             if self.listener is not None:
                 self._serve()
             self._open()
-            if self.wake_agent:
-                self._wake_agent()
         except Exception as exc:  # noqa: BLE001 - never let aitrack break the tool
             self.notices.add(f"telemetry capture failed to start ({type(exc).__name__}: {exc}); "
                              "run `aitrack doctor`")
@@ -246,9 +246,11 @@ class TrackedRun:
                          name="aitrack-run-start", daemon=True).start()
 
     def _wake_agent(self) -> None:
-        """The agent, started for the runs to come (this one has its own receiver)."""
+        """The agent, started for the runs to come (this one had its own receiver)."""
         from aitrack.capture import agent  # after the spawn, the agent down: rare
 
+        if self.paths is None:
+            return
         try:
             agent.spawn_detached(self.paths)
         except OSError as exc:
@@ -313,6 +315,8 @@ class TrackedRun:
             self._open()
         if self.db is not None:
             self._record_end(exit_code)
+        if self.wake_agent:  # after the child: its start would have competed for the CPU
+            self._wake_agent()
         if self.forwarder is not None:
             # the flush bound counts from the child's exit, the receiver's drain included
             spent = time.monotonic() - exited

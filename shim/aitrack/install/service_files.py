@@ -50,7 +50,7 @@ def _systemd_quote(word: str, dollars: bool = True) -> str:
 
 def systemd_unit(cmd: list[str], env: Mapping[str, str]) -> str:
     lines = [f"# {MARK}", "[Unit]",
-             "Description=aitrack agent: records this user's Claude Code and Codex usage",
+             "Description=aitrack agent: records this user's AI coding tools' usage",
              "", "[Service]", "Type=simple",
              "ExecStart=" + " ".join(_systemd_quote(w) for w in cmd)]
     if env:  # one line (systemd takes several assignments on it): the file stays plain INI
@@ -92,7 +92,7 @@ def task_xml(cmd: list[str], env: Mapping[str, str], user: str) -> str:
     return f"""<?xml version="1.0" encoding="UTF-16"?>
 <Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
   <RegistrationInfo>
-    <Description>aitrack agent: records this user's Claude Code and Codex usage.
+    <Description>aitrack agent: records this user's AI coding tools' usage.
       {escape(MARK)}</Description>
   </RegistrationInfo>
   <Triggers>

@@ -42,9 +42,9 @@ BIN_ENV = "AITRACK_QWEN_BIN"
 EXAMPLE = '-p "summarise the last commit"'  # for `aitrack qwen --help`
 # without an agent: a per-run receiver, told through the environment
 WITHOUT_AGENT = "receiver"
-# with its settings wired and the agent down, its environment (which wins over its settings)
-# points the run at a per-run receiver instead: a closed port costs it 8 s at exit
-AGENT_DOWN = "receiver"
+# wrapped, always a per-run receiver (its environment wins over its settings): the run never
+# waits on a closed port (8 s at exit) and never depends on the agent admitting it keyless
+WRAPPED = "receiver"
 # with the agent: its telemetry cannot name the wrapper's run (no headers helper)
 TELLS_RUN = False
 SERVICE_NAMES = ("qwen-code",)

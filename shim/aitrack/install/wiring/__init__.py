@@ -90,7 +90,7 @@ def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None
     else:
         out.add(_start_detached(paths, profile, use_service))
     if not out.changed:
-        out.lines = ["already installed: nothing changed (both tools' settings point at the "
+        out.lines = ["already installed: nothing changed (the tools' settings point at the "
                      f"agent on {agent.url(profile.agent.port)}, and it is running)"]
     return out
 
