@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+from collections import Counter
 
 import psutil
 import pytest
@@ -15,9 +16,19 @@ import hygiene
 import stub_gemini
 import stub_openai_chat
 from agents import GEMINI_SETTINGS, agent_bin, gemini_env, qwen_env, run_gemini, run_qwen
+from org_endpoint import profile_toml
 from test_e2e_agent import free_port
+from test_e2e_normalized import (
+    ATTRIBUTES,
+    check_once_and_attributed,
+    cost_received,
+    ledger_tokens,
+    sessions_counted,
+    tokens_received,
+)
 
 pytestmark = pytest.mark.e2e
+pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token
 
 ANSWER = "Hello from the stub.\n"  # all a user sees on stdout: nothing of aitrack's
 BASE = ("input", "output", "cache_read", "cache_creation")
@@ -254,3 +265,27 @@ def test_direct_with_the_agent(home, stub, tmp_path, tool):
         assert usage(home, tool) == expected
     finally:
         home.run("agent", "uninstall", env=env)
+
+
+# ---------------------------------------------------------------- aitrack's own metrics
+
+
+def test_their_sessions_arrive_normalised_once_with_tool_names(home, stub, tmp_path, org,
+                                                               authority, keychain_account,
+                                                               token):
+    """aitrack.token.usage / cost.usage / session.count with tool=gemini and tool=qwen, equal
+    to the ledger, at the org endpoint (Qwen's default model has no price: no cost datapoint,
+    never $0)."""
+    home.write_managed_profile(profile_toml(org, authority.pem, keychain_account,
+                                            attributes=ATTRIBUTES))
+    for run in (run_gemini, run_qwen):
+        done = run(home, stub, tmp_path, "-p", "say hi")
+        assert done.returncode == 0, done.stderr
+    assert org.wait_for(lambda o: all(ledger_tokens(home, t) and tokens_received(o, t) ==
+                                      ledger_tokens(home, t) for t in ("gemini", "qwen")),
+                        timeout=60), tokens_received(org, "gemini")
+    assert org.wait_for(lambda o: sessions_counted(o) == Counter(
+        {("gemini", "ok"): 1, ("qwen", "ok"): 1}), timeout=30), sessions_counted(org)
+    assert set(cost_received(org, "gemini")) == {"gemini-3.5-flash-lite", "gemini-3.8-flash"}
+    assert cost_received(org, "qwen") == {}  # qwen3.7-max is unpriced
+    check_once_and_attributed(org, home, ("gemini",))
