@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from agents import agent_bin, codex_provider_args
+from aitrack import adapters
 from aitrack.adapters.claude import settings as claude
 from aitrack.adapters.codex import settings as codex
 from aitrack.adapters.endpoints import AgentLink
@@ -172,7 +173,8 @@ def test_a_second_install_changes_nothing_and_says_so(user):
     times = [os.stat(f).st_mtime_ns for f in (claude_file(user), codex_file(user))]
     again = wire(user)
     assert not again.changed
-    assert again.lines == ["the settings of Claude Code and Codex already point at the agent"]
+    assert again.lines == ["the settings of Claude Code, Codex, Gemini CLI and Qwen Code already "
+                           "point at the agent"]
     assert snapshot(claude_file(user), codex_file(user)) == after
     assert [os.stat(f).st_mtime_ns for f in (claude_file(user), codex_file(user))] == times
     # and the original bytes are still what uninstall gives back
@@ -635,7 +637,7 @@ def test_install_and_uninstall_from_the_command_line_with_the_real_agent(home, u
         assert status.returncode == 0, status.stderr
         info = json.loads(status.stdout)
         assert info["running"] and info["port"] == port
-        assert info["wired"] == {"claude": True, "codex": True}
+        assert info["wired"] == dict.fromkeys(adapters.TOOLS, True)
         doctor = home.run("doctor", "--json", env=user)
         checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
         assert checks["agent"]["status"] == "PASS", checks["agent"]

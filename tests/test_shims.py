@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from aitrack import adapters
 from aitrack.install import shims
 from fixtures import fake_tool
 
@@ -114,7 +115,7 @@ def test_install_is_idempotent(home, tmp_path):
     assert "already up to date" in result.stderr
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
              for p in shim_dir.iterdir()}
-    assert after == before and sorted(after) == ["claude", "codex"]
+    assert after == before and sorted(after) == sorted(adapters.TOOLS)
 
 
 def test_install_replaces_an_outdated_shim(home, tmp_path, real_dir):
@@ -302,7 +303,7 @@ def test_the_posix_shim_passes_shellcheck(tmp_path):
 def test_windows_files_carry_the_marker_early():
     files = shims.rendered(r"C:\Program Files\aitrack\venv\Scripts\python.exe", ["-I"],
                            windows=True)
-    assert sorted(files) == ["aitrack-shim.py", "claude.cmd", "codex.cmd"]
+    assert sorted(files) == ["aitrack-shim.py", *sorted(f"{t}.cmd" for t in adapters.TOOLS)]
     for text in files.values():
         assert "aitrack-shim" in text.encode()[:512].decode("utf-8", "replace")
     cmd = files["claude.cmd"]

@@ -4,7 +4,8 @@ An adapter's reader (see the adapters package) turns its tool's local files into
 records and counts them into the import engine's Book (store/importing/). This module holds
 what both sides share: why a line is skipped (BadLine), decoding a line with msgspec, the
 64-bit identity of a response, what a reader may keep about a file between imports
-(FileRead), and the order of a response's figures.
+(FileRead), whether a request paid its model's long-context tier (long_context), and the
+order of a response's figures.
 """
 
 from __future__ import annotations
