@@ -33,8 +33,9 @@ FILLER = "x" * 600  # tool output, prompts: what most bytes of a chat file are
 
 
 def _ts(t: float) -> str:
-    whole = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-    return f"{whole}{int(t * 1000) % 1000:03d}Z"
+    ms = int(t * 1000)  # as JavaScript's toISOString: milliseconds, truncated
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{ms % 1000:03d}Z"
 
 
 def _uuid(rnd: random.Random) -> str:
@@ -50,9 +51,10 @@ def _add(truth: dict, model: str, figures: dict) -> None:
 
 def _gemini_tokens(rnd: random.Random) -> dict:
     prompt = rnd.randrange(2_000, 90_000)
-    return {"input": prompt, "output": rnd.randrange(20, 3_000),
-            "cached": rnd.randrange(0, prompt // 2), "thoughts": rnd.randrange(0, 1_500),
-            "tool": 0}
+    t = {"input": prompt, "output": rnd.randrange(20, 3_000),
+         "cached": rnd.randrange(0, prompt // 2), "thoughts": rnd.randrange(0, 1_500), "tool": 0}
+    t["total"] = t["input"] + t["output"] + t["thoughts"]
+    return t
 
 
 def _gemini_ledger(t: dict) -> dict:
@@ -95,8 +97,7 @@ def build_gemini(home: Path, sessions: int, seed: int = 21, end: float | None = 
                 model = rnd.choice(GEMINI_MODELS)
                 msg = {"id": _uuid(rnd), "timestamp": _ts(t), "type": "gemini",
                        "content": FILLER[:rnd.randrange(50, 600)], "thoughts": [],
-                       "tokens": {**tokens, "total": tokens["input"] + tokens["output"]
-                                  + tokens["thoughts"]}, "model": model}
+                       "tokens": tokens, "model": model}
                 lines.append(json.dumps(msg))
                 if rnd.random() < 0.6:  # a tool call added: the message again, whole
                     lines.append(json.dumps({**msg, "toolCalls": [
