@@ -133,3 +133,38 @@ def _cmdline(proc: psutil.Process) -> list[str]:
         return proc.cmdline()
     except psutil.Error:
         return []
+
+
+# Gemini CLI needs its auth type in its settings, or a custom base URL is refused (rc 41)
+GEMINI_SETTINGS = {"privacy": {"usageStatisticsEnabled": False},
+                   "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+                   "security": {"auth": {"selectedType": "gemini-api-key"},
+                                "folderTrust": {"enabled": False}}}
+
+
+def gemini_env(stub: model_stub.ModelStub, user_home: Path) -> dict[str, str]:
+    """Gemini CLI pointed at the stub, in `user_home` (its settings written there)."""
+    settings = user_home / ".gemini" / "settings.json"
+    if not settings.exists():
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(json.dumps(GEMINI_SETTINGS, indent=2) + "\n")
+    return {"HOME": str(user_home), "GEMINI_CLI_HOME": str(user_home), "GEMINI_API_KEY": "gm-test",
+            "GOOGLE_GEMINI_BASE_URL": stub.url, "AITRACK_GEMINI_BIN": agent_bin("gemini")}
+
+
+def qwen_env(stub: model_stub.ModelStub, user_home: Path) -> dict[str, str]:
+    """Qwen Code pointed at the stub (its OpenAI-compatible auth), in `user_home`."""
+    user_home.mkdir(parents=True, exist_ok=True)
+    return {"HOME": str(user_home), "QWEN_HOME": str(user_home / ".qwen"),
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": f"{stub.url}/v1", "AITRACK_QWEN_BIN": agent_bin("qwen")}
+
+
+def run_gemini(home, stub, tmp: Path, *args: str, env: dict[str, str] | None = None):
+    full = {**home.env, **gemini_env(stub, tmp / "user-home"), **(env or {})}
+    return run_aitrack(full, "gemini", *args, cwd=tmp)
+
+
+def run_qwen(home, stub, tmp: Path, *args: str, env: dict[str, str] | None = None):
+    full = {**home.env, **qwen_env(stub, tmp / "user-home"), **(env or {})}
+    return run_aitrack(full, "qwen", "--auth-type", "openai", *args, cwd=tmp)

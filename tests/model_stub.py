@@ -1,8 +1,10 @@
-"""A model-API stub on loopback: Anthropic Messages SSE for claude, OpenAI Responses SSE for codex,
-OpenAI chat completions (stub_openai_chat.py) for Copilot CLI and opencode.
+"""A model-API stub on loopback: Anthropic Messages SSE for claude, OpenAI Responses SSE for
+codex, and the shapes in modules of their own: Gemini's generateContent (stub_gemini.py) for
+Gemini CLI, OpenAI chat completions (stub_openai_chat.py) for Qwen Code, Copilot CLI and
+opencode.
 
-Every answer reports fixed token counts and is recorded, so a test can compare the ledger
-with exactly what the "model" billed.
+Every answer's token counts are recorded, so a test can compare the ledger with exactly what
+the "model" billed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import stub_gemini
 import stub_openai_chat
+
+# More API shapes, each in its own module: answer(handler, path, body) -> True when it
+# answered; its state lives in ModelStub.shapes.
+SHAPES = (stub_gemini.answer, stub_openai_chat.answer)
 
 
 @dataclass
@@ -46,9 +53,8 @@ class Call:
 class ModelStub:
     anthropic: AnthropicUsage = field(default_factory=AnthropicUsage)
     openai: OpenAIUsage = field(default_factory=OpenAIUsage)
-    chat: stub_openai_chat.ChatUsage = field(default_factory=stub_openai_chat.ChatUsage)
-    chat_answers: stub_openai_chat.Answer = field(default_factory=stub_openai_chat.Answer)
     calls: list[Call] = field(default_factory=list)
+    shapes: dict = field(default_factory=dict)  # the SHAPES modules' state, by name
     port: int = 0
 
     @property
@@ -141,9 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, openai_events(model, self.stub.openai), "text/event-stream")
         if path in stub_openai_chat.PATHS:
             self.stub.calls.append(Call(path, model, stream))
-            return self._send(200, *stub_openai_chat.answer(body, self.stub.chat,
-                                                            self.stub.chat_answers,
-                                                            "Hello from the stub."))
+        if any(shape(self, path, body) for shape in SHAPES):
+            return None
         self._send(200, b"{}")
 
     def do_GET(self) -> None:

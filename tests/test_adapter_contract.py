@@ -121,8 +121,13 @@ def user(home, tmp_path) -> dict[str, str]:
     user_home.mkdir()
     return {**home.env, "HOME": str(user_home), "CLAUDE_CONFIG_DIR": str(user_home / ".claude"),
             "CODEX_HOME": str(user_home / ".codex"), "COPILOT_HOME": str(user_home / ".copilot"),
+            "GEMINI_CLI_HOME": str(user_home), "QWEN_HOME": str(user_home / ".qwen"),
             "AITRACK_CLAUDE_MANAGED_SETTINGS": str(tmp_path / "no-managed.json"),
-            "AITRACK_CODEX_SYSTEM_DIR": str(tmp_path / "no-system-codex")}
+            "AITRACK_CODEX_SYSTEM_DIR": str(tmp_path / "no-system-codex"),
+            "GEMINI_CLI_SYSTEM_SETTINGS_PATH": str(tmp_path / "no-system-gemini.json"),
+            "GEMINI_CLI_SYSTEM_DEFAULTS_PATH": str(tmp_path / "no-defaults-gemini.json"),
+            "QWEN_CODE_SYSTEM_SETTINGS_PATH": str(tmp_path / "no-system-qwen.json"),
+            "QWEN_CODE_SYSTEM_DEFAULTS_PATH": str(tmp_path / "no-defaults-qwen.json")}
 
 
 def test_its_settings_point_at_the_agent_and_go_back_byte_for_byte(tool, user, monkeypatch):
@@ -198,9 +203,13 @@ def test_its_binary_is_pinned_for_the_end_to_end_tests(tool):
 
 
 def test_its_default_models_are_priced(tool):
-    models = adapters.load(tool).DEFAULT_MODELS
+    adapter = adapters.load(tool)
+    models = adapter.DEFAULT_MODELS
     assert models, f"adapters/{tool}: name the models it uses by default (DEFAULT_MODELS)"
     for model in models:
+        if model in getattr(adapter, "UNPRICED", ()):  # no public price: n/a, never a guess
+            assert pricing.price_for(model) is None, f"{tool}: {model} is said unpriced"
+            continue
         assert pricing.price_for(model) is not None, f"{tool}: {model} is not priced"
 
 

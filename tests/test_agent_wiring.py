@@ -181,8 +181,8 @@ def test_a_second_install_changes_nothing_and_says_so(user):
     times = [os.stat(f).st_mtime_ns for f in (claude_file(user), codex_file(user))]
     again = wire(user)
     assert not again.changed
-    assert again.lines == ["the settings of Claude Code, Codex and Copilot CLI already point at "
-                           "the agent"]
+    assert again.lines == ["the settings of Claude Code, Codex, Gemini CLI, Qwen Code and Copilot "
+                           "CLI already point at the agent"]
     assert snapshot(claude_file(user), codex_file(user)) == after
     assert [os.stat(f).st_mtime_ns for f in (claude_file(user), codex_file(user))] == times
     # and the original bytes are still what uninstall gives back
@@ -693,7 +693,7 @@ def test_install_and_uninstall_from_the_command_line_with_the_real_agent(home, u
         assert status.returncode == 0, status.stderr
         info = json.loads(status.stdout)
         assert info["running"] and info["port"] == port
-        assert info["wired"] == {"claude": True, "codex": True, "copilot": True}
+        assert info["wired"] == dict.fromkeys(wiring.TOOLS, True)
         doctor = home.run("doctor", "--json", env=user)
         checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
         assert checks["agent"]["status"] == "PASS", checks["agent"]

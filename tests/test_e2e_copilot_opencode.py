@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+import stub_openai_chat
 from agents import (
     agent_env,
     copilot_env,
@@ -28,21 +29,28 @@ CHAT = "/v1/chat/completions"
 PRICES = {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75}  # per 1M, opencode's
 
 
-def copilot_expected(stub, n: int) -> dict[str, int]:
-    """n requests in ledger types: Copilot's input includes cache reads and writes."""
-    u = stub.chat
-    out = {"input": n * (u.prompt - u.cached - u.cache_write), "cache_read": n * u.cached,
-           "output": n * u.completion, "reasoning": n * u.reasoning}
-    if u.cache_write:
-        out["cache_creation"] = n * u.cache_write
+def billed(stub, tools: bool | None = None) -> list[stub_openai_chat.Billed]:
+    """The chat completions the stub answered (only those that offered tools, or not)."""
+    return [b for b in stub_openai_chat.state(stub).billed if tools in (None, b.tools)]
+
+
+def copilot_expected(requests: list[stub_openai_chat.Billed]) -> dict[str, int]:
+    """The requests in ledger types: Copilot's input includes cache reads and writes."""
+    out = {"input": sum(b.prompt - b.cached - b.cache_write for b in requests),
+           "cache_read": sum(b.cached for b in requests),
+           "output": sum(b.completion for b in requests),
+           "reasoning": sum(b.reasoning for b in requests)}
+    if any(b.cache_write for b in requests):
+        out["cache_creation"] = sum(b.cache_write for b in requests)
     return out
 
 
-def opencode_expected(stub, n: int) -> dict[str, int]:
-    """n requests in ledger types: opencode stores input without the cached part."""
-    u = stub.chat
-    return {"input": n * (u.prompt - u.cached), "cache_read": n * u.cached,
-            "output": n * u.completion, "reasoning": n * u.reasoning}
+def opencode_expected(requests: list[stub_openai_chat.Billed]) -> dict[str, int]:
+    """The requests in ledger types: opencode stores input without the cached part."""
+    return {"input": sum(b.prompt - b.cached for b in requests),
+            "cache_read": sum(b.cached for b in requests),
+            "output": sum(b.completion for b in requests),
+            "reasoning": sum(b.reasoning for b in requests)}
 
 
 def normalized_tokens(db: sqlite3.Connection, tool: str) -> dict[str, float]:
@@ -66,7 +74,7 @@ def import_again(home, env: dict[str, str], cwd) -> dict:
 def test_copilot_wrapped_counts_each_request_once_from_its_spans_and_its_events(
         home, stub, tmp_path):
     home.write_managed_profile(PROFILE + QUEUED_ENDPOINT)
-    stub.chat.cache_write = 30  # Copilot reports cache writes inside its input
+    stub_openai_chat.state(stub).usage.cache_write = 30  # Copilot: cache writes inside its input
     result = run_copilot(home, stub, tmp_path, "-p", "say hello", "--allow-all-tools")
     assert result.returncode == 0, result.stderr
     assert "Hello from the stub." in result.stdout
@@ -77,7 +85,7 @@ def test_copilot_wrapped_counts_each_request_once_from_its_spans_and_its_events(
     assert len(sessions) == 1
     sid, tool, version, exit_code, _, _ = sessions[0]
     assert (tool, version, exit_code) == ("copilot", "1.0.102", 0)
-    assert usage[sid] == {"gpt-4.1": copilot_expected(stub, n)}
+    assert usage[sid] == {"gpt-4.1": copilot_expected(billed(stub))}
 
     db = sqlite3.connect(home.ledger)
     assert db.execute("SELECT mode FROM runs").fetchall() == [("receiver",)]
@@ -108,7 +116,7 @@ def test_copilot_wrapped_without_its_spans_is_counted_from_its_events(home, stub
     n = len(stub.billed(CHAT))
     assert '"chat gpt-4.1"' in exporter.read_text()  # its own file, as configured
     sessions, usage = ledger_rows(home)
-    assert usage[sessions[0][0]] == {"gpt-4.1": copilot_expected(stub, n)}
+    assert usage[sessions[0][0]] == {"gpt-4.1": copilot_expected(billed(stub))}
     # the exporter's file holds the same requests again: importing it adds nothing
     again = import_again(home, {**agent_env(home, stub, tmp_path),
                                 "COPILOT_OTEL_FILE_EXPORTER_PATH": str(exporter)}, tmp_path)
@@ -202,16 +210,15 @@ def test_opencode_wrapped_is_read_from_its_database_at_exit(home, stub, tmp_path
     result = run_opencode(home, stub, tmp_path, "run", "say hello")
     assert result.returncode == 0, result.stderr
     assert "Hello from the stub." in result.stdout
-    answered = stub.chat_answers
-    main = [rid for rid, tools in zip(answered.ids, answered.tools, strict=True) if tools]
-    titles = len(answered.ids) - len(main)
+    main = billed(stub, tools=True)
+    titles = len(billed(stub)) - len(main)
     assert main and titles == 1  # the title request offers no tools, and is stored nowhere
 
     sessions, usage = ledger_rows(home)
     assert len(sessions) == 1
     sid, tool, version, exit_code, _, _ = sessions[0]
     assert (tool, version, exit_code) == ("opencode", "1.18.33", 0)
-    assert usage[sid] == {"fake-model": opencode_expected(stub, len(main))}
+    assert usage[sid] == {"fake-model": opencode_expected(main)}
 
     db = sqlite3.connect(home.ledger)
     assert db.execute("SELECT mode FROM runs").fetchall() == [("transcript",)]
@@ -219,11 +226,10 @@ def test_opencode_wrapped_is_read_from_its_database_at_exit(home, stub, tmp_path
     assert tsid.startswith("ses_") and sources == 6  # its database, and the wrapper
     figures = dict(db.execute("SELECT name, value FROM session_metrics"))
     # opencode's own cost, from its config's prices (reasoning at the output price)
-    u = stub.chat
-    own = len(main) * ((u.prompt - u.cached) * 3 + u.completion * 15 + u.cached * 0.3) / 1e6
+    own = sum((b.prompt - b.cached) * 3 + b.completion * 15 + b.cached * 0.3 for b in main) / 1e6
     assert figures["tool_cost_usd"] == pytest.approx(own)
     assert figures["unrecorded_requests"] == 1  # the title request: the known gap
-    assert normalized_tokens(db, "opencode")["input"] == len(main) * (u.prompt - u.cached)
+    assert normalized_tokens(db, "opencode")["input"] == sum(b.prompt - b.cached for b in main)
     db.close()
 
     report = run_aitrack(agent_env(home, stub, tmp_path), "report", "session", "--json",

@@ -22,12 +22,15 @@ tool against this contract.
   TELLS_RUN: bool             with the agent, whether its telemetry names the wrapper's run
   EXAMPLE: str                arguments for the example in `aitrack TOOL --help`
   DEFAULT_MODELS: tuple       the models it uses when told none (each must be priced)
+  UNPRICED: tuple             optional: default models without a public price (left n/a,
+                              never a guess; domain/prices.toml says why)
   is_session(args) -> bool    False for invocations that run no session (--version, --help)
   prepare(args, env, sink)    required with WITHOUT_AGENT == "receiver": the child's
        -> (args, env)         arguments and environment pointing at the per-run receiver;
                               with `sink.replaces_settings`, over the tool's own settings
                               (they name the agent's port, which another user holds)
-  mute(args, env)             required with a `settings` part: the child's arguments and
+  mute(args, env)             required with a `settings` part (unless WITH_AGENT is
+                              "receiver"): the child's arguments and
        -> (args, env)         environment that keep it from sending telemetry where its own
                               settings say (the agent's port, held by another user), with
                               no secret in them (arguments are readable by every user)
@@ -35,14 +38,17 @@ tool against this contract.
                               (besides HOME), passed on to whoever reads them for a run
   WITH_AGENT: str             optional, "agent" (default): a wrapped run of a tool whose
                               settings point at the agent is left to them; "receiver": its
-                              settings cannot name the agent (only its environment can), so
-                              its wrapped runs get a per-run receiver all the same
+                              wrapped runs get a per-run receiver all the same (`prepare`;
+                              its environment must win over its settings), because its
+                              settings cannot name the agent's endpoint (Copilot CLI) or
+                              carry its key, and a closed port costs seconds (Gemini, Qwen)
 and its counting rules, in its docstring: which source counts what, and every request one
 source sees and another does not.
 
 Optional parts, each a module of the package (`part(tool, name)`):
   telemetry     what its OTLP payloads add to the ledger: contributions(point, delta),
-                log_contributions(attrs, prices), tool_session_id(attrs), entrypoint(attrs)
+                log_contributions(attrs, prices), tool_session_id(attrs), entrypoint(attrs),
+                optional tool_version(resource) (else `service.version`)
                 (the generic package's when the tool has none); optional USAGE_SIGNALS,
                 the signals whose records carry its usage (default metrics and logs), and
                 with "traces" among them span_contributions(attrs, prices), what one span
@@ -64,7 +70,7 @@ import importlib
 from types import ModuleType
 
 # The registered tools, in the order people see them (reports, doctor, shims).
-TOOLS = ("claude", "codex", "copilot", "opencode")
+TOOLS = ("claude", "codex", "gemini", "qwen", "copilot", "opencode")
 
 
 class Sink:

@@ -4,7 +4,8 @@ An adapter's reader (see the adapters package) turns its tool's local files into
 records and counts them into the import engine's Book (store/importing/). This module holds
 what both sides share: why a line is skipped (BadLine), decoding a line with msgspec, the
 64-bit identity of a response, what a reader may keep about a file between imports
-(FileRead), the order of a response's figures, and which figures and dates are plausible.
+(FileRead), whether a request paid its model's long-context tier (long_context), the order
+of a response's figures, and which figures and dates are plausible.
 
 Plausible: a transcript is a file anyone can write (a hostile repository's session, a
 damaged disk). A count beyond 2^63-1 or a float of 1e300 once rolled back a whole import,
@@ -159,6 +160,17 @@ class FileRead:
     def __init__(self, path: Path, context: dict):
         self.path = path
         self.context = context  # kept between imports (Codex: the file's thread id)
+
+
+def long_context(prices, tiered: dict[str, bool], model: str, prompt: int) -> int:
+    """1 when a request whose prompt (input, cache reads and writes) is `prompt` tokens pays
+    `model`'s long-context tier, else 0; `tiered` caches, per model, whether it has a tier
+    at all (most have none: one price-table lookup per model, not per request)."""
+    has = tiered.get(model)
+    if has is None:
+        has = tiered[model] = bool(prices is not None and
+                                   prices.is_long_context(model, float("inf")))
+    return 1 if has and prices.is_long_context(model, prompt) else 0
 
 
 # a response's figures: ledger token types, then 1 for a long-context request

@@ -218,7 +218,7 @@ class Processor:
             body=request.SerializeToString(),
             digest=hashlib.sha256(f"{receiver}\0{signal}\0".encode() + body).digest(),
             points=points, logs=logs, spans=spans, receiver=receiver, run_id=run_id, tool=tool,
-            tool_version=resource.get("service.version"),
+            tool_version=_tool_version(telemetry, resource),
             entrypoint=telemetry.entrypoint(resource),
             attributes=self.context.attributes,
             started_hint=min(starts) if starts else None)
@@ -235,3 +235,9 @@ class Processor:
         with ledger.write(self.db):
             self.db.execute("UPDATE inbox SET failed = ?, claimed_by = NULL WHERE id = ?",
                             (reason[:500], row_id))
+
+
+def _tool_version(telemetry, resource: dict[str, str]) -> str | None:
+    """The tool's version: `service.version`, unless its adapter reads it otherwise."""
+    own = getattr(telemetry, "tool_version", None)
+    return own(resource) if own is not None else resource.get("service.version")

@@ -12,9 +12,10 @@ from __future__ import annotations
 from aitrack import adapters
 from aitrack.capture import commits
 
-# the environment that says where the tools keep their transcripts and settings
-TOOL_ENV = ("HOME", *dict.fromkeys(name for tool in adapters.TOOLS
-                                   for name in getattr(adapters.load(tool), "HOME_ENV", ())))
+# the environment that says where the tools keep their transcripts and settings: HOME, and
+# each tool's own (its adapter's HOME_ENV; the adapters are loaded on the wrapper's path)
+TOOL_ENV = ("HOME", *dict.fromkeys(v for t in adapters.TOOLS
+                                   for v in getattr(adapters.load(t), "HOME_ENV", ())))
 
 
 class RunEnd:

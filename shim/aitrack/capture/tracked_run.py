@@ -11,6 +11,12 @@ Three ways, chosen before the spawn from the start-up settings:
   (Claude Code without an agent, `aitrack run`).
 - transcript: nothing is told to the child (Codex without an agent: its `-c` overrides
   would put a secret in its argv); its rollout is read when it exits.
+A tool whose environment wins over its settings and whose settings cannot carry the agent's
+key or name its endpoint (WITH_AGENT = "receiver": Gemini CLI, Qwen Code, Copilot CLI) takes
+the receiver way even when its settings point at the agent: the run is counted by itself,
+never waits on a closed port (8 s and retry lines on stdout for Gemini CLI) and never depends
+on how the agent admits a sender without a key. When its settings point at an agent that is down, the agent is started once
+the child has exited, for the runs started outside aitrack.
 In every way the run is recorded (start, end, exit status, working directory), linked to
 the tool sessions it ran, and its transcripts are imported at exit, so a run whose
 telemetry was lost still counts, once. At its end it also reads the commits it made from git
@@ -85,6 +91,10 @@ class TrackedRun:
         self.agent_owner: Owner | None = None
         if self.mode == "agent":
             self._check_agent_port()
+        self.wake_agent = False  # its settings name the agent, which is down: start it
+        if settings is not None and self.mode != "agent" and _wired(adapter, settings):
+            port = settings["agent"]["port"]
+            self.wake_agent = port is not None and _nobody_listens(port)
         self.listener: Listener | None = None
         self.paths = self.profile = self.db = None
         self.receiver = self.processor = self.forwarder = None
@@ -266,6 +276,18 @@ class TrackedRun:
                                                         self._start_event()),
                          name="aitrack-run-start", daemon=True).start()
 
+    def _wake_agent(self) -> None:
+        """The agent, started for the runs to come (this one had its own receiver)."""
+        from aitrack.capture import agent  # after the spawn, the agent down: rare
+
+        if self.paths is None:
+            return
+        try:
+            agent.spawn_detached(self.paths)
+        except OSError as exc:
+            self.notices.add(f"cannot start the agent ({exc.strerror or exc}): run "
+                             "`aitrack agent start`")
+
     def _tell_agent_end(self, exit_code: int) -> bool:
         """True when the agent took the run's end (then it links the run's sessions)."""
         event = {**self._run_end(exit_code).as_dict(), "start": self._start_event()}
@@ -327,6 +349,8 @@ class TrackedRun:
             self._open()
         if self.db is not None:
             self._record_end(exit_code)
+        if self.wake_agent:  # after the child: its start would have competed for the CPU
+            self._wake_agent()
         if self.forwarder is not None:
             # the flush bound counts from the child's exit, the receiver's drain included
             spent = time.monotonic() - exited
@@ -384,13 +408,23 @@ class TrackedRun:
 
 
 def _mode(adapter, settings: dict) -> str:
-    """agent, receiver or transcript: see the module's docstring. A tool whose settings
-    cannot name the agent (WITH_AGENT "receiver": Copilot CLI) is never left to them."""
-    agent = settings.get("agent") or {}
-    if (agent.get("wired") or {}).get(adapter.NAME) and getattr(
-            adapter, "WITH_AGENT", "agent") == "agent":
+    """agent, receiver or transcript: see the module's docstring. A tool whose wrapped runs
+    always have a receiver of their own (WITH_AGENT "receiver") is never left to its settings."""
+    if _wired(adapter, settings) and getattr(adapter, "WITH_AGENT", "agent") == "agent":
         return "agent"
     return adapter.WITHOUT_AGENT
+
+
+def _nobody_listens(port: int) -> bool:
+    try:
+        return listener_owner(port) is None
+    except Exception:  # noqa: BLE001 - cannot tell: leave the agent to `aitrack agent start`
+        return False
+
+
+def _wired(adapter, settings: dict) -> bool:
+    """The tool's own settings send its telemetry to the agent (the start-up cache says)."""
+    return bool(((settings.get("agent") or {}).get("wired") or {}).get(adapter.NAME))
 
 
 def _cwd() -> str:

@@ -22,18 +22,20 @@ from aitrack.store.importing import readers
 
 @click.command("import")
 @click.option("--tool", type=click.Choice(readers.tools()),
-              help="Only this tool's transcripts (default: every tool's).")
+              help="Only this tool's files (default: every tool's).")
 @click.option("--since", callback=parse_date, metavar="YYYY-MM-DD",
               help="Only transcripts written to on or after this day (whole sessions).")
 @click.option("--dry-run", is_flag=True, help="Count what would be imported; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable figures.")
 def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
-    """Import usage from the transcripts Claude Code and Codex keep on disk.
+    """Import usage from the files Claude Code, Codex, Gemini CLI and Qwen Code keep on disk.
 
-    Reads ~/.claude/projects (or $CLAUDE_CONFIG_DIR/projects, and ~/.config/claude/projects)
-    and ~/.codex/sessions and archived_sessions (or $CODEX_HOME's), Copilot CLI's
-    ~/.copilot/session-state (or $COPILOT_HOME's) and OTel export files, and opencode's
-    database (~/.local/share/opencode/opencode.db, or $XDG_DATA_HOME's): history from before
+    Reads ~/.claude/projects (or $CLAUDE_CONFIG_DIR/projects, and ~/.config/claude/projects),
+    ~/.codex/sessions and archived_sessions (or $CODEX_HOME's), ~/.gemini/tmp/*/chats (or
+    $GEMINI_CLI_HOME's), ~/.qwen/projects/*/chats and ~/.qwen/usage (or $QWEN_HOME's,
+    $QWEN_RUNTIME_DIR's), Copilot CLI's ~/.copilot/session-state (or $COPILOT_HOME's) and
+    OTel export files, and opencode's database (~/.local/share/opencode/opencode.db, or
+    $XDG_DATA_HOME's): history from before
     aitrack, and runs whose telemetry was lost. Each API response counts once, however
     many files repeat it; a session known from telemetry too stays one session, with the
     larger figure of the two per model and token type. Only what was added since the last

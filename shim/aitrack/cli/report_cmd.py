@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from aitrack import adapters
 from aitrack.cli.common import UserError, load_profile, parse_date
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def filter_options(command):
         click.option("--last", type=click.IntRange(min=1), metavar="N",
                      help="The last N days, today included."),
         click.option("--tool", metavar="NAME",
-                     help="Only this tool: claude, codex, or a run --name."),
+                     help=f"Only this tool: {', '.join(adapters.TOOLS)}, or a run --name."),
         click.option("--project", metavar="DIR|NAME",
                      help="Only sessions run in this directory (or its git work tree), or "
                           "with this project name."),

@@ -57,7 +57,7 @@ def _systemd_quote(word: str, dollars: bool = True) -> str:
 def systemd_unit(cmd: list[str], env: Mapping[str, str]) -> str:
     # Wants, not Requires: if the socket cannot listen, the agent binds (or says why) itself
     lines = [f"# {MARK}", "[Unit]",
-             "Description=aitrack agent: records this user's Claude Code and Codex usage",
+             "Description=aitrack agent: records this user's AI coding tools' usage",
              f"Wants={SOCKET_NAME}", f"After={SOCKET_NAME}",
              "", "[Service]", "Type=simple",
              "ExecStart=" + " ".join(_systemd_quote(w) for w in cmd)]
@@ -113,7 +113,7 @@ def task_xml(cmd: list[str], env: Mapping[str, str], user: str) -> str:
     return f"""<?xml version="1.0" encoding="UTF-16"?>
 <Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
   <RegistrationInfo>
-    <Description>aitrack agent: records this user's Claude Code and Codex usage.
+    <Description>aitrack agent: records this user's AI coding tools' usage.
       {escape(MARK)}</Description>
   </RegistrationInfo>
   <Triggers>

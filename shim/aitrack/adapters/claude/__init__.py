@@ -30,6 +30,7 @@ WITHOUT_AGENT = "receiver"
 # AITRACK_SESSION_ID as the run header)
 TELLS_RUN = True
 SERVICE_NAMES = ("claude-code",)
+HOME_ENV = ("CLAUDE_CONFIG_DIR",)  # moves its transcripts and settings
 # what it runs when told no model (checked with 2.1.328): priced in domain/prices.toml
 DEFAULT_MODELS = ("claude-opus-5-5",)
 # claude_code.lines_of_code.count, commit.count, pull_request.count: git is not asked

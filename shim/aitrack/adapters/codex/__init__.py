@@ -32,6 +32,7 @@ WITHOUT_AGENT = "transcript"
 TELLS_RUN = False
 SERVICE_NAMES = ("codex", "codex_exec", "codex-app-server", "codex_app_server", "codex_cli_rs",
                  "codex-tui", "codex_mcp_server")
+HOME_ENV = ("CODEX_HOME",)  # moves its rollouts and config
 # the models its documentation and tests name (no model is built in when a provider is given)
 DEFAULT_MODELS = ("gpt-5", "gpt-5-codex")
 # no lines or commits of its own: a wrapped run's commits are read from git

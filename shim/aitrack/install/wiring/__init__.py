@@ -26,6 +26,8 @@ What a tool's `adapters/<tool>/settings.py` provides (the wiring names no tool):
                                  whether the effective settings reach the agent, and why not
   stored_headers(env, own)       header names (never values) held in the user file: doctor
 optional:
+  TAKES_KEY                      False: its settings hold no header (the link's key is
+                                 None; the agent admits it by the sender's user, peer uid)
   HOLDS_SECRET                   the file holds the agent's key: kept 0600 and the user's
   helper_name(), helper_script(link, secret_path)
                                  the tool reads its headers from a helper command: one script
@@ -90,7 +92,7 @@ def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None
     else:
         out.add(_start_detached(paths, profile, use_service))
     if not out.changed:
-        out.lines = ["already installed: nothing changed (both tools' settings point at the "
+        out.lines = ["already installed: nothing changed (the tools' settings point at the "
                      f"agent on {agent.url(agent.choose(paths, profile))}, and it is running)"]
     return out
 

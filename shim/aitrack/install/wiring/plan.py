@@ -152,10 +152,12 @@ def _carry_out(step: Plan, paths: Paths, state: dict, env: Mapping[str, str],
 
 def agent_link(paths: Paths, profile: Profile, tool: str, secret: str | None) -> AgentLink:
     """What `tool`'s settings need to reach this user's agent: its headers helper when the
-    tool runs one (then never the key itself), else the key."""
+    tool runs one (then never the key itself), else the key, unless its settings take none
+    (`TAKES_KEY = False`: no header setting; the agent admits it by the sender's user)."""
     helper = helper_file(paths, tool) if tool in helper_tools() else None
+    takes_key = getattr(settings_module(tool), "TAKES_KEY", True)
     return AgentLink(agent.choose(paths, profile), agent.SECRET_HEADER,
-                     None if helper else secret,
+                     None if helper or not takes_key else secret,
                      str(helper) if helper else None, agent.RUN_HEADER, profile.telemetry,
                      profile.attributes.get("environment"))
 
