@@ -15,8 +15,8 @@ A tool whose environment wins over its settings and whose settings cannot carry 
 key or name its endpoint (WITH_AGENT = "receiver": Gemini CLI, Qwen Code, Copilot CLI) takes
 the receiver way even when its settings point at the agent: the run is counted by itself,
 never waits on a closed port (8 s and retry lines on stdout for Gemini CLI) and never depends
-on how the agent admits a sender without a key. When its settings point at an agent that is down, the agent is started once
-the child has exited, for the runs started outside aitrack.
+on how the agent admits a sender without a key. When its settings point at an agent that is
+down, the agent is started once the child has exited, for the runs started outside aitrack.
 In every way the run is recorded (start, end, exit status, working directory), linked to
 the tool sessions it ran, and its transcripts are imported at exit, so a run whose
 telemetry was lost still counts, once. At its end it also reads the commits it made from git
