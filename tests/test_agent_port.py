@@ -19,6 +19,7 @@ from adversary import SYSTEM_PYTHON, other_user, popen_as
 from aitrack.capture import agent, listener, ports
 from aitrack.config import paths, profile
 from aitrack.config.schema import PORT_SPAN
+from otlp_client import Conn
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the owner is asked of Linux here (macOS, Windows: "
@@ -305,3 +306,53 @@ def test_the_helper_key_is_new_at_each_agent_start_and_the_static_key_stays(home
             proc.wait(15)
     assert len(set(keys)) == 3 and secret not in keys
     assert taken == {secret: 200, keys[0]: 401, keys[1]: 200, keys[2]: 200}
+
+
+KEYLESS = r"""
+import http.client, sys
+port, body = int(sys.argv[1]), sys.argv[2].encode()
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+try:
+    conn.request("POST", "/v1/metrics", body, {"Host": f"127.0.0.1:{port}",
+                                                "Content-Type": "application/json"})
+    print(conn.getresponse().status)
+except OSError as exc:  # refused at accept: the connection is closed
+    print(type(exc).__name__)
+"""
+
+
+def test_an_export_without_a_key_is_taken_from_this_user_only(home):
+    """Gemini CLI and Qwen Code cannot send a header from their settings: the agent takes an
+    export without its key when the OS names this user at the other end, never another's,
+    and never for the agent's own paths (status, run events)."""
+    import otlp_client as oc
+
+    port = free_port()
+    home.write_user_profile(f"[agent]\nport = {port}\n")
+    where = paths.resolve(home.env)
+    secret = agent.ensure_secret(where)
+    body = json.dumps(oc.metrics(oc.sum_metric("x", [oc.point(1)])))
+    proc = subprocess.Popen([sys.executable, "-m", "aitrack", "agent", "run"], env=home.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(200):
+            if agent.probe(port, secret, paths=where) == "agent":
+                break
+            time.sleep(0.05)
+        mine = subprocess.run([sys.executable, "-c", KEYLESS, str(port), body],
+                              capture_output=True, text=True, timeout=30)
+        assert mine.stdout.strip() == "200", mine.stderr
+        with Conn(port) as conn:  # a wrong key is still refused, whoever sends it
+            answer = conn.request("POST", "/v1/metrics",
+                                  oc.otlp_headers(port, "wrong", oc.JSON), body.encode())
+        assert answer.status == 401
+        with Conn(port) as conn:
+            status = conn.request("GET", "/aitrack/status", {"Host": f"127.0.0.1:{port}"}, b"")
+        assert status.status == 401  # the agent's own paths always want the key
+        with other_user() as user:
+            theirs = popen_as(user, KEYLESS, str(port), body)
+            out, err = theirs.communicate(timeout=30)
+        assert out.strip() != "200", (out, err)
+    finally:
+        proc.terminate()
+        proc.wait(15)

@@ -234,8 +234,6 @@ def test_a_wrapped_run_has_its_own_receiver_whatever_the_agent_does(home, stub, 
 # ---------------------------------------------------------------- direct, with the agent
 
 
-@pytest.mark.skip(reason="needs peer-uid admission (H5): Gemini CLI and Qwen Code send no "
-                         "agent key, and today's agent admits only requests that carry it")
 @pytest.mark.parametrize("tool", ["gemini", "qwen"])
 def test_direct_with_the_agent(home, stub, tmp_path, tool):
     """`aitrack agent install` wires the tool's settings; started directly (no aitrack), it

@@ -97,7 +97,8 @@ class Agent:
         threading.Thread(target=self._link_runs, name="aitrack-runs", daemon=True).start()
         self.receiver = Receiver(sock, secret, self.inbox.put, status=self.status,
                                  runs=self._run_event, kept=self._kept,
-                                 also=tuple(k for k in session_keys if k)).start()
+                                 also=tuple(k for k in session_keys if k),
+                                 own_peers=True).start()
         self._write_pid(port)
         self._start_forwarder()
         intake.release_claims(self.db, "agent")  # what its killed worker held: taken now
