@@ -4,9 +4,9 @@ Two wirings of the same server: a per-run receiver, bound before the wrapped chi
 (loopback.py) and served once it runs, and the per-user agent on its fixed port. Only the
 sender that holds the secret gets in: requests must carry it in a header (compared in
 constant time) and a loopback `Host`; the agent also takes an export without it when the
-OS names this user's own socket at the other end (tools that cannot send a header). A payload is answered 200 once it is durably in the
-inbox (intake.py): decoding and counting come after, so the sender is never kept waiting
-by them. Answers follow the OTLP/HTTP spec.
+OS names this user's own socket at the other end (tools that cannot send a header). A
+payload is answered 200 once it is durably in the inbox (intake.py): decoding and counting
+come after, so the sender is never kept waiting by them. Answers follow the OTLP/HTTP spec.
 """
 
 from __future__ import annotations

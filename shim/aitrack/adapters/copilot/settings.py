@@ -28,6 +28,7 @@ from typing import Any
 
 from aitrack.adapters.copilot import locate
 from aitrack.adapters.endpoints import AgentLink, Found
+from aitrack.adapters.header_helpers import port_guard_sh
 from aitrack.adapters.json_doc import MISSING, JsonDoc
 
 NAME = "copilot"
@@ -111,6 +112,7 @@ def helper_script(link: AgentLink, secret_path: Path, windows: bool | None = Non
         "    own=$(setting \"OTEL_EXPORTER_OTLP_${signal}_ENDPOINT\")",
         '    case $own in \'\'|"$url"/*) ;; *) echo \'{}\'; exit 0 ;; esac',
         "done",
+        *port_guard_sh(link.port),
         "key=",
         f"IFS= read -r key 2>/dev/null < {shlex.quote(str(secret_path))}",
         "case $key in ''|*[!A-Za-z0-9_-]*) echo '{}'; exit 0 ;; esac",
