@@ -160,15 +160,15 @@ def test_copilot_direct_reaches_the_agent_through_its_environment_or_its_files(
 
         copilot("to the agent", OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
                 OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
-        sent = len(stub.billed(CHAT))
-        assert wait_for(lambda: telemetry_input(home) == sent * 800), \
+        sent = copilot_expected(billed(stub))["input"]
+        assert wait_for(lambda: telemetry_input(home) == sent), \
             "the spans never reached the agent (the helper's key?)"
         copilot("from its files")  # no endpoint: the agent's import reads its events
-        n = len(stub.billed(CHAT))
-        assert wait_for(lambda: total_input(home) == n * 800, timeout=40)
+        both = copilot_expected(billed(stub))["input"]
+        assert wait_for(lambda: total_input(home) == both, timeout=40)
         sessions, usage = ledger_rows(home)
         assert len(sessions) == 2 and all(s[1] == "copilot" for s in sessions)
-        assert sum(u["gpt-4.1"]["input"] for u in usage.values()) == n * 800
+        assert sum(u["gpt-4.1"]["input"] for u in usage.values()) == both
     finally:
         run_aitrack(env, "agent", "uninstall", cwd=work)
     assert settings.read_bytes() == before
@@ -236,7 +236,7 @@ def test_opencode_wrapped_is_read_from_its_database_at_exit(home, stub, tmp_path
                          cwd=tmp_path)
     row = json.loads(report.stdout)["sessions"][0]
     assert row["cost_source"] == "unpriced"  # a made-up model: no list price, never $0
-    assert row["tool_figures"]["tool_cost_usd"] == pytest.approx(own)
+    assert row["tool_figures"]["tool_cost_usd"] == pytest.approx(round(own, 6))  # micro-dollars
 
     again = import_again(home, agent_env(home, stub, tmp_path), tmp_path)
     assert again["responses"] == 0
