@@ -12,6 +12,7 @@ There is no plaintext fallback: without a real keychain every call refuses.
 from __future__ import annotations
 
 import os
+import shlex
 from base64 import b64encode
 from dataclasses import dataclass
 from json import dumps
@@ -38,8 +39,10 @@ class TokenStatus:
 
 
 def _backend():
+    # keyring finds its backends through entry points (tens of ms): loaded only when the
+    # keychain itself is used, never for masking or a token's checks
     import keyring
-    from keyring.errors import NoKeyringError
+    from keyring.errors import NoKeyringError  # with keyring (see above)
 
     try:
         ring = keyring.get_keyring()
@@ -77,7 +80,7 @@ def backend_name(ring=None) -> str:
 
 def _call(fn, *args):
     """Run a keyring call, turning backend failures into one line without secrets."""
-    from keyring.errors import KeyringError, NoKeyringError
+    from keyring.errors import KeyringError, NoKeyringError  # loaded by _backend (see there)
 
     try:
         return fn(*args)
@@ -111,7 +114,7 @@ def _chunk_count(head: str | None) -> int:
 
 
 def _delete(ring, names: list[str]) -> None:
-    from keyring.errors import PasswordDeleteError
+    from keyring.errors import PasswordDeleteError  # loaded by _backend (see there)
 
     for name in names:
         try:
@@ -247,6 +250,4 @@ def header_value_problem(token: str) -> str | None:
 
 def set_command(account: str) -> str:
     """The command that stores this account's token: what a notice tells the user to run."""
-    import shlex
-
     return f"aitrack token set --account {shlex.quote(account)}"

@@ -195,7 +195,7 @@ def database_uri(path: os.PathLike | str) -> str:
     files the database file's mode); none of the three may be a link; `nofollow=1` has
     SQLite refuse a link swapped in meanwhile.
     """
-    import sqlite3
+    import sqlite3  # the ledger only: a start-up cache miss loads this module before the tool
 
     path = Path(path).absolute()
     private_dir(path.parent)

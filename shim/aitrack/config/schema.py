@@ -6,16 +6,15 @@ profile (profile.py), so a problem is worded the same wherever it is found.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aitrack.config.attributes import INTEGRITY_KEY, SOURCE_KEY, email_problem, reserved
+from aitrack.config.urls import SECRET_NAME, url_problem
 
 SIGNALS = ("metrics", "logs", "traces")
 FAMILIES = ("normalized", "raw")  # what endpoint.forward may list (aitrack/egress.py)
@@ -23,9 +22,8 @@ PROTOCOLS = ("http/protobuf", "http/json")
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,254}")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 BAD_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters but tab
-# a static header with such a name, or a value with an auth scheme, is a secret in plain text
-SECRET_HEADER_NAME = re.compile(
-    r"auth|key|token|secret|passw|cookie|signature|credential|session|honeycomb-team", re.I)
+# a static header named like a secret (urls.SECRET_NAME), or a value with an auth scheme,
+# is a secret in plain text
 SECRET_HEADER_VALUE = re.compile(r"\s*(?:bearer|basic|token|digest|apikey)\s", re.I)
 PORT_SPAN = 10000  # [agent] port_base: each user's agent on port_base + (uid mod PORT_SPAN)
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
@@ -94,44 +92,6 @@ class ProfileError(Exception):
 
 
 # ---------------------------------------------------------------- validation
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def url_problem(url: str) -> str | None:
-    """Why a URL may not carry the token, or None when it may."""
-    if re.search(r"[\s\x00-\x1f\x7f]", url):
-        return "not a valid URL (it contains spaces or control characters)"
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        return f"not a valid URL ({exc})"
-    if parts.scheme not in ("https", "http") or not host:
-        return "must be an https:// URL with a host"
-    if parts.username is not None or parts.password is not None:
-        return ("must not carry credentials (user:password@): they would sit in plain text in "
-                "the profile; store the token in the keychain (`aitrack token set`) and name "
-                "its header in endpoint.auth_header")
-    secret = [name for name, _ in _query_pairs(parts.query) if SECRET_HEADER_NAME.search(name)]
-    if secret:
-        return (f"must not carry a secret in its query ({secret[0]}=...): store the token in "
-                "the keychain (`aitrack token set`) and name its header in "
-                "endpoint.auth_header")
-    if parts.scheme == "http" and not is_loopback_host(host):
-        return ("plain http:// would send the token unencrypted; use https:// "
-                "(plain HTTP is allowed only to a loopback address)")
-    return None
 
 
 # A TOML key part: bare, "basic" or 'literal'; dotted keys join parts with dots.
@@ -343,16 +303,10 @@ def _header_problems(headers: dict[str, Any], auth_header: str) -> list[tuple[st
             problems.append((name, f"is endpoint.auth_header, which carries the token: a static "
                                    f"value would be a secret in plain text; remove it and "
                                    f"{KEYCHAIN_FIX}"))
-        elif SECRET_HEADER_NAME.search(name) or SECRET_HEADER_VALUE.match(value):
+        elif SECRET_NAME.search(name) or SECRET_HEADER_VALUE.match(value):
             problems.append((name, f"looks like a secret, which a profile must not hold in "
                                    f"plain text: remove it and {KEYCHAIN_FIX}"))
     return problems
-
-
-def _query_pairs(query: str) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
-    return parse_qsl(query, keep_blank_values=True)
 
 
 def _validate_attributes(body: dict[str, Any], lines: KeyLines) -> list[str]:

@@ -34,7 +34,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from aitrack import __version__
 from aitrack.config.keychain import header_value_problem, mask
 from aitrack.config.profile import Endpoint
-from aitrack.config.schema import is_loopback_host, url_problem
+from aitrack.config.urls import is_loopback_host, url_problem
 from aitrack.egress import deadlines
 from aitrack.egress.deadlines import Cuttable
 
