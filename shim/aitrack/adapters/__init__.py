@@ -13,6 +13,8 @@ An adapter package provides, in its `__init__` (the start-up path: standard mini
                               read at exit)
   TELLS_RUN: bool             with the agent, whether the tool's telemetry names the wrapper's
                               run (then the agent hears of the run at its start)
+  RESUME: str | None          the command that resumes a session, `{id}` its own id (None:
+                              the tool has none)
   prepare(args, env, sink) -> (args, env)
                               the child's arguments and environment for a per-run receiver
   is_session(args) -> bool    False for invocations that run no session (--version, --help)

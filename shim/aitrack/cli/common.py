@@ -89,12 +89,12 @@ def echo_json(data: Any) -> None:
 
 
 def load_profile():
-    """The effective profile, printing its problems (one line each) to stderr."""
+    """The effective profile, printing its problems to stderr: a line per source."""
     from aitrack.config import paths, profile
 
     p = profile.load(paths.resolve())
-    for problem in p.problems:
-        click.echo(f"aitrack: {problem}", err=True)
+    for line in p.problem_lines():
+        click.echo(f"aitrack: {line}", err=True)
     return p
 
 
@@ -108,3 +108,12 @@ def parse_date(ctx: click.Context, param: click.Parameter, value: str | None):
         return date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+
+
+def color_option(command):
+    """--color auto|always|never, as ccusage and `ls` take it."""
+    return click.option(
+        "--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
+        show_default=True,
+        help="Colour: on a terminal (auto; FORCE_COLOR and NO_COLOR are honoured), always "
+             "(for `less -R`) or never.")(command)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aitrack.cli.common import UserError, echo_json, load_profile, parse_date
+from aitrack.cli.common import UserError, echo_json, load_profile, parse_date, storage_problem
 
 
 @click.command("import")
@@ -42,8 +42,8 @@ def import_(tool: str | None, since, dry_run: bool, as_json: bool) -> None:
     try:
         db = importer.open_ledger(ledger_path, dry_run)
     except (sqlite3.Error, OSError) as exc:
-        raise UserError(f"cannot open the ledger {ledger_path} ({exc}): run `aitrack doctor`"
-                        ) from None
+        raise UserError(storage_problem(exc) or f"cannot open the ledger {ledger_path} ({exc}): "
+                        "run `aitrack doctor`") from None
     try:
         result = importer.run(db, profile, tools=[tool] if tool else None, since=since,
                               dry_run=dry_run)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from aitrack.cli.common import UserError, load_profile, parse_date
+from aitrack.cli.common import UserError, color_option, load_profile, parse_date
 
 if TYPE_CHECKING:
     from aitrack.config.paths import Paths
@@ -107,7 +107,8 @@ def ready_ledger(no_import: bool) -> tuple[Paths, PriceTable]:
               help="Row order (default: oldest first; sessions newest first; models by cost).")
 @click.option("--limit", type=click.IntRange(min=0), metavar="N",
               help="At most N rows, the first in the report's order; the totals still cover "
-                   "every match. 0: all. Default: all, but the newest 50 in a session table.")
+                   "every match. 0: all. Default: all, but the newest 50 in a session table "
+                   "on a terminal (a file or a pipe gets every row).")
 @click.option("--week-start", type=click.Choice(WEEKDAYS),
               help="First day of a week for `weekly` (default: monday).")
 @click.option("--width", type=click.IntRange(min=20), metavar="COLUMNS",
@@ -116,10 +117,11 @@ def ready_ledger(no_import: bool) -> tuple[Paths, PriceTable]:
 @click.option("--no-import", is_flag=True,
               help="Do not import what is new in the tools' transcripts first "
                    "(`aitrack import`); show the ledger as it is.")
+@color_option
 def report(kind: str, since, until, last: int | None, tool: str | None, model: str | None,
            project: str | None, tz_name: str | None, breakdown: bool, as_json: bool,
            as_csv: bool, order: str | None, limit: int | None, week_start: str | None,
-           width: int | None, no_import: bool) -> None:
+           width: int | None, no_import: bool, color: str) -> None:
     """Token usage and cost per day, week, month, session or model.
 
     Costs are what the tool reported (Claude) or estimated from list prices (Codex);
@@ -136,9 +138,16 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
       aitrack report session --last 30 --limit 0   # every session, not the newest 50
       aitrack report model --project .        # this repository, per model
       aitrack report daily --timezone America/New_York --json
-      aitrack report session > sessions.txt   # a file gets every column
+      aitrack report session > sessions.txt   # a file gets every column and row
+      aitrack report --color=always | less -R
+
+    Exits 1 when --project or --tool names nothing in the ledger (the names it holds are
+    listed, near matches first).
     """
+    import sys
+
     from aitrack.reports import readonly, tables  # lazy: see the module docstring
+    from aitrack.reports.layout import wants_color  # lazy: as above
 
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")
@@ -155,9 +164,12 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
     where, prices = ready_ledger(no_import)
     fmt = "json" if as_json else "csv" if as_csv else "table"
     try:
-        tables.run(where.ledger, opts, prices, fmt, width=width)
+        found = tables.run(where.ledger, opts, prices, fmt, width=width,
+                           color=wants_color(sys.stdout, color))
     except readonly.LedgerError as exc:
         raise UserError(str(exc)) from None
+    if not found:
+        raise SystemExit(1)
 
 
 def register(cli: click.Group) -> None:

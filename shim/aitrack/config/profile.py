@@ -19,7 +19,7 @@ from aitrack.config.schema import (
     SCHEMA,
     Layer,
     ProfileError,
-    read_file,
+    read_lenient,
 )
 
 
@@ -110,6 +110,19 @@ class Profile:
     def problems(self) -> list[str]:
         return [f"{source}: {p}" for source, problems in self.broken.items() for p in problems]
 
+    def problem_lines(self) -> list[str]:
+        """One line per source with problems: the first, how many more, and the command that
+        lists them all (every command prints these: seven lines each time helped nobody)."""
+        out = []
+        for source, problems in self.broken.items():
+            where = source.rsplit(": ", 1)[-1]
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            check = (f"aitrack profile validate {where}" if where.endswith(".toml") else
+                     "aitrack profile show")
+            out.append(f"{source}: {problems[0]}{more}; `{check}` lists "
+                       + ("them all" if more else "it"))
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         ep = None
         if self.endpoint is not None:
@@ -136,7 +149,9 @@ def load(paths: Paths, env: dict[str, str] | None = None) -> Profile:
     if not managed_problems:
         layers += managed_layers
     try:
-        user = read_file(paths.user_profile)
+        user, problems = read_lenient(paths.user_profile)
+        if problems:  # each setting with a problem is left out, the rest applies
+            broken[f"user profile settings ignored: {paths.user_profile}"] = problems
     except ProfileError as exc:
         broken[f"user profile ignored: {exc.path}"] = exc.problems
         user = None

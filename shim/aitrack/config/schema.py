@@ -362,6 +362,10 @@ def _validate_prices(body: dict[str, Any], lines: KeyLines) -> list[str]:
             problems.append(f"{_where(lines, 'prices', model)}: must be a table of "
                             "per-million-token USD prices")
             continue
+        if not prices:  # a snippet pasted without its prices filled in
+            problems.append(f"{_where(lines, 'prices', model)}: sets no price: give at least "
+                            f"input and output (USD per million tokens; any of "
+                            f"{', '.join(PRICE_KEYS[2:])} left out costs what input does)")
         for key, value in prices.items():
             where = _where(lines, "prices", model, key)
             if key not in PRICE_KEYS:
@@ -376,6 +380,48 @@ def _validate_prices(body: dict[str, Any], lines: KeyLines) -> list[str]:
 
 def read_file(path: Path) -> dict[str, Any] | None:
     """Parse and validate one profile file; None if it does not exist."""
+    parsed = _parse(path)
+    if parsed is None:
+        return None
+    data, text = parsed
+    problems = validate(data, text)
+    if problems:
+        raise ProfileError(path, problems)
+    return data
+
+
+def read_lenient(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """A user's profile file without the settings that have problems, and the problems:
+    one typo costs its own key, not the file. [endpoint] is used whole, so a problem in it
+    leaves the whole table out. ProfileError when the file cannot be read or parsed."""
+    parsed = _parse(path)
+    if parsed is None:
+        return None, []
+    data, text = parsed
+    problems = validate(data, text)
+    return (_without_problems(data) if problems else data), problems
+
+
+def _without_problems(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with each table or key that validates wrong on its own left out."""
+    kept: dict[str, Any] = {}
+    for table, body in data.items():
+        if not validate({table: body}):
+            kept[table] = body
+        elif isinstance(body, dict) and table in (*FREE_TABLES, "agent", "telemetry"):
+            good: dict[str, Any] = {}
+            for key, value in body.items():
+                if table == "prices" and isinstance(value, dict):
+                    value = {k: v for k, v in value.items()
+                             if not validate({table: {key: {k: v}}})}
+                if not validate({table: {key: value}}):
+                    good[key] = value
+            kept[table] = good
+    return kept
+
+
+def _parse(path: Path) -> tuple[dict[str, Any], str] | None:
+    """A profile file's TOML and text; None if it does not exist."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -384,7 +430,7 @@ def read_file(path: Path) -> dict[str, Any] | None:
         raise ProfileError(path, [f"cannot read: {exc.strerror}"]) from None
     try:
         text = raw.decode("utf-8-sig")  # Windows editors and PowerShell may write a BOM
-        data = tomllib.loads(text)
+        return tomllib.loads(text), text
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         raise ProfileError(path, [f"line {line}: not UTF-8 text; save the file as UTF-8"]
@@ -395,10 +441,6 @@ def read_file(path: Path) -> dict[str, Any] | None:
         raise ProfileError(path, ["invalid TOML: nested too deeply (arrays or inline tables "
                                   "inside one another hundreds of times); no profile needs "
                                   "that, fix or delete the file"]) from None
-    problems = validate(data, text)
-    if problems:
-        raise ProfileError(path, problems)
-    return data
 
 
 @dataclass

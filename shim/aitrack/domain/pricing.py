@@ -32,9 +32,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aitrack.domain import tokens as token_types
+
+if TYPE_CHECKING:
+    import sqlite3
 
 TABLE = Path(__file__).parent / "prices.toml"
 PER = 1_000_000
@@ -275,18 +278,25 @@ def _tier(keys: Mapping[str, Any]) -> Tier:
                 cache_write_1h=float(keys.get("cache_write_1h", write_5m)))
 
 
-def ledger_models(ledger: Path) -> list[str]:
-    """Every model the ledger holds usage for, read-only; none when there is no ledger yet."""
-    import sqlite3
-
-    if not ledger.exists():
+def ledger_models(db: sqlite3.Connection | None) -> list[str]:
+    """Every model the ledger holds usage for; none without a ledger (`db` None)."""
+    if db is None:
         return []
-    db = sqlite3.connect(f"{ledger.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = db.execute("SELECT DISTINCT model FROM usage WHERE model != '' ORDER BY model")
-        return [model for (model,) in rows]
-    finally:
-        db.close()
+    rows = db.execute("SELECT DISTINCT model FROM usage WHERE model != '' ORDER BY model")
+    return [model for (model,) in rows]
+
+
+def reported_by(db: sqlite3.Connection | None) -> dict[str, list[str]]:
+    """Model -> the tools that reported a cost of their own for it (their estimate, which a
+    report takes as the cost of record)."""
+    if db is None:
+        return {}
+    found: dict[str, list[str]] = {}
+    for model, tool in db.execute(
+            "SELECT DISTINCT c.model, s.tool FROM session_metrics c JOIN sessions s "
+            "ON s.id = c.session_id WHERE c.name = 'cost_usd' ORDER BY 1, 2"):
+        found.setdefault(model, []).append(tool)
+    return found
 
 
 def builtin() -> tuple[dict[str, dict[str, Any]], str | None]:

@@ -11,7 +11,7 @@ import io
 from datetime import datetime, tzinfo
 
 from aitrack.reports.rows import CONTRIB_FIELDS, TOKEN_FIELDS, Decisions, Figures, Report
-from aitrack.reports.sessions import duration_s, source_names
+from aitrack.reports.sessions import duration_s, resume_command, source_names
 
 
 def _iso(ts: float | None, tz: tzinfo) -> str | None:
@@ -70,6 +70,8 @@ def _session_row(report: Report, sid: str, fig: Figures, models: list) -> dict:
         **_contrib(fig),
         "entrypoint": facts.get("entrypoint"),
         "sources": source_names(facts.get("sources")),
+        "tool_session_id": facts.get("tool_session_id"),
+        "resume": resume_command(facts),
     }
     if report.opts.breakdown:
         row["breakdown"] = [{"model": m, "tokens": _tokens(f), "cost_usd": amount(f.cost_usd),
@@ -118,7 +120,7 @@ CSV_PERIOD_FIELDS = ("period", "model", "sessions", *TOKEN_FIELDS, "total", "cos
 CSV_SESSION_FIELDS = ("id", "model", "tool", "tool_version", "started_at", "ended_at",
                       "duration_s", "exit_code", "project", *TOKEN_FIELDS, "total", "cost_usd",
                       "cost_source", *CONTRIB_FIELDS, "cost_per_commit", "entrypoint",
-                      "sources")
+                      "sources", "tool_session_id")
 
 
 def to_csv(report: Report) -> str:

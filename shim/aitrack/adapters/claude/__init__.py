@@ -22,6 +22,8 @@ TELLS_RUN = True
 SERVICE_NAMES = ("claude-code",)
 # claude_code.lines_of_code.count, commit.count, pull_request.count: git is not asked
 REPORTS_CONTRIBUTIONS = True
+# resumes a session by its own id (shown beside aitrack's in `aitrack report session`)
+RESUME = "claude --resume {id}"
 
 _TOKEN_TYPES = {"input": "input", "output": "output", "cacheRead": "cache_read",
                 "cacheCreation": "cache_creation"}

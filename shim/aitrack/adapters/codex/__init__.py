@@ -28,6 +28,8 @@ SERVICE_NAMES = ("codex", "codex_exec", "codex-app-server", "codex_app_server", 
                  "codex-tui", "codex_mcp_server")
 # no lines or commits of its own: a wrapped run's commits are read from git
 REPORTS_CONTRIBUTIONS = False
+# resumes a session by its own id (shown beside aitrack's in `aitrack report session`)
+RESUME = "codex resume {id}"
 
 _NOT_SESSIONS = frozenset(("--version", "-V", "--help", "-h", "help", "login", "logout",
                            "completion", "features", "mcp"))

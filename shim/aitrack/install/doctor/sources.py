@@ -31,8 +31,12 @@ def check_profile(ctx: Context) -> Check:
                      "`aitrack profile show` lists every problem", details, data)
     if user_problems:
         where = user_problems[0].split(" ", 2)[2]
-        return Check("profile", WARN, f"your profile {where} is invalid and ignored; {mode}",
-                     f"fix it (`aitrack profile validate {where}`) or delete it", details, data)
+        whole = any(source.startswith("user profile ignored") for source in p.broken)
+        what = "is invalid and ignored" if whole else \
+            "has invalid settings, which are ignored (the rest applies)"
+        return Check("profile", WARN, f"your profile {where} {what}; {mode}",
+                     f"fix it (`aitrack profile validate {where}` lists every problem) or "
+                     "delete it", details, data)
     return Check("profile", PASS, mode, None, details, data)
 
 
