@@ -239,3 +239,24 @@ def test_doctor_runs_the_prices_check(home, tmp_path):
     expected = doctor.check_prices(ctx_of(home, tmp_path))
     assert (check.status, check.summary) == (expected.status, expected.summary)
     assert check.summary.startswith(("built-in prices as of", "The built-in prices are"))
+
+
+def test_a_cost_claude_reported_for_an_unpriced_model_is_called_its_own_estimate(home):
+    """Issue 23 item 12: Claude Code prices models aitrack cannot; say whose figure it is."""
+    db = ledger.connect(home.ledger)
+    with ledger.write(db):
+        db.execute("INSERT INTO sessions (id, tool, started_at) VALUES ('s1', 'claude', 1.0)")
+        db.execute("INSERT INTO usage VALUES ('s1', 'claude-experimental-7', 'input', 10)")
+        db.execute("INSERT INTO session_metrics VALUES ('s1', 'claude-experimental-7', "
+                   "'cost_usd', 0.25)")
+    db.close()
+    text = home.run("prices").stdout
+    assert "  unpriced  no price row matches this name: reports show its cost as `unpriced`" in (
+        text)
+    assert ("  reported  Claude Code reported a cost for it: that is Claude Code's own "
+            "estimate, which reports count (aitrack has no price to check it against)") in text
+    (entry,) = prices_json(home)["models"]
+    assert entry["reported_by"] == ["claude"]
+    check = doctor.check_prices(doctor.Context(dict(home.env), paths.resolve(home.env),
+                                               profile.load(paths.resolve(home.env)), home.root))
+    assert "reports show it as `unpriced`" in check.summary and "n/a" not in check.summary
