@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aitrack.adapters.claude import locate
-from aitrack.adapters.endpoints import agent_url, shown
+from aitrack.adapters.endpoints import Destination, agent_url, otlp_headers, shown
 from aitrack.adapters.json_doc import MISSING, JsonDoc
 
 NAME = "claude"
@@ -271,6 +271,26 @@ def points_at_agent(port: int, env: Mapping[str, str] | None = None) -> bool:
     """Claude Code's effective settings (user, then managed, which win) send OTLP to the
     agent on `port`."""
     return diagnose(port, env) is None
+
+
+def destinations(data: Mapping[str, Any], url: str) -> list[Destination]:
+    """Where a settings file's `env` block sends OTLP, other than the agent at `url`: the
+    base endpoint and each signal's own (with the headers that go there)."""
+    block = data.get("env") if isinstance(data.get("env"), dict) else {}
+    env = {str(k): str(v) for k, v in block.items()}
+    protocol = env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or None
+    headers = otlp_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS"))
+    found = []
+    base = env.get(ENDPOINT_KEY, "").strip()
+    if base and base.rstrip("/") != url:
+        found.append(Destination(None, base, protocol, headers))
+    for signal in SIGNALS:
+        own = env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "").strip()
+        if own and not own.startswith(url + "/"):
+            found.append(Destination(
+                signal.lower(), own, env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or protocol,
+                {**headers, **otlp_headers(env.get(f"OTEL_EXPORTER_OTLP_{signal}_HEADERS"))}))
+    return found
 
 
 def plaintext_headers(block: Mapping[str, Any]) -> list[str]:

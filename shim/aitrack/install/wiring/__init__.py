@@ -13,9 +13,16 @@ loses only aitrack's keys (a key the user changed is left, and said so); a file 
 not exist is removed again, with the directories aitrack made for it. The original bytes
 may hold a token the user had there (a CloudWatch header, say): hence 0600.
 
+Settings that already send telemetry somewhere (a team's collector) are not cut off
+silently: with a local-only profile install refuses, unless told to keep that telemetry
+local (--keep-local) or to adopt that endpoint as the profile's (--adopt-endpoint); the
+state file remembers what was replaced, and `aitrack doctor` warns while a local-only
+profile keeps it. Install ends by saying where the telemetry goes.
+
 This module does the whole of it (settings, then the service; the service, then the
 settings); the parts:
   plan     wiring the settings: each file's new bytes and its record, then the writes
+  adopt    the endpoint the settings sent to, made the profile's (its token to the keychain)
   restore  unwiring them from the records
   state    the state file, the wired tools, what a step reports
   files    reading and writing settings files safely
@@ -28,10 +35,12 @@ from collections.abc import Mapping
 
 from aitrack import adapters
 from aitrack.capture import agent
+from aitrack.config import profile as profiles
 from aitrack.config.paths import Paths
 from aitrack.config.profile import Profile
 from aitrack.install import service
-from aitrack.install.wiring.plan import wire, write_helper
+from aitrack.install.wiring.adopt import make_profile_endpoint
+from aitrack.install.wiring.plan import destination, wire, write_helper
 from aitrack.install.wiring.restore import unwire
 from aitrack.install.wiring.state import (
     TOOLS,
@@ -41,6 +50,7 @@ from aitrack.install.wiring.state import (
     installed,
     settings_module,
     state_file,
+    titles,
 )
 
 __all__ = ["TOOLS", "Outcome", "WiringError", "helper_file", "install", "installed",
@@ -48,11 +58,20 @@ __all__ = ["TOOLS", "Outcome", "WiringError", "helper_file", "install", "install
 
 
 def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None,
-            use_service: bool = True) -> Outcome:
+            use_service: bool = True, keep_local: bool = False, adopt_endpoint: bool = False,
+            account: str = "default") -> Outcome:
     """Wire every tool, then install and start the per-user service (or, with no service
-    manager or `use_service` False, start the agent detached)."""
+    manager or `use_service` False, start the agent detached). Settings that send telemetry
+    elsewhere are refused with a local-only profile, unless `keep_local`, or
+    `adopt_endpoint` makes that endpoint the profile's (its token in keychain `account`)."""
     env = os.environ if env is None else env
-    out = wire(paths, profile, env)
+    adopted: list[str] = []
+    if adopt_endpoint:
+        adopted = make_profile_endpoint(paths, env, agent.url(profile.agent.port), account)
+        profile = profiles.load(paths, dict(env))
+    out = wire(paths, profile, env, keep_local=keep_local)
+    out.lines[:0] = adopted
+    out.changed |= bool(adopted)
     manager = service.detect(env) if use_service else None
     out.data["service"] = manager.name if manager else None
     if manager is not None:
@@ -69,6 +88,10 @@ def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None
     if not out.changed:
         out.lines = ["already installed: nothing changed (both tools' settings point at the "
                      f"agent on {agent.url(profile.agent.port)}, and it is running)"]
+    out.lines.append(f"from now on the telemetry of {titles()} goes to the agent on "
+                     f"{agent.url(profile.agent.port)}, which records it in your ledger and "
+                     f"{destination(profile)}")
+    out.data["forwards_to"] = profile.endpoint.url if profile.endpoint else None
     return out
 
 

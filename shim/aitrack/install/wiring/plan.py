@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from aitrack.adapters.endpoints import shown
+from aitrack.adapters.endpoints import Destination, shown
 from aitrack.capture import agent
 from aitrack.config.paths import Paths
 from aitrack.config.private_files import private_dir
@@ -48,9 +48,19 @@ class Plan:
     notes: list[str]
 
 
-def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None) -> Outcome:
-    """Point every tool's user settings at the agent (idempotent)."""
+def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None,
+         keep_local: bool = False) -> Outcome:
+    """Point every tool's user settings at the agent (idempotent).
+
+    Settings that send telemetry somewhere else (a team's collector) are not silently cut
+    off: with a local-only profile this refuses, unless `keep_local` says the user wants that
+    telemetry kept on this machine from now on (`aitrack agent install --keep-local`), or the
+    profile has an endpoint (`--adopt-endpoint` writes one from those settings)."""
     env = os.environ if env is None else env
+    url = agent.url(profile.agent.port)
+    elsewhere = sent_elsewhere(env, url)
+    if elsewhere and profile.endpoint is None and not keep_local:
+        raise WiringError(refusal(elsewhere))
     secret = agent.ensure_secret(paths)
     state = load_state(paths)
     plans, problems = [], []
@@ -70,6 +80,12 @@ def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None) -
     out.changed = write_helper(paths, agent.secret_file(paths))
     for step in plans:
         _carry_out(step, paths, state, env, out)
+    if elsewhere:  # doctor warns while a local-only profile keeps what went there
+        replaced = {(r["tool"], r["endpoint"]): r for r in state.get("replaced", [])}
+        for title, where, dest in elsewhere:
+            replaced[(title, shown(dest.url))] = {"tool": title, "file": where,
+                                                  "endpoint": shown(dest.url)}
+        state["replaced"] = list(replaced.values())
     save_state(paths, state)
     if not out.changed:
         out.lines.append(f"the settings of {titles()} already point at the agent")
@@ -164,34 +180,76 @@ def _set_keys(mod: ModuleType, doc, wanted: dict, recorded: list[dict]) -> list[
 
 def found_before(tool: str, mod: ModuleType, doc, path: Path, env: Mapping[str, str],
                  url: str) -> list[str]:
-    """What the first install replaces that the user should know of (never a value).
-    Each tool's file says it its own way (an adapter function could: the endpoint it
-    sent to, and its plaintext headers)."""
+    """What the first install replaces that the user should know of (never a value)."""
     where = home_relative(path, env)
     notes = []
     data = doc.value()
     if tool == "claude":
         block = data.get("env") if isinstance(data.get("env"), dict) else {}
         leaked = mod.plaintext_headers(block)
-        endpoint = str(block.get(mod.ENDPOINT_KEY) or "")
-        if endpoint and endpoint.rstrip("/") != url:
-            notes.append(f"{mod.TITLE} sent its telemetry to {shown(endpoint)} ({where}); "
-                         "it now goes to the agent, which forwards to your profile's endpoint")
         if data.get(mod.HELPER_KEY):
             notes.append(f"replaced your {mod.HELPER_KEY} in {where} (put back at uninstall)")
     else:
         otel = data.get("otel") if isinstance(data.get("otel"), dict) else {}
         leaked = [f"[otel] {k} headers" for k in mod.plaintext_headers(otel, agent.SECRET_HEADER)]
-        endpoint = next((mod.endpoint_of(otel.get(k)) for k in mod.EXPORTERS
-                         if mod.endpoint_of(otel.get(k))), None)
-        if endpoint and not endpoint.startswith(url + "/"):
-            notes.append(f"{mod.TITLE} sent its telemetry to {shown(endpoint)} ({where}); "
-                         "it now goes to the agent, which forwards to your profile's endpoint")
+    for url_sent in dict.fromkeys(shown(d.url) for d in mod.destinations(data, url)):
+        notes.append(f"{mod.TITLE} sent its telemetry to {url_sent} ({where}); it now goes to "
+                     "the agent instead (put back at uninstall)")
     if leaked:
         notes.append(f"a plaintext token was found in {where} ({', '.join(leaked)}) and is no "
                      "longer used: the agent forwards with the token in your keychain "
                      "(`aitrack token set`); consider rotating the old one")
     return notes
+
+
+Elsewhere = list[tuple[str, str, Destination]]  # (tool's title, its file, where it sends)
+
+
+def sent_elsewhere(env: Mapping[str, str], url: str) -> Elsewhere:
+    """Where the tools' user settings send telemetry now, other than the agent at `url`. A
+    file aitrack cannot read says nothing here: planning it says what is wrong."""
+    found: Elsewhere = []
+    for tool in TOOLS:
+        mod = settings_module(tool)
+        path = mod.user_file(env)
+        try:
+            data = files.read(mod, path).data
+            doc = mod.parse(files.decode(mod, data or b"", path), path)
+        except (mod.SettingsError, OSError):
+            continue
+        found += [(mod.TITLE, home_relative(path, env), d)
+                  for d in mod.destinations(doc.value(), url)]
+    return found
+
+
+def refusal(elsewhere: Elsewhere) -> str:
+    """Why install stops: the telemetry's present destination would be cut off."""
+    sent = "; ".join(dict.fromkeys(f"{title} sends its telemetry to {shown(d.url)} ({where})"
+                                   for title, where, d in elsewhere))
+    those = "that endpoint" if len({shown(d.url) for _, _, d in elsewhere}) == 1 else \
+        "those endpoints"
+    return (f"{sent}, and your profile has no endpoint: with the agent, that telemetry would "
+            f"stay on this machine and {those} would receive nothing more from it. "
+            "Nothing was changed. Run `aitrack agent install --adopt-endpoint` to have the "
+            "agent forward there (a profile of yours names that endpoint and its token moves "
+            "to your keychain), or `aitrack agent install --keep-local` to keep the telemetry "
+            "on this machine (or ask IT for a profile with the org's endpoint)")
+
+
+def destination(profile: Profile) -> str:
+    """Where the agent sends what it receives, in words."""
+    endpoint = profile.endpoint
+    if endpoint is None:
+        return ("keeps it on this machine (your profile has no endpoint: local-only, nothing "
+                "is forwarded)")
+    where = endpoint.url or ", ".join(f"{s} to {endpoint.signal_url(s)}"
+                                      for s in endpoint.signals)
+    origin = profile.origins.get("endpoint.url") or next(
+        (v for k, v in profile.origins.items() if k.startswith("endpoint.") and v != "default"),
+        "")
+    return f"forwards it to {shown(where) if endpoint.url else where}" + (
+        f" (the endpoint of the {origin.replace(' (', ' profile ', 1).rstrip(')')})"
+        if origin and origin != "default" else "")
 
 
 def write_helper(paths: Paths, secret_path: Path) -> bool:
