@@ -737,10 +737,12 @@ def doctor_context(env):
     return doctor.Context(env, where, prof, Path(env["HOME"]))
 
 
-def test_doctor_without_an_agent_passes(user):
+def test_doctor_without_an_agent_suggests_it_unless_declined(user):
     from aitrack.install import doctor
 
     ctx = doctor_context(user)
+    assert doctor.check_agent(ctx).status == "WARN"  # the agent by default (issue 23)
+    wiring.choose_agent(ctx.paths, False)
     assert doctor.check_agent(ctx).status == "PASS"
     settings = doctor.check_agent_settings(ctx)
     assert settings.status == "PASS" and "has not wired" in settings.summary

@@ -553,15 +553,16 @@ def test_doctor_exit_status_and_json(home, env, tmp_path):
     data = json.loads(result.stdout)
     names = [c["name"] for c in data["checks"]]
     assert names == ["profile", "profile-integrity", "keychain", "endpoint", "claude", "codex",
-                     "shims", "claude-settings", "plaintext-tokens", "ledger", "disk", "outbox",
-                     "prices", "private-files", "agent", "agent-settings"]
+                     "shims", "command", "claude-settings", "plaintext-tokens", "ledger", "disk",
+                     "outbox", "prices", "private-files", "agent", "agent-settings"]
     assert data["ok"] is True and data["status"] == "WARN"
     text = run_doctor(home, env)
     assert text.returncode == 0
     lines = text.stdout.splitlines()
     assert any(line.startswith("WARN  claude ") for line in lines)
     assert any(line.strip().startswith("fix: install claude") for line in lines)
-    assert lines[-1] == "0 FAIL, 2 WARN: follow the fix lines above."
+    # no claude, no codex, no `aitrack` on this bare PATH, and no agent yet
+    assert lines[-1] == "0 FAIL, 4 WARN: follow the fix lines above."
     home.write_managed_profile("[endpoint\n")
     failing = run_doctor(home, env)
     assert failing.returncode == 1

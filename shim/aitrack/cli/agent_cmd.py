@@ -139,8 +139,11 @@ def status_cmd(as_json: bool) -> None:
         raise SystemExit(0 if info["running"] else 1)
     if info["running"]:
         click.echo(f"running on {info['url']} (pid {info.get('pid')}, version "
-                   f"{info.get('version')}, up {info.get('uptime_s')} s, received "
-                   f"{info.get('received')}, pending {info.get('pending')})")
+                   f"{info.get('version')}, up {_uptime(info.get('uptime_s'))})")
+        click.echo(f"received {_payloads(info.get('received'))} from the tools since it "
+                   f"started; {_payloads(info.get('pending'))} waiting to be recorded"
+                   + (f", {_payloads(info.get('failed'))} it could not read"
+                      if info.get("failed") else ""))
     elif info.get("port_owner") == "other":
         click.echo(f"not running: port {info['port']} is used by another program")
     else:
@@ -153,6 +156,18 @@ def status_cmd(as_json: bool) -> None:
     for tool, wired in info["wired"].items():
         click.echo(f"{tool}: {'settings point at the agent' if wired else 'not wired'}")
     raise SystemExit(0 if info["running"] else 1)
+
+
+def _payloads(n) -> str:
+    return "? telemetry payloads" if n is None else \
+        f"{n:,} telemetry payload{'' if n == 1 else 's'}"
+
+
+def _uptime(seconds) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    return f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h"
 
 
 def _report(outcome, as_json: bool) -> None:

@@ -17,7 +17,16 @@ class UserError(click.ClickException):
 
 
 class AitrackGroup(click.Group):
-    """Turns unexpected exceptions into one line unless --debug is given."""
+    """Turns unexpected exceptions into one line unless --debug is given; lists commands
+    with their whole summary (wrapped, never cut with "...")."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, command.get_short_help_str(limit=1000))
+                for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -37,8 +37,14 @@ def check_agent(ctx: Context) -> Check:
     if found == "agent":
         return Check("agent", PASS, f"running on {agent.url(port)}", data=data)
     if not wired and not pointed:
-        return Check("agent", PASS, "not installed (optional: `aitrack agent install` also "
-                     "records runs started from IDEs and desktop apps)", data=data)
+        if wiring.opted_out(ctx.paths):
+            return Check("agent", PASS, "not installed, as you chose (`aitrack setup "
+                         "--no-agent`): only runs through `aitrack` or the shims are recorded",
+                         data=data)
+        return Check("agent", WARN, "not installed: runs started from IDEs and desktop apps "
+                     "are not recorded, and Codex's own telemetry never reaches the org",
+                     "run `aitrack agent install` (or `aitrack setup --no-agent` to go "
+                     "without it)", data=data)
     manager = service.detect(ctx.env)
     why = (f" ({manager.how_to_debug(ctx.paths)} says why it stopped)"
            if manager is not None and manager.installed(ctx.paths) else "")

@@ -46,15 +46,18 @@ from aitrack.install.wiring.state import (
     TOOLS,
     Outcome,
     WiringError,
+    choose_agent,
     helper_file,
     installed,
+    opted_out,
     settings_module,
     state_file,
     titles,
 )
 
-__all__ = ["TOOLS", "Outcome", "WiringError", "helper_file", "install", "installed",
-           "settings_module", "state_file", "uninstall", "unwire", "wire", "write_helper"]
+__all__ = ["TOOLS", "Outcome", "WiringError", "choose_agent", "helper_file", "install",
+           "installed", "opted_out", "settings_module", "state_file", "uninstall", "unwire",
+           "wire", "write_helper"]
 
 
 def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None,
@@ -70,6 +73,7 @@ def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None
         adopted = make_profile_endpoint(paths, env, agent.url(profile.agent.port), account)
         profile = profiles.load(paths, dict(env))
     out = wire(paths, profile, env, keep_local=keep_local)
+    choose_agent(paths, True)
     out.lines[:0] = adopted
     out.changed |= bool(adopted)
     manager = service.detect(env) if use_service else None
@@ -130,4 +134,14 @@ def uninstall(paths: Paths, env: Mapping[str, str] | None = None) -> Outcome:
     if agent.stop(paths):
         out.changed = True
         out.lines.append("stopped the agent")
-    return out.add(unwire(paths, env))
+    out.add(unwire(paths, env))
+    secret = agent.secret_file(paths)
+    if secret.exists():  # the agent's key: nothing may use it once the settings are back
+        secret.unlink()
+        out.changed = True
+        out.lines.append(f"removed the agent's key ({secret})")
+    try:
+        agent.agent_dir(paths).rmdir()  # gone when nothing else of the agent's is in it
+    except OSError:
+        pass
+    return out
