@@ -754,3 +754,42 @@ def test_sessions_show_the_tools_own_id_ready_for_resume(home, led):
     assert table[2].endswith(own["codex"]) and table[3].endswith(own["claude"])
     rows = list(csv.DictReader(io.StringIO(home.run("report", "session", "--csv").stdout)))
     assert [r["tool_session_id"] for r in rows] == [own["codex"], own["claude"]]
+
+
+def test_report_project_ranks_projects_by_cost(home, led):
+    """Parity with ccusage: a row per project (ccusage's --instances)."""
+    led.session(at("2026-03-10T12:00"), project="web", usage={"gpt-5": {"input": 1_000_000}})
+    led.session(at("2026-03-11T12:00"), project="api", usage={"gpt-5": {"input": 3_000_000}})
+    led.session(at("2026-03-12T12:00"), project="api", usage={"gpt-5": {"input": 1_000_000}})
+    data = report_json(home, "project", "--timezone", "UTC")
+    assert [(r["period"], r["sessions"], r["cost_usd"]) for r in data["projects"]] == [
+        ("api", 2, 5.0), ("web", 1, 1.25)]
+    assert data["totals"]["cost_usd"] == 6.25
+    lines = home.run("report", "project", "--timezone", "UTC").stdout.splitlines()
+    assert lines[0].startswith("Project ") and lines[2].startswith("api ")
+    one = report_json(home, "project", "--project", "web", "--timezone", "UTC")["projects"]
+    assert [r["period"] for r in one] == ["web"]
+
+
+def test_by_tool_gives_a_sub_row_per_tool_equal_to_the_tools_own_report(home, led):
+    """Parity with ccusage's per-agent rows: `--by-tool` in daily, weekly and monthly."""
+    led.session(at("2026-03-10T12:00"), tool="claude", usage={"claude-opus-5-5": SMALL},
+                cost={"claude-opus-5-5": 0.5})
+    led.session(at("2026-03-10T13:00"), tool="codex", usage={"gpt-5": {"input": 1_000_000}})
+    led.session(at("2026-03-17T13:00"), tool="codex", usage={"gpt-5": {"input": 1_000_000}})
+    for kind in ("daily", "weekly", "monthly"):
+        data = report_json(home, kind, "--by-tool", "--timezone", "UTC")
+        for row in data[kind]:
+            for sub in row["tools"]:
+                alone = report_json(home, kind, "--tool", sub["tool"], "--timezone", "UTC")
+                [same] = [r for r in alone[kind] if r["period"] == row["period"]]
+                assert {k: sub[k] for k in same if k != "period"} == {
+                    k: v for k, v in same.items() if k != "period"}, (kind, sub)
+            assert sum(s["cost_usd"] for s in row["tools"]) == pytest.approx(row["cost_usd"])
+    table = home.run("report", "--by-tool", "--timezone", "UTC").stdout.splitlines()
+    assert [line.split()[0] for line in table[2:5]] == ["2026-03-10", "claude", "codex"]
+    rows = list(csv.DictReader(io.StringIO(home.run("report", "--by-tool", "--csv").stdout)))
+    assert [(r["period"], r["tool"]) for r in rows][:3] == [
+        ("2026-03-10", ""), ("2026-03-10", "claude"), ("2026-03-10", "codex")]
+    refused = home.run("report", "session", "--by-tool")
+    assert refused.returncode == 1 and "daily, weekly and monthly" in refused.stderr

@@ -96,11 +96,14 @@ def ready_ledger(no_import: bool) -> tuple[Paths, PriceTable]:
 
 @click.command("report", context_settings={"max_content_width": 100})
 @click.argument("kind", required=False, default="daily",
-                type=click.Choice(["daily", "weekly", "monthly", "session", "model"]))
+                type=click.Choice(["daily", "weekly", "monthly", "session", "model",
+                                   "project"]))
 @filter_options
 @click.option("--model", metavar="PATTERN", help="Only models matching this glob, e.g. 'claude-*'.")
 @click.option("--breakdown", is_flag=True,
-              help="A sub-row per model (daily, weekly, monthly, session).")
+              help="A sub-row per model (daily, weekly, monthly, session, project).")
+@click.option("--by-tool", is_flag=True,
+              help="A sub-row per tool (daily, weekly, monthly): claude, codex...")
 @click.option("--json", "as_json", is_flag=True, help="JSON (documented in the README).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with one header line.")
 @click.option("--order", type=click.Choice(["asc", "desc"]),
@@ -121,8 +124,8 @@ def ready_ledger(no_import: bool) -> tuple[Paths, PriceTable]:
 def report(kind: str, since, until, last: int | None, tool: str | None, model: str | None,
            project: str | None, tz_name: str | None, breakdown: bool, as_json: bool,
            as_csv: bool, order: str | None, limit: int | None, week_start: str | None,
-           width: int | None, no_import: bool, color: str) -> None:
-    """Token usage and cost per day, week, month, session or model.
+           width: int | None, no_import: bool, color: str, by_tool: bool) -> None:
+    """Token usage and cost per day, week, month, session, model or project.
 
     Costs are what the tool reported (Claude) or estimated from list prices (Codex);
     a model without a price shows `unpriced` (or a * on a partial sum) and is named below
@@ -137,6 +140,8 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
       aitrack report session --last 7 --tool codex
       aitrack report session --last 30 --limit 0   # every session, not the newest 50
       aitrack report model --project .        # this repository, per model
+      aitrack report project --last 30        # cost per project
+      aitrack report weekly --by-tool         # a sub-row per tool
       aitrack report daily --timezone America/New_York --json
       aitrack report session > sessions.txt   # a file gets every column and row
       aitrack report --color=always | less -R
@@ -158,8 +163,15 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
                         "per model already")
     if width and (as_json or as_csv):
         raise UserError("--width lays out the table: JSON and CSV have no width")
+    if by_tool and kind not in ("daily", "weekly", "monthly"):
+        raise UserError(f"--by-tool gives a sub-row per tool in daily, weekly and monthly "
+                        f"reports, not {kind}")
+    if by_tool and breakdown:
+        raise UserError("choose one of --by-tool and --breakdown: a sub-row per tool or per "
+                        "model")
     opts = build_options(kind, since, until, last, tz_name, tool=tool, model=model,
-                         project=project, breakdown=breakdown, order=order, limit=limit,
+                         project=project, breakdown=breakdown, by_tool=by_tool, order=order,
+                         limit=limit,
                          week_start=WEEKDAYS.index(week_start or "monday"))
     where, prices = ready_ledger(no_import)
     fmt = "json" if as_json else "csv" if as_csv else "table"

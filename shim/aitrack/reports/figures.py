@@ -48,11 +48,32 @@ def build(db: sqlite3.Connection, opts: Options, prices: PriceTable,
         report = _build_periods(db, opts, prices, plan)
         if opts.kind == "model" and with_decisions:
             report.decisions = decisions(db, opts)
+    if opts.by_tool and opts.kind not in ("session", "model", *GROUPS):
+        report.tools = _by_tool(db, opts, prices)
     _sort(report)
     if opts.limit and len(report.rows) > opts.limit:
         report.hidden = len(report.rows) - opts.limit
         del report.rows[opts.limit:]
     return report
+
+
+def _by_tool(db: sqlite3.Connection, opts: Options, prices: PriceTable
+             ) -> dict[str, list[tuple[str, Figures]]]:
+    """Each period's figures per tool: the same report once per tool (a handful), so every
+    sub-row is exactly what `--tool NAME` gives."""
+    lo, hi = time_range(opts)
+    where, params = where_clause(replace(opts, tool=None), lo, hi)
+    tools = [t for (t,) in db.execute(
+        f"SELECT DISTINCT s.tool FROM sessions s WHERE {where} ORDER BY 1", params)]
+    if opts.tool:
+        tools = [t for t in tools if t == opts.tool]
+    per: dict[str, list[tuple[str, Figures]]] = {}
+    for tool in tools:
+        one = build(db, replace(opts, tool=tool, by_tool=False, breakdown=False, limit=None),
+                    prices)
+        for label, fig, _ in one.rows:
+            per.setdefault(label, []).append((tool, fig))
+    return per
 
 
 def _build_periods(db: sqlite3.Connection, opts: Options, prices: PriceTable,

@@ -73,8 +73,9 @@ def _columns(report: Report, entries: list[_Entry]) -> list[Column]:
     kind = report.kind
     figs = [e.fig for e in entries]
     first = {"daily": "Date", "weekly": "Week of", "monthly": "Month", "session": "Started",
-             "model": "Model"}[kind]
-    columns = [_col(first, [e.label for e in entries], left=True)]
+             "model": "Model", "project": "Project"}[kind]
+    names = {"cut": cut_end, "least": 12} if kind == "project" else {}
+    columns = [_col(first, [e.label for e in entries], left=True, **names)]
     if kind == "session":
         def fact(show) -> list[str]:  # a session's own row has facts; sub-rows, Total none
             return [show(e.facts, e.fig) if e.facts else "" for e in entries]
@@ -137,9 +138,12 @@ def render(report: Report, width: int | None, color: bool, bars: bool,
             started = facts.get("started_at")
             label = (datetime.fromtimestamp(started, report.opts.tz).strftime("%Y-%m-%d %H:%M")
                      if started is not None else "?")
-        entries.append(_Entry(label, fig, False, facts))
+        shown = label or "(no project)" if kind == "project" else label
+        entries.append(_Entry(shown, fig, False, facts))
         if report.opts.breakdown and kind != "model":
             entries += [_Entry(f"  {m}", f, True) for m, f in models]
+        if report.opts.by_tool:
+            entries += [_Entry(f"  {t}", f, True) for t, f in report.tools.get(label, [])]
     entries.append(_Entry("Total", report.totals, False))
     dim = {i for i, e in enumerate(entries) if e.sub}
     table, hidden = draw(_columns(report, entries), width, style, bold_last=True, dim_rows=dim)
