@@ -793,3 +793,62 @@ def test_by_tool_gives_a_sub_row_per_tool_equal_to_the_tools_own_report(home, le
         ("2026-03-10", ""), ("2026-03-10", "claude"), ("2026-03-10", "codex")]
     refused = home.run("report", "session", "--by-tool")
     assert refused.returncode == 1 and "daily, weekly and monthly" in refused.stderr
+
+
+def test_blocks_are_each_tools_5_hour_windows_with_burn_rate_and_projection(home, led):
+    """Parity with ccusage's `blocks`: windows from the hour of their first session, per
+    tool that has them; the open one with its burn rate, projection and a token limit."""
+    from aitrack.domain import pricing
+    from aitrack.reports import blocks
+    from aitrack.reports.periods import Options
+    from aitrack.reports.readonly import open_ledger
+
+    def claude(when: str, tokens: int, cost: float) -> None:
+        led.session(at(when), usage={"claude-opus-5-5": {"input": tokens}},
+                    cost={"claude-opus-5-5": cost})
+
+    claude("2026-03-10T09:10", 10_000, 1.0)
+    claude("2026-03-10T13:59", 20_000, 2.0)  # still the 09:00-14:00 window
+    claude("2026-03-10T14:05", 5_000, 0.5)  # the next one opens at 14:00
+    claude("2026-03-11T08:00", 6_000, 0.6)  # after a night: a window of its own
+    led.session(at("2026-03-10T10:00"), tool="codex", usage={"gpt-5": {"input": 1_000_000}})
+    led.session(at("2026-03-10T10:00"), tool="run", usage={"gpt-5": {"input": 1_000}})
+    now = at("2026-03-11T10:00").timestamp()  # two hours into the last Claude window
+    db = open_ledger(home.ledger)
+    opts = Options(tz=UTC, tz_name="UTC")
+    found = blocks.build(db, opts, pricing.load(), now)
+    assert [(datetime.fromtimestamp(b.start, UTC).strftime("%d %H:%M"), b.tool,
+             b.figures.total, b.active) for b in found] == [
+        ("10 09:00", "claude", 30_000, False), ("10 10:00", "codex", 1_000_000, False),
+        ("10 14:00", "claude", 5_000, False), ("11 08:00", "claude", 6_000, True)]
+    active = found[-1]
+    assert active.burn(now) == (50.0, pytest.approx(0.3))  # per minute; USD per hour
+    assert active.projected(now) == (6_000 + 50 * 180, pytest.approx(0.6 + 0.3 * 3))
+    limits = blocks.limit_of(found, "max")
+    assert limits == {"claude": 30_000, "codex": 1_000_000}
+    data = blocks.to_json(found, opts, now, limits)["blocks"][-1]
+    assert data["remaining_s"] == 3 * 3600 and data["cost_usd"] == 0.6
+    assert data["token_limit"] == {"limit": 30_000, "used_percent": 20.0,
+                                   "projected_percent": 50.0, "exceeded": False}
+    text = blocks.render(found, opts, now, {"claude": 10_000}, None, False)
+    assert re.search(r"^2026-03-11 08:00-13:00\s+claude\s+active, 3h 00m left\s+1\s+6\.0k\s+"
+                     r"\$0\.60\s+50 tok/min, \$0\.30/h\s+15\.0k, \$1\.50\s+60% \(projected "
+                     r"150%\)$", text, re.M), text
+
+
+def test_report_blocks_from_the_command_line(home, led):
+    led.session(datetime.now(UTC) - timedelta(minutes=30), usage={"claude-opus-5-5": SMALL},
+                cost={"claude-opus-5-5": 0.25})
+    led.session(at("2026-03-10T09:00"), usage={"claude-opus-5-5": SMALL},
+                cost={"claude-opus-5-5": 0.25})
+    data = report_json(home, "blocks", "--active", "--token-limit", "5000")
+    [block] = data["blocks"]
+    assert block["active"] and block["tool"] == "claude" and block["cost_usd"] == 0.25
+    assert block["token_limit"]["limit"] == 5000 and block["burn_rate"]["tokens_per_minute"] > 0
+    table = home.run("report", "blocks", "--timezone", "UTC").stdout
+    assert "2026-03-10 09:00-14:00  claude  done" in table and "active, " in table
+    for args, said in ((("blocks", "--csv"), "--csv does not apply"),
+                       (("daily", "--active"), "are for `aitrack report blocks`"),
+                       (("blocks", "--token-limit", "lots"), "give a number of tokens")):
+        proc = home.run("report", *args)
+        assert proc.returncode == 1 and said in proc.stderr, (args, proc.stderr)

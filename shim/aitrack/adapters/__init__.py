@@ -15,6 +15,9 @@ An adapter package provides, in its `__init__` (the start-up path: standard mini
                               run (then the agent hears of the run at its start)
   RESUME: str | None          the command that resumes a session, `{id}` its own id (None:
                               the tool has none)
+  BILLING_WINDOW_H: float | None
+                              the length of the tool's subscription usage windows, in hours
+                              (None: it has none), for `aitrack report blocks`
   prepare(args, env, sink) -> (args, env)
                               the child's arguments and environment for a per-run receiver
   is_session(args) -> bool    False for invocations that run no session (--version, --help)

@@ -97,7 +97,7 @@ def ready_ledger(no_import: bool) -> tuple[Paths, PriceTable]:
 @click.command("report", context_settings={"max_content_width": 100})
 @click.argument("kind", required=False, default="daily",
                 type=click.Choice(["daily", "weekly", "monthly", "session", "model",
-                                   "project"]))
+                                   "project", "blocks"]))
 @filter_options
 @click.option("--model", metavar="PATTERN", help="Only models matching this glob, e.g. 'claude-*'.")
 @click.option("--breakdown", is_flag=True,
@@ -120,12 +120,17 @@ def ready_ledger(no_import: bool) -> tuple[Paths, PriceTable]:
 @click.option("--no-import", is_flag=True,
               help="Do not import what is new in the tools' transcripts first "
                    "(`aitrack import`); show the ledger as it is.")
+@click.option("--token-limit", metavar="N|max",
+              help="blocks: compare each window with N tokens, or with the largest so far.")
+@click.option("--active", "active_only", is_flag=True,
+              help="blocks: only the windows open now.")
 @color_option
 def report(kind: str, since, until, last: int | None, tool: str | None, model: str | None,
            project: str | None, tz_name: str | None, breakdown: bool, as_json: bool,
            as_csv: bool, order: str | None, limit: int | None, week_start: str | None,
-           width: int | None, no_import: bool, color: str, by_tool: bool) -> None:
-    """Token usage and cost per day, week, month, session, model or project.
+           width: int | None, no_import: bool, color: str, by_tool: bool,
+           token_limit: str | None, active_only: bool) -> None:
+    """Token usage and cost per day, week, month, session, model, project or billing window.
 
     Costs are what the tool reported (Claude) or estimated from list prices (Codex);
     a model without a price shows `unpriced` (or a * on a partial sum) and is named below
@@ -142,6 +147,7 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
       aitrack report model --project .        # this repository, per model
       aitrack report project --last 30        # cost per project
       aitrack report weekly --by-tool         # a sub-row per tool
+      aitrack report blocks --active --token-limit max   # this 5-hour window so far
       aitrack report daily --timezone America/New_York --json
       aitrack report session > sessions.txt   # a file gets every column and row
       aitrack report --color=always | less -R
@@ -156,6 +162,8 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
 
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")
+    if kind == "blocks" or token_limit or active_only:
+        _check_blocks(kind, token_limit, active_only, breakdown, by_tool, as_csv, order, limit)
     if week_start and kind != "weekly":
         raise UserError(f"--week-start applies to `aitrack report weekly` only, not {kind}")
     if breakdown and kind == "model":
@@ -175,6 +183,16 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
                          week_start=WEEKDAYS.index(week_start or "monday"))
     where, prices = ready_ledger(no_import)
     fmt = "json" if as_json else "csv" if as_csv else "table"
+    if kind == "blocks":
+        from aitrack.reports import blocks  # lazy: as above
+
+        try:
+            blocks.run(where.ledger, opts, prices, fmt, active_only, token_limit,
+                       width or (_columns() if sys.stdout.isatty() else None),
+                       wants_color(sys.stdout, color))
+        except readonly.LedgerError as exc:
+            raise UserError(str(exc)) from None
+        return
     try:
         found = tables.run(where.ledger, opts, prices, fmt, width=width,
                            color=wants_color(sys.stdout, color))
@@ -186,3 +204,26 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
 
 def register(cli: click.Group) -> None:
     cli.add_command(report)
+
+
+def _columns() -> int:
+    import shutil  # lazy: as above
+
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def _check_blocks(kind: str, token_limit: str | None, active_only: bool, breakdown: bool,
+                  by_tool: bool, as_csv: bool, order: str | None, limit: int | None) -> None:
+    """`report blocks` takes its own options, and only it takes them."""
+    if kind != "blocks":
+        raise UserError(f"--token-limit and --active are for `aitrack report blocks`, not {kind}")
+    given = [name for name, on in (("--breakdown", breakdown), ("--by-tool", by_tool),
+                                   ("--csv", as_csv), ("--order", order),
+                                   ("--limit", limit is not None)) if on]
+    if given:
+        raise UserError(f"{', '.join(given)} do{'es' if len(given) == 1 else ''} not apply to "
+                        "`aitrack report blocks` (a row per billing window, oldest first)")
+    if token_limit is not None and token_limit != "max" and not (
+            token_limit.isdigit() and int(token_limit) > 0):
+        raise UserError(f"--token-limit {token_limit}: give a number of tokens, or max (the "
+                        "largest window so far)")

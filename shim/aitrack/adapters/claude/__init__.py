@@ -24,6 +24,9 @@ SERVICE_NAMES = ("claude-code",)
 REPORTS_CONTRIBUTIONS = True
 # resumes a session by its own id (shown beside aitrack's in `aitrack report session`)
 RESUME = "claude --resume {id}"
+# a Claude subscription's usage limits reset 5 hours after a window's first message
+# (`aitrack report blocks`)
+BILLING_WINDOW_H = 5
 
 _TOKEN_TYPES = {"input": "input", "output": "output", "cacheRead": "cache_read",
                 "cacheCreation": "cache_creation"}

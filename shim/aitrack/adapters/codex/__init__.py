@@ -30,6 +30,8 @@ SERVICE_NAMES = ("codex", "codex_exec", "codex-app-server", "codex_app_server", 
 REPORTS_CONTRIBUTIONS = False
 # resumes a session by its own id (shown beside aitrack's in `aitrack report session`)
 RESUME = "codex resume {id}"
+# ChatGPT plans' Codex limits: a 5-hour window (and a weekly one) (`aitrack report blocks`)
+BILLING_WINDOW_H = 5
 
 _NOT_SESSIONS = frozenset(("--version", "-V", "--help", "-h", "help", "login", "logout",
                            "completion", "features", "mcp"))
