@@ -190,9 +190,12 @@ def _report(outcome, as_json: bool) -> None:
                    "a local-only profile it stays on this machine.")
 @click.option("--account", default="default", show_default=True, metavar="NAME",
               help="Keychain account for the adopted endpoint's token.")
+@click.option("--statusline/--no-statusline", default=None,
+              help="Show `aitrack statusline` (this session's cost, today's, your budget) "
+                   "under Claude Code's prompt, or stop (default: as the last install did).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def install_cmd(no_service: bool, adopt_endpoint: bool, keep_local: bool, account: str,
-                as_json: bool) -> None:
+                statusline: bool | None, as_json: bool) -> None:
     """Point Claude Code's and Codex's own settings at the agent, and keep it running.
 
     Sets telemetry keys in the `env` block and `otelHeadersHelper` of
@@ -209,6 +212,7 @@ def install_cmd(no_service: bool, adopt_endpoint: bool, keep_local: bool, accoun
     Examples:
       aitrack agent install
       aitrack agent install --adopt-endpoint   # keep feeding the collector you had
+      aitrack agent install --statusline       # costs under Claude Code's prompt
       aitrack agent install --no-service       # containers, or your own supervisor
     """
     from aitrack.install import wiring  # lazy
@@ -218,7 +222,7 @@ def install_cmd(no_service: bool, adopt_endpoint: bool, keep_local: bool, accoun
     try:
         outcome = wiring.install(_paths(), load_profile(), use_service=not no_service,
                                  keep_local=keep_local, adopt_endpoint=adopt_endpoint,
-                                 account=account)
+                                 account=account, statusline=statusline)
     except wiring.WiringError as exc:
         raise UserError(str(exc)) from None
     _report(outcome, as_json)

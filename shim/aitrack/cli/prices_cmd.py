@@ -135,11 +135,12 @@ def prices(models: tuple[str, ...], as_json: bool) -> None:
       aitrack prices us.anthropic.claude-sonnet-4-5-20250929-v1:0
       aitrack prices --json | jq '.models[] | select(.priced | not)'
     """
+    # lazy, all four: click loads every command module for any `aitrack` command
     import sqlite3
 
-    from aitrack.config import paths
-    from aitrack.domain import pricing
-    from aitrack.reports.readonly import LedgerError, open_ledger
+    from aitrack.config import paths  # lazy: as above
+    from aitrack.domain import pricing  # lazy: as above
+    from aitrack.reports.readonly import LedgerError, open_ledger  # lazy: as above
 
     profile = load_profile()
     table = pricing.load(profile.prices)

@@ -42,7 +42,7 @@ def show(as_json: bool, origin: bool) -> None:
         echo_json(data)
         return
     click.echo(f"# mode: {data['mode']}")
-    for table in ("endpoint", "attributes", "telemetry", "agent", "prices"):
+    for table in ("endpoint", "attributes", "telemetry", "agent", "budget", "prices"):
         body = data[table]
         if not body:
             continue
@@ -83,7 +83,8 @@ def validate(file: Path) -> None:
     Example:
       aitrack profile validate profiles/cloudwatch.toml
     """
-    from aitrack.config.schema import ProfileError, read_file
+    from aitrack.config.profile_file import read_file  # lazy: click loads every command
+    from aitrack.config.schema import ProfileError  # lazy: as above
 
     if not file.exists():
         raise UserError(f"{file}: no such file")

@@ -6,6 +6,7 @@ modules cost ~45 ms: they are imported inside the functions that use them ("lazy
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -155,8 +156,6 @@ def report(kind: str, since, until, last: int | None, tool: str | None, model: s
     Exits 1 when --project or --tool names nothing in the ledger (the names it holds are
     listed, near matches first).
     """
-    import sys
-
     from aitrack.reports import readonly, tables  # lazy: see the module docstring
     from aitrack.reports.layout import wants_color  # lazy: as above
 

@@ -29,9 +29,11 @@ from aitrack.cli.common import UserError
                    "settings send to becomes your profile's endpoint.")
 @click.option("--keep-local", is_flag=True,
               help="As `aitrack agent install --keep-local`.")
+@click.option("--statusline", is_flag=True,
+              help="As `aitrack agent install --statusline`: costs under Claude Code's prompt.")
 @click.pass_context
 def setup(ctx: click.Context, directory: Path | None, no_agent: bool, no_service: bool,
-          adopt_endpoint: bool, keep_local: bool) -> None:
+          adopt_endpoint: bool, keep_local: bool, statusline: bool) -> None:
     """Set aitrack up: `aitrack`, `claude` and `codex` on PATH, and the agent.
 
     Writes the shims (`aitrack shims install`: prints the PATH line to add when their
@@ -48,9 +50,9 @@ def setup(ctx: click.Context, directory: Path | None, no_agent: bool, no_service
     from aitrack.config import paths  # lazy: click loads every command for any command
     from aitrack.install import wiring  # lazy: as above
 
-    if no_agent and (adopt_endpoint or keep_local or no_service):
-        raise UserError("--no-agent installs no agent: --adopt-endpoint, --keep-local and "
-                        "--no-service are for the agent")
+    if no_agent and (adopt_endpoint or keep_local or no_service or statusline):
+        raise UserError("--no-agent installs no agent: --adopt-endpoint, --keep-local, "
+                        "--no-service and --statusline are for the agent")
     ctx.invoke(shims_cmd.install, directory=directory)
     if no_agent:
         wiring.choose_agent(paths.resolve(), False)
@@ -59,7 +61,8 @@ def setup(ctx: click.Context, directory: Path | None, no_agent: bool, no_service
         return
     try:
         ctx.invoke(agent_cmd.install_cmd, no_service=no_service, adopt_endpoint=adopt_endpoint,
-                   keep_local=keep_local, account="default", as_json=False)
+                   keep_local=keep_local, account="default",
+                   statusline=True if statusline else None, as_json=False)
     except UserError as exc:
         raise UserError(f"the shims are installed, the agent is not: {exc.message}") from None
 

@@ -13,14 +13,8 @@ from typing import Any
 
 from aitrack.config import managed
 from aitrack.config.paths import Paths
-from aitrack.config.schema import (
-    IDENTITY_KEYS,
-    INTEGRITY_KEY,
-    SCHEMA,
-    Layer,
-    ProfileError,
-    read_lenient,
-)
+from aitrack.config.profile_file import Layer, read_lenient
+from aitrack.config.schema import IDENTITY_KEYS, INTEGRITY_KEY, SCHEMA, ProfileError
 
 
 @dataclass(frozen=True)
@@ -82,6 +76,12 @@ class Telemetry:
 
 
 @dataclass(frozen=True)
+class Budget:
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+
+
+@dataclass(frozen=True)
 class AgentSettings:
     port: int = 47318
     import_interval_s: float = 600
@@ -94,6 +94,7 @@ class Profile:
     telemetry: Telemetry = field(default_factory=Telemetry)
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    budget: Budget = field(default_factory=Budget)
     # "table.key" -> "managed (PATH)" | "user (PATH)" | "default"
     origins: dict[str, str] = field(default_factory=dict)
     # what was wrong while loading, per ignored source ("user profile ignored: PATH"):
@@ -135,6 +136,7 @@ class Profile:
             "attributes": dict(self.attributes),
             "telemetry": dict(self.telemetry.__dict__),
             "agent": dict(self.agent.__dict__),
+            "budget": {k: v for k, v in self.budget.__dict__.items() if v is not None},
             "prices": {m: dict(p) for m, p in self.prices.items()},
         }
 
@@ -182,7 +184,7 @@ def merge(layers: list[Layer], endpoint_locked: bool = False) -> Profile:
     origins: dict[str, str] = {}
     shadowed: list[str] = []
     tables: dict[str, dict[str, Any]] = {}
-    for table in ("attributes", "telemetry", "agent", "prices"):
+    for table in ("attributes", "telemetry", "agent", "budget", "prices"):
         merged: dict[str, Any] = {}
         for layer in layers:
             for key, value in layer.data.get(table, {}).items():
@@ -217,6 +219,7 @@ def merge(layers: list[Layer], endpoint_locked: bool = False) -> Profile:
         endpoint = Endpoint(**values)
     telemetry = Telemetry(**tables["telemetry"])
     agent = AgentSettings(**tables["agent"])
+    budget = Budget(**tables["budget"])
     for key in SCHEMA["agent"]:
         origins.setdefault(f"agent.{key}", "default")
     for key in SCHEMA["telemetry"]:
@@ -227,6 +230,7 @@ def merge(layers: list[Layer], endpoint_locked: bool = False) -> Profile:
         telemetry=telemetry,
         prices=tables["prices"],
         agent=agent,
+        budget=budget,
         origins=origins,
         shadowed=shadowed,
     )

@@ -10,7 +10,6 @@ import ipaddress
 import json
 import re
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +59,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "port": ((int,), 47318),
         # how often the agent imports the tools' transcripts (they delete old ones)
         "import_interval_s": ((int, float), 600),
+    },
+    "budget": {
+        # what `aitrack statusline` measures spending against (USD, reported plus estimated)
+        "daily_usd": ((int, float), None),
+        "monthly_usd": ((int, float), None),
     },
     "telemetry": {
         "metric_export_interval_ms": ((int,), 60000),
@@ -299,7 +303,8 @@ def _check_value(key: str, value: Any) -> str | None:
         if bad:
             return (f"{bad[0]!r} is not an attribute name: list names such as \"user.email\" "
                     "(a letter or _, then letters, digits, '.', '_', '-')")
-    if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb") and value <= 0:
+    if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb", "daily_usd",
+               "monthly_usd") and value <= 0:
         return "must be greater than 0"
     if key == "port" and not 1024 <= value <= 65535:
         return "must be a port number from 1024 to 65535"
@@ -373,78 +378,3 @@ def _validate_prices(body: dict[str, Any], lines: KeyLines) -> list[str]:
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 problems.append(f"{where}: must be a non-negative number (USD per million)")
     return problems
-
-
-# ---------------------------------------------------------------- loading
-
-
-def read_file(path: Path) -> dict[str, Any] | None:
-    """Parse and validate one profile file; None if it does not exist."""
-    parsed = _parse(path)
-    if parsed is None:
-        return None
-    data, text = parsed
-    problems = validate(data, text)
-    if problems:
-        raise ProfileError(path, problems)
-    return data
-
-
-def read_lenient(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
-    """A user's profile file without the settings that have problems, and the problems:
-    one typo costs its own key, not the file. [endpoint] is used whole, so a problem in it
-    leaves the whole table out. ProfileError when the file cannot be read or parsed."""
-    parsed = _parse(path)
-    if parsed is None:
-        return None, []
-    data, text = parsed
-    problems = validate(data, text)
-    return (_without_problems(data) if problems else data), problems
-
-
-def _without_problems(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with each table or key that validates wrong on its own left out."""
-    kept: dict[str, Any] = {}
-    for table, body in data.items():
-        if not validate({table: body}):
-            kept[table] = body
-        elif isinstance(body, dict) and table in (*FREE_TABLES, "agent", "telemetry"):
-            good: dict[str, Any] = {}
-            for key, value in body.items():
-                if table == "prices" and isinstance(value, dict):
-                    value = {k: v for k, v in value.items()
-                             if not validate({table: {key: {k: v}}})}
-                if not validate({table: {key: value}}):
-                    good[key] = value
-            kept[table] = good
-    return kept
-
-
-def _parse(path: Path) -> tuple[dict[str, Any], str] | None:
-    """A profile file's TOML and text; None if it does not exist."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ProfileError(path, [f"cannot read: {exc.strerror}"]) from None
-    try:
-        text = raw.decode("utf-8-sig")  # Windows editors and PowerShell may write a BOM
-        return tomllib.loads(text), text
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ProfileError(path, [f"line {line}: not UTF-8 text; save the file as UTF-8"]
-                           ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(path, [f"invalid TOML: {exc}"]) from None
-    except (RecursionError, MemoryError):  # arrays or inline tables nested thousands deep
-        raise ProfileError(path, ["invalid TOML: nested too deeply (arrays or inline tables "
-                                  "inside one another hundreds of times); no profile needs "
-                                  "that, fix or delete the file"]) from None
-
-
-@dataclass
-class Layer:
-    name: str  # "managed" | "user"
-    source: str  # what to show as the origin, e.g. the file path
-    data: dict[str, Any]

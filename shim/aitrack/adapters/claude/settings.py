@@ -31,6 +31,7 @@ NAME = "claude"
 TITLE = "Claude Code"
 MANAGED_SETTINGS_VAR = "AITRACK_CLAUDE_MANAGED_SETTINGS"  # tests: where managed settings are
 HELPER_KEY = "otelHeadersHelper"
+STATUS_LINE_KEY = "statusLine"  # a command whose output Claude Code shows under its prompt
 ENDPOINT_KEY = "OTEL_EXPORTER_OTLP_ENDPOINT"
 SIGNALS = ("METRICS", "LOGS", "TRACES")
 # Keys that would send telemetry around the agent, or carry a token in plaintext: removed
@@ -100,6 +101,12 @@ def wanted(url: str, helper: str, telemetry) -> dict[tuple[str, ...], Any]:
     out.update({("env", k): MISSING for k in REMOVED})
     out[(HELPER_KEY,)] = helper
     return out
+
+
+def status_line(command: str) -> dict[str, Any]:
+    """The `statusLine` setting that shows `command`'s output (it gets the session's JSON on
+    stdin)."""
+    return {"type": "command", "command": command, "padding": 0}
 
 
 def raw(value: Any) -> str:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from aitrack.config import managed
 from aitrack.config.paths import Paths
 from aitrack.config.profile import Profile
-from aitrack.config.schema import INTEGRITY_KEY, ProfileError, read_file
+from aitrack.config.profile_file import read_file
+from aitrack.config.schema import INTEGRITY_KEY, ProfileError
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context, shown_url
 
 

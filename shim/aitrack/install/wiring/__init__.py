@@ -62,7 +62,7 @@ __all__ = ["TOOLS", "Outcome", "WiringError", "choose_agent", "helper_file", "in
 
 def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None,
             use_service: bool = True, keep_local: bool = False, adopt_endpoint: bool = False,
-            account: str = "default") -> Outcome:
+            account: str = "default", statusline: bool | None = None) -> Outcome:
     """Wire every tool, then install and start the per-user service (or, with no service
     manager or `use_service` False, start the agent detached). Settings that send telemetry
     elsewhere are refused with a local-only profile, unless `keep_local`, or
@@ -72,7 +72,7 @@ def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None
     if adopt_endpoint:
         adopted = make_profile_endpoint(paths, env, agent.url(profile.agent.port), account)
         profile = profiles.load(paths, dict(env))
-    out = wire(paths, profile, env, keep_local=keep_local)
+    out = wire(paths, profile, env, keep_local=keep_local, statusline=statusline)
     choose_agent(paths, True)
     out.lines[:0] = adopted
     out.changed |= bool(adopted)

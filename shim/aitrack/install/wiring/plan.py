@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,13 +51,15 @@ class Plan:
 
 
 def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None,
-         keep_local: bool = False) -> Outcome:
+         keep_local: bool = False, statusline: bool | None = None) -> Outcome:
     """Point every tool's user settings at the agent (idempotent).
 
     Settings that send telemetry somewhere else (a team's collector) are not silently cut
     off: with a local-only profile this refuses, unless `keep_local` says the user wants that
     telemetry kept on this machine from now on (`aitrack agent install --keep-local`), or the
-    profile has an endpoint (`--adopt-endpoint` writes one from those settings)."""
+    profile has an endpoint (`--adopt-endpoint` writes one from those settings).
+    `statusline` sets (True) or removes (False) `aitrack statusline` as the tools' status
+    line, where a tool has one (Claude Code); None keeps what an earlier install chose."""
     env = os.environ if env is None else env
     url = agent.url(profile.agent.port)
     elsewhere = sent_elsewhere(env, url)
@@ -70,6 +74,9 @@ def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None,
         record = state["files"].get(str(path))
         try:
             keys = wanted_keys(tool, mod, paths, profile, secret)
+            if hasattr(mod, "STATUS_LINE_KEY") and (
+                    statusline if statusline is not None else _had_status_line(mod, record)):
+                keys[(mod.STATUS_LINE_KEY,)] = mod.status_line(statusline_command())
             plans.append(plan(tool, mod, path, keys, json.loads(json.dumps(record))
                               if record else None, env, agent.url(profile.agent.port)))
         except mod.SettingsError as exc:
@@ -117,6 +124,22 @@ def _carry_out(step: Plan, paths: Paths, state: dict, env: Mapping[str, str],
     out.lines += step.notes
 
 
+def _had_status_line(mod: ModuleType, record: dict | None) -> bool:
+    """An earlier install set the status line (a plain install keeps it so)."""
+    return any(k["path"] == [mod.STATUS_LINE_KEY] and "after" in k
+               for k in (record or {}).get("keys", []))
+
+
+def statusline_command() -> str:
+    """`aitrack statusline` by this aitrack's console script (no `python -m`: a few ms less
+    at each of Claude Code's updates), else through its interpreter."""
+    script = Path(sys.executable).with_name("aitrack.exe" if sys.platform == "win32" else
+                                            "aitrack")
+    if script.exists():
+        return f"{shlex.quote(str(script))} statusline"
+    return f"{shlex.quote(sys.executable)} -m aitrack statusline"
+
+
 def wanted_keys(tool: str, mod: ModuleType, paths: Paths, profile: Profile,
                 secret: str) -> dict:
     """Key path -> value for the tool's user settings. Claude Code takes its key from the
@@ -144,6 +167,11 @@ def plan(tool: str, mod: ModuleType, path: Path, wanted: dict, record: dict | No
                   "original": base64.b64encode(file.data).decode() if file.data is not None
                   else None, "mode": file.mode, "keys": [], "created": [], "dirs": []}
     notes = found_before(tool, mod, doc, path, env, url) if not record["keys"] else []
+    line_key = (getattr(mod, "STATUS_LINE_KEY", None),)
+    if line_key in wanted and doc.get(line_key) not in (mod.MISSING, wanted[line_key]) and \
+            not any(k["path"] == list(line_key) for k in record["keys"]):
+        notes.append(f"replaced your {line_key[0]} in {home_relative(path, env)} with "
+                     "`aitrack statusline` (put back at uninstall)")
     for key_path in {p[:-1] for p in wanted if len(p) > 1}:
         if doc.get(key_path) is mod.MISSING and list(key_path) not in record["created"]:
             record["created"].append(list(key_path))
