@@ -130,3 +130,32 @@ def test_cosmetics_help_bare_aitrack_agent_status_and_uninstall(newcomer):
     gone = newcomer.run("aitrack", "agent", "uninstall", by_name=False)
     assert gone.returncode == 0 and f"removed the agent's key ({key})" in gone.stderr
     assert not key.exists() and not key.parent.exists()
+
+
+def walkthrough() -> list[str]:
+    """The commands of README's "A first day" block, as a newcomer types them."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme[readme.index("<!-- walkthrough"):]
+    block = block[block.index("```sh\n") + 6:block.index("\n```", block.index("```sh\n"))]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_every_command_of_the_readme_walkthrough_works_in_a_fresh_home(newcomer, tmp_path):
+    commands = walkthrough()
+    assert commands[0] == "aitrack doctor" and len(commands) >= 8
+    setup = newcomer.run("aitrack", "setup", "--no-service", by_name=False)  # the set-up line
+    assert setup.returncode == 0, setup.stderr
+    newcomer.path = f"{newcomer.shims}{os.pathsep}{newcomer.path}"  # the line it printed
+    browser = tmp_path / "browser"
+    browser.write_text("#!/bin/sh\nexit 0\n")
+    browser.chmod(0o755)
+    newcomer.env["BROWSER"] = str(browser)
+    for command in commands:
+        proc = newcomer.run("sh", "-c", command, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr and "unexpected error" not in proc.stderr, command
+        if command.startswith("aitrack"):  # the fake claude says nothing; aitrack does
+            assert proc.stdout.strip() or proc.stderr.strip(), command
+        if command.startswith("aitrack report session"):
+            assert "Session id" in proc.stdout.splitlines()[0], proc.stdout
+    assert newcomer.run("aitrack", "doctor").stdout.endswith("all checks passed\n")
