@@ -56,7 +56,7 @@ def test_the_line_gives_this_sessions_cost_todays_and_the_budget(home, led):
 def test_a_session_not_in_the_ledger_yet_shows_claudes_own_figure(home, led):
     led.session(datetime.now(UTC), tool="codex", usage={"gpt-5": {"input": 1_000_000}})
     assert status(home, claude_json(cost=0.031)) == (
-        "$0.03 this session (Claude Code's figure) · $1.25 today")
+        "$0.03 this session (the tool's own figure) · $1.25 today")
     assert status(home, claude_json()) == "$0.00 this session · $1.25 today"
 
 

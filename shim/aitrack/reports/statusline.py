@@ -33,7 +33,6 @@ from aitrack.reports.readonly import LedgerError, open_ledger
 CACHE = "statusline.json"
 REFRESH_S = 300.0  # also catches what no file stamp shows (macOS or Windows managed sources)
 SUMMED = (*token_types.BASE, *token_types.SUBSETS)
-TOOL = "claude"  # the tool that runs status-line commands (Codex's status line has no command)
 
 _PAIRS = f"""
 SELECT u.model, {", ".join(f"SUM(CASE u.token_type WHEN '{t}' THEN u.tokens ELSE 0 END)"
@@ -102,8 +101,8 @@ def line(session_id: str | None, claude_usd: float | None = None,
     midnight, month = _starts(now)
     try:
         pairs = {
-            "session": _pairs(db, "s.tool = ? AND s.tool_session_id = ?",
-                              (TOOL, session_id)) if session_id else [],
+            # the tool's own session id (a UUID: no need to know which tool asks)
+            "session": _pairs(db, "s.tool_session_id = ?", (session_id,)) if session_id else [],
             "today": _pairs(db, "s.started_at >= ?", (midnight,)),
         }
         cache = _cache(where, {m for found in pairs.values() for m, *_ in found}, now)
@@ -114,7 +113,7 @@ def line(session_id: str | None, claude_usd: float | None = None,
     sums = {name: _sum(found, cache["rates"]) for name, found in pairs.items()}
     parts = []
     if session_id and not pairs["session"] and claude_usd is not None:
-        parts.append(f"${claude_usd:,.2f} this session (Claude Code's figure)")
+        parts.append(f"${claude_usd:,.2f} this session (the tool's own figure)")
     elif session_id:
         parts.append(f"{sums['session'].text()} this session")
     parts.append(f"{sums['today'].text()} today")
