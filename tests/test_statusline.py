@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -105,3 +106,21 @@ def test_agent_install_wires_the_status_line_keeps_it_and_puts_yours_back(home, 
         home.run("agent", "uninstall", env=env)
     assert json.loads(claude_file(plain).read_text()) == {"statusLine": mine}
     assert agent.probe(47318, None) in ("free", "other", "agent")  # nothing of ours left
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "Asia/Kolkata"])
+def test_today_and_this_month_are_what_report_says_in_any_zone(home, led, zone):
+    """From the hourly summaries where local days start on the hour, pair by pair where
+    they do not (+05:30): either way `aitrack report`'s figure."""
+    now = datetime.now(UTC)
+    for minutes in (3, 90, 600, 1500, 3000):
+        led.session(now - timedelta(minutes=minutes), tool="codex",
+                    usage={"gpt-5": {"input": 100_000 * minutes, "cache_read": 5_000}})
+        led.session(now - timedelta(minutes=minutes + 1), usage={"claude-opus-5-5": SMALL},
+                    cost={"claude-opus-5-5": minutes / 1000})
+    home.write_user_profile("[budget]\nmonthly_usd = 1000\n")
+    day = report_json(home, "daily", "--last", "1", "--timezone", zone)["totals"]["cost_usd"]
+    month = report_json(home, "monthly", "--since", datetime.now(ZoneInfo(zone)).strftime(
+        "%Y-%m-01"), "--timezone", zone)["totals"]["cost_usd"]
+    line = status(home, TZ=zone)
+    assert line.startswith(f"${day:,.2f} today · ${month:,.2f} this month, "), (line, day, month)

@@ -10,13 +10,9 @@ and Tier, or the status line's cached rates.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping  # already loaded by sqlite3; `typing` is not (~3 ms)
 
 from aitrack.domain import tokens as token_types
-
-if TYPE_CHECKING:  # annotations only: typing costs the status line ~2 ms at start-up
-    from collections.abc import Mapping
-    from typing import Any
 
 PER = 1_000_000
 
@@ -26,7 +22,7 @@ def _part(tokens: Mapping[str, float], name: str, within: float) -> float:
     return max(0.0, min(float(tokens.get(name, 0) or 0), within))
 
 
-def estimate(tokens: Mapping[str, float], price: Any) -> float:
+def estimate(tokens: Mapping[str, float], price: object) -> float:
     """Cost in USD of ledger token counts (see aitrack/tokens.py).
 
     Base types: input (uncached), output, cache_read, cache_creation. Subsets price parts of
@@ -55,7 +51,7 @@ def estimate(tokens: Mapping[str, float], price: Any) -> float:
 
 
 def _cost(inp: float, out: float, read: float, write_5m: float, write_1h: float,
-          p: Any) -> float:
+          p: object) -> float:
     return (inp * p.input + out * p.output + read * p.cache_read
             + write_5m * p.cache_write_5m + write_1h * p.cache_write_1h)
 

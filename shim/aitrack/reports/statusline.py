@@ -31,6 +31,7 @@ from aitrack.domain import tokens as token_types
 from aitrack.reports.readonly import LedgerError, open_ledger
 
 CACHE = "statusline.json"
+HOUR = 3600
 REFRESH_S = 300.0  # also catches what no file stamp shows (macOS or Windows managed sources)
 SUMMED = (*token_types.BASE, *token_types.SUBSETS)
 
@@ -103,11 +104,12 @@ def line(session_id: str | None, claude_usd: float | None = None,
         pairs = {
             # the tool's own session id (a UUID: no need to know which tool asks)
             "session": _pairs(db, "s.tool_session_id = ?", (session_id,)) if session_id else [],
-            "today": _pairs(db, "s.started_at >= ?", (midnight,)),
+            "today": _since(db, midnight),
         }
         cache = _cache(where, {m for found in pairs.values() for m, *_ in found}, now)
         if cache["budget"].get("monthly_usd"):
-            pairs["month"] = _pairs(db, "s.started_at >= ?", (month,))
+            pairs["month"] = _since(db, month)
+            cache = _cache(where, {m for m, *_ in pairs["month"]}, now)
     finally:
         db.close()
     sums = {name: _sum(found, cache["rates"]) for name, found in pairs.items()}
@@ -135,7 +137,28 @@ def _starts(now: float) -> tuple[float, float]:
 
 
 def _pairs(db: sqlite3.Connection, where: str, params: tuple) -> list[tuple]:
+    """(model, tokens of SUMMED..., reported cost or None) per (session, model) pair."""
     return db.execute(_PAIRS.format(where=where), params * 2).fetchall()
+
+
+def _since(db: sqlite3.Connection, start: float) -> list[tuple]:
+    """The same rows for the sessions started since `start`: from migration m002's hourly
+    summaries when `start` is on an hour (a month of sessions is thousands of pairs, its
+    hours a few thousand rows), else pair by pair."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(usage_hourly)")}
+    if start % HOUR or not columns:
+        return _pairs(db, "s.started_at >= ?", (start,))
+    unreported = ", ".join(f"SUM(h.u_{t})" if f"u_{t}" in columns else "0" for t in SUMMED)
+    rows = db.execute(f"SELECT h.model, SUM(h.cost_reported), SUM(h.cost_pairs), "
+                      f"SUM(h.pairs), {unreported} FROM usage_hourly h WHERE h.hour >= ? "
+                      "GROUP BY h.model", (int(start) // HOUR,))
+    found: list[tuple] = []
+    for model, reported, n_reported, pairs, *tokens in rows:
+        if n_reported:
+            found.append((model, *(0,) * len(SUMMED), reported))
+        if pairs > n_reported:  # pairs without a reported cost: their tokens, to estimate
+            found.append((model, *tokens, None))
+    return found
 
 
 def _sum(pairs: list[tuple], rates: dict[str, dict | None]) -> Sum:
