@@ -90,8 +90,10 @@ def loaded(env):
     return where, profile.load(where, env)
 
 
-def wire(env):
-    return wiring.wire(*loaded(env), env)
+def wire(env, keep_local: bool = True):
+    """Wire as `agent install --keep-local` does: these tests start from settings that send
+    to CloudWatch with a local-only profile (plain install refuses those: see below)."""
+    return wiring.wire(*loaded(env), env, keep_local=keep_local)
 
 
 def unwire(env):
@@ -679,7 +681,7 @@ def test_install_and_uninstall_from_the_command_line_with_the_real_agent(home, u
     write(codex_file(user), CODEX_COMMENTED)
     before = snapshot(claude_file(user), codex_file(user))
     try:
-        first = home.run("agent", "install", "--no-service", env=user)
+        first = home.run("agent", "install", "--no-service", "--keep-local", env=user)
         assert first.returncode == 0, first.stderr
         assert f"the agent is running on http://127.0.0.1:{port}" in first.stderr
         assert "starts the agent whenever it is down" in first.stderr
@@ -697,7 +699,10 @@ def test_install_and_uninstall_from_the_command_line_with_the_real_agent(home, u
         doctor = home.run("doctor", "--json", env=user)
         checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
         assert checks["agent"]["status"] == "PASS", checks["agent"]
-        assert checks["agent-settings"]["status"] == "PASS", checks["agent-settings"]
+        # --keep-local: what went to CloudWatch stays here, and doctor says so meanwhile
+        assert checks["agent-settings"]["status"] == "WARN", checks["agent-settings"]
+        assert "Codex to https://logs.us-east-1.amazonaws.com" in (
+            checks["agent-settings"]["summary"])
         assert checks["plaintext-tokens"]["status"] == "PASS", checks["plaintext-tokens"]
     finally:
         removed = home.run("agent", "uninstall", env=user)
@@ -804,10 +809,12 @@ def doctor_context(env):
     return doctor.Context(env, where, prof, Path(env["HOME"]))
 
 
-def test_doctor_without_an_agent_passes(user):
+def test_doctor_without_an_agent_suggests_it_unless_declined(user):
     from aitrack.install import doctor
 
     ctx = doctor_context(user)
+    assert doctor.check_agent(ctx).status == "WARN"  # the agent by default (issue 23)
+    wiring.choose_agent(ctx.paths, False)
     assert doctor.check_agent(ctx).status == "PASS"
     settings = doctor.check_agent_settings(ctx)
     assert settings.status == "PASS" and "has not wired" in settings.summary

@@ -554,17 +554,17 @@ def test_doctor_exit_status_and_json(home, env, tmp_path):
     data = json.loads(result.stdout)
     names = [c["name"] for c in data["checks"]]
     assert names == ["profile", "profile-integrity", "keychain", "endpoint", "claude", "codex",
-                     "gemini", "qwen", "copilot", "opencode", "shims", "claude-settings",
-                     "plaintext-tokens", "ledger", "disk", "outbox", "prices", "private-files",
-                     "agent", "agent-settings"]
+                     "gemini", "qwen", "copilot", "opencode", "shims", "command",
+                     "claude-settings", "plaintext-tokens", "ledger", "disk", "outbox", "prices",
+                     "private-files", "agent", "agent-settings"]
     assert data["ok"] is True and data["status"] == "WARN"
     text = run_doctor(home, env)
     assert text.returncode == 0
     lines = text.stdout.splitlines()
     assert any(line.startswith("WARN  claude ") for line in lines)
     assert any(line.strip().startswith("fix: install claude") for line in lines)
-    # a WARN per tool not installed here
-    assert lines[-1] == f"0 FAIL, {len(adapters.TOOLS)} WARN: follow the fix lines above."
+    # a WARN per tool not installed here, no `aitrack` on this bare PATH, and no agent yet
+    assert lines[-1] == f"0 FAIL, {len(adapters.TOOLS) + 2} WARN: follow the fix lines above."
     home.write_managed_profile("[endpoint\n")
     failing = run_doctor(home, env)
     assert failing.returncode == 1

@@ -147,15 +147,15 @@ def test_a_tab_or_unicode_inside_a_token_is_still_a_valid_header_value(home, key
 
 def test_a_unicode_token_is_sent_as_utf8(org, authority, tmp_path):
     """What `token set` accepts, the forwarder can send (UTF-8 bytes in the header)."""
-    from aitrack.config import profile, schema
+    from aitrack.config import profile, profile_file
     from aitrack.egress import transport
 
     unicode_token = "tök€n-🔑"
     org.auth_value = f"Bearer {unicode_token}".encode().decode("latin-1")
     path = tmp_path / "p.toml"
     path.write_text(profile_toml(org, authority.pem, "unused"))
-    endpoint = profile.merge([schema.Layer("managed", str(path), schema.read_file(path))]
-                             ).endpoint
+    layer = profile_file.Layer("managed", str(path), profile_file.read_file(path))
+    endpoint = profile.merge([layer]).endpoint
     answer = transport.post(endpoint, f"{org.url}/v1/metrics", b"", "application/x-protobuf",
                             unicode_token)
     assert answer.status == 200, answer.error

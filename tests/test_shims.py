@@ -116,7 +116,7 @@ def test_install_is_idempotent(home, tmp_path):
     assert "already up to date" in result.stderr
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
              for p in shim_dir.iterdir()}
-    assert after == before and sorted(after) == sorted(adapters.TOOLS)
+    assert after == before and sorted(after) == sorted(["aitrack", *adapters.TOOLS])
 
 
 def test_install_replaces_an_outdated_shim(home, tmp_path, real_dir):
@@ -246,7 +246,7 @@ def test_uninstall_removes_only_shims(home, tmp_path):
     result = home.run("shims", "uninstall", "--dir", str(shim_dir))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in shim_dir.iterdir()) == ["claude", "other"]
-    assert "removed codex" in result.stderr
+    assert f"removed aitrack, codex from {shim_dir}" in result.stderr
     assert f"left claude in {shim_dir}: not an aitrack shim\n" in result.stderr
     assert "no aitrack shims" in home.run("shims", "uninstall", "--dir", str(shim_dir)).stderr
 
@@ -275,6 +275,7 @@ def test_status_says_where_each_name_resolves(home, tmp_path, real_dir):
                     env={"PATH": path_of(real_dir, shim_dir)})
     assert re.search(rf"^claude +-> {re.escape(str(real_dir / 'claude'))} \(untracked",
                      text.stdout, re.M)
+    assert f"aitrack  -> {shim_dir / 'aitrack'}" in text.stdout
     assert f'fix: export PATH="{shim_dir}:$PATH"' in text.stdout
 
 
@@ -305,7 +306,8 @@ def test_the_posix_shim_passes_shellcheck(tmp_path):
 def test_windows_files_carry_the_marker_early():
     files = shims.rendered(r"C:\Program Files\aitrack\venv\Scripts\python.exe", ["-I"],
                            windows=True)
-    assert sorted(files) == ["aitrack-shim.py", *sorted(f"{t}.cmd" for t in adapters.TOOLS)]
+    assert sorted(files) == ["aitrack-shim.py", "aitrack.cmd",
+                             *sorted(f"{t}.cmd" for t in adapters.TOOLS)]
     for text in files.values():
         assert "aitrack-shim" in text.encode()[:512].decode("utf-8", "replace")
     cmd = files["claude.cmd"]

@@ -24,6 +24,11 @@ tool against this contract.
   DEFAULT_MODELS: tuple       the models it uses when told none (each must be priced)
   UNPRICED: tuple             optional: default models without a public price (left n/a,
                               never a guess; domain/prices.toml says why)
+  RESUME: str | None          the command that resumes a session, `{id}` its own id (None:
+                              the tool has none)
+  BILLING_WINDOW_H: float | None
+                              the length of the tool's subscription usage windows, in hours
+                              (None: it has none), for `aitrack report blocks`
   is_session(args) -> bool    False for invocations that run no session (--version, --help)
   prepare(args, env, sink)    required with WITHOUT_AGENT == "receiver": the child's
        -> (args, env)         arguments and environment pointing at the per-run receiver;

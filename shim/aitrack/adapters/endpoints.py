@@ -1,11 +1,13 @@
-"""How a tool's settings reach the agent (AgentLink), the agent's URL as they name it, and
-URLs and OTLP headers shown without their secrets."""
+"""How a tool's settings reach the agent (AgentLink), the agent's URL as they name it, where
+a tool's settings send telemetry other than the agent (`Destination`), and URLs and OTLP
+headers shown without their secrets."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote  # loaded by pathlib anyway: no cost on the start-up path
 
 
 def agent_url(port: int) -> str:
@@ -53,10 +55,39 @@ class AgentLink:
 
 @dataclass
 class Found:
-    """What a tool's settings did before the first install, for a note (never a value):
-    where they sent telemetry, which header settings hold a value (a token, often), and
-    which settings of the user's aitrack replaces."""
+    """What a tool's settings did before the first install, for a note (never a value): which
+    header settings hold a value (a token, often), and which settings of the user's aitrack
+    replaces (where they sent telemetry is `destinations`)."""
 
-    endpoint: str | None = None
     plaintext_headers: list[str] | None = None
     replaced: list[str] | None = None
+
+
+class Destination:
+    """Where a tool's own settings send OTLP: `url` is a base URL (`signal` None: every signal
+    goes to url/v1/<signal>) or one signal's own URL; `protocol` is "http/protobuf",
+    "http/json", "grpc" or None (not said); `headers` as written, secrets included (they are
+    moved to the keychain, never shown)."""
+
+    __slots__ = ("signal", "url", "protocol", "headers")
+
+    def __init__(self, signal: str | None, url: str, protocol: str | None,
+                 headers: dict[str, str]):
+        self.signal = signal
+        self.url = url
+        self.protocol = protocol
+        self.headers = headers
+
+    def signal_url(self, signal: str) -> str:
+        return self.url if self.signal else f"{self.url.rstrip('/')}/v1/{signal}"
+
+
+def otlp_headers(value: str | None) -> dict[str, str]:
+    """OTEL_EXPORTER_OTLP_HEADERS (`k=v,k2=v2`, values percent-encoded) as a dict; a part
+    that is not `name=value` is kept under "" (a bare token, say)."""
+    found: dict[str, str] = {}
+    for item in (value or "").split(","):
+        name, sep, text = item.partition("=")
+        if item.strip():
+            found[name.strip() if sep else ""] = unquote(text.strip() if sep else item.strip())
+    return found

@@ -117,9 +117,7 @@ def compute() -> dict:
     endpoint = p.endpoint
     port = ports.agent_port(locations, p)
     notices = []
-    for source, problems in p.broken.items():
-        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        line = f"{source}: {problems[0]}{more}; run `aitrack profile show` for details"
+    for line in p.problem_lines():  # one per source, as every command says it
         notices.append("".join(c if c.isprintable() else "?" for c in line))  # a terminal
     fresh = {
         "signature": signature,

@@ -142,8 +142,11 @@ def status_cmd(as_json: bool) -> None:
         raise SystemExit(0 if info["running"] else 1)
     if info["running"]:
         say(f"running on {info['url']} (pid {info.get('pid')}, version "
-            f"{info.get('version')}, up {info.get('uptime_s')} s, received "
-            f"{info.get('received')}, pending {info.get('pending')})")
+            f"{info.get('version')}, up {_uptime(info.get('uptime_s'))})")
+        say(f"received {_payloads(info.get('received'))} from the tools since it "
+            f"started; {_payloads(info.get('pending'))} waiting to be recorded"
+            + (f", {_payloads(info.get('failed'))} it could not read"
+               if info.get("failed") else ""))
     elif port is None:
         say("not installed: no port chosen yet (`aitrack agent install`)")
     elif info["port_owner"] in ("foreign", "other"):
@@ -163,6 +166,18 @@ def status_cmd(as_json: bool) -> None:
     raise SystemExit(0 if info["running"] else 1)
 
 
+def _payloads(n) -> str:
+    return "? telemetry payloads" if n is None else \
+        f"{n:,} telemetry payload{'' if n == 1 else 's'}"
+
+
+def _uptime(seconds) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    return f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h"
+
+
 def _report(outcome, as_json: bool) -> None:
     if as_json:
         echo_json({"changed": outcome.changed, "messages": outcome.lines, **outcome.data})
@@ -174,25 +189,48 @@ def _report(outcome, as_json: bool) -> None:
 @agent_group.command("install")
 @click.option("--no-service", is_flag=True,
               help="Install no service: start the agent now; the wrapper starts it later.")
+@click.option("--adopt-endpoint", is_flag=True,
+              help="Where the tools' settings send telemetry now (a team's collector) becomes "
+                   "your profile's endpoint, its token moved to the keychain: the agent "
+                   "forwards there.")
+@click.option("--keep-local", is_flag=True,
+              help="Where the tools' settings send telemetry now receives nothing more: with "
+                   "a local-only profile it stays on this machine.")
+@click.option("--account", default="default", show_default=True, metavar="NAME",
+              help="Keychain account for the adopted endpoint's token.")
+@click.option("--statusline/--no-statusline", default=None,
+              help="Show `aitrack statusline` (this session's cost, today's, your budget) "
+                   "under Claude Code's prompt, or stop (default: as the last install did).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def install_cmd(no_service: bool, as_json: bool) -> None:
+def install_cmd(no_service: bool, adopt_endpoint: bool, keep_local: bool, account: str,
+                statusline: bool | None, as_json: bool) -> None:
     """Point Claude Code's and Codex's own settings at the agent, and keep it running.
 
     Sets telemetry keys in the `env` block and `otelHeadersHelper` of
     ~/.claude/settings.json and the `[otel]` table of ~/.codex/config.toml (made 0600: it
     holds the agent's key), then installs the per-user service (systemd --user, a
     LaunchAgent, a logon Scheduled Task) and starts it. Idempotent; undone exactly by
-    `aitrack agent uninstall`.
+    `aitrack agent uninstall`. Says where the telemetry goes from then on.
+
+    When those settings send telemetry elsewhere already (a team's collector) and your
+    profile has no endpoint, it refuses and changes nothing: --adopt-endpoint forwards there
+    through the agent, --keep-local stops sending there.
 
     \b
     Examples:
       aitrack agent install
-      aitrack agent install --no-service   # containers, or your own supervisor
+      aitrack agent install --adopt-endpoint   # keep feeding the collector you had
+      aitrack agent install --statusline       # costs under Claude Code's prompt
+      aitrack agent install --no-service       # containers, or your own supervisor
     """
     from aitrack.install import wiring  # lazy
 
+    if adopt_endpoint and keep_local:
+        raise UserError("choose one of --adopt-endpoint and --keep-local")
     try:
-        outcome = wiring.install(_paths(), load_profile(), use_service=not no_service)
+        outcome = wiring.install(_paths(), load_profile(), use_service=not no_service,
+                                 keep_local=keep_local, adopt_endpoint=adopt_endpoint,
+                                 account=account, statusline=statusline)
     except wiring.WiringError as exc:
         raise UserError(str(exc)) from None
     _report(outcome, as_json)

@@ -26,9 +26,9 @@ class UserError(click.ClickException):
 
 class AitrackGroup(click.Group):
     """Loads a command's module when the command is asked for (`lazy`: name -> module of
-    aitrack.cli with a `register(group)`), and turns unexpected exceptions into one line
-    unless --debug is given."""
-
+    aitrack.cli with a `register(group)`), turns unexpected exceptions into one line unless
+    --debug is given, and lists commands with their whole summary (wrapped, never cut with
+    "...")."""
     def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
@@ -40,6 +40,14 @@ class AitrackGroup(click.Group):
         if name not in self.commands and name in self.lazy:
             importlib.import_module(f"aitrack.cli.{self.lazy[name]}").register(self)
         return self.commands.get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, command.get_short_help_str(limit=1000))
+                for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -110,10 +118,10 @@ def echo_json(data: Any) -> None:
 
 
 def load_profile():
-    """The effective profile, printing its problems (one line each) to stderr."""
+    """The effective profile, printing its problems to stderr: a line per source."""
     p = profile.load(paths.resolve())
-    for problem in p.problems:
-        say(f"aitrack: {problem}", err=True)
+    for line in p.problem_lines():
+        say(f"aitrack: {line}", err=True)
     return p
 
 
@@ -125,3 +133,12 @@ def parse_date(ctx: click.Context, param: click.Parameter, value: str | None):
         return date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+
+
+def color_option(command):
+    """--color auto|always|never, as ccusage and `ls` take it."""
+    return click.option(
+        "--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
+        show_default=True,
+        help="Colour: on a terminal (auto; FORCE_COLOR and NO_COLOR are honoured), always "
+             "(for `less -R`) or never.")(command)

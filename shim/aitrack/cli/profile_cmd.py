@@ -46,7 +46,8 @@ def show(as_json: bool, origin: bool) -> None:
         echo_json(data)
         return
     say(f"# mode: {data['mode']}")
-    for table in ("endpoint", "attributes", "identity", "telemetry", "agent", "prices"):
+    for table in ("endpoint", "attributes", "identity", "telemetry", "agent", "budget",
+                  "prices"):
         body = data[table]
         if not body:
             continue

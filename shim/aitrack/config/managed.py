@@ -25,15 +25,8 @@ from typing import Any
 
 from aitrack.config import paths as locations
 from aitrack.config.paths import Paths
-from aitrack.config.schema import (
-    FREE_TABLES,
-    PRICE_KEYS,
-    SCHEMA,
-    Layer,
-    ProfileError,
-    read_file,
-    validate,
-)
+from aitrack.config.profile_file import Layer, read_file
+from aitrack.config.schema import FREE_TABLES, PRICE_KEYS, SCHEMA, ProfileError, validate
 
 MAX_PLIST_BYTES = 1024 * 1024  # managed preferences are a few KiB
 MAX_PLIST_DEPTH = 32  # settings are two levels deep (endpoint.headers, prices.<model>)

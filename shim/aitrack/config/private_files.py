@@ -1,11 +1,12 @@
 """Files only their owner may read: the ledger, the caches, the logs, the agent's secret.
 
-They hold a user's email, working directories and payloads, so they are 0600 files in
-0700 directories, whatever the umask: created with that mode in the open call (no moment
-where another user could open them), and an existing file or directory found looser is
-tightened when aitrack next opens it. Links are never followed for a file aitrack creates
-(O_NOFOLLOW): a `ledger.db` or `forwarder.log` that is a symbolic link is refused, never
-written through.
+They hold a user's email, working directories and payloads, so they are 0600 files in 0700
+directories, whatever the umask: created with that mode in the open call (no moment where
+another user could open them), and an existing file or directory that group or others may
+use loses those bits when aitrack next opens it. Making private only ever removes: a ledger
+the user made read-only (0444 in a 0555 folder) stays read-only. Links are never followed
+for a file aitrack creates (O_NOFOLLOW): a `ledger.db` or `forwarder.log` that is a
+symbolic link is refused, never written through.
 
 What another account made or may change is refused, as ssh refuses such files (NotYours,
 one line naming the fix): a folder or file of aitrack's that is not the user's (another
@@ -151,8 +152,8 @@ def open_private(path: os.PathLike | str, flags: int, *, create: bool = True) ->
             refused = not_yours(path, st)
             if refused:
                 raise refused
-            if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != FILE_MODE:
-                os.fchmod(fd, FILE_MODE)
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+                os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o077)
         except OSError:
             os.close(fd)
             raise
@@ -237,19 +238,20 @@ def _refuse_others(path: Path) -> None:
 
 
 def tighten(path: os.PathLike | str, mode: int = FILE_MODE) -> bool:
-    """Give an existing file or directory of ours exactly `mode` (0600 by default) when it
-    allows more. A link is left alone. True when something was changed."""
+    """Take group's and others' bits from an existing file or directory of ours (`mode`, 0600
+    or 0700, is what aitrack creates; never more is given back: a read-only file stays so).
+    A link is left alone. True when something was changed."""
     if not POSIX:
         return False
     try:
         st = os.lstat(path)
     except OSError:
         return False
-    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid() or \
-            stat.S_IMODE(st.st_mode) == mode:
+    current = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid() or not current & ~mode & 0o077:
         return False
     try:
-        os.chmod(path, mode)
+        os.chmod(path, current & ~0o077)
     except OSError:
         return False
     return True

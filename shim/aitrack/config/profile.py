@@ -14,7 +14,8 @@ from typing import Any
 from aitrack.config import managed
 from aitrack.config.attributes import IDENTITY_KEYS, INTEGRITY_KEY, attribute_key
 from aitrack.config.paths import Paths
-from aitrack.config.schema import SCHEMA, Layer, ProfileError, read_file
+from aitrack.config.profile_file import Layer, read_lenient
+from aitrack.config.schema import SCHEMA, ProfileError
 
 _IDENTITY = {attribute_key(k) for k in IDENTITY_KEYS}
 
@@ -86,6 +87,12 @@ class IdentitySettings:
 
 
 @dataclass(frozen=True)
+class Budget:
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+
+
+@dataclass(frozen=True)
 class AgentSettings:
     port: int | None = None  # unset: per user (capture/ports.py)
     port_base: int | None = None
@@ -102,6 +109,7 @@ class Profile:
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     # IT manages this machine: a managed source exists (even a broken one)
     managed: bool = False
+    budget: Budget = field(default_factory=Budget)
     # "table.key" -> "managed (PATH)" | "user (PATH)" | "default"
     origins: dict[str, str] = field(default_factory=dict)
     # what was wrong while loading, per ignored source ("user profile ignored: PATH"):
@@ -118,6 +126,19 @@ class Profile:
     def problems(self) -> list[str]:
         return [f"{source}: {p}" for source, problems in self.broken.items() for p in problems]
 
+    def problem_lines(self) -> list[str]:
+        """One line per source with problems: the first, how many more, and the command that
+        lists them all (every command prints these: seven lines each time helped nobody)."""
+        out = []
+        for source, problems in self.broken.items():
+            where = source.rsplit(": ", 1)[-1]
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            check = (f"aitrack profile validate {where}" if where.endswith(".toml") else
+                     "aitrack profile show")
+            out.append(f"{source}: {problems[0]}{more}; `{check}` lists "
+                       + ("them all" if more else "it"))
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         ep = None
         if self.endpoint is not None:
@@ -131,6 +152,7 @@ class Profile:
             "telemetry": dict(self.telemetry.__dict__),
             "agent": {k: v for k, v in self.agent.__dict__.items() if v is not None},
             "identity": {k: v for k, v in self.identity.__dict__.items() if v is not None},
+            "budget": {k: v for k, v in self.budget.__dict__.items() if v is not None},
             "prices": {m: dict(p) for m, p in self.prices.items()},
         }
 
@@ -145,7 +167,9 @@ def load(paths: Paths, env: dict[str, str] | None = None) -> Profile:
     if not managed_problems:
         layers += managed_layers
     try:
-        user = read_file(paths.user_profile)
+        user, problems = read_lenient(paths.user_profile)
+        if problems:  # each setting with a problem is left out, the rest applies
+            broken[f"user profile settings ignored: {paths.user_profile}"] = problems
     except ProfileError as exc:
         broken[f"user profile ignored: {exc.path}"] = exc.problems
         user = None
@@ -192,7 +216,7 @@ def merge(layers: list[Layer], endpoint_locked: bool = False,
     origins: dict[str, str] = {}
     shadowed: list[str] = []
     tables: dict[str, dict[str, Any]] = {}
-    for table in ("attributes", "telemetry", "agent", "identity", "prices"):
+    for table in ("attributes", "telemetry", "agent", "identity", "budget", "prices"):
         merged: dict[str, Any] = {}
         for layer in layers:
             for key, value in layer.data.get(table, {}).items():
@@ -227,6 +251,7 @@ def merge(layers: list[Layer], endpoint_locked: bool = False,
         endpoint = Endpoint(**values)
     telemetry = Telemetry(**tables["telemetry"])
     agent = AgentSettings(**tables["agent"])
+    budget = Budget(**tables["budget"])
     for key in SCHEMA["agent"]:
         origins.setdefault(f"agent.{key}", "default")
     for key in SCHEMA["telemetry"]:
@@ -242,6 +267,7 @@ def merge(layers: list[Layer], endpoint_locked: bool = False,
         agent=agent,
         identity=identity,
         managed=managed,
+        budget=budget,
         origins=origins,
         shadowed=shadowed,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +67,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         # git's user.email may be used (marked aitrack.identity.source=git); unset: yes on an
         # unmanaged machine, no on a managed one
         "email_from_git": ((bool,), None),
+    },
+    "budget": {
+        # what `aitrack statusline` measures spending against (USD, reported plus estimated)
+        "daily_usd": ((int, float), None),
+        "monthly_usd": ((int, float), None),
     },
     "telemetry": {
         "metric_export_interval_ms": ((int,), 60000),
@@ -269,7 +273,8 @@ def _check_value(key: str, value: Any) -> str | None:
         if bad:
             return (f"{bad[0]!r} is not an attribute name: list names such as \"user.email\" "
                     "(a letter or _, then letters, digits, '.', '_', '-')")
-    if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb") and value <= 0:
+    if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb", "daily_usd",
+               "monthly_usd") and value <= 0:
         return "must be greater than 0"
     if key == "email":
         return email_problem(value)
@@ -331,6 +336,10 @@ def _validate_prices(body: dict[str, Any], lines: KeyLines) -> list[str]:
             problems.append(f"{_where(lines, 'prices', model)}: must be a table of "
                             "per-million-token USD prices")
             continue
+        if not prices:  # a snippet pasted without its prices filled in
+            problems.append(f"{_where(lines, 'prices', model)}: sets no price: give at least "
+                            f"input and output (USD per million tokens; any of "
+                            f"{', '.join(PRICE_KEYS[2:])} left out costs what input does)")
         for key, value in prices.items():
             where = _where(lines, "prices", model, key)
             if key not in PRICE_KEYS:
@@ -338,40 +347,3 @@ def _validate_prices(body: dict[str, Any], lines: KeyLines) -> list[str]:
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 problems.append(f"{where}: must be a non-negative number (USD per million)")
     return problems
-
-
-# ---------------------------------------------------------------- loading
-
-
-def read_file(path: Path) -> dict[str, Any] | None:
-    """Parse and validate one profile file; None if it does not exist."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ProfileError(path, [f"cannot read: {exc.strerror}"]) from None
-    try:
-        text = raw.decode("utf-8-sig")  # Windows editors and PowerShell may write a BOM
-        data = tomllib.loads(text)
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ProfileError(path, [f"line {line}: not UTF-8 text; save the file as UTF-8"]
-                           ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(path, [f"invalid TOML: {exc}"]) from None
-    except (RecursionError, MemoryError):  # arrays or inline tables nested thousands deep
-        raise ProfileError(path, ["invalid TOML: nested too deeply (arrays or inline tables "
-                                  "inside one another hundreds of times); no profile needs "
-                                  "that, fix or delete the file"]) from None
-    problems = validate(data, text)
-    if problems:
-        raise ProfileError(path, problems)
-    return data
-
-
-@dataclass
-class Layer:
-    name: str  # "managed" | "user"
-    source: str  # what to show as the origin, e.g. the file path
-    data: dict[str, Any]

@@ -11,7 +11,7 @@ import io
 from datetime import datetime, tzinfo
 
 from aitrack.reports.rows import CONTRIB_FIELDS, TOKEN_FIELDS, Decisions, Figures, Report
-from aitrack.reports.sessions import duration_s, source_names
+from aitrack.reports.sessions import duration_s, resume_command, source_names
 
 
 def _iso(ts: float | None, tz: tzinfo) -> str | None:
@@ -76,6 +76,8 @@ def _session_row(report: Report, sid: str, fig: Figures, models: list) -> dict:
         "entrypoint": facts.get("entrypoint"),
         "sources": source_names(facts.get("sources")),
         "tool_figures": facts.get("tool_figures", {}),  # README: what each one means
+        "tool_session_id": facts.get("tool_session_id"),
+        "resume": resume_command(facts),
     }
     if report.opts.breakdown:
         row["breakdown"] = [{"model": m, "tokens": _tokens(f), "cost_usd": amount(f.cost_usd),
@@ -111,8 +113,11 @@ def to_json(report: Report) -> dict:
         row = {"period": label, **_flat(fig), "models": sorted(fig.models)}
         if report.opts.breakdown and report.kind != "model":
             row["breakdown"] = [{"model": m, **_flat(f)} for m, f in models]
+        if report.opts.by_tool and report.kind in ("daily", "weekly", "monthly"):
+            row["tools"] = [{"tool": t, **_flat(f), "models": sorted(f.models)}
+                            for t, f in report.tools.get(label, [])]
         rows.append(row)
-    key = {"model": "models"}.get(report.kind, report.kind)
+    key = {"model": "models", "project": "projects"}.get(report.kind, report.kind)
     out = {key: rows, "totals": _flat(report.totals), **meta}
     if report.decisions is not None:
         out["acceptance"] = acceptance_json(report.decisions)
@@ -120,11 +125,11 @@ def to_json(report: Report) -> dict:
 
 
 CSV_PERIOD_FIELDS = ("period", "model", "sessions", *TOKEN_FIELDS, "total", "cost_usd",
-                     "cost_source", *CONTRIB_FIELDS, "cost_per_commit")
+                     "cost_source", *CONTRIB_FIELDS, "cost_per_commit", "tool")
 CSV_SESSION_FIELDS = ("id", "model", "tool", "tool_version", "started_at", "ended_at",
                       "duration_s", "exit_code", "project", *TOKEN_FIELDS, "total", "cost_usd",
                       "cost_source", *CONTRIB_FIELDS, "cost_per_commit", "entrypoint",
-                      "sources")
+                      "sources", "tool_session_id")
 
 
 def to_csv(report: Report) -> str:
@@ -152,4 +157,6 @@ def to_csv(report: Report) -> str:
         writer.writerow({**row, "model": row["period"] if report.kind == "model" else ""})
         for sub in row.get("breakdown", []):
             writer.writerow({**sub, "period": row["period"]})
+        for sub in row.get("tools", []):  # --by-tool: `tool` names the tool
+            writer.writerow({**sub, "period": row["period"], "model": ""})
     return out.getvalue()

@@ -35,6 +35,7 @@ class Options:
     model: str | None = None  # glob
     project: str | None = None  # a project name, or a directory
     breakdown: bool = False
+    by_tool: bool = False  # a sub-row per tool (daily, weekly, monthly)
     order: str | None = None  # asc | desc; None: the report's natural order
     week_start: int = 0  # 0 = Monday
     today: date | None = None  # for tests; default: today in tz

@@ -153,3 +153,24 @@ def exact_plan(db: sqlite3.Connection, opts: Options, lo: float | None,
     fmt = {"key": key, "where": where, **model_sql(opts)}
     return Plan("exact", _SESSIONS_SQL.format(**fmt), _CONTRIB_SQL.format(**fmt),
                 _PAIRS_SQL.format(**fmt), params)
+
+
+def models(db: sqlite3.Connection | None) -> list[str]:
+    """Every model the ledger holds usage for; none without a ledger (`db` None)."""
+    if db is None:
+        return []
+    rows = db.execute("SELECT DISTINCT model FROM usage WHERE model != '' ORDER BY model")
+    return [model for (model,) in rows]
+
+
+def reported_by(db: sqlite3.Connection | None) -> dict[str, list[str]]:
+    """Model -> the tools that reported a cost of their own for it (their estimate, which a
+    report takes as the cost of record)."""
+    if db is None:
+        return {}
+    found: dict[str, list[str]] = {}
+    for model, tool in db.execute(
+            "SELECT DISTINCT c.model, s.tool FROM session_metrics c JOIN sessions s "
+            "ON s.id = c.session_id WHERE c.name = 'cost_usd' ORDER BY 1, 2"):
+        found.setdefault(model, []).append(tool)
+    return found

@@ -116,6 +116,8 @@ class Report:
     hidden: int = 0  # rows left out by --limit (the totals include them)
     source: str = "exact"  # "hourly" when read from the hourly summaries
     decisions: list[Decisions] | None = None  # the model report's tool acceptance
+    tools: dict[str, list[tuple[str, Figures]]] = field(default_factory=dict)  # --by-tool:
+    # a row's label -> its figures per tool
 
 
 def figures_in(by: dict[str, Figures], key: str) -> Figures:

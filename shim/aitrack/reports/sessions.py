@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from aitrack import adapters
 from aitrack.domain.pricing import PriceTable, estimate
 from aitrack.reports.periods import Options
 from aitrack.reports.queries import SUMMED, model_sql, type_sums
@@ -49,7 +50,8 @@ GROUP BY m.session_id, m.name
 """
 
 _SESSION_FACTS = ("id", "tool", "tool_version", "started_at", "ended_at", "exit_code",
-                  "project", "cwd", "entrypoint", "sources")  # the last two since m004
+                  "project", "cwd", "entrypoint", "sources", "tool_session_id")  # the last
+# three since m004
 
 SessionRow = tuple[str, Figures, list[tuple[str, Figures]]]  # id, figures, by model
 
@@ -160,3 +162,13 @@ def duration_s(facts: dict) -> float | None:
     if started is None or not ended or not 0 <= ended - started <= MAX_DURATION_S:
         return None
     return round(ended - started, 3)
+
+
+def resume_command(facts: dict) -> str | None:
+    """The command that resumes the session in its tool (`claude --resume ID`), when the
+    tool has one and the session has its own id (a run that failed to start has none)."""
+    tool, own = facts.get("tool"), facts.get("tool_session_id")
+    if not own or tool not in adapters.TOOLS:
+        return None
+    template = adapters.load(tool).RESUME
+    return template.format(id=own) if template else None

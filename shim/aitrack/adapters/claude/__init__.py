@@ -35,6 +35,11 @@ HOME_ENV = ("CLAUDE_CONFIG_DIR",)  # moves its transcripts and settings
 DEFAULT_MODELS = ("claude-opus-5-5",)
 # claude_code.lines_of_code.count, commit.count, pull_request.count: git is not asked
 REPORTS_CONTRIBUTIONS = True
+# resumes a session by its own id (shown beside aitrack's in `aitrack report session`)
+RESUME = "claude --resume {id}"
+# a Claude subscription's usage limits reset 5 hours after a window's first message
+# (`aitrack report blocks`)
+BILLING_WINDOW_H = 5
 
 # claude subcommands and flags that run no session
 _NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "update", "doctor", "install",

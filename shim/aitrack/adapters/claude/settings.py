@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from aitrack.adapters.claude import locate
-from aitrack.adapters.endpoints import AgentLink, Found, agent_url, header_names, shown
+from aitrack.adapters.endpoints import (
+    AgentLink,
+    Destination,
+    Found,
+    agent_url,
+    header_names,
+    otlp_headers,
+    shown,
+)
 from aitrack.adapters.header_helpers import port_guard_cmd, port_guard_sh
 from aitrack.adapters.json_doc import MISSING, JsonDoc
 
@@ -32,6 +40,7 @@ NAME = "claude"
 TITLE = "Claude Code"
 MANAGED_SETTINGS_VAR = "AITRACK_CLAUDE_MANAGED_SETTINGS"  # tests: where managed settings are
 HELPER_KEY = "otelHeadersHelper"
+STATUS_LINE_KEY = "statusLine"  # a command whose output Claude Code shows under its prompt
 ENDPOINT_KEY = "OTEL_EXPORTER_OTLP_ENDPOINT"
 SIGNALS = ("METRICS", "LOGS", "TRACES")
 # Keys that would send telemetry around the agent, or carry a token in plaintext: removed
@@ -109,9 +118,13 @@ def found(doc: JsonDoc, link: AgentLink) -> Found:
     """What the user's file did that the first install changes (for a note)."""
     data = doc.value()
     block = data.get("env") if isinstance(data.get("env"), dict) else {}
-    endpoint = str(block.get(ENDPOINT_KEY) or "")
-    return Found(endpoint if endpoint and endpoint.rstrip("/") != link.url else None,
-                 plaintext_headers(block), [HELPER_KEY] if data.get(HELPER_KEY) else [])
+    return Found(plaintext_headers(block), [HELPER_KEY] if data.get(HELPER_KEY) else [])
+
+
+def status_line(command: str) -> dict[str, Any]:
+    """The `statusLine` setting that shows `command`'s output (it gets the session's JSON on
+    stdin)."""
+    return {"type": "command", "command": command, "padding": 0}
 
 
 def raw(value: Any) -> str:
@@ -292,6 +305,26 @@ def points_at_agent(port: int, env: Mapping[str, str] | None = None) -> bool:
     """Claude Code's effective settings (user, then managed, which win) send OTLP to the
     agent on `port`."""
     return diagnose(port, env) is None
+
+
+def destinations(data: Mapping[str, Any], url: str) -> list[Destination]:
+    """Where a settings file's `env` block sends OTLP, other than the agent at `url`: the
+    base endpoint and each signal's own (with the headers that go there)."""
+    block = data.get("env") if isinstance(data.get("env"), dict) else {}
+    env = {str(k): str(v) for k, v in block.items()}
+    protocol = env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or None
+    headers = otlp_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS"))
+    found = []
+    base = env.get(ENDPOINT_KEY, "").strip()
+    if base and base.rstrip("/") != url:
+        found.append(Destination(None, base, protocol, headers))
+    for signal in SIGNALS:
+        own = env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "").strip()
+        if own and not own.startswith(url + "/"):
+            found.append(Destination(
+                signal.lower(), own, env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or protocol,
+                {**headers, **otlp_headers(env.get(f"OTEL_EXPORTER_OTLP_{signal}_HEADERS"))}))
+    return found
 
 
 def plaintext_headers(block: Mapping[str, Any]) -> list[str]:

@@ -37,6 +37,10 @@ HOME_ENV = ("CODEX_HOME",)  # moves its rollouts and config
 DEFAULT_MODELS = ("gpt-5", "gpt-5-codex")
 # no lines or commits of its own: a wrapped run's commits are read from git
 REPORTS_CONTRIBUTIONS = False
+# resumes a session by its own id (shown beside aitrack's in `aitrack report session`)
+RESUME = "codex resume {id}"
+# ChatGPT plans' Codex limits: a 5-hour window (and a weekly one) (`aitrack report blocks`)
+BILLING_WINDOW_H = 5
 
 _NOT_SESSIONS = frozenset(("--version", "-V", "--help", "-h", "help", "login", "logout",
                            "completion", "features", "mcp"))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from aitrack.adapters.copilot import locate
-from aitrack.adapters.endpoints import AgentLink, Found
+from aitrack.adapters.endpoints import AgentLink, Destination, Found
 from aitrack.adapters.header_helpers import port_guard_sh
 from aitrack.adapters.json_doc import MISSING, JsonDoc
 
@@ -61,8 +61,13 @@ def wanted(link: AgentLink) -> dict[tuple[str, ...], Any]:
 def found(doc: JsonDoc, link: AgentLink) -> Found:
     """What the user's file did that the first install changes (for a note)."""
     before = doc.get(HELPER_KEY)
-    return Found(None, None, ["telemetry.headersProvider"] if before not in (
+    return Found([], ["telemetry.headersProvider"] if before not in (
         MISSING, None, False) and before != wanted(link)[HELPER_KEY] else [])
+
+
+def destinations(data: Mapping[str, Any], url: str) -> list[Destination]:
+    """Its settings name no endpoint (only its environment does): nothing to cut off."""
+    return []
 
 
 def raw(value: Any) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aitrack.adapters import json_layers
-from aitrack.adapters.endpoints import AgentLink, Found, agent_url, shown
+from aitrack.adapters.endpoints import AgentLink, Destination, Found, agent_url, shown
 from aitrack.adapters.gemini import locate
 from aitrack.adapters.json_doc import MISSING, JsonDoc
 
@@ -96,9 +96,18 @@ def wanted(link: AgentLink) -> dict[tuple[str, ...], Any]:
 def found(doc: JsonDoc, link: AgentLink) -> Found:
     block = doc.value().get(BLOCK)
     block = block if isinstance(block, dict) else {}
-    endpoint = str(block.get("otlpEndpoint") or "")
-    return Found(endpoint if endpoint and endpoint.rstrip("/") != link.url else None, [],
-                 [f"{BLOCK}.outfile"] if block.get("outfile") else [])
+    return Found([], [f"{BLOCK}.outfile"] if block.get("outfile") else [])
+
+
+def destinations(data: Mapping[str, Any], url: str) -> list[Destination]:
+    """Where the user's settings send OTLP, other than the agent at `url` (no header setting:
+    headers come from the environment only)."""
+    block = data.get(BLOCK) if isinstance(data.get(BLOCK), dict) else {}
+    endpoint = str(block.get("otlpEndpoint") or "").strip()
+    if not endpoint or endpoint.rstrip("/") == url:
+        return []
+    protocol = "http/json" if block.get("otlpProtocol") == "http" else "grpc"
+    return [Destination(None, endpoint, protocol, {})]
 
 
 def raw(value: Any) -> str:

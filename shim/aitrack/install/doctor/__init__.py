@@ -47,10 +47,11 @@ from aitrack.install.doctor.tool_settings import (
     check_plaintext_tokens,
     managed_settings_tools,
 )
-from aitrack.install.doctor.tools import check_shims, check_tool
+from aitrack.install.doctor.tools import check_command, check_shims, check_tool
 
 __all__ = [
     "FAIL", "OTLP_HEADER_VARS", "PASS", "WARN", "Check", "Context", "check_agent",
+    "check_command",
     "check_agent_settings", "check_disk", "check_endpoint", "check_keychain", "check_ledger",
     "check_managed_settings", "check_outbox", "check_plaintext_tokens", "check_prices",
     "check_private_files", "check_profile", "check_profile_integrity", "check_shims",
@@ -73,7 +74,8 @@ def run(env: Mapping[str, str] | None = None, debug: bool = False) -> list[Check
     with ThreadPoolExecutor(len(slow)) as pool:
         checks += list(pool.map(lambda item: guarded(*item), slow))
     ctx.tokens = {}  # the probes are done: no token outlives them
-    rest: list[tuple[str, Callable[[Context], Check]]] = [("shims", check_shims)]
+    rest: list[tuple[str, Callable[[Context], Check]]] = [("shims", check_shims),
+                                                          ("command", check_command)]
     rest += [(f"{tool}-settings", partial(check_managed_settings, tool=tool))
              for tool in managed_settings_tools()]
     rest += [("plaintext-tokens", check_plaintext_tokens), ("ledger", check_ledger),

@@ -10,6 +10,7 @@ from aitrack.capture.loopback import SECRET_HEADER
 from aitrack.config import private_files
 from aitrack.install import service, shims, wiring
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context
+from aitrack.install.wiring.state import load_state
 
 
 def check_agent(ctx: Context) -> Check:
@@ -49,8 +50,14 @@ def check_agent(ctx: Context) -> Check:
     if found == "agent":
         return Check("agent", PASS, f"running on {agent.url(port)}", data=data)
     if not wired and not pointed:
-        return Check("agent", PASS, "not installed (optional: `aitrack agent install` also "
-                     "records runs started from IDEs and desktop apps)", data=data)
+        if wiring.opted_out(ctx.paths):
+            return Check("agent", PASS, "not installed, as you chose (`aitrack setup "
+                         "--no-agent`): only runs through `aitrack` or the shims are recorded",
+                         data=data)
+        return Check("agent", WARN, "not installed: runs started from IDEs and desktop apps "
+                     "are not recorded, and Codex's own telemetry never reaches the org",
+                     "run `aitrack agent install` (or `aitrack setup --no-agent` to go "
+                     "without it)", data=data)
     manager = service.detect(ctx.env)
     why = (f" ({manager.how_to_debug(ctx.paths)} says why it stopped)"
            if manager is not None and manager.installed(ctx.paths) else "")
@@ -96,6 +103,17 @@ def check_agent_settings(ctx: Context) -> Check:
             status = FAIL
             problems.append(loose[0])
             fixes.append(loose[1])
+    replaced = load_state(ctx.paths).get("replaced", []) if wired else []
+    if replaced and ctx.profile.endpoint is None:  # install --keep-local: say it while it lasts
+        status = FAIL if status == FAIL else WARN
+        sent = ", ".join(dict.fromkeys(f"{r['tool']} to {r['endpoint']}" for r in replaced))
+        problems.append(f"the telemetry these settings sent elsewhere ({sent}) goes to the "
+                        "agent, which keeps it on this machine (your profile has no endpoint): "
+                        "that endpoint receives nothing from here")
+        fixes.append("`aitrack agent install --adopt-endpoint` forwards there again (ask IT "
+                     "for a profile with the org's endpoint otherwise); `aitrack agent "
+                     "uninstall` puts the settings back")
+        data["replaced"] = replaced
     if problems:
         return Check("agent-settings", status, "; ".join(problems), "; ".join(
             dict.fromkeys(fixes)), details, data)

@@ -14,6 +14,8 @@ from aitrack.domain import pricing
 from aitrack.egress import outbox
 from aitrack.egress.forward_log import size
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context
+from aitrack.reports import queries
+from aitrack.reports.readonly import LedgerError, open_ledger
 from aitrack.store import ledger
 from aitrack.store.migrations import MIGRATIONS
 
@@ -223,15 +225,20 @@ def check_prices(ctx: Context, today: date | None = None) -> Check:
     table = pricing.load(ctx.profile.prices)
     stale = pricing.stale_line(table.as_of, today)
     try:
-        models = ledger.models(ctx.paths.ledger)
-    except sqlite3.Error:
+        db = open_ledger(ctx.paths.ledger)
+        try:
+            models = queries.models(db)
+        finally:
+            if db is not None:
+                db.close()
+    except (sqlite3.Error, LedgerError):
         models = []  # the ledger check says what is wrong with it
     unpriced = [m for m in models if table.price_for(m) is None]
     data = {"as_of": table.as_of, "stale": stale is not None, "unpriced": unpriced}
     problems = [stale] if stale else []
     if unpriced:
         problems.append(f"no price for {', '.join(unpriced)} (in your ledger): where the "
-                        "tool reported no cost of its own, the cost shows as n/a")
+                        "tool reported no cost of its own, reports show it as `unpriced`")
     if problems:
         return Check("prices", WARN, " ".join(problems),
                      "`aitrack prices` shows the price each of your models gets and the "

@@ -11,7 +11,8 @@ from aitrack.config import identity, managed
 from aitrack.config.attributes import INTEGRITY_KEY
 from aitrack.config.paths import Paths
 from aitrack.config.profile import Profile
-from aitrack.config.schema import ProfileError, read_file
+from aitrack.config.profile_file import read_file
+from aitrack.config.schema import ProfileError
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context, shown_url
 
 
@@ -32,8 +33,12 @@ def check_profile(ctx: Context) -> Check:
                      "`aitrack profile show` lists every problem", details, data)
     if user_problems:
         where = user_problems[0].split(" ", 2)[2]
-        return Check("profile", WARN, f"your profile {where} is invalid and ignored; {mode}",
-                     f"fix it (`aitrack profile validate {where}`) or delete it", details, data)
+        whole = any(source.startswith("user profile ignored") for source in p.broken)
+        what = "is invalid and ignored" if whole else \
+            "has invalid settings, which are ignored (the rest applies)"
+        return Check("profile", WARN, f"your profile {where} {what}; {mode}",
+                     f"fix it (`aitrack profile validate {where}` lists every problem) or "
+                     "delete it", details, data)
     return Check("profile", PASS, mode, None, details, data)
 
 

@@ -101,3 +101,20 @@ def check_shims(ctx: Context) -> Check:
     return Check("shims", PASS, f"{shims.listed([s.name for s in relevant])} resolve to aitrack "
                  "shims" if len(relevant) > 1 else f"{relevant[0].name} resolves to an aitrack "
                  "shim", None, details, data)
+
+
+def check_command(ctx: Context) -> Check:
+    """`aitrack` itself is on PATH: every command in the README starts with it."""
+    env = dict(ctx.env)
+    found = shims.command_on_path(ctx.paths.shim_dir, env)
+    if found:
+        return Check("command", PASS, f"`aitrack` runs {found}", data={"path": found})
+    ours = next((d for d in shim_dirs(ctx.paths)
+                 if any(shims.is_shim(d / n) for n in shims.files_for(shims.COMMAND))), None)
+    fix = (f"put {ours} first on PATH: {shims.path_line(ours)} (at the end of ~/.zshrc or "
+           "~/.bashrc, and in this shell)" if ours else
+           "run `aitrack shims install` (it puts `aitrack` beside the shims) and follow its "
+           "PATH hint")
+    return Check("command", WARN, "`aitrack` is not on PATH: the commands in the README fail "
+                 "with \"command not found\" (this doctor ran by its full path)", fix,
+                 data={"path": None})

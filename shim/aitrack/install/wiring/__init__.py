@@ -38,9 +38,16 @@ optional:
   managed_file(env), managed_env(path), telemetry_off(env)
                                  its machine-wide settings file, for doctor
 
+Settings that already send telemetry somewhere (a team's collector) are not cut off
+silently: with a local-only profile install refuses, unless told to keep that telemetry
+local (--keep-local) or to adopt that endpoint as the profile's (--adopt-endpoint); the
+state file remembers what was replaced, and `aitrack doctor` warns while a local-only
+profile keeps it. Install ends by saying where the telemetry goes.
+
 This module does the whole of it (settings, then the service; the service, then the
 settings); the parts:
   plan     wiring the settings: each file's new bytes and its record, then the writes
+  adopt    the endpoint the settings sent to, made the profile's (its token to the keychain)
   restore  unwiring them from the records
   state    the state file, the wired tools, what a step reports
   files    reading and writing settings files safely
@@ -53,31 +60,48 @@ from collections.abc import Mapping
 
 from aitrack import adapters
 from aitrack.capture import agent
+from aitrack.config import profile as profiles
 from aitrack.config.paths import Paths
 from aitrack.config.profile import Profile
 from aitrack.install import service
-from aitrack.install.wiring.plan import wire, write_helper
+from aitrack.install.wiring.adopt import make_profile_endpoint
+from aitrack.install.wiring.plan import destination, wire, write_helper
 from aitrack.install.wiring.restore import unwire
 from aitrack.install.wiring.state import (
     TOOLS,
     Outcome,
     WiringError,
+    choose_agent,
     helper_file,
     installed,
+    opted_out,
     settings_module,
     state_file,
+    titles,
 )
 
-__all__ = ["TOOLS", "Outcome", "WiringError", "helper_file", "install", "installed",
-           "settings_module", "state_file", "uninstall", "unwire", "wire", "write_helper"]
+__all__ = ["TOOLS", "Outcome", "WiringError", "choose_agent", "helper_file", "install",
+           "installed", "opted_out", "settings_module", "state_file", "uninstall", "unwire",
+           "wire", "write_helper"]
 
 
 def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None,
-            use_service: bool = True) -> Outcome:
+            use_service: bool = True, keep_local: bool = False, adopt_endpoint: bool = False,
+            account: str = "default", statusline: bool | None = None) -> Outcome:
     """Wire every tool, then install and start the per-user service (or, with no service
-    manager or `use_service` False, start the agent detached)."""
+    manager or `use_service` False, start the agent detached). Settings that send telemetry
+    elsewhere are refused with a local-only profile, unless `keep_local`, or
+    `adopt_endpoint` makes that endpoint the profile's (its token in keychain `account`)."""
     env = os.environ if env is None else env
-    out = wire(paths, profile, env)
+    url = agent.url(agent.choose(paths, profile))  # this user's port (chosen now if new)
+    adopted: list[str] = []
+    if adopt_endpoint:
+        adopted = make_profile_endpoint(paths, env, url, account)
+        profile = profiles.load(paths, dict(env))
+    out = wire(paths, profile, env, keep_local=keep_local, statusline=statusline)
+    choose_agent(paths, True)
+    out.lines[:0] = adopted
+    out.changed |= bool(adopted)
     manager = service.detect(env) if use_service else None
     out.data["service"] = manager.name if manager else None
     if manager is not None:
@@ -93,7 +117,10 @@ def install(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None
         out.add(_start_detached(paths, profile, use_service))
     if not out.changed:
         out.lines = ["already installed: nothing changed (the tools' settings point at the "
-                     f"agent on {agent.url(agent.choose(paths, profile))}, and it is running)"]
+                     f"agent on {url}, and it is running)"]
+    out.lines.append(f"from now on the telemetry of {titles()} goes to the agent on {url}, "
+                     f"which records it in your ledger and {destination(profile)}")
+    out.data["forwards_to"] = profile.endpoint.url if profile.endpoint else None
     return out
 
 
@@ -133,4 +160,14 @@ def uninstall(paths: Paths, env: Mapping[str, str] | None = None) -> Outcome:
     if agent.stop(paths):
         out.changed = True
         out.lines.append("stopped the agent")
-    return out.add(unwire(paths, env))
+    out.add(unwire(paths, env))
+    secret = agent.secret_file(paths)
+    if secret.exists():  # the agent's key: nothing may use it once the settings are back
+        secret.unlink()
+        out.changed = True
+        out.lines.append(f"removed the agent's key ({secret})")
+    try:
+        agent.agent_dir(paths).rmdir()  # gone when nothing else of the agent's is in it
+    except OSError:
+        pass
+    return out

@@ -14,13 +14,15 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from aitrack.adapters.endpoints import AgentLink, shown
+from aitrack.adapters.endpoints import AgentLink, Destination, shown
 from aitrack.capture import agent
 from aitrack.config.paths import Paths
 from aitrack.config.private_files import private_dir
@@ -58,19 +60,31 @@ class Plan:
     link: AgentLink
 
 
-def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None) -> Outcome:
-    """Point every tool's user settings at the agent (idempotent)."""
+def wire(paths: Paths, profile: Profile, env: Mapping[str, str] | None = None,
+         keep_local: bool = False, statusline: bool | None = None) -> Outcome:
+    """Point every tool's user settings at the agent (idempotent).
+
+    Settings that send telemetry somewhere else (a team's collector) are not silently cut
+    off: with a local-only profile this refuses, unless `keep_local` says the user wants that
+    telemetry kept on this machine from now on (`aitrack agent install --keep-local`), or the
+    profile has an endpoint (`--adopt-endpoint` writes one from those settings).
+    `statusline` sets (True) or removes (False) `aitrack statusline` as the tools' status
+    line, where a tool has one (Claude Code); None keeps what an earlier install chose."""
     env = os.environ if env is None else env
+    url = agent.url(agent.choose(paths, profile))  # this user's port, remembered when chosen
+    elsewhere = sent_elsewhere(env, url)
+    if elsewhere and profile.endpoint is None and not keep_local:
+        raise WiringError(refusal(elsewhere))
     secret = agent.ensure_secret(paths)
-    agent.choose(paths, profile)  # this user's port, remembered when chosen now
     try:
         with files.locked(lock_file(paths)):
-            return _wire(paths, profile, env, secret)
+            return _wire(paths, profile, env, secret, elsewhere, statusline)
     except TimeoutError as exc:
         raise WiringError(str(exc)) from None
 
 
-def _wire(paths: Paths, profile: Profile, env: Mapping[str, str], secret: str) -> Outcome:
+def _wire(paths: Paths, profile: Profile, env: Mapping[str, str], secret: str,
+          elsewhere: Elsewhere, statusline: bool | None) -> Outcome:
     state = load_state(paths)
     plans, problems = [], []
     for tool in TOOLS:
@@ -79,7 +93,11 @@ def _wire(paths: Paths, profile: Profile, env: Mapping[str, str], secret: str) -
         record = state["files"].get(str(path))
         try:
             link = agent_link(paths, profile, tool, secret)
-            plans.append(plan(tool, mod, path, mod.wanted(link), record, env, link))
+            keys = mod.wanted(link)
+            if hasattr(mod, "STATUS_LINE_KEY") and (
+                    statusline if statusline is not None else _had_status_line(mod, record)):
+                keys[(mod.STATUS_LINE_KEY,)] = mod.status_line(statusline_command())
+            plans.append(plan(tool, mod, path, keys, record, env, link))
         except mod.SettingsError as exc:
             problems.append(str(exc))
     if problems:
@@ -98,6 +116,12 @@ def _wire(paths: Paths, profile: Profile, env: Mapping[str, str], secret: str) -
             raise
         raise WiringError(f"cannot write {exc.filename or 'a settings file'} "
                           f"({exc.strerror or exc}): nothing was changed") from None
+    if elsewhere:  # doctor warns while a local-only profile keeps what went there
+        replaced = {(r["tool"], r["endpoint"]): r for r in state.get("replaced", [])}
+        for title, where, dest in elsewhere:
+            replaced[(title, shown(dest.url))] = {"tool": title, "file": where,
+                                                  "endpoint": shown(dest.url)}
+        state["replaced"] = list(replaced.values())
     save_state(paths, state)
     if not out.changed:
         out.lines.append(f"the settings of {titles()} already point at the agent")
@@ -162,6 +186,22 @@ def agent_link(paths: Paths, profile: Profile, tool: str, secret: str | None) ->
                      profile.attributes.get("environment"))
 
 
+def _had_status_line(mod: ModuleType, record: dict | None) -> bool:
+    """An earlier install set the status line (a plain install keeps it so)."""
+    return any(k["path"] == [mod.STATUS_LINE_KEY] and "after" in k
+               for k in (record or {}).get("keys", []))
+
+
+def statusline_command() -> str:
+    """`aitrack statusline` by this aitrack's console script (no `python -m`: a few ms less
+    at each of Claude Code's updates), else through its interpreter."""
+    script = Path(sys.executable).with_name("aitrack.exe" if sys.platform == "win32" else
+                                            "aitrack")
+    if script.exists():
+        return f"{shlex.quote(str(script))} statusline"
+    return f"{shlex.quote(sys.executable)} -m aitrack statusline"
+
+
 def plan(tool: str, mod: ModuleType, path: Path, wanted: dict, earlier: dict | None,
          env: Mapping[str, str], link: AgentLink) -> Plan:
     """The file with aitrack's keys set (and keys it set before but wants no more put back),
@@ -182,6 +222,11 @@ def plan(tool: str, mod: ModuleType, path: Path, wanted: dict, earlier: dict | N
                   "original": base64.b64encode(file.data).decode() if file.data is not None
                   else None, "mode": file.mode, "keys": [], "created": [], "dirs": []}
     notes = found_before(mod, doc, path, env, link) if not record["keys"] else []
+    line_key = (getattr(mod, "STATUS_LINE_KEY", None),)
+    if line_key in wanted and doc.get(line_key) not in (mod.MISSING, wanted[line_key]) and \
+            not any(k["path"] == list(line_key) for k in record["keys"]):
+        notes.append(f"replaced your {line_key[0]} in {home_relative(path, env)} with "
+                     "`aitrack statusline` (put back at uninstall)")
     for key_path in {p[:-1] for p in wanted if len(p) > 1}:
         if doc.get(key_path) is mod.MISSING and list(key_path) not in record["created"]:
             record["created"].append(list(key_path))
@@ -223,9 +268,10 @@ def found_before(mod: ModuleType, doc, path: Path, env: Mapping[str, str],
     where = home_relative(path, env)
     found = mod.found(doc, link)
     notes = []
-    if found.endpoint:
-        notes.append(f"{mod.TITLE} sent its telemetry to {shown(found.endpoint)} ({where}); "
-                     "it now goes to the agent, which forwards to your profile's endpoint")
+    for url_sent in dict.fromkeys(shown(d.url) for d in mod.destinations(doc.value(),
+                                                                      link.url)):
+        notes.append(f"{mod.TITLE} sent its telemetry to {url_sent} ({where}); it now goes to "
+                     "the agent instead (put back at uninstall)")
     for key in found.replaced or []:
         notes.append(f"replaced your {key} in {where} (put back at uninstall)")
     if found.plaintext_headers:
@@ -234,6 +280,56 @@ def found_before(mod: ModuleType, doc, path: Path, env: Mapping[str, str],
                      "agent forwards with the token in your keychain (`aitrack token set`); "
                      "consider rotating the old one")
     return notes
+
+
+Elsewhere = list[tuple[str, str, Destination]]  # (tool's title, its file, where it sends)
+
+
+def sent_elsewhere(env: Mapping[str, str], url: str) -> Elsewhere:
+    """Where the tools' user settings send telemetry now, other than the agent at `url`. A
+    file aitrack cannot read says nothing here: planning it says what is wrong."""
+    found: Elsewhere = []
+    for tool in TOOLS:
+        mod = settings_module(tool)
+        path = mod.user_file(env)
+        try:
+            data = files.read(mod, path).data
+            doc = mod.parse(files.decode(mod, data or b"", path), path)
+        except (mod.SettingsError, OSError):
+            continue
+        found += [(mod.TITLE, home_relative(path, env), d)
+                  for d in mod.destinations(doc.value(), url)]
+    return found
+
+
+def refusal(elsewhere: Elsewhere) -> str:
+    """Why install stops: the telemetry's present destination would be cut off."""
+    sent = "; ".join(dict.fromkeys(f"{title} sends its telemetry to {shown(d.url)} ({where})"
+                                   for title, where, d in elsewhere))
+    those = "that endpoint" if len({shown(d.url) for _, _, d in elsewhere}) == 1 else \
+        "those endpoints"
+    return (f"{sent}, and your profile has no endpoint: with the agent, that telemetry would "
+            f"stay on this machine and {those} would receive nothing more from it. "
+            "Nothing was changed. Run `aitrack agent install --adopt-endpoint` to have the "
+            "agent forward there (a profile of yours names that endpoint and its token moves "
+            "to your keychain), or `aitrack agent install --keep-local` to keep the telemetry "
+            "on this machine (or ask IT for a profile with the org's endpoint)")
+
+
+def destination(profile: Profile) -> str:
+    """Where the agent sends what it receives, in words."""
+    endpoint = profile.endpoint
+    if endpoint is None:
+        return ("keeps it on this machine (your profile has no endpoint: local-only, nothing "
+                "is forwarded)")
+    where = endpoint.url or ", ".join(f"{s} to {endpoint.signal_url(s)}"
+                                      for s in endpoint.signals)
+    origin = profile.origins.get("endpoint.url") or next(
+        (v for k, v in profile.origins.items() if k.startswith("endpoint.") and v != "default"),
+        "")
+    return f"forwards it to {shown(where) if endpoint.url else where}" + (
+        f" (the endpoint of the {origin.replace(' (', ' profile ', 1).rstrip(')')})"
+        if origin and origin != "default" else "")
 
 
 def write_helper(paths: Paths, tool: str, link: AgentLink) -> bool:

@@ -96,3 +96,20 @@ def installed(paths: Paths) -> list[str]:
     files = load_state(paths)["files"].values()
     return [t for t in TOOLS if any(r.get("tool") == t for r in files)]
 
+
+
+def opt_out_file(paths: Paths) -> Path:
+    """There when the user chose to run without the agent (`aitrack setup --no-agent`)."""
+    return agent.agent_dir(paths) / "opted-out"
+
+
+def opted_out(paths: Paths) -> bool:
+    return opt_out_file(paths).exists()
+
+
+def choose_agent(paths: Paths, wanted: bool) -> None:
+    """Remember whether the user wants the agent (doctor then stops suggesting it)."""
+    if wanted:
+        opt_out_file(paths).unlink(missing_ok=True)
+    else:
+        write_private(opt_out_file(paths), b"the agent was declined: `aitrack setup --no-agent`\n")

@@ -53,22 +53,14 @@ def damaged(exc: UnicodeDecodeError) -> sqlite3.DatabaseError:
     return error
 
 
-def open_readonly(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
-    """The ledger at `path`, read-only: never created nor migrated."""
-    return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True,
+def open_readonly(path: Path, timeout: float = 5.0, immutable: bool = False
+                  ) -> sqlite3.Connection:
+    """The ledger at `path`, read-only: never created nor migrated. `immutable`: a ledger
+    nobody can change (its folder read-only, no write-ahead log left), read without the
+    shared-memory file SQLite cannot create there."""
+    query = "mode=ro&immutable=1" if immutable else "mode=ro"
+    return sqlite3.connect(f"{Path(path).absolute().as_uri()}?{query}", uri=True,
                            timeout=timeout, factory=Connection)
-
-
-def models(path: Path) -> list[str]:
-    """Every model the ledger holds usage for, read-only; none when there is no ledger yet."""
-    if not path.exists():
-        return []
-    db = open_readonly(path)
-    try:
-        rows = db.execute("SELECT DISTINCT model FROM usage WHERE model != '' ORDER BY model")
-        return [model for (model,) in rows]
-    finally:
-        db.close()
 
 
 def connect(path: Path) -> sqlite3.Connection:
