@@ -89,7 +89,7 @@ def test_with_a_profile_endpoint_install_says_plainly_where_telemetry_goes(home,
                 "(~/.claude/settings.json); it now goes to the agent instead (put back at "
                 "uninstall)") in lines
         assert lines[-1] == (
-            "aitrack: from now on the telemetry of Claude Code and Codex goes to the agent on "
+            f"aitrack: from now on the telemetry of {wiring.titles()} goes to the agent on "
             f"http://127.0.0.1:{port}, which records it in your ledger and forwards it to "
             f"https://org.example.com (the endpoint of the user profile {home.user_profile})")
         assert "receives nothing" not in doctor_checks(home, user)["agent-settings"]["summary"]

@@ -938,7 +938,8 @@ def test_a_read_only_settings_file_is_respected(user, home):
     write(claude_file(user), '{\n  "model": "opus"\n}\n', 0o444)
     write(codex_file(user), CODEX_COMMENTED)
     before = snapshot(claude_file(user), codex_file(user))
-    result = home.run("agent", "install", "--no-service", env=user)
+    # --keep-local: Codex's settings send to CloudWatch, which a local-only profile refuses
+    result = home.run("agent", "install", "--no-service", "--keep-local", env=user)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "read-only" in lines[0] and "chmod u+w" in lines[0], lines
@@ -968,7 +969,7 @@ def test_a_read_only_codex_folder_leaves_claudes_settings_as_they_were(user, hom
     env = {k: v for k, v in {**home.env, **user}.items() if v is not None}
     result = subprocess.run(["unshare", "-m", "sh", "-c", IN_READ_ONLY, "sh",
                              str(codex_file(user).parent), sys.executable, "-m", "aitrack",
-                             "agent", "install", "--no-service"],
+                             "agent", "install", "--no-service", "--keep-local"],
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "unexpected error" not in result.stderr

@@ -284,8 +284,10 @@ def test_tools_found_with_their_versions(env, tmp_path):
     assert check.status == "PASS"
     assert check.summary == f"{real / 'claude'} (2.1.328 (Claude Code))"
     assert check.data["version"] == "2.1.328 (Claude Code)"
-    missing = doctor.check_tool(ctx, "codex")
-    assert missing.status == "WARN" and "not installed" in missing.summary
+    missing = doctor.check_tool(ctx, "codex")  # one tool of several: not a problem
+    assert missing.status == "PASS" and "not installed" in missing.summary
+    none = doctor.check_tool(context(env, PATH=SYSTEM_PATH), "codex")  # no tool at all
+    assert none.status == "WARN" and "nor any other tool" in none.summary
 
 
 def test_a_tool_whose_version_fails_or_hangs_fails(env, tmp_path, monkeypatch):

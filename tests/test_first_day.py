@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from aitrack import adapters
 from fixtures import fake_tool
 from test_agent_wiring import free_port
 
@@ -65,7 +66,7 @@ def test_setup_puts_aitrack_on_path_with_the_shims_and_its_doctor_passes(newcome
     assert setup.returncode == 0, setup.stderr
     line = f'export PATH="{newcomer.shims}:$PATH"'
     assert setup.stdout == line + "\n"  # the one line to add, on stdout
-    assert "wrote aitrack, claude, codex in" in setup.stderr
+    assert f"wrote {', '.join(('aitrack', *adapters.TOOLS))} in" in setup.stderr
     assert "the agent is running on" in setup.stderr
     newcomer.path = f"{newcomer.shims}{os.pathsep}{newcomer.path}"  # as the line does
     assert newcomer.run("aitrack", "--version").stdout.startswith("aitrack, version ")

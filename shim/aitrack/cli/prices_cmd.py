@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from aitrack import adapters
 from aitrack.cli.common import UserError, echo_json, load_profile, say, storage_problem
 from aitrack.config import paths
 from aitrack.domain import pricing
@@ -97,8 +98,6 @@ def render(entries: list[dict], as_of: str | None, stale: str | None) -> str:
 
 def _title(tool: str) -> str:
     """A tool as people call it ("Claude Code"), from its adapter; else its name."""
-    from aitrack import adapters
-
     settings = adapters.part(tool, "settings") if tool in adapters.TOOLS else None
     return getattr(settings, "TITLE", tool)
 

@@ -9,7 +9,8 @@ import tomlkit
 
 from aitrack.cli.common import UserError, echo_json, load_profile, say
 from aitrack.config.identity import default_origins, resource_attributes
-from aitrack.config.schema import ProfileError, read_file
+from aitrack.config.profile_file import read_file
+from aitrack.config.schema import ProfileError
 
 
 @click.group("profile")

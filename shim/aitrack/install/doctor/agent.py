@@ -18,11 +18,9 @@ def check_agent(ctx: Context) -> Check:
     what answers there)."""
     port = agent.agent_port(ctx.paths, ctx.profile)
     wired = wiring.installed(ctx.paths)
-    if port is None:
-        return Check("agent", PASS, "not installed (optional: `aitrack agent install` also "
-                     "records runs started from IDEs and desktop apps)",
-                     data={"port": None, "port_owner": None, "installed_for": wired,
-                           "points_at_agent": []})
+    if port is None:  # no port chosen: never installed
+        return _not_installed(ctx, {"port": None, "port_owner": None, "installed_for": wired,
+                                    "points_at_agent": []})
     pointed = [t for t in wiring.TOOLS
                if wiring.settings_module(t).points_at_agent(port, ctx.env)]
     check = agent.check_port(port, agent.read_secret(ctx.paths), ctx.paths)
@@ -50,14 +48,7 @@ def check_agent(ctx: Context) -> Check:
     if found == "agent":
         return Check("agent", PASS, f"running on {agent.url(port)}", data=data)
     if not wired and not pointed:
-        if wiring.opted_out(ctx.paths):
-            return Check("agent", PASS, "not installed, as you chose (`aitrack setup "
-                         "--no-agent`): only runs through `aitrack` or the shims are recorded",
-                         data=data)
-        return Check("agent", WARN, "not installed: runs started from IDEs and desktop apps "
-                     "are not recorded, and Codex's own telemetry never reaches the org",
-                     "run `aitrack agent install` (or `aitrack setup --no-agent` to go "
-                     "without it)", data=data)
+        return _not_installed(ctx, data)
     manager = service.detect(ctx.env)
     why = (f" ({manager.how_to_debug(ctx.paths)} says why it stopped)"
            if manager is not None and manager.installed(ctx.paths) else "")
@@ -69,6 +60,18 @@ def check_agent(ctx: Context) -> Check:
                  "(IDEs, desktop apps) are not recorded until it is back",
                  f"run `aitrack agent start`{why}; `aitrack {'|'.join(adapters.TOOLS)}` also "
                  "starts it", data=data)
+
+
+def _not_installed(ctx: Context, data: dict) -> Check:
+    """The agent by default: a WARN until it is installed or declined."""
+    if wiring.opted_out(ctx.paths):
+        return Check("agent", PASS, "not installed, as you chose (`aitrack setup "
+                     "--no-agent`): only runs through `aitrack` or the shims are recorded",
+                     data=data)
+    return Check("agent", WARN, "not installed: runs started from IDEs and desktop apps "
+                 "are not recorded, and Codex's own telemetry never reaches the org",
+                 "run `aitrack agent install` (or `aitrack setup --no-agent` to go "
+                 "without it)", data=data)
 
 
 def check_agent_settings(ctx: Context) -> Check:

@@ -21,16 +21,19 @@ VERSION_TIMEOUT_S = 5.0
 
 def check_tool(ctx: Context, name: str) -> Check:
     """The tool's binary (the one aitrack runs) answers `--version`."""
-    adapter = adapters.load(name)
-    override = adapter.BIN_ENV
-    binary = launcher.find_real_binary(adapter.EXECUTABLE, override, str(ctx.paths.shim_dir),
-                                       dict(ctx.env))
+    override = adapters.load(name).BIN_ENV
+    binary = _binary(ctx, name)
     if ctx.env.get(override) and not (binary and os.path.isfile(binary)):
         return Check(name, FAIL, f"{override}={ctx.env[override]} does not exist",
                      f"point {override} at the {name} executable or unset it")
     if binary is None:
-        return Check(name, WARN, f"{name} is not installed (not on PATH)",
-                     f"install {name} if you use it (or set {override})", data={"path": None})
+        if any(_binary(ctx, other) for other in adapters.TOOLS if other != name):
+            # one tool of several: the others are what this user runs
+            return Check(name, PASS, f"{name} is not installed (not on PATH): aitrack tracks "
+                         "it once it is", data={"path": None})
+        return Check(name, WARN, f"{name} is not installed (not on PATH), nor any other tool "
+                     "aitrack wraps", f"install {name} if you use it (or set {override})",
+                     data={"path": None})
     try:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True,
                              timeout=VERSION_TIMEOUT_S, stdin=subprocess.DEVNULL,
@@ -49,6 +52,12 @@ def check_tool(ctx: Context, name: str) -> Check:
                      data={"path": binary, "version": None})
     return Check(name, PASS, f"{binary} ({version or 'version unknown'})",
                  data={"path": binary, "version": version})
+
+
+def _binary(ctx: Context, name: str) -> str | None:
+    adapter = adapters.load(name)
+    return launcher.find_real_binary(adapter.EXECUTABLE, adapter.BIN_ENV,
+                                     str(ctx.paths.shim_dir), dict(ctx.env))
 
 
 def _without_redirection(env: Mapping[str, str]) -> dict[str, str]:

@@ -74,6 +74,7 @@ from aitrack.install.wiring.state import (
     choose_agent,
     helper_file,
     installed,
+    lock_file,
     opted_out,
     settings_module,
     state_file,
@@ -162,10 +163,12 @@ def uninstall(paths: Paths, env: Mapping[str, str] | None = None) -> Outcome:
         out.lines.append("stopped the agent")
     out.add(unwire(paths, env))
     secret = agent.secret_file(paths)
-    if secret.exists():  # the agent's key: nothing may use it once the settings are back
+    if secret.exists():  # the agent's keys: nothing may use them once the settings are back
         secret.unlink()
         out.changed = True
         out.lines.append(f"removed the agent's key ({secret})")
+    for leftover in (agent.session_key_file(paths), lock_file(paths)):
+        leftover.unlink(missing_ok=True)  # the per-start key; the lock of the last install
     try:
         agent.agent_dir(paths).rmdir()  # gone when nothing else of the agent's is in it
     except OSError:

@@ -22,7 +22,8 @@ from aitrack.adapters.endpoints import Destination, shown
 from aitrack.config import keychain
 from aitrack.config.paths import Paths
 from aitrack.config.private_files import write_private
-from aitrack.config.schema import SECRET_HEADER_NAME, SECRET_HEADER_VALUE, SIGNALS, validate
+from aitrack.config.schema import SECRET_HEADER_VALUE, SIGNALS, validate
+from aitrack.config.urls import SECRET_NAME
 from aitrack.install.wiring.plan import Elsewhere, sent_elsewhere
 from aitrack.install.wiring.state import WiringError
 
@@ -43,7 +44,7 @@ def endpoint_table(elsewhere: Elsewhere) -> tuple[dict, str]:
     urls = _urls([d for _, _, d in elsewhere])
     headers = _same_headers(elsewhere)
     secret = [name for name, value in headers.items()
-              if not name or SECRET_HEADER_NAME.search(name) or SECRET_HEADER_VALUE.match(value)]
+              if not name or SECRET_NAME.search(name) or SECRET_HEADER_VALUE.match(value)]
     if len(secret) != 1:
         raise WiringError(
             ("the settings send no token header, and aitrack forwards only with a token from "
