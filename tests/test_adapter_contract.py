@@ -51,6 +51,8 @@ def test_what_the_wrapper_needs_before_the_tool_starts(tool):
     assert isinstance(adapter.TELLS_RUN, bool)
     assert isinstance(adapter.REPORTS_CONTRIBUTIONS, bool)
     assert isinstance(adapter.EXAMPLE, str) and adapter.EXAMPLE
+    assert adapter.RESUME is None or "{id}" in adapter.RESUME  # report session's `resume`
+    assert adapter.BILLING_WINDOW_H is None or adapter.BILLING_WINDOW_H > 0  # report blocks
     assert getattr(adapter, "WITH_AGENT", "agent") in ("agent", "receiver")
     assert all(isinstance(v, str) for v in getattr(adapter, "HOME_ENV", ()))
     assert adapter.is_session([]) is True

@@ -18,7 +18,7 @@ import pytest
 
 from adversary import other_user
 from aitrack.capture import startup
-from aitrack.config import identity, paths, profile, schema
+from aitrack.config import identity, paths, profile, profile_file, schema
 from aitrack.install import doctor
 
 PRINT_ATTRS = [sys.executable, "-c",
@@ -208,7 +208,7 @@ def test_the_identity_table_is_validated(tmp_path, text, problem):
     path = tmp_path / "p.toml"
     path.write_text(text)
     with pytest.raises(schema.ProfileError) as exc:
-        schema.read_file(path)
+        profile_file.read_file(path)
     assert problem in " ".join(exc.value.problems)
 
 

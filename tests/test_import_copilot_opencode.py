@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sqlite3
 import subprocess
 import time
@@ -251,13 +252,18 @@ def test_opencode_older_message_documents_count_once_beside_the_database(db, tmp
 ])
 def test_copilot_helper_gives_the_key_to_the_agent_only(tmp_path, endpoints, gets_key):
     """Copilot runs the helper with HOME, PATH, TMPDIR and LANG only: where its Copilot sends
-    is the environment of its parent, here a shell standing in for copilot."""
+    is the environment of its parent, here a shell standing in for copilot. This user holds
+    the agent's port (the helper asks the OS before it prints the key)."""
     secret = tmp_path / "secret"
     secret.write_text("k3y-of-the-agent\n")
     link = AgentLink(47318, "x-aitrack-key", None, None, "x-aitrack-run", profile.Telemetry())
     helper = tmp_path / "otel-headers-copilot"
     helper.write_text(copilot_settings.helper_script(link, secret, windows=False))
-    out = subprocess.run(["sh", "-c", f"sh {helper}; true"], capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin", **endpoints}, timeout=10)
+    with socket.socket() as agent_port:
+        agent_port.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        agent_port.bind(("127.0.0.1", 47318))
+        agent_port.listen(1)
+        out = subprocess.run(["sh", "-c", f"sh {helper}; true"], capture_output=True,
+                             text=True, env={"PATH": "/usr/bin:/bin", **endpoints}, timeout=10)
     assert out.returncode == 0 and out.stderr == ""
     assert json.loads(out.stdout) == ({"x-aitrack-key": "k3y-of-the-agent"} if gets_key else {})

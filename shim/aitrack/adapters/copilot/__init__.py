@@ -54,6 +54,9 @@ TELLS_RUN = False
 SERVICE_NAMES = ("github-copilot",)
 # GitHub's default for its hosted models (github/copilot-cli README, 2026-02: Claude Sonnet
 # 4.6; the server can change it). A custom provider needs a model named (COPILOT_MODEL).
+RESUME = "copilot --resume {id}"  # checked: 1.0.102 --help
+# no subscription usage windows of its own (report blocks)
+BILLING_WINDOW_H = None
 DEFAULT_MODELS = ("claude-sonnet-4.6",)
 # no commits of its own: a wrapped run's commits are read from git
 REPORTS_CONTRIBUTIONS = False

@@ -45,6 +45,9 @@ TELLS_RUN = False
 SERVICE_NAMES = ("gemini-cli",)
 HOME_ENV = ("GEMINI_CLI_HOME",)  # replaces the home directory (~/.gemini)
 # what "auto" routes to (checked with 0.61.0): the router, simple prompts, complex prompts
+RESUME = None  # its --resume takes "latest" or an index, not an id (checked: 0.61.0 --help)
+# no subscription usage windows of its own (report blocks)
+BILLING_WINDOW_H = None
 DEFAULT_MODELS = ("gemini-3.5-flash-lite", "gemini-3.8-flash",
                   "gemini-3.1-pro-preview-customtools")
 # it counts lines but reports no commits: a wrapped run's commits are read from git

@@ -45,6 +45,9 @@ TELLS_RUN = False
 SERVICE_NAMES = ("opencode",)
 # opencode has no model of its own: it ranks the connected providers' models by these names
 # (gpt-5 first, then claude-sonnet-4, read in 1.18.33's binary), newest id first
+RESUME = "opencode --session {id}"  # checked: 1.18.33 --help
+# no subscription usage windows of its own (report blocks)
+BILLING_WINDOW_H = None
 DEFAULT_MODELS = ("gpt-5", "claude-sonnet-4-6")
 # no lines or commits of its own: a wrapped run's commits are read from git
 REPORTS_CONTRIBUTIONS = False

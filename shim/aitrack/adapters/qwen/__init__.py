@@ -50,6 +50,9 @@ TELLS_RUN = False
 SERVICE_NAMES = ("qwen-code",)
 HOME_ENV = ("QWEN_HOME", "QWEN_RUNTIME_DIR")  # its settings, and its runtime files
 # what `--auth-type openai` without a model asks for (checked with 0.24.4)
+RESUME = "qwen --resume {id}"  # checked: 0.24.4 --help
+# no subscription usage windows of its own (report blocks)
+BILLING_WINDOW_H = None
 DEFAULT_MODELS = ("qwen3.7-max",)
 # no first-party price found (domain/prices.toml says what was seen): its cost shows n/a
 # until a profile prices it (`[prices."qwen3.7-max"]`)
