@@ -242,13 +242,13 @@ def test_opencode_older_message_documents_count_once_beside_the_database(db, tmp
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
 @pytest.mark.parametrize(("endpoints", "gets_key"), [
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:47318"}, True),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:47318/"}, True),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:{port}"}, True),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:{port}/"}, True),
     ({}, False),
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example.com"}, False),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:47318",
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:{port}",
       "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://collector.example.com/v1/traces"}, False),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4731"}, False),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:{port_prefix}"}, False),
 ])
 def test_copilot_helper_gives_the_key_to_the_agent_only(tmp_path, endpoints, gets_key):
     """Copilot runs the helper with HOME, PATH, TMPDIR and LANG only: where its Copilot sends
@@ -256,13 +256,15 @@ def test_copilot_helper_gives_the_key_to_the_agent_only(tmp_path, endpoints, get
     the agent's port (the helper asks the OS before it prints the key)."""
     secret = tmp_path / "secret"
     secret.write_text("k3y-of-the-agent\n")
-    link = AgentLink(47318, "x-aitrack-key", None, None, "x-aitrack-run", profile.Telemetry())
-    helper = tmp_path / "otel-headers-copilot"
-    helper.write_text(copilot_settings.helper_script(link, secret, windows=False))
-    with socket.socket() as agent_port:
-        agent_port.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        agent_port.bind(("127.0.0.1", 47318))
+    with socket.socket() as agent_port:  # any free port: another run's agent may hold 47318
+        agent_port.bind(("127.0.0.1", 0))
         agent_port.listen(1)
+        port = agent_port.getsockname()[1]
+        link = AgentLink(port, "x-aitrack-key", None, None, "x-aitrack-run", profile.Telemetry())
+        helper = tmp_path / "otel-headers-copilot"
+        helper.write_text(copilot_settings.helper_script(link, secret, windows=False))
+        endpoints = {name: url.format(port=port, port_prefix=str(port)[:-1])
+                     for name, url in endpoints.items()}
         out = subprocess.run(["sh", "-c", f"sh {helper}; true"], capture_output=True,
                              text=True, env={"PATH": "/usr/bin:/bin", **endpoints}, timeout=10)
     assert out.returncode == 0 and out.stderr == ""
