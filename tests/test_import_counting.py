@@ -399,6 +399,34 @@ def test_worker_processes_count_exactly_as_one_process(db, tree, tmp_path, monke
             ) == alone
 
 
+def test_batches_merged_while_the_workers_read_count_as_one_process(db, tree, tmp_path,
+                                                                    monkeypatch):
+    _mixed_tree(tree)
+    run(db, tree)
+    alone = (figures(db), dict(db.execute("SELECT session_id, value FROM session_metrics")))
+    _use_workers(monkeypatch, cores=2, task_bytes=1)  # one file per task
+    monkeypatch.setattr(merge, "WAIT_BATCH_BYTES", 1)
+    real_map, real_merge = workers.Workers.map, merge.Import._merge
+    merged = []
+
+    def waits(self, tasks):  # the workers keep the merge waiting before every answer
+        for answer in real_map(self, tasks):
+            yield None
+            yield answer
+
+    def counted(self, tool, transcripts, book, batch, *rest):
+        merged.append(len(batch))
+        real_merge(self, tool, transcripts, book, batch, *rest)
+
+    monkeypatch.setattr(workers.Workers, "map", waits)
+    monkeypatch.setattr(merge.Import, "_merge", counted)
+    other = open_db(tmp_path / "other" / "ledger.db")
+    result = run(other, tree)
+    assert result.files_read == 4 and merged == [1, 1, 1, 1, 0]  # each file its own batch
+    assert (figures(other), dict(other.execute("SELECT session_id, value FROM session_metrics"))
+            ) == alone
+
+
 def test_workers_that_cannot_start_leave_the_reading_to_this_process(db, tree, monkeypatch):
     _mixed_tree(tree)
     _use_workers(monkeypatch, cores=2)

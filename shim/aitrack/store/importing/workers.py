@@ -100,9 +100,10 @@ class Workers:
     def __exit__(self, *exc) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def map(self, todo: list[Task]) -> Iterator[list[tuple[Read | None, dict[str, int]]]]:
+    def map(self, todo: list[Task]) -> Iterator[list[tuple[Read | None, dict[str, int]]] | None]:
         """Each task's reads with what each skipped, in order; WorkerFailed when the
-        workers fail (what was answered before stands)."""
+        workers fail (what was answered before stands). None before an answer the workers
+        have not given yet: the merge may use the wait (once per wait)."""
         waiting: deque[Future] = deque()
         rest = iter(todo)
         try:
@@ -111,6 +112,8 @@ class Workers:
         except Exception as exc:  # noqa: BLE001 - no process to spare, or it died
             raise WorkerFailed() from exc
         while waiting:
+            if not waiting[0].done():
+                yield None
             try:
                 answer = waiting.popleft().result()
                 task = next(rest, None)
