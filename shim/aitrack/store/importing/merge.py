@@ -1,9 +1,10 @@
 """One import: which of a tool's files to read, and their counts merged into the ledger.
 
 Files are read in the reader's order (here, or by worker processes), counted into the Book
-in batches of about BATCH_BYTES of input, and each batch is merged inside one write
-transaction: the rows and sessions of the import's own tables, each file's new state, and
-the sessions whose figures changed into the ledger (`ledger.record_transcripts`).
+in batches of about BATCH_BYTES of input (smaller ones while the workers have not answered
+yet), and merged inside a write transaction committed every BATCH_BYTES or so: the rows
+and sessions of the import's own tables, each file's new state, and the sessions whose
+figures changed into the ledger (`ledger.record_transcripts`).
 """
 
 from __future__ import annotations
@@ -72,11 +73,19 @@ class Import:
 
     @contextmanager
     def _transaction(self):
-        if self.dry_run:  # run() holds one transaction and rolls it back
-            yield
-            return
-        with ledger.write(self.db):
-            yield
+        """The write transaction a merge goes in: begun by the first merge (taken up front,
+        so concurrent writers queue), held across merges until `_commit`."""
+        if not self.dry_run and not self.db.in_transaction:  # a dry run's is run()'s
+            self.db.execute("BEGIN IMMEDIATE")
+        yield
+
+    def _commit(self) -> None:
+        if not self.dry_run and self.db.in_transaction:
+            self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if not self.dry_run and self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
     def tool(self, tool: str, files: list[tuple[str, os.stat_result]],
              since: float | None = None, prune_under: list[Path] | None = None) -> None:
@@ -108,26 +117,42 @@ class Import:
                 Path(p).is_relative_to(root) for root in prune_under)]
         if not todo and not gone:
             return
+        try:
+            self._merge_all(tool, transcripts, todo, gone)
+        except BaseException:
+            self._rollback()  # what the batches since the last commit counted
+            raise
+
+    def _merge_all(self, tool: str, transcripts: ModuleType, todo: list, gone: list[str]
+                   ) -> None:
+        """The files read, merged in batches: one of BATCH_BYTES, or while worker processes
+        have not answered yet, what they answered so far; committed every BATCH_BYTES (each
+        commit writes the pages the batches dirtied to the WAL: a page of the responses'
+        B-tree is written once per commit, not once per batch)."""
         book = Book(self.db, tool, self.result)
         batch: list[Read] = []
-        size = 0
+        size = held = 0
         for read in self._reads(tool, transcripts, todo):
             if read is _WAIT:
-                if batch and size >= WAIT_BATCH_BYTES:
-                    self._merge(tool, transcripts, book, batch)
-                    batch, size = [], 0
+                if size < WAIT_BATCH_BYTES:
+                    continue
+            elif read is None:
                 continue
-            if read is None:
-                continue
-            self.result.files_read += 1
-            self.result.bytes += read.size
-            self.result.incomplete += read.incomplete
-            batch.append(read)
-            size += read.size
-            if size >= BATCH_BYTES:
-                self._merge(tool, transcripts, book, batch)
-                batch, size = [], 0
+            else:
+                self.result.files_read += 1
+                self.result.bytes += read.size
+                self.result.incomplete += read.incomplete
+                batch.append(read)
+                size += read.size
+                if size < BATCH_BYTES:
+                    continue
+            self._merge(tool, transcripts, book, batch)
+            batch, size, held = [], 0, held + size
+            if held >= BATCH_BYTES:
+                self._commit()
+                held = 0
         self._merge(tool, transcripts, book, batch, gone)
+        self._commit()
 
     def _reads(self, tool: str, transcripts: ModuleType, todo: list) -> Iterator[Read | None]:
         """The files read, in order: here, or (much to read, cores to spare) by worker
@@ -175,7 +200,7 @@ class Import:
 
     def _merge(self, tool: str, transcripts: ModuleType, book: Book, batch: list[Read],
                gone: list[str] = ()) -> None:
-        """Count a batch of read files into the ledger, in one transaction."""
+        """Count a batch of read files into the ledger, inside the import's transaction."""
         with self._transaction():
             keys: list[int] = []
             for read in batch:
