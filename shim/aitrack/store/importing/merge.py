@@ -43,12 +43,12 @@ class Import:
     """One import into `db`: the tools' files handed to `tool`, one tool at a time."""
 
     def __init__(self, db: sqlite3.Connection, profile, env: Mapping[str, str] | None,
-                 result: ImportResult, dry_run: bool):
+                 result: ImportResult, held: bool):
         self.db = db
         self.profile = profile
         self.env = env
         self.result = result
-        self.dry_run = dry_run
+        self.held = held  # the caller holds the transaction (a dry run, a first import)
         self._prices = None
         self._attributes = None
         self.new_sessions: set[tuple[str, str]] = set()
@@ -75,16 +75,16 @@ class Import:
     def _transaction(self):
         """The write transaction a merge goes in: begun by the first merge (taken up front,
         so concurrent writers queue), held across merges until `_commit`."""
-        if not self.dry_run and not self.db.in_transaction:  # a dry run's is run()'s
+        if not self.held and not self.db.in_transaction:
             self.db.execute("BEGIN IMMEDIATE")
         yield
 
     def _commit(self) -> None:
-        if not self.dry_run and self.db.in_transaction:
+        if not self.held and self.db.in_transaction:
             self.db.execute("COMMIT")
 
     def _rollback(self) -> None:
-        if not self.dry_run and self.db.in_transaction:
+        if not self.held and self.db.in_transaction:
             self.db.execute("ROLLBACK")
 
     def tool(self, tool: str, files: list[tuple[str, os.stat_result]],
