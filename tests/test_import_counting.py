@@ -372,9 +372,9 @@ def _spy_on_workers(monkeypatch) -> tuple[list[int], list[int]]:
         started.append(n)
         real_init(self, n, *args)
 
-    def answers(self, tasks):
+    def answers(self, tasks, *here):
         try:
-            yield from real_map(self, tasks)
+            yield from real_map(self, tasks, *here)
         except workers.WorkerFailed:
             failed.append(started[-1])
             raise
@@ -409,7 +409,7 @@ def test_batches_merged_while_the_workers_read_count_as_one_process(db, tree, tm
     real_map, real_merge = workers.Workers.map, merge.Import._merge
     merged = []
 
-    def waits(self, tasks):  # the workers keep the merge waiting before every answer
+    def waits(self, tasks, *here):  # the workers keep the merge waiting before every answer
         for answer in real_map(self, tasks):
             yield None
             yield answer
@@ -423,6 +423,29 @@ def test_batches_merged_while_the_workers_read_count_as_one_process(db, tree, tm
     other = open_db(tmp_path / "other" / "ledger.db")
     result = run(other, tree)
     assert result.files_read == 4 and merged == [1, 1, 1, 1, 0]  # each file its own batch
+    assert (figures(other), dict(other.execute("SELECT session_id, value FROM session_metrics"))
+            ) == alone
+
+
+def test_tasks_read_here_while_the_workers_have_not_answered_count_as_one_process(
+        db, tree, tmp_path, monkeypatch):
+    _mixed_tree(tree)
+    run(db, tree)
+    alone = (figures(db), dict(db.execute("SELECT session_id, value FROM session_metrics")))
+    _use_workers(monkeypatch, cores=2, task_bytes=1)  # one file per task
+    monkeypatch.setattr(workers, "AHEAD", 0)  # one task sent ahead: the others wait here
+    monkeypatch.setattr(workers.Future, "done", lambda self: False)  # never answered yet
+    real_read = merge.Import._read_task
+    here = []
+
+    def read_here(self, transcripts, task):
+        here.append(len(task))
+        return real_read(self, transcripts, task)
+
+    monkeypatch.setattr(merge.Import, "_read_task", read_here)
+    other = open_db(tmp_path / "other" / "ledger.db")
+    result = run(other, tree)
+    assert result.files_read == 4 and sum(here) == workers.HELD  # the rest: the worker's
     assert (figures(other), dict(other.execute("SELECT session_id, value FROM session_metrics"))
             ) == alone
 

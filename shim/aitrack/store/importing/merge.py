@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -169,6 +170,15 @@ class Import:
         for path, prev in files:
             yield read_file(transcripts, path, prev, self.prices, self.result.skipped)
 
+    def _read_task(self, transcripts: ModuleType, task: list[tuple[str, FileState | None]]
+                   ) -> list[tuple[Read | None, dict[str, int]]]:
+        """A workers' task read here instead, answered as they answer."""
+        out = []
+        for path, prev in task:
+            skipped: dict[str, int] = {}
+            out.append((read_file(transcripts, path, prev, self.prices, skipped), skipped))
+        return out
+
     def _reads_by_workers(self, tool: str, transcripts: ModuleType, todo: list
                           ) -> Iterator[Read | None]:
         # Imported here, not at the top: the process pool's modules (multiprocessing,
@@ -182,7 +192,7 @@ class Import:
         if n > 0:
             try:
                 with workers.Workers(n, tool, self._price_overrides()) as pool:
-                    for reads in pool.map(tasks):
+                    for reads in pool.map(tasks, partial(self._read_task, transcripts)):
                         if reads is None:
                             yield _WAIT
                             continue

@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
 
@@ -41,8 +41,13 @@ TASK_BYTES = 8 << 20  # input per worker task
 # 6.2 s instead of 4.7 s; unpickled on arrival, 8 took its peak RSS from 118 to 129 MB.
 AHEAD = 8
 MAX_WORKERS = 4  # the merge, in one process, keeps up with about this many
+# Tasks this process reads itself while the workers have not answered, held until their
+# turn (the merge, faster than one worker since it stopped waiting for whole batches and
+# writing summaries row by row, was idle a quarter of a first import of the small tree).
+HELD = 2
 
 Task = list[tuple[str, FileState | None]]  # (path, what the last import knew of it)
+Answer = list[tuple[Read | None, dict[str, int]]]  # a task's reads, what each skipped
 
 
 class WorkerFailed(Exception):
@@ -100,25 +105,39 @@ class Workers:
     def __exit__(self, *exc) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def map(self, todo: list[Task]) -> Iterator[list[tuple[Read | None, dict[str, int]]] | None]:
+    def map(self, todo: list[Task], here: Callable[[Task], Answer] | None = None
+            ) -> Iterator[Answer | None]:
         """Each task's reads with what each skipped, in order; WorkerFailed when the
         workers fail (what was answered before stands). None before an answer the workers
-        have not given yet: the merge may use the wait (once per wait)."""
-        waiting: deque[Future] = deque()
+        have not given yet: the merge may use the wait (once per wait); if it did not and
+        they still have not, this process reads the next task not sent to them yet itself
+        (`here`), holding at most HELD of those until their turn."""
+        queue: deque[Future | Answer] = deque()  # in task order: sent, or read here
         rest = iter(todo)
         try:
             for task in islice(rest, self.ahead):
-                waiting.append(self.pool.submit(_read_task, task))
+                queue.append(self.pool.submit(_read_task, task))
         except Exception as exc:  # noqa: BLE001 - no process to spare, or it died
             raise WorkerFailed() from exc
-        while waiting:
-            if not waiting[0].done():
+        while queue:
+            head = queue[0]
+            if isinstance(head, Future) and not head.done():
                 yield None
+                if here is not None and not head.done() and sum(
+                        not isinstance(q, Future) for q in queue) < HELD:
+                    task = next(rest, None)
+                    if task is not None:
+                        queue.append(here(task))
+                        continue
+            queue.popleft()
+            if not isinstance(head, Future):
+                yield head
+                continue
             try:
-                answer = waiting.popleft().result()
+                answer = head.result()
                 task = next(rest, None)
                 if task is not None:  # keep the workers reading while this one merges
-                    waiting.append(self.pool.submit(_read_task, task))
+                    queue.append(self.pool.submit(_read_task, task))
             except Exception as exc:  # noqa: BLE001 - a real error shows again, read here
                 raise WorkerFailed() from exc
             yield pickle.loads(answer)
