@@ -501,13 +501,17 @@ def test_workers_are_forked_only_from_a_process_without_other_threads(monkeypatc
         other.join()
 
 
-def test_a_busy_machine_reads_in_this_process(db, tree, monkeypatch):
+def test_a_busy_machine_gets_one_worker_and_a_single_core_none(db, tree, tmp_path,
+                                                                monkeypatch):
     _mixed_tree(tree)
-    _use_workers(monkeypatch, cores=2)
+    _use_workers(monkeypatch, cores=4)
     monkeypatch.setattr(workers, "busy_cores", lambda cores: cores)  # all busy
+    spawned, _ = _spy_on_workers(monkeypatch)
+    assert run(db, tree).responses == 43 and spawned == [1]
+    _use_workers(monkeypatch, cores=1)
 
     def no_workers(self, *args):
-        raise AssertionError("a worker on a busy machine")
+        raise AssertionError("a worker on a single core")
 
     monkeypatch.setattr(workers.Workers, "__init__", no_workers)
-    assert run(db, tree).responses == 43
+    assert run(open_db(tmp_path / "other" / "ledger.db"), tree).responses == 43
