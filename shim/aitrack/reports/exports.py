@@ -70,6 +70,9 @@ def _session_row(report: Report, sid: str, fig: Figures, models: list) -> dict:
         **_contrib(fig),
         "entrypoint": facts.get("entrypoint"),
         "sources": source_names(facts.get("sources")),
+        "requested_as": {m: report.requested[m] for m in sorted(fig.models)
+                         if m in report.requested},
+        "notes": report.notes.get(sid, []),
     }
     if report.opts.breakdown:
         row["breakdown"] = [{"model": m, "tokens": _tokens(f), "cost_usd": amount(f.cost_usd),
@@ -103,6 +106,8 @@ def to_json(report: Report) -> dict:
     rows = []
     for label, fig, models in report.rows:
         row = {"period": label, **_flat(fig), "models": sorted(fig.models)}
+        if report.kind == "model":
+            row["requested_as"] = report.requested.get(label, [])
         if report.opts.breakdown and report.kind != "model":
             row["breakdown"] = [{"model": m, **_flat(f)} for m, f in models]
         rows.append(row)

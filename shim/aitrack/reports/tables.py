@@ -208,6 +208,11 @@ def _footer(report: Report, hidden: list[str], width: int | None,
                     "a * (a lower bound).", False))
         out.append(("Add a price to your profile (`aitrack paths` shows where), e.g.:", False))
         out += [(f"  {line}", True) for line in pricing.snippet(unpriced[0]).splitlines()]
+    for answered, names in sorted(report.requested.items()):
+        out.append((f"{answered} was requested as {', '.join(names)} (usage counts under the "
+                    "model that answered).", False))
+    for sid, lines in report.notes.items():
+        out += [(f"Session {sid}: {line}.", False) for line in lines]
     if report.hidden:
         what = "sessions" if report.kind == "session" else "rows"
         out.append((f"{report.hidden:,} more {what} not shown (the totals include them): use "
