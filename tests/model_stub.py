@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -89,6 +90,7 @@ class ModelStub:
     port: int = 0
     vary: bool = False  # each request billed with usage of its own (and ids of its own)
     answer_as: dict[str, str] = field(default_factory=dict)  # requested -> answered model
+    delay: float = 0.0  # seconds before each answer (runs that overlap in time)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -192,6 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {}
         path = self.path.split("?", 1)[0]
+        if path in ("/v1/messages", "/v1/responses") and self.stub.delay:
+            time.sleep(self.stub.delay)
         if path == "/v1/messages":
             call = self.stub._bill(path, body)
             if call.stream:
