@@ -174,6 +174,7 @@ class Import:
             self.db.executemany("DELETE FROM transcript_files WHERE path = ?",
                                 [(p,) for p in gone])
             self._ledger(tool, transcripts, book, changed)
+            book.last = []  # the batch's rows: not held while the next batch is read
 
     def _ledger(self, tool: str, transcripts: ModuleType, book: Book,
                 changed: list[SessionState]) -> None:

@@ -34,7 +34,6 @@ from collections.abc import Iterable, Mapping
 from aitrack.domain.tokens import BASE, SUMS
 
 TOTALLED = SUMS  # the token types a total can state (most state the base ones only)
-_AT = tuple(range(len(SUMS)))
 COST = "cost_usd"
 
 
@@ -79,12 +78,13 @@ class Record:
         return {model: {n: v for n, v in zip(SUMS, sums, strict=True) if v}
                 for model, sums in self.usage.items() if any(sums)}
 
-    def _add(self, model: str, values: Iterable[int], at: tuple[int, ...] | None = None):
+    def _add(self, model: str, values: list[int]) -> None:
         sums = self.usage.get(model)
         if sums is None:
-            sums = self.usage[model] = [0] * len(SUMS)
-        for i, v in zip(at or range(len(SUMS)), values, strict=False):
-            sums[i] += v
+            self.usage[model] = list(values)
+        else:
+            for i, v in enumerate(values):
+                sums[i] += v
 
     def _cost(self, model: str, part: float | None) -> None:
         if model in self.cost and self.cost[model] is None:
@@ -102,9 +102,9 @@ def settle(groups: Groups, totals: Totals,
         for (answered, _), g in groups.items():
             out._cost(answered, g.cost if g.costed() else None)
         return out
+    stated = _statements(totals)
     known = set(aliases) | {(r, a) for a, r in groups if r is not None}
-    models = sorted({m for by_model in totals.values() for m in by_model},
-                    key=lambda m: (-_size(totals, m), m))
+    models = sorted(stated, key=lambda m: (-stated[m][0], m))
     claimed: set[tuple[str, str | None]] = set()
     cover: dict[str, list[tuple[str, str | None]]] = {}
     for m in models:
@@ -115,21 +115,17 @@ def settle(groups: Groups, totals: Totals,
     floating = [k for k in groups if k not in claimed and k[1] is None]
     for m in models:
         if not cover[m] and floating:
-            learnt = _by_figures(m, totals, groups, floating)
+            learnt = _by_figures(stated[m][1], groups, floating)
             if learnt is not None:
                 cover[m] = [k for k in floating if k[0] == learnt]
                 floating = [k for k in floating if k[0] != learnt]
                 out.learnt.append((m, learnt))
     unexplained = [m for m in models if not cover[m]]
     for m in models:
-        if cover[m]:
-            _covered(out, m, totals, groups, cover[m])
-    pooled = unexplained if floating else []
-    for m in unexplained:
-        if not floating:  # nothing it could be: all of it counts, under its own name
-            _covered(out, m, totals, groups, [])
-    if pooled:
-        _pool(out, pooled, totals, groups, floating)
+        if cover[m] or not floating:  # unexplained with nothing it could be: its own name
+            _covered(out, m, stated[m], groups, cover[m])
+    if unexplained and floating:
+        _pool(out, [stated[m] for m in unexplained], groups, floating)
     else:
         for k in floating:
             out._cost(k[0], groups[k].cost if groups[k].costed() else None)
@@ -139,64 +135,68 @@ def settle(groups: Groups, totals: Totals,
     return out
 
 
-def _size(totals: Totals, model: str) -> float:
-    return max(sum(by_model.get(model, {}).get(t, 0) for t in BASE)
-               for by_model in totals.values())
+_BASE_AT = tuple(range(len(BASE)))  # the base types' places in SUMS
+_INDEX = {name: i for i, name in enumerate(SUMS)}
+
+# a total as settle reads it: its source, the token figures it states as (place in SUMS,
+# value) (the base types always, 0 where not given), and its cost
+Statement = tuple[str, list[tuple[int, int]], float | None]
 
 
-def _states_tokens(figures: Mapping[str, float]) -> bool:
-    """Whether a total states tokens; one that states only a cost (older cost-state
-    records) covers whatever requests its model had."""
-    return any(figures.get(t) for t in TOTALLED)
+def _statements(totals: Totals) -> dict[str, tuple[int, list[Statement], list[float]]]:
+    """Per model: the size of its largest total (base types), the totals that state tokens,
+    and the costs of those that state only a cost (older cost-state records: the cost of
+    all of its model's requests, whatever they are)."""
+    out: dict[str, tuple[int, list[Statement], list[float]]] = {}
+    for source, by_model in totals.items():
+        for model, figures in by_model.items():
+            size, tokens, costs = out.get(model, (0, [], []))
+            pairs = [(i, int(round(figures.get(t, 0)))) for i, t in enumerate(BASE)]
+            pairs += [(_INDEX[n], int(round(v))) for n, v in figures.items()
+                      if n in _INDEX and _INDEX[n] >= len(BASE) and v]
+            cost = figures.get(COST)
+            if any(v for _, v in pairs):
+                tokens.append((source, pairs, cost))
+                size = max(size, sum(v for _, v in pairs[:len(BASE)]))
+            elif cost is not None:
+                costs.append(cost)
+            out[model] = (size, tokens, costs)
+    return out
 
 
-def _base(g: Group) -> tuple[int, ...]:
-    return tuple(g.sums[i] for i in _AT)
-
-
-def _stated(totals: Totals, model: str, tokens: bool = True
-            ) -> list[tuple[tuple[float, ...], float | None]]:
-    """Each source's total of a model that states tokens (`tokens`; else those that state
-    only a cost): its token figures (TOTALLED order) and cost."""
-    return [(tuple(by_model[model].get(t, 0) for t in TOTALLED), by_model[model].get(COST))
-            for by_model in totals.values()
-            if model in by_model and _states_tokens(by_model[model]) == tokens]
-
-
-def _by_figures(m: str, totals: Totals, groups: Groups,
+def _by_figures(stated: list[Statement], groups: Groups,
                 floating: list[tuple[str, str | None]]) -> str | None:
-    """The one unexplained answered model whose requests add up to a total of `m`, type for
-    type (base types), or None."""
+    """The one unexplained answered model whose requests add up to a total, type for type
+    (base types), or None."""
     sums: dict[str, list[int]] = {}
     for k in floating:
-        s = sums.setdefault(k[0], [0] * len(TOTALLED))
-        for i, v in enumerate(_base(groups[k])):
-            s[i] += v
-    found = {a for figures, _ in _stated(totals, m) for a, s in sums.items()
-             if any(figures[:4]) and tuple(s[:4]) == tuple(int(round(v)) for v in figures[:4])}
+        s = sums.setdefault(k[0], [0] * len(BASE))
+        for i in _BASE_AT:
+            s[i] += groups[k].sums[i]
+    found = {a for _, pairs, _ in stated for a, s in sums.items()
+             if s == [v for _, v in pairs[:len(BASE)]]}
     return found.pop() if len(found) == 1 else None
 
 
-def _covered(out: Record, m: str, totals: Totals, groups: Groups,
-             keys: list[tuple[str, str | None]]) -> None:
+def _covered(out: Record, m: str, statement: tuple[int, list[Statement], list[float]],
+             groups: Groups, keys: list[tuple[str, str | None]]) -> None:
     """A total's model with the requests it covers: its remainder, and the cost of both."""
-    covered = [0] * len(TOTALLED)
-    for k in keys:
-        for i, v in enumerate(_base(groups[k])):
-            covered[i] += v
-    stated = _stated(totals, m)
-    remainder = [max([0, *(int(round(f[i])) - covered[i] for f, _ in stated)])
-                 for i in range(len(TOTALLED))]
-    cost_only = [cost for _, cost in _stated(totals, m, tokens=False) if cost is not None]
-    target = max(keys, key=lambda k: (sum(_base(groups[k])), k[0]))[0] if keys else m
-    out._add(target, remainder, _AT)
+    _, stated, cost_only = statement
+    covered = groups[keys[0]].sums if len(keys) == 1 else _summed(groups, keys)
+    remainder = [0] * len(SUMS)
+    for _, pairs, _ in stated:
+        for i, v in pairs:
+            if v - covered[i] > remainder[i]:
+                remainder[i] = v - covered[i]
+    target = max(keys, key=lambda k: (sum(groups[k].sums[:len(BASE)]), k[0]))[0] if keys \
+        else m
+    out._add(target, remainder)
     if not keys and not any(remainder):
         out.usage.setdefault(target, [0] * len(SUMS))
     # a total stands for all of its model's tokens when it is the largest of them, type for
-    # type: then its cost is the cost of them all
-    record = [c + r for c, r in zip(covered, remainder, strict=True)]
-    standing = [cost for figures, cost in stated if cost is not None
-                and all(int(round(f)) == v for f, v in zip(figures, record, strict=True))]
+    # type (those it states): then its cost is the cost of them all
+    standing = [cost for _, pairs, cost in stated if cost is not None
+                and all(covered[i] + remainder[i] == v for i, v in pairs)]
     if cost_only and not standing:  # an older cost-state: the cost of all of them
         standing = cost_only[:1]
     if standing and len({k[0] for k in keys}) <= 1:  # one answered model: its cost is that
@@ -210,21 +210,31 @@ def _covered(out: Record, m: str, totals: Totals, groups: Groups,
             out._cost(k[0], None)
 
 
-def _pool(out: Record, models: list[str], totals: Totals, groups: Groups,
-          floating: list[tuple[str, str | None]]) -> None:
+def _pool(out: Record, statements: list[tuple[int, list[Statement], list[float]]],
+          groups: Groups, floating: list[tuple[str, str | None]]) -> None:
     """Totals no request is known to answer, pooled with the requests no total is known to
     cover: only what the totals exceed them by counts, on the largest of those requests."""
-    requested = [0] * len(TOTALLED)
-    for k in floating:
-        for i, v in enumerate(_base(groups[k])):
-            requested[i] += v
-    remainder = [0] * len(TOTALLED)
-    for by_model in totals.values():
-        pooled = [sum(by_model.get(m, {}).get(t, 0) for m in models) for t in TOTALLED]
-        for i in range(len(TOTALLED)):
-            remainder[i] = max(remainder[i], int(round(pooled[i])) - requested[i])
-    target = max(floating, key=lambda k: (sum(_base(groups[k])), k[0]))[0]
-    out._add(target, remainder, _AT)
+    requested = _summed(groups, floating)
+    pooled: dict[str, list[int]] = {}  # per source: its totals of these models, summed
+    for _, stated, _ in statements:
+        for source, pairs, _ in stated:
+            figures = pooled.setdefault(source, [0] * len(SUMS))
+            for i, v in pairs:
+                figures[i] += v
+    remainder = [0] * len(SUMS)
+    for figures in pooled.values():
+        for i, v in enumerate(figures):
+            remainder[i] = max(remainder[i], v - requested[i])
+    target = max(floating, key=lambda k: (sum(groups[k].sums[:len(BASE)]), k[0]))[0]
+    out._add(target, remainder)
     for k in floating:
         costed = groups[k].costed() and not any(remainder)
         out._cost(k[0], groups[k].cost if costed else None)
+
+
+def _summed(groups: Groups, keys: list[tuple[str, str | None]]) -> list[int]:
+    out = [0] * len(SUMS)
+    for k in keys:
+        for i, v in enumerate(groups[k].sums):
+            out[i] += v
+    return out

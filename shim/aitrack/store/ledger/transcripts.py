@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from aitrack.domain.records import TranscriptSession
 from aitrack.store.ledger.figures import set_many, set_totals
-from aitrack.store.ledger.record import TOTALLED
+from aitrack.store.ledger.record import COST, TOTALLED
 from aitrack.store.ledger.requests import Response, copy_responses, per_request
 from aitrack.store.ledger.runs import TELEMETRY, TRANSCRIPT
 from aitrack.store.ledger.sessions import known_sessions
@@ -62,8 +62,6 @@ def record_transcripts(db: sqlite3.Connection, batch: list[TranscriptSession],
                    [(sid, t.tool_session_id) for t, sid, _ in placed])
     set_many(db, "transcript", [(sid, m, k, v) for t, sid, _ in placed
                                  for m, types in t.usage.items() for k, v in types.items()])
-    set_totals(db, "transcript", [(sid, m, k, v) for t, sid, _ in placed
-                                  for m, names in t.totals.items() for k, v in names.items()])
     learn(db, {(t.tool, r, a) for t in batch for a, r in t.requested.items()}, "request")
     notes = [(sid, kind, note, TELEMETRY) for t, sid, _ in placed for kind, note in
              t.notes.items()]
@@ -77,10 +75,11 @@ def record_transcripts(db: sqlite3.Connection, batch: list[TranscriptSession],
         if responses is not None:
             copy_responses(db, sid, responses(t.tool, t.tool_session_id))
         else:  # sums without their requests: they can only be a floor
-            set_totals(db, "transcript", [(sid, m, k, v) for m, types in t.usage.items()
-                                          for k, v in types.items() if k in TOTALLED])
+            set_totals(db, "transcript", [(sid, m, k, v) for m, types in [
+                *t.usage.items(), *t.totals.items()] for k, v in types.items()
+                if k in TOTALLED or k == COST])
     settle_sessions(db, [sid for _, sid, _ in placed],
-                    known={sid: Known(t.usage, t.requested) for t, sid, _ in placed
+                    known={sid: Known(t.usage, t.requested, t.totals) for t, sid, _ in placed
                            if sid not in by_request},
                     new={sid for _, sid, new in placed if new})
     return [(sid, new) for _, sid, new in placed]
