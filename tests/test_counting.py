@@ -21,6 +21,8 @@ from aitrack.domain.records import TranscriptSession
 from aitrack.domain.tokens import SUMS
 from aitrack.egress import otlp
 from aitrack.egress import policy as egress_policy
+from aitrack.reports import figures as builder
+from aitrack.reports import tables as rep
 from aitrack.store import ledger, migrations
 from aitrack.store.ledger.record import Group, settle
 
@@ -318,3 +320,22 @@ def test_a_ledger_from_before_m007_keeps_its_figures_and_grows_from_them(tmp_pat
     assert feed.usage() == {SONNET: {"input": 150, "output": 12}}
     daily = feed.db.execute("SELECT SUM(input), SUM(output) FROM usage_daily").fetchone()
     assert daily == (150, 12)  # the summaries follow
+
+
+@pytest.mark.parametrize("kind", ["daily", "model"])
+def test_the_summaries_follow_figures_that_move_between_models(feed, monkeypatch, kind):
+    """Metrics first (counted under the requested name), then the request events (the same
+    requests, under the answered name): the requested name's rows and reported cost go, and
+    the hourly summaries that reports read stay equal to the rows."""
+    feed.receive("metrics", claude_totals("s-1", SONNET, (107, 13, 1500, 50), 0.012))
+    assert list(feed.usage()) == [SONNET]
+    feed.receive("logs", oc.logs(api_request("s-1", "req_1", DATED, (100, 10, 1000, 50), 0.01),
+                                 api_request("s-1", "req_2", DATED, (7, 3, 500, 0), 0.002),
+                                 resource=CLAUDE))
+    assert list(feed.usage()) == [DATED] and list(feed.costs()) == [DATED]
+    opts = builder.Options(kind=kind)
+    summary = builder.build(feed.db, opts, pricing.load())
+    monkeypatch.setattr(builder, "USE_SUMMARIES", False)
+    exact = builder.build(feed.db, opts, pricing.load())
+    assert summary.source == "hourly" and exact.source == "exact"
+    assert rep.to_json(summary) == rep.to_json(exact)

@@ -119,10 +119,11 @@ def _upsert(db: sqlite3.Connection, table: str, key: str, column: str, rows: lis
     and it measured 1.7x faster than a statement per row on a big import."""
     if not rows:
         return
+    rows.sort()  # staged in key order, read back in the order staged (rowid)
     db.execute("CREATE TEMP TABLE IF NOT EXISTS staged (s TEXT, m TEXT, n TEXT, v)")
     db.executemany("INSERT INTO temp.staged VALUES (?, ?, ?, ?)", rows)
     db.execute(f"INSERT INTO {table} SELECT s, m, n, v FROM temp.staged WHERE true "
-               f"ORDER BY s, m, n ON CONFLICT (session_id, model, {key}) "
+               f"ON CONFLICT (session_id, model, {key}) "
                f"DO UPDATE SET {column} = excluded.{column} WHERE {column} != excluded.{column}")
     db.execute("DELETE FROM temp.staged")
 
