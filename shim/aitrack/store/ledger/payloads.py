@@ -162,16 +162,11 @@ class _Resolver:
         tsid = self.adapter.tool_session_id(attrs)
         if tsid is None and only_known:
             return None
-        if tsid not in self.found or (self.found[tsid] is None and not only_known):
-            if only_known:
-                found = known_sessions(self.db, self.tool, [tsid]).get(tsid)
-                if found is None:  # not known yet: a later record may open it
-                    return None
-                self.found[tsid] = found
-            else:
-                side = self._side_of(tsid, attrs, at)
-                self.found[tsid] = side or self._resolve(tsid, self.adapter.entrypoint(attrs),
-                                                         at)
+        if tsid not in self.found:
+            if only_known and not known_sessions(self.db, self.tool, [tsid]):
+                return None  # not known yet: a later record may open it
+            side = None if only_known else self._side_of(tsid, attrs, at)
+            self.found[tsid] = side or self._resolve(tsid, self.adapter.entrypoint(attrs), at)
         return self.found[tsid]
 
     def prompted(self, sid: str, at: float) -> None:
