@@ -11,10 +11,17 @@ archived copies). Then measures, each whole process from a minimal launcher (mea
   20.0.24 from npm, installed into a cache directory of this benchmark) on the same files:
   target at most 1.0x ccusage's wall time, peak RSS under 150 MB;
 - a second import with nothing new: target under 0.2 s;
-- `aitrack report` right after a day of new transcripts: target under 0.5 s.
+- `aitrack report` right after a day of new transcripts: target under 0.5 s;
+- Gemini CLI and Qwen Code (bench/import_gemini_qwen.py): a year of each tool's files, the
+  first import against ccusage's, token totals against the truth of what was billed.
+
+With `--tool copilot` or `--tool opencode` (tool_trees.py) only: a year of that tool's files,
+the first `aitrack import --tool TOOL` against `ccusage TOOL daily --json --offline` on them
+(token totals equal, time), and a second import with nothing new.
 
 Usage: python bench/import.py [--sessions N] [--codex-sessions N] [--keep DIR] [--repeat N]
-                              [--no-ccusage]
+                              [--no-ccusage] [--gemini-qwen-sessions N]
+                              [--tool copilot|opencode [--tool-sessions N]]
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ import time
 import uuid
 from pathlib import Path
 
+import import_gemini_qwen
 import measure
+import tool_trees
 
 CCUSAGE_VERSION = "20.0.24"
 CCUSAGE_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / (
@@ -425,13 +434,28 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=3_950,
                         help="Claude sessions (forks add about 2%%)")
     parser.add_argument("--codex-sessions", type=int, default=1_500)
+    parser.add_argument("--gemini-qwen-sessions", type=int, default=1_500,
+                        help="sessions of each (0: skip their section)")
     parser.add_argument("--keep", type=Path, help="build the trees here, or reuse them")
     parser.add_argument("--no-ccusage", action="store_true")
     parser.add_argument("--repeat", type=int, default=3,
                         help="first imports (and ccusage runs), alternately; the median counts")
+    parser.add_argument("--tool", choices=("copilot", "opencode"), action="append",
+                        help="only these tools' year (tool_trees.py), against ccusage")
+    parser.add_argument("--tool-sessions", type=int, default=1_500)
     args = parser.parse_args()
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="aitrack-bench-import-"))
+    if args.tool:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AITRACK_", "OTEL_"))
+               and k != "PYTHONDONTWRITEBYTECODE"}
+        env["AITRACK_MANAGED_PROFILE"] = str(work / "no-managed.toml")
+        cc = None if args.no_ccusage else ccusage_bin()
+        for tool in args.tool:
+            tool_trees.compare(tool, work, args.tool_sessions, cc, args.repeat, env)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     tools = work / "tools"
     claude_dir, codex_home = tools / "claude", tools / "codex"
     marker = tools / f".built-{args.sessions}-{args.codex_sessions}"
@@ -512,6 +536,8 @@ def main() -> None:
     print(f"  ratio to target: {report.elapsed_s / TARGET_REPORT_S:.2f}")
     again = measure.run(aitrack("report"), env=env)
     show("aitrack report (nothing new)", again)
+    if args.gemini_qwen_sessions:
+        import_gemini_qwen.compare(work, env, cc, args.gemini_qwen_sessions, args.repeat)
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
     else:  # the kept trees stay a year, for the next run

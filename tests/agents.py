@@ -1,4 +1,5 @@
-"""The real `claude` and `codex` binaries, driven against the loopback model stub.
+"""The real `claude`, `codex`, `copilot` and `opencode` binaries, driven against the loopback
+model stub.
 
 CI installs pinned versions with npm and exports AITRACK_E2E_BIN_DIR. Without them the
 end-to-end tests skip, unless AITRACK_REQUIRE_E2E=1 (CI), where a missing binary fails.
@@ -6,6 +7,7 @@ end-to-end tests skip, unless AITRACK_REQUIRE_E2E=1 (CI), where a missing binary
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -70,6 +72,49 @@ def run_codex(home, stub, tmp: Path, *args: str, env: dict[str, str] | None = No
     return run_aitrack(full, "codex", *args, cwd=tmp)
 
 
+def copilot_env(stub: model_stub.ModelStub, model: str = "gpt-4.1") -> dict[str, str]:
+    """Copilot CLI offline against the stub's chat completions (no GitHub login)."""
+    binary = agent_bin("copilot")
+    return {"COPILOT_OFFLINE": "true", "COPILOT_AUTO_UPDATE": "false",
+            "COPILOT_PROVIDER_BASE_URL": f"{stub.url}/v1", "COPILOT_PROVIDER_API_KEY": "fake-key",
+            "COPILOT_MODEL": model, "AITRACK_COPILOT_BIN": binary,
+            # the package it extracts at its first start (235 MB): once, not per test HOME
+            "COPILOT_PKG_CACHE_HOME": str(Path(binary).parent.parent.parent / "pkg-cache")}
+
+
+def run_copilot(home, stub, tmp: Path, *args: str, env: dict[str, str] | None = None):
+    full = {**agent_env(home, stub, tmp), **copilot_env(stub), **(env or {})}
+    return run_aitrack(full, "copilot", *args, cwd=tmp)
+
+
+def opencode_config(user_home: Path, stub: model_stub.ModelStub, model: str = "fake-model",
+                    cost: dict | None = None) -> Path:
+    """opencode's user config: a custom OpenAI-compatible provider at the stub."""
+    spec: dict = {"name": "Fake Model"}
+    if cost:
+        spec["cost"] = cost
+    config = {"$schema": "https://opencode.ai/config.json", "autoupdate": False,
+              "share": "disabled", "model": f"fake/{model}",
+              "provider": {"fake": {"npm": "@ai-sdk/openai-compatible", "name": "Fake local",
+                                    "options": {"baseURL": f"{stub.url}/v1", "apiKey": "fake-key"},
+                                    "models": {model: spec}}}}
+    path = user_home / ".config" / "opencode" / "opencode.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config))
+    return path
+
+
+def opencode_env() -> dict[str, str]:
+    return {"OPENCODE_DISABLE_MODELS_FETCH": "true", "OPENCODE_DISABLE_AUTOUPDATE": "true",
+            "AITRACK_OPENCODE_BIN": agent_bin("opencode")}
+
+
+def run_opencode(home, stub, tmp: Path, *args: str, env: dict[str, str] | None = None):
+    # opencode takes its working directory from PWD, as a shell keeps it
+    full = {**agent_env(home, stub, tmp), **opencode_env(), "PWD": str(tmp), **(env or {})}
+    return run_aitrack(full, "opencode", *args, cwd=tmp)
+
+
 def stop_codex_daemons(user_home: Path) -> list[int]:
     """Stop the shared background server (`codex app-server ... --managed-daemon`, and its
     update loop) that Codex's TUI leaves running in `user_home`; their pids.
@@ -88,3 +133,38 @@ def _cmdline(proc: psutil.Process) -> list[str]:
         return proc.cmdline()
     except psutil.Error:
         return []
+
+
+# Gemini CLI needs its auth type in its settings, or a custom base URL is refused (rc 41)
+GEMINI_SETTINGS = {"privacy": {"usageStatisticsEnabled": False},
+                   "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+                   "security": {"auth": {"selectedType": "gemini-api-key"},
+                                "folderTrust": {"enabled": False}}}
+
+
+def gemini_env(stub: model_stub.ModelStub, user_home: Path) -> dict[str, str]:
+    """Gemini CLI pointed at the stub, in `user_home` (its settings written there)."""
+    settings = user_home / ".gemini" / "settings.json"
+    if not settings.exists():
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(json.dumps(GEMINI_SETTINGS, indent=2) + "\n")
+    return {"HOME": str(user_home), "GEMINI_CLI_HOME": str(user_home), "GEMINI_API_KEY": "gm-test",
+            "GOOGLE_GEMINI_BASE_URL": stub.url, "AITRACK_GEMINI_BIN": agent_bin("gemini")}
+
+
+def qwen_env(stub: model_stub.ModelStub, user_home: Path) -> dict[str, str]:
+    """Qwen Code pointed at the stub (its OpenAI-compatible auth), in `user_home`."""
+    user_home.mkdir(parents=True, exist_ok=True)
+    return {"HOME": str(user_home), "QWEN_HOME": str(user_home / ".qwen"),
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": f"{stub.url}/v1", "AITRACK_QWEN_BIN": agent_bin("qwen")}
+
+
+def run_gemini(home, stub, tmp: Path, *args: str, env: dict[str, str] | None = None):
+    full = {**home.env, **gemini_env(stub, tmp / "user-home"), **(env or {})}
+    return run_aitrack(full, "gemini", *args, cwd=tmp)
+
+
+def run_qwen(home, stub, tmp: Path, *args: str, env: dict[str, str] | None = None):
+    full = {**home.env, **qwen_env(stub, tmp / "user-home"), **(env or {})}
+    return run_aitrack(full, "qwen", "--auth-type", "openai", *args, cwd=tmp)

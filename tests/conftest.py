@@ -128,9 +128,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
                AITRACK_MANAGED_PLIST=str(tmp_path / "managed" / "io.aitrack.plist"),
                # the tools' own transcripts and settings: never the developer's real ones
                CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"),
-               CODEX_HOME=str(tmp_path / "codex-home"))
+               CODEX_HOME=str(tmp_path / "codex-home"),
+               COPILOT_HOME=str(tmp_path / "copilot-home"),
+               XDG_DATA_HOME=str(tmp_path / "xdg-data"),  # opencode's database
+               GEMINI_CLI_HOME=str(tmp_path / "gemini-home"),
+               QWEN_HOME=str(tmp_path / "qwen-home"))
+    for key in ("QWEN_RUNTIME_DIR",):
+        env.pop(key, None)
     for key, value in env.items():
-        if key.startswith("AITRACK_") or key in ("CLAUDE_CONFIG_DIR", "CODEX_HOME"):
+        if key.startswith("AITRACK_") or key in ("CLAUDE_CONFIG_DIR", "CODEX_HOME",
+                                                  "COPILOT_HOME", "GEMINI_CLI_HOME",
+                                                  "QWEN_HOME"):
             monkeypatch.setenv(key, value)
     return Home(root, managed, env)
 

@@ -1,4 +1,7 @@
-"""A model-API stub on loopback: Anthropic Messages SSE for claude, OpenAI Responses SSE for codex.
+"""A model-API stub on loopback: Anthropic Messages SSE for claude, OpenAI Responses SSE for
+codex, and the shapes in modules of their own: Gemini's generateContent (stub_gemini.py) for
+Gemini CLI, OpenAI chat completions (stub_openai_chat.py) for Qwen Code, Copilot CLI and
+opencode.
 
 Every answer is recorded (`calls`: the log of billed requests), so a test can compare the
 ledger with exactly what the "model" billed. By default every answer reports the same
@@ -6,7 +9,8 @@ usage and ids. `ModelStub.billing()` makes it behave as the real APIs do where c
 go wrong: each request billed with its own usage (so a request counted twice or dropped
 shows in any total), its own message / response id and `request-id` header, and, through
 `answer_as`, an answer that names another model than the one requested (an alias answered
-with a dated id, a gateway renaming models).
+with a dated id, a gateway renaming models). The chat-completions and Gemini shapes
+(their own modules) always bill each request with figures and an id of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import stub_gemini
+import stub_openai_chat
+
+# More API shapes, each in its own module: answer(handler, path, body) -> True when it
+# answered; its state lives in ModelStub.shapes.
+SHAPES = (stub_gemini.answer, stub_openai_chat.answer)
 
 
 @dataclass
@@ -87,6 +98,7 @@ class ModelStub:
     anthropic: AnthropicUsage = field(default_factory=AnthropicUsage)
     openai: OpenAIUsage = field(default_factory=OpenAIUsage)
     calls: list[Call] = field(default_factory=list)
+    shapes: dict = field(default_factory=dict)  # the SHAPES modules' state, by name
     port: int = 0
     vary: bool = False  # each request billed with usage of its own (and ids of its own)
     answer_as: dict[str, str] = field(default_factory=dict)  # requested -> answered model
@@ -214,6 +226,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, openai_events(call.answered, call.usage,
                                                  response_id=call.id),
                               "text/event-stream", call)
+        if path in stub_openai_chat.PATHS:
+            self.stub.calls.append(Call(path, body.get("model", ""), bool(body.get("stream"))))
+        if any(shape(self, path, body) for shape in SHAPES):
+            return None
         self._send(200, b"{}")
 
     def do_GET(self) -> None:

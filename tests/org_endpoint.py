@@ -143,6 +143,7 @@ class OrgEndpoint:
     path_auth: dict[str, str | None] = field(default_factory=dict)  # path -> its own auth_value
     port: int = 0
     delay_s: float = 0.0  # before answering each request
+    trickle_s: float = 0.0  # the answer a byte at a time, this long apart (a trickling proxy)
     requests: list[Received] = field(default_factory=list)
     tls_failures: int = 0
     script: deque = field(default_factory=deque)
@@ -283,6 +284,18 @@ def _handler(endpoint: OrgEndpoint):
             self.send_header("Content-Length", str(len(data)))
             if reply.retry_after is not None:
                 self.send_header("Retry-After", reply.retry_after)
+            if endpoint.trickle_s:
+                self._headers_buffer.append(b"\r\n")
+                answer = b"".join(self._headers_buffer) + data
+                self._headers_buffer = []
+                for i in range(len(answer)):
+                    try:
+                        self.wfile.write(answer[i:i + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the client gave up
+                    time.sleep(endpoint.trickle_s)
+                return
             self.end_headers()
             self.wfile.write(data)
 

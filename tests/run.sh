@@ -5,7 +5,9 @@
 #
 # - a virtualenv (.venv, or $AITRACK_VENV) with aitrack and its `test` extra;
 # - Debian's gnome-keyring, dbus, shellcheck and chromium when apt is available and missing;
-# - the pinned `claude` and `codex` from npm, in $AITRACK_E2E_CACHE (~/.cache/aitrack-e2e);
+# - the pinned `claude`, `codex`, `gemini`, `qwen`, `copilot` and `opencode` from npm, in
+#   $AITRACK_E2E_CACHE
+#   (~/.cache/aitrack-e2e);
 # then the import-linter contracts (pyproject.toml), then pytest inside a private D-Bus session
 # with a throwaway, unlocked gnome-keyring, so the keychain tests use the real Secret Service
 # and never touch your own login keyring.
@@ -13,7 +15,11 @@ set -euo pipefail
 
 CLAUDE_VERSION=2.1.328
 CODEX_VERSION=0.169.0
+GEMINI_VERSION=0.61.0
+QWEN_VERSION=0.24.4
 CCUSAGE_VERSION=20.0.24  # the transcript reader `aitrack import` is compared with
+COPILOT_VERSION=1.0.102
+OPENCODE_VERSION=1.18.33
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -51,25 +57,51 @@ install_python() {
     fi
 }
 
+_npm_version() {
+    sed -n 's/^  "version": "\(.*\)",$/\1/p' "$1" 2>/dev/null | head -n 1 || true
+}
+
 install_agents() {
     if ! command -v npm >/dev/null; then
-        say "no npm: the end-to-end tests with the real claude and codex will not run"
+        say "no npm: the end-to-end tests with the real tools will not run"
         return
     fi
-    local have_claude have_codex have_ccusage
+    local have_claude have_codex have_ccusage have_gemini have_qwen
     have_claude=$("$cache/node_modules/.bin/claude" --version 2>/dev/null || true)
     have_codex=$("$cache/node_modules/.bin/codex" --version 2>/dev/null || true)
     have_ccusage=$("$cache/node_modules/.bin/ccusage" --version 2>/dev/null || true)
+    # gemini and qwen start a whole CLI for --version (seconds): their package.json says it
+    have_gemini=$(_npm_version "$cache/node_modules/@google/gemini-cli/package.json")
+    have_qwen=$(_npm_version "$cache/node_modules/@qwen-code/qwen-code/package.json")
     if [[ "$have_claude" != "$CLAUDE_VERSION "* || "$have_codex" != *" $CODEX_VERSION" ||
-          "$have_ccusage" != *" $CCUSAGE_VERSION" ]]; then
-        say "installing claude $CLAUDE_VERSION, codex $CODEX_VERSION and ccusage" \
-            "$CCUSAGE_VERSION into $cache"
+          "$have_ccusage" != *" $CCUSAGE_VERSION" || "$have_gemini" != "$GEMINI_VERSION" ||
+          "$have_qwen" != "$QWEN_VERSION" ]]; then
+        say "installing claude $CLAUDE_VERSION, codex $CODEX_VERSION, gemini $GEMINI_VERSION," \
+            "qwen $QWEN_VERSION and ccusage $CCUSAGE_VERSION into $cache"
         mkdir -p "$cache"
+        # one command for all of them: npm removes what an install into the prefix leaves out
         npm install --prefix "$cache" --no-save --no-audit --no-fund --loglevel=error \
             "@anthropic-ai/claude-code@$CLAUDE_VERSION" "@openai/codex@$CODEX_VERSION" \
+            "@google/gemini-cli@$GEMINI_VERSION" "@qwen-code/qwen-code@$QWEN_VERSION" \
             "ccusage@$CCUSAGE_VERSION" >/dev/null
     fi
-    export AITRACK_E2E_BIN_DIR="$cache/node_modules/.bin"
+    # each further tool in a prefix of its own: an npm install into a shared prefix removes
+    # what an install with another package list put there
+    local bins="$cache/node_modules/.bin"
+    install_tool copilot @github/copilot "$COPILOT_VERSION" "GitHub Copilot CLI $COPILOT_VERSION"
+    install_tool opencode opencode-ai "$OPENCODE_VERSION" "$OPENCODE_VERSION"
+    bins="$bins:$cache/copilot/node_modules/.bin:$cache/opencode/node_modules/.bin"
+    export AITRACK_E2E_BIN_DIR="$bins"
+}
+
+install_tool() {  # NAME PACKAGE VERSION WHAT-`NAME --version`-STARTS-WITH
+    local have
+    have=$("$cache/$1/node_modules/.bin/$1" --version 2>/dev/null | head -n 1 || true)
+    [[ "$have" == "$4"* ]] && return
+    say "installing $1 $3 into $cache/$1"
+    mkdir -p "$cache/$1"
+    npm install --prefix "$cache/$1" --no-save --no-audit --no-fund --loglevel=error \
+        "$2@$3" >/dev/null
 }
 
 install_debian_packages

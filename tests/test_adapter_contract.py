@@ -51,6 +51,10 @@ def test_what_the_wrapper_needs_before_the_tool_starts(tool):
     assert isinstance(adapter.TELLS_RUN, bool)
     assert isinstance(adapter.REPORTS_CONTRIBUTIONS, bool)
     assert isinstance(adapter.EXAMPLE, str) and adapter.EXAMPLE
+    assert adapter.RESUME is None or "{id}" in adapter.RESUME  # report session's `resume`
+    assert adapter.BILLING_WINDOW_H is None or adapter.BILLING_WINDOW_H > 0  # report blocks
+    assert getattr(adapter, "WITH_AGENT", "agent") in ("agent", "receiver")
+    assert all(isinstance(v, str) for v in getattr(adapter, "HOME_ENV", ()))
     assert adapter.is_session([]) is True
     assert adapter.is_session(["--version"]) is False
     assert adapter.is_session(["--help"]) is False
@@ -116,7 +120,12 @@ def test_its_reader_keeps_the_engines_contract(tool):
         pytest.skip(f"{tool} has no files for `aitrack import`")
     for name in ("roots", "is_transcript", "order", "Reader", "metrics"):
         assert callable(getattr(reader, name)), name
-    assert reader.MARKERS and all(isinstance(m, bytes) for m in reader.MARKERS)
+    source = getattr(reader, "SOURCE", "lines")
+    assert source in ("lines", "whole")
+    if source == "whole":  # it reads each file itself
+        assert callable(getattr(reader.Reader, "query", None))
+    else:
+        assert reader.MARKERS and all(isinstance(m, bytes) for m in reader.MARKERS)
     for name in ("totals", "notes"):  # optional: a session's totals, its known gaps
         if hasattr(reader, name):
             assert getattr(reader, name)({}) == {}, name
@@ -127,9 +136,14 @@ def user(home, tmp_path) -> dict[str, str]:
     user_home = tmp_path / "user-home"
     user_home.mkdir()
     return {**home.env, "HOME": str(user_home), "CLAUDE_CONFIG_DIR": str(user_home / ".claude"),
-            "CODEX_HOME": str(user_home / ".codex"),
+            "CODEX_HOME": str(user_home / ".codex"), "COPILOT_HOME": str(user_home / ".copilot"),
+            "GEMINI_CLI_HOME": str(user_home), "QWEN_HOME": str(user_home / ".qwen"),
             "AITRACK_CLAUDE_MANAGED_SETTINGS": str(tmp_path / "no-managed.json"),
-            "AITRACK_CODEX_SYSTEM_DIR": str(tmp_path / "no-system-codex")}
+            "AITRACK_CODEX_SYSTEM_DIR": str(tmp_path / "no-system-codex"),
+            "GEMINI_CLI_SYSTEM_SETTINGS_PATH": str(tmp_path / "no-system-gemini.json"),
+            "GEMINI_CLI_SYSTEM_DEFAULTS_PATH": str(tmp_path / "no-defaults-gemini.json"),
+            "QWEN_CODE_SYSTEM_SETTINGS_PATH": str(tmp_path / "no-system-qwen.json"),
+            "QWEN_CODE_SYSTEM_DEFAULTS_PATH": str(tmp_path / "no-defaults-qwen.json")}
 
 
 def test_its_settings_point_at_the_agent_and_go_back_byte_for_byte(tool, user, monkeypatch):
@@ -142,9 +156,11 @@ def test_its_settings_point_at_the_agent_and_go_back_byte_for_byte(tool, user, m
     p = profile.Profile()
     target = settings.user_file(user)
     assert Path(target).is_relative_to(user["HOME"])
-    assert not settings.points_at_agent(p.agent.port, user)
+    assert agent.agent_port(where, p) is None  # nothing chosen yet: no agent to point at
     wiring.wire(where, p, user)
-    assert settings.points_at_agent(p.agent.port, user), settings.diagnose(p.agent.port, user)
+    port = agent.agent_port(where, p)  # chosen by install, and remembered
+    assert port is not None and settings.points_at_agent(port, user), \
+        settings.diagnose(port, user)
     if getattr(settings, "HOLDS_SECRET", False):
         assert (target.stat().st_mode & 0o077) == 0  # it holds the key: the user's only
     else:
@@ -162,6 +178,19 @@ def test_its_machine_wide_snippet_holds_no_key(tool):
     snippet = settings.machine_snippet(link, "linux")
     assert "127.0.0.1:47318" in snippet and agent.SECRET_HEADER not in snippet.replace(
         f"{agent.SECRET_HEADER}:", "").replace(f'"{agent.SECRET_HEADER}"', "")
+
+
+def test_a_tool_with_settings_can_be_kept_from_sending_where_they_say(tool):
+    """When another user holds the agent's port, the wrapper keeps the tool from sending
+    there over its own settings (`mute`), with nothing secret in its arguments."""
+    adapter = adapters.load(tool)
+    if adapters.part(tool, "settings") is None:
+        pytest.skip(f"{tool} has no settings that could name the agent's port")
+    if getattr(adapter, "WITH_AGENT", "agent") == "receiver":
+        pytest.skip(f"{tool}'s wrapped runs always have a receiver of their own")
+    args, env = adapter.mute(["do", "it"], {"HOME": "/h"})
+    assert args[-2:] == ["do", "it"] and args != ["do", "it"] and env == {"HOME": "/h"}
+    assert not any(agent.SECRET_HEADER in a for a in args)
 
 
 def test_its_wrapper_command_passes_every_argument_on(tool, home):
@@ -190,9 +219,13 @@ def test_its_binary_is_pinned_for_the_end_to_end_tests(tool):
 
 
 def test_its_default_models_are_priced(tool):
-    models = adapters.load(tool).DEFAULT_MODELS
+    adapter = adapters.load(tool)
+    models = adapter.DEFAULT_MODELS
     assert models, f"adapters/{tool}: name the models it uses by default (DEFAULT_MODELS)"
     for model in models:
+        if model in getattr(adapter, "UNPRICED", ()):  # no public price: n/a, never a guess
+            assert pricing.price_for(model) is None, f"{tool}: {model} is said unpriced"
+            continue
         assert pricing.price_for(model) is not None, f"{tool}: {model} is not priced"
 
 

@@ -64,7 +64,8 @@ def _agent(home, profile: str):
     port = free_port()
     home.write_managed_profile(f"[agent]\nport = {port}\n" + profile)
     proc = subprocess.Popen([sys.executable, "-m", "aitrack", "agent", "run"], env=home.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # its own process group, to kill whole
     from aitrack.capture import agent
     from aitrack.config import paths
 
@@ -117,6 +118,47 @@ def test_a_wrapped_runs_record_carries_the_profiles_attributes_not_the_wrappers(
         attributes = json.loads(row[0])
         assert attributes["team.id"] == "it-team"
         assert attributes["user.id"] != "someone"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_payloads_acknowledged_before_a_sigkill_are_counted_when_the_agent_starts(home):
+    """SIGKILL of the agent's process group while its worker held a payload: the payload
+    (answered 200, so the tool will not send it again) waited for some later payload to be
+    counted. Now the agent takes it up as it starts."""
+    import os
+    import signal
+
+    import otlp_client as oc
+    from aitrack.capture.loopback import post
+
+    points = [oc.point(1, type="input", model="m", n=str(i)) for i in range(12_000)]
+    body = json.dumps(oc.metrics(oc.sum_metric("claude_code.token.usage", points),
+                                 resource={"service.name": "claude-code"})).encode()
+    proc, port, secret = _agent(home, "")
+    db = sqlite3.connect(home.ledger)
+    try:
+        answer = post(port, "/v1/metrics", secret, body, timeout=30)
+        assert answer is not None and answer[0] == 200
+        deadline = time.monotonic() + 20  # until the worker holds it, decoding
+        while not db.execute("SELECT COUNT(*) FROM inbox WHERE claimed_by IS NOT NULL"
+                             ).fetchone()[0]:
+            assert time.monotonic() < deadline, "the worker never took the payload"
+            time.sleep(0.005)
+    finally:
+        os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
+        proc.wait(20)
+    assert db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0] == 1
+    proc = subprocess.Popen([sys.executable, "-m", "aitrack", "agent", "run"], env=home.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]:
+            assert time.monotonic() < deadline, "the acknowledged payload was not counted"
+            time.sleep(0.1)
+        assert db.execute("SELECT SUM(tokens) FROM usage").fetchone()[0] == 12_000  # once
     finally:
         proc.terminate()
         proc.wait(20)

@@ -12,11 +12,13 @@ import subprocess
 import sys
 import threading
 import tomllib
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from adversary import other_user, popen_as
 from agents import agent_bin, codex_provider_args
 from aitrack.adapters.claude import settings as claude
 from aitrack.adapters.codex import settings as codex
@@ -88,8 +90,10 @@ def loaded(env):
     return where, profile.load(where, env)
 
 
-def wire(env):
-    return wiring.wire(*loaded(env), env)
+def wire(env, keep_local: bool = True):
+    """Wire as `agent install --keep-local` does: these tests start from settings that send
+    to CloudWatch with a local-only profile (plain install refuses those: see below)."""
+    return wiring.wire(*loaded(env), env, keep_local=keep_local)
 
 
 def unwire(env):
@@ -106,6 +110,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_of(env) -> int:
+    """The agent port install chose for this user (and remembered)."""
+    where = paths.resolve(env)
+    return agent.agent_port(where, profile.load(where, env))
 
 
 def secret(env) -> str:
@@ -129,7 +139,7 @@ def test_install_then_uninstall_gives_back_the_very_bytes(user):
     assert "https://monitoring.us-east-1.amazonaws.com" in said  # where it went, no path or key
 
     settings = json.loads(claude_file(user).read_text())
-    url = agent.url(47318)
+    url = agent.url(port_of(user))
     assert settings["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == url
     assert "OTEL_EXPORTER_OTLP_HEADERS" not in settings["env"]
     assert settings["env"]["FOO"] == "bär é" and settings["model"] == "opus"
@@ -155,14 +165,15 @@ def test_install_then_uninstall_gives_back_the_very_bytes(user):
     assert stat.S_IMODE(codex_file(user).stat().st_mode) == 0o600
     state = wiring.state_file(paths.resolve(user))
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    assert claude.points_at_agent(47318, user) and codex.points_at_agent(47318, user)
+    port = port_of(user)
+    assert claude.points_at_agent(port, user) and codex.points_at_agent(port, user)
 
     undone = unwire(user)
     assert snapshot(claude_file(user), codex_file(user)) == before
     assert "restored ~/.claude/settings.json byte for byte" in undone.lines
     assert "restored ~/.codex/config.toml byte for byte" in undone.lines
     assert not state.exists() and not wiring.helper_file(paths.resolve(user), "claude").exists()
-    assert not claude.points_at_agent(47318, user) and not codex.points_at_agent(47318, user)
+    assert not claude.points_at_agent(port, user) and not codex.points_at_agent(port, user)
 
 
 def test_a_second_install_changes_nothing_and_says_so(user):
@@ -172,7 +183,8 @@ def test_a_second_install_changes_nothing_and_says_so(user):
     times = [os.stat(f).st_mtime_ns for f in (claude_file(user), codex_file(user))]
     again = wire(user)
     assert not again.changed
-    assert again.lines == ["the settings of Claude Code and Codex already point at the agent"]
+    assert again.lines == ["the settings of Claude Code, Codex, Gemini CLI, Qwen Code and Copilot "
+                           "CLI already point at the agent"]
     assert snapshot(claude_file(user), codex_file(user)) == after
     assert [os.stat(f).st_mtime_ns for f in (claude_file(user), codex_file(user))] == times
     # and the original bytes are still what uninstall gives back
@@ -268,7 +280,7 @@ def test_claude_settings_in_any_layout(user, text):
         assert "\n" not in after.replace("\r\n", "")
     if "\n" not in text.strip() and original:
         assert "\n" not in after.strip()  # a one-line file stays on one line
-    assert claude.points_at_agent(47318, user)
+    assert claude.points_at_agent(port_of(user), user)
     unwire(user)
     assert claude_file(user).read_bytes().decode() == text
 
@@ -314,11 +326,11 @@ def test_codex_config_in_any_layout(user, text):
     write(codex_file(user), text)
     wire(user)
     value = tomllib.loads(codex_file(user).read_text())
-    assert codex.endpoint_of(value["otel"]["exporter"]) == agent.url(47318) + "/v1/logs"
+    assert codex.endpoint_of(value["otel"]["exporter"]) == agent.url(port_of(user)) + "/v1/logs"
     original = tomllib.loads(text)
     assert {k: v for k, v in value.items() if k != "otel"} == {
         k: v for k, v in original.items() if k != "otel"}
-    assert codex.points_at_agent(47318, user)
+    assert codex.points_at_agent(port_of(user), user)
     unwire(user)
     assert codex_file(user).read_text() == text
 
@@ -387,7 +399,7 @@ def test_a_claude_settings_link_is_written_through_and_restored(user, tmp_path):
     claude_file(user).parent.mkdir(parents=True)
     claude_file(user).symlink_to(dotfiles)
     wire(user)
-    assert claude_file(user).is_symlink() and claude.points_at_agent(47318, user)
+    assert claude_file(user).is_symlink() and claude.points_at_agent(port_of(user), user)
     unwire(user)
     assert claude_file(user).is_symlink() and dotfiles.read_text() == '{\n  "model": "opus"\n}\n'
 
@@ -442,10 +454,14 @@ def run_helper(env, **more) -> subprocess.CompletedProcess:
 ])
 def test_the_helper_prints_the_key_and_only_a_real_run_id(user, run_id, sent):
     wire(user)
-    result = run_helper(user, **({"AITRACK_SESSION_ID": run_id} if run_id is not None else {}))
+    key, _ = agent.rotate_session_key(paths.resolve(user))  # what a started agent makes
+    with listening(port_of(user)):  # this user's listener (the agent) on the port
+        result = run_helper(user, **({"AITRACK_SESSION_ID": run_id} if run_id is not None
+                                     else {}))
     assert result.returncode == 0 and result.stderr == ""
     headers = json.loads(result.stdout)
-    expected = {"x-aitrack-key": secret(user)}
+    expected = {"x-aitrack-key": key}
+    assert key != secret(user)  # the helper's key is made at each agent start
     if sent:
         expected["x-aitrack-run"] = run_id
     assert headers == expected
@@ -456,13 +472,55 @@ def test_the_helper_prints_the_key_and_only_a_real_run_id(user, run_id, sent):
 @pytest.mark.parametrize("content", [None, "", 'ab"cd\n'], ids=["missing", "empty", "odd"])
 def test_the_helper_without_a_usable_key_prints_an_empty_object(user, content):
     wire(user)
-    secret_path = agent.secret_file(paths.resolve(user))
+    secret_path = agent.session_key_file(paths.resolve(user))
     if content is None:
-        secret_path.unlink()
+        secret_path.unlink(missing_ok=True)
     else:
         secret_path.write_text(content)
-    result = run_helper(user)
+    with listening(port_of(user)):
+        result = run_helper(user)
     assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "{}", "")
+
+
+@contextmanager
+def listening(port: int):
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        yield sock
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the owner is read from /proc")
+def test_the_helper_prints_no_key_unless_this_user_holds_the_port(user):
+    """Issue 18: another user bound the port while the agent was down and received the key
+    from every helper run. The helper asks the OS who listens, never the listener."""
+    wire(user)
+    port = port_of(user)
+    agent.rotate_session_key(paths.resolve(user))
+    assert run_helper(user).stdout.strip() == "{}"  # nothing listens: no key
+    with other_user() as someone:
+        squatter = popen_as(someone, SQUAT, str(port))
+        try:
+            assert squatter.stdout.readline().strip() == "listening", squatter.stderr.read()
+            result = run_helper(user)
+            assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "{}", "")
+        finally:
+            squatter.kill()
+            squatter.wait(10)
+    with listening(port):
+        assert "x-aitrack-key" in json.loads(run_helper(user).stdout)
+
+
+SQUAT = """
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+print("listening", flush=True)
+time.sleep(60)
+"""
 
 
 # ---------------------------------------------------------------- the real tools, started directly
@@ -519,14 +577,15 @@ def test_real_claude_started_directly_sends_to_the_agent_with_its_key(user, stub
                                                                        tmp_path):
     claude_bin = agent_bin("claude")
     wire(user)
+    key, _ = agent.rotate_session_key(paths.resolve(user))  # as the agent does at its start
     run_id = "0123456789abcdef0123456789abcdef"
     done = subprocess.run([claude_bin, "-p", "hi", "--max-turns", "1"], capture_output=True,
                           text=True, timeout=180, cwd=tmp_path, stdin=subprocess.DEVNULL,
                           env={**tool_env(user, stub), "AITRACK_SESSION_ID": run_id})
     assert done.returncode == 0, done.stderr
     assert {"/v1/metrics", "/v1/logs"} <= collector.paths()
-    for _, headers in collector.seen:
-        assert headers["x-aitrack-key"] == secret(user)
+    for _, headers in collector.seen:  # this user's listener: the helper gives its key
+        assert headers["x-aitrack-key"] == key
         assert headers["x-aitrack-run"] == run_id
         assert headers["content-type"].startswith("application/json")
 
@@ -578,6 +637,7 @@ def test_machine_settings_from_print_settings_work_with_the_real_tools(user, stu
     port = collector.server.server_address[1]
     where = paths.resolve(user)
     agent.ensure_secret(where)
+    key, _ = agent.rotate_session_key(where)  # as the agent does at its start
     # the user's part: their helper
     wiring.write_helper(where, "claude", link(port, helper=wiring.helper_file(where, "claude")))
     etc = tmp_path / "etc"
@@ -594,7 +654,7 @@ def test_machine_settings_from_print_settings_work_with_the_real_tools(user, stu
     assert ran.returncode == 0, ran.stderr
     assert not claude_file(user).exists()
     assert {"/v1/metrics", "/v1/logs"} <= collector.paths()
-    assert {h.get("x-aitrack-key") for _, h in collector.seen} == {secret(user)}
+    assert {h.get("x-aitrack-key") for _, h in collector.seen} == {key}
     del collector.seen[:]
     ran = in_private_etc(etc, tmp_path / "ov2", [codex_bin, "exec", *codex_provider_args(stub),
                                                  "hi"], env=env, cwd=tmp_path)
@@ -621,7 +681,7 @@ def test_install_and_uninstall_from_the_command_line_with_the_real_agent(home, u
     write(codex_file(user), CODEX_COMMENTED)
     before = snapshot(claude_file(user), codex_file(user))
     try:
-        first = home.run("agent", "install", "--no-service", env=user)
+        first = home.run("agent", "install", "--no-service", "--keep-local", env=user)
         assert first.returncode == 0, first.stderr
         assert f"the agent is running on http://127.0.0.1:{port}" in first.stderr
         assert "starts the agent whenever it is down" in first.stderr
@@ -635,11 +695,14 @@ def test_install_and_uninstall_from_the_command_line_with_the_real_agent(home, u
         assert status.returncode == 0, status.stderr
         info = json.loads(status.stdout)
         assert info["running"] and info["port"] == port
-        assert info["wired"] == {"claude": True, "codex": True}
+        assert info["wired"] == dict.fromkeys(wiring.TOOLS, True)
         doctor = home.run("doctor", "--json", env=user)
         checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
         assert checks["agent"]["status"] == "PASS", checks["agent"]
-        assert checks["agent-settings"]["status"] == "PASS", checks["agent-settings"]
+        # --keep-local: what went to CloudWatch stays here, and doctor says so meanwhile
+        assert checks["agent-settings"]["status"] == "WARN", checks["agent-settings"]
+        assert "Codex to https://logs.us-east-1.amazonaws.com" in (
+            checks["agent-settings"]["summary"])
         assert checks["plaintext-tokens"]["status"] == "PASS", checks["plaintext-tokens"]
     finally:
         removed = home.run("agent", "uninstall", env=user)
@@ -722,7 +785,13 @@ def test_print_settings_holds_no_secret_and_parses(home, user):
         assert secret(user) not in out.stdout
     out = home.run("agent", "print-settings", "claude", "--os", "macos", env=user)
     assert "$HOME/Library/Application Support/aitrack/agent/otel-headers" in out.stdout
+    # per-user ports: the machine-wide Claude settings leave the endpoint to each user's file
+    out = home.run("agent", "print-settings", "claude", env=user)
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in json.loads(out.stdout)["env"]
+    # Codex's machine-wide [otel] names one port: with per-user ports, one must be given
     out = home.run("agent", "print-settings", "codex", env=user)
+    assert out.returncode == 1 and "--port" in out.stderr and out.stdout == ""
+    out = home.run("agent", "print-settings", "codex", "--port", "47318", env=user)
     otel = tomllib.loads(out.stdout)["otel"]
     assert otel["exporter"] == {"otlp-http": {"endpoint": "http://127.0.0.1:47318/v1/logs",
                                               "protocol": "binary"}}
@@ -740,10 +809,12 @@ def doctor_context(env):
     return doctor.Context(env, where, prof, Path(env["HOME"]))
 
 
-def test_doctor_without_an_agent_passes(user):
+def test_doctor_without_an_agent_suggests_it_unless_declined(user):
     from aitrack.install import doctor
 
     ctx = doctor_context(user)
+    assert doctor.check_agent(ctx).status == "WARN"  # the agent by default (issue 23)
+    wiring.choose_agent(ctx.paths, False)
     assert doctor.check_agent(ctx).status == "PASS"
     settings = doctor.check_agent_settings(ctx)
     assert settings.status == "PASS" and "has not wired" in settings.summary
@@ -812,10 +883,139 @@ def test_doctor_plaintext_tokens_in_claude_settings_but_not_the_agents_key(user)
     assert any(str(claude_file(user)) in d and "Authorization" in d for d in check.details)
 
 
-def test_doctor_managed_settings_from_print_settings_pass(user):
+def test_doctor_managed_settings_from_print_settings_pass(home, user):
     from aitrack.install import doctor
 
+    home.write_managed_profile("[agent]\nport = 47318\n")  # one port for the machine
     write(Path(user["AITRACK_CLAUDE_MANAGED_SETTINGS"]),
           claude.machine_snippet(link(47318), "linux"))
     check = doctor.check_managed_settings(doctor_context(user), "claude")
     assert check.status == "PASS" and "aitrack agent" in check.summary
+
+
+# ---------------------------------------------------------------- issue 18: install races
+
+
+def test_a_concurrent_rewrite_of_the_settings_is_not_lost(user, monkeypatch):
+    """Claude Code (or the user) rewrote settings.json between aitrack's read and its write:
+    the rewrite was lost. aitrack now compares before replacing, and plans again."""
+    write(claude_file(user), '{\n  "model": "opus"\n}\n')
+    from aitrack.install.wiring import files as wiring_files
+
+    real_read, edits = wiring_files.read, []
+
+    def read_then_edited(mod, path):
+        found = real_read(mod, path)
+        if path == claude_file(user) and not edits:  # once: the tool writes meanwhile
+            edits.append(1)
+            write(path, '{\n  "model": "opus",\n  "theme": "dark"\n}\n')
+        return found
+
+    monkeypatch.setattr(wiring_files, "read", read_then_edited)
+    wire(user)
+    data = json.loads(claude_file(user).read_text())
+    assert data["theme"] == "dark" and data["model"] == "opus"  # the rewrite stands
+    assert claude.points_at_agent(port_of(user), user)  # and aitrack's keys are in
+
+
+def test_two_installs_at_once_leave_one_wiring_and_one_record(user, home):
+    write(claude_file(user), '{\n  "model": "opus"\n}\n')
+    write(codex_file(user), CODEX_COMMENTED)
+    before = snapshot(claude_file(user), codex_file(user))
+    threads = [threading.Thread(target=wire, args=(user,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    port = port_of(user)
+    assert claude.points_at_agent(port, user) and codex.points_at_agent(port, user)
+    unwire(user)
+    assert snapshot(claude_file(user), codex_file(user)) == before
+
+
+def test_a_read_only_settings_file_is_respected(user, home):
+    home.write_user_profile(f"[agent]\nport = {free_port()}\n")
+    write(claude_file(user), '{\n  "model": "opus"\n}\n', 0o444)
+    write(codex_file(user), CODEX_COMMENTED)
+    before = snapshot(claude_file(user), codex_file(user))
+    # --keep-local: Codex's settings send to CloudWatch, which a local-only profile refuses
+    result = home.run("agent", "install", "--no-service", "--keep-local", env=user)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "read-only" in lines[0] and "chmod u+w" in lines[0], lines
+    assert snapshot(claude_file(user), codex_file(user)) == before
+    assert not wiring.state_file(paths.resolve(user)).exists()
+
+
+IN_READ_ONLY = r"""
+set -e
+mount --bind "$1" "$1"
+mount -o remount,bind,ro "$1"
+shift
+exec "$@"
+"""
+
+
+def test_a_read_only_codex_folder_leaves_claudes_settings_as_they_were(user, home):
+    """`~/.codex` read-only (a read-only mount: root ignores modes): install failed with
+    "unexpected error" after Claude Code's settings were already changed."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or subprocess.run(
+            ["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount namespaces (unshare -m)")
+    home.write_user_profile(f"[agent]\nport = {free_port()}\n")
+    write(claude_file(user), '{\n  "model": "opus"\n}\n')
+    write(codex_file(user), CODEX_COMMENTED)
+    before = snapshot(claude_file(user), codex_file(user))
+    env = {k: v for k, v in {**home.env, **user}.items() if v is not None}
+    result = subprocess.run(["unshare", "-m", "sh", "-c", IN_READ_ONLY, "sh",
+                             str(codex_file(user).parent), sys.executable, "-m", "aitrack",
+                             "agent", "install", "--no-service", "--keep-local"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "unexpected error" not in result.stderr
+    assert str(codex_file(user).parent) in result.stderr or "config.toml" in result.stderr
+    assert "nothing was changed" in result.stderr, result.stderr
+    assert snapshot(claude_file(user), codex_file(user)) == before
+    assert not wiring.state_file(paths.resolve(user)).exists()
+
+
+def test_uninstall_keeps_the_record_of_a_config_that_became_a_link(user, tmp_path):
+    write(codex_file(user), CODEX_COMMENTED)
+    wire(user)
+    wired = codex_file(user).read_bytes()
+    dotfiles = tmp_path / "dotfiles" / "config.toml"
+    write(dotfiles, wired, 0o600)
+    codex_file(user).unlink()
+    codex_file(user).symlink_to(dotfiles)
+    out = unwire(user)
+    assert any("symbolic link" in line for line in out.lines)
+    state = json.loads(wiring.state_file(paths.resolve(user)).read_text())
+    assert str(codex_file(user)) in state["files"]  # the original bytes are kept
+    codex_file(user).unlink()  # the user replaces the link with the file, as told
+    write(codex_file(user), wired, 0o600)
+    unwire(user)
+    assert codex_file(user).read_text() == CODEX_COMMENTED
+
+
+def test_a_write_that_fails_half_way_puts_back_what_was_written(user, monkeypatch):
+    """All or nothing across tools, whatever fails (here: the disk fills at Codex's file)."""
+    import errno
+
+    from aitrack.install.wiring import files as wiring_files
+
+    write(claude_file(user), '{\n  "model": "opus"\n}\n')
+    write(codex_file(user), CODEX_COMMENTED)
+    before = snapshot(claude_file(user), codex_file(user))
+    real = wiring_files.write
+
+    def full_at_codex(target, data, mode):
+        if target == codex_file(user):
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        return real(target, data, mode)
+
+    monkeypatch.setattr(wiring_files, "write", full_at_codex)
+    with pytest.raises(wiring.WiringError) as failed:
+        wire(user)
+    assert "No space left" in str(failed.value) and "nothing was changed" in str(failed.value)
+    assert snapshot(claude_file(user), codex_file(user)) == before
+    assert not wiring.state_file(paths.resolve(user)).exists()

@@ -19,7 +19,7 @@ import pytest
 
 import chromium
 from aitrack.store import ledger
-from test_report import Ledger, at, report_json
+from test_report import SMALL, Ledger, at, report_json
 
 UTC = ZoneInfo("UTC")
 
@@ -218,6 +218,76 @@ def test_days_without_sessions_keep_their_place_on_the_axis(home, led, tmp_path)
     xs = [float(x) for x in re.findall(r'<rect class="s0" x="([\d.]+)"', chart)]
     assert len(xs) == 3
     assert xs[2] - xs[1] == pytest.approx(9 * (xs[1] - xs[0]), abs=0.1)  # 9 days on, not 1
+
+
+def test_a_long_stretch_without_sessions_collapses_into_a_marked_gap(home, led, tmp_path):
+    """Issue 23 item 6: a winter of history and then today, no longer bars in a corner."""
+    for day in range(30):
+        led.session(at("2025-11-01T12:00") + timedelta(days=day), tool="codex",
+                    usage={"gpt-5": {"input": 1_000_000}})
+    led.session(at("2026-06-10T12:00"), tool="codex", usage={"gpt-5": {"input": 1_000_000}})
+    html = dashboard(home, tmp_path).read_text()
+    chart = html[html.index('id="cost-chart"'):html.index("</svg>", html.index('id="cost-chart"'))]
+    xs = [float(x) for x in re.findall(r'<rect class="s0" x="([\d.]+)"', chart)]
+    assert len(xs) == 31
+    step = xs[1] - xs[0]
+    assert xs[30] - xs[29] == pytest.approx(2 * step, abs=0.1)  # one slot for the gap
+    gap = "no sessions from 2025-12-01 to 2026-06-09 (191 days)"
+    assert f'<g class="gap"><title>{gap}</title>' in chart
+    assert gap in re.search(r'<desc id="cost-chart-d">([^<]*)</desc>', html)[1]
+    assert ">Jun 10 2026</text>" in chart  # the day after the gap is dated
+
+
+def test_a_missing_out_folder_is_refused_not_created(home, led, tmp_path):
+    populate(led)
+    out = tmp_path / "nonexistent" / "dir" / "d.html"
+    proc = home.run("dashboard", "--out", str(out))
+    assert proc.returncode == 1
+    assert proc.stderr == (f"aitrack: cannot write {out}: {out.parent} is not a folder: "
+                           "create it first, or choose another --out\n")
+    assert not (tmp_path / "nonexistent").exists()
+
+
+LONG_NAMES = "claude-opus-4-5-20251101-with-an-extremely-long-bedrock-suffix"
+OVERFLOW = """[...document.querySelectorAll('section.card, .kpi')].flatMap(card => {
+  const box = card.getBoundingClientRect();
+  const out = [...card.querySelectorAll('th, td, h2, p, svg')].filter(e => {
+    const r = e.getBoundingClientRect();
+    const scroller = e.closest('.fit, .scroll');
+    const clip = scroller ? scroller.getBoundingClientRect() : box;
+    return r.width && (r.right > box.right + 0.5) && !(scroller && r.left >= clip.left - 0.5
+      && scroller.scrollWidth > scroller.clientWidth);
+  }).map(e => e.textContent.slice(0, 40));
+  return card.scrollWidth > card.clientWidth + 0.5 ? ['card ' + card.id, ...out] : out;
+})"""
+SCROLLING = """[...document.querySelectorAll('.fit, .scroll')]
+  .filter(f => f.scrollWidth > f.clientWidth + 0.5)
+  .map(f => f.closest('section').querySelector('h2').id)"""
+
+
+@pytest.mark.parametrize("width", [800, 1000, 1400])
+def test_tables_fit_or_scroll_inside_their_cards(home, led, tmp_path, width):
+    """Issue 23 item 4: at 1000 px the Models and Top projects tables ran across their
+    cards' border ("Cos", "$882.02"). From 800 px up, in both themes, nothing leaves its
+    card: a table fits, or (the sessions table) scrolls inside it."""
+    if chromium.binary() is None:
+        pytest.skip("no chromium: run the tests with `bash tests/run.sh`")
+    populate(led)
+    led.session(at("2026-03-06T10:00"), project="-home-dev-src-a-project-with-a-long-name3",
+                usage={LONG_NAMES: {"input": 5000, "output": 300}}, cost={LONG_NAMES: 882.02})
+    led.session(at("2026-03-07T10:00"), tool="codex", usage={"acme-coder-9-preview-long": SMALL})
+    page = dashboard(home, tmp_path)
+    for theme in ("light", "dark"):
+        browser = chromium.Browser(width=width, height=900)
+        try:
+            browser.send("Emulation.setEmulatedMedia",
+                         features=[{"name": "prefers-color-scheme", "value": theme}])
+            browser.open(page.as_uri())
+            assert browser.evaluate(OVERFLOW) == [], (width, theme)
+            assert browser.evaluate(SCROLLING) in ([], ["sessions-h"]), (width, theme)
+            browser.screenshot(tmp_path / f"dashboard-{width}-{theme}.png")
+        finally:
+            browser.close()
 
 
 def test_open_shows_it_in_the_default_browser(home, led, tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from aitrack import adapters
 from aitrack.config import paths, profile
 from aitrack.install import doctor
 from fixtures import fake_tool
@@ -283,8 +284,10 @@ def test_tools_found_with_their_versions(env, tmp_path):
     assert check.status == "PASS"
     assert check.summary == f"{real / 'claude'} (2.1.328 (Claude Code))"
     assert check.data["version"] == "2.1.328 (Claude Code)"
-    missing = doctor.check_tool(ctx, "codex")
-    assert missing.status == "WARN" and "not installed" in missing.summary
+    missing = doctor.check_tool(ctx, "codex")  # one tool of several: not a problem
+    assert missing.status == "PASS" and "not installed" in missing.summary
+    none = doctor.check_tool(context(env, PATH=SYSTEM_PATH), "codex")  # no tool at all
+    assert none.status == "WARN" and "nor any other tool" in none.summary
 
 
 def test_a_tool_whose_version_fails_or_hangs_fails(env, tmp_path, monkeypatch):
@@ -553,15 +556,17 @@ def test_doctor_exit_status_and_json(home, env, tmp_path):
     data = json.loads(result.stdout)
     names = [c["name"] for c in data["checks"]]
     assert names == ["profile", "profile-integrity", "keychain", "endpoint", "claude", "codex",
-                     "shims", "claude-settings", "plaintext-tokens", "ledger", "disk", "outbox",
-                     "prices", "private-files", "agent", "agent-settings"]
+                     "gemini", "qwen", "copilot", "opencode", "shims", "command",
+                     "claude-settings", "plaintext-tokens", "ledger", "disk", "outbox", "prices",
+                     "private-files", "agent", "agent-settings"]
     assert data["ok"] is True and data["status"] == "WARN"
     text = run_doctor(home, env)
     assert text.returncode == 0
     lines = text.stdout.splitlines()
     assert any(line.startswith("WARN  claude ") for line in lines)
     assert any(line.strip().startswith("fix: install claude") for line in lines)
-    assert lines[-1] == "0 FAIL, 2 WARN: follow the fix lines above."
+    # a WARN per tool not installed here, no `aitrack` on this bare PATH, and no agent yet
+    assert lines[-1] == f"0 FAIL, {len(adapters.TOOLS) + 2} WARN: follow the fix lines above."
     home.write_managed_profile("[endpoint\n")
     failing = run_doctor(home, env)
     assert failing.returncode == 1

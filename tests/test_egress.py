@@ -11,7 +11,7 @@ import pytest
 from google.protobuf.message import Message
 
 from aitrack.capture import intake
-from aitrack.config import paths, profile, schema
+from aitrack.config import paths, profile, profile_file, schema
 from aitrack.domain import pricing
 from aitrack.egress import otlp
 from aitrack.egress import policy as egress
@@ -58,7 +58,7 @@ def test_each_policy_mistake_is_named_with_its_line(tmp_path, text, problem):
     path = tmp_path / "profile.toml"
     path.write_text(f'[endpoint]\nurl = "https://otlp.example.com"\n{text}\n')
     with pytest.raises(schema.ProfileError) as caught:
-        schema.read_file(path)
+        profile_file.read_file(path)
     [found] = caught.value.problems
     assert found.startswith(problem), found
 
@@ -66,8 +66,8 @@ def test_each_policy_mistake_is_named_with_its_line(tmp_path, text, problem):
 def test_a_logs_only_endpoint_stays_valid_with_the_default_policy(tmp_path):
     path = tmp_path / "profile.toml"
     path.write_text('[endpoint]\nurl = "https://otlp.example.com"\nsignals = ["logs"]\n')
-    assert schema.read_file(path)["endpoint"]["signals"] == ["logs"]
-    p = profile.merge([schema.Layer("user", str(path), schema.read_file(path))])
+    assert profile_file.read_file(path)["endpoint"]["signals"] == ["logs"]
+    p = profile.merge([profile_file.Layer("user", str(path), profile_file.read_file(path))])
     assert not egress.of(p).normalized and egress.of(p).queues_raw("logs")
 
 

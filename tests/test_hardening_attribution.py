@@ -15,7 +15,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 
 import otlp_client as oc
+from aitrack.config.attributes import attribute_key, reserved
 from aitrack.egress import otlp
+from aitrack.egress.policy import Policy
 from org_endpoint import profile_toml
 
 pytest_plugins = ("org_endpoint",)  # fixtures: authority, org, token
@@ -25,34 +27,34 @@ EVIL = {"user.id": "attacker", "User.Id": "attacker", " TEAM.ID": "evil-team",
         "team.id": "evil-team", "COST_CENTER": "CC-0"}
 
 
-def hostile_metrics() -> dict:
+def hostile_metrics(evil: dict[str, str] = EVIL) -> dict:
     point = oc.point(100, **{"gen_ai.token.type": "input", "gen_ai.response.model": "m",
-                             **EVIL})
+                             **evil})
     point["exemplars"] = [{"asInt": "1", "timeUnixNano": "2000",
-                           "filteredAttributes": oc.attrs(**EVIL)}]
+                           "filteredAttributes": oc.attrs(**evil)}]
     data = oc.metrics(oc.sum_metric("gen_ai.client.token.usage", [point]),
-                      resource={"service.name": "tool", **EVIL})
-    data["resourceMetrics"][0]["scopeMetrics"][0]["scope"]["attributes"] = oc.attrs(**EVIL)
+                      resource={"service.name": "tool", **evil})
+    data["resourceMetrics"][0]["scopeMetrics"][0]["scope"]["attributes"] = oc.attrs(**evil)
     return data
 
 
-def hostile_logs() -> dict:
-    data = oc.logs(oc.log_record("event", **{"event.name": "api_request", **EVIL}),
-                   resource={"service.name": "tool", **EVIL})
-    data["resourceLogs"][0]["scopeLogs"][0]["scope"]["attributes"] = oc.attrs(**EVIL)
+def hostile_logs(evil: dict[str, str] = EVIL) -> dict:
+    data = oc.logs(oc.log_record("event", **{"event.name": "api_request", **evil}),
+                   resource={"service.name": "tool", **evil})
+    data["resourceLogs"][0]["scopeLogs"][0]["scope"]["attributes"] = oc.attrs(**evil)
     return data
 
 
-def hostile_traces() -> dict:
+def hostile_traces(evil: dict[str, str] = EVIL) -> dict:
     data = oc.spans()
     block = data["resourceSpans"][0]
-    block["resource"]["attributes"] = oc.attrs(**{"service.name": "tool", **EVIL})
-    block["scopeSpans"][0]["scope"] = {"name": "s", "attributes": oc.attrs(**EVIL)}
+    block["resource"]["attributes"] = oc.attrs(**{"service.name": "tool", **evil})
+    block["scopeSpans"][0]["scope"] = {"name": "s", "attributes": oc.attrs(**evil)}
     span = block["scopeSpans"][0]["spans"][0]
-    span["attributes"] = oc.attrs(**{"ok": "1", **EVIL})
-    span["events"] = [{"timeUnixNano": "1500", "name": "e", "attributes": oc.attrs(**EVIL)}]
+    span["attributes"] = oc.attrs(**{"ok": "1", **evil})
+    span["events"] = [{"timeUnixNano": "1500", "name": "e", "attributes": oc.attrs(**evil)}]
     span["links"] = [{"traceId": "5b8efff798038103d269b633813fc60c",
-                      "spanId": "eee19b7ec3c1b174", "attributes": oc.attrs(**EVIL)}]
+                      "spanId": "eee19b7ec3c1b174", "attributes": oc.attrs(**evil)}]
     return data
 
 
@@ -136,3 +138,71 @@ def test_what_reaches_the_org_endpoint_carries_only_the_profiles_attribution(
     resource = {kv.key: kv.value.string_value
                 for kv in metrics.resource_metrics[0].resource.attributes}
     assert resource["user.id"] == "dev-42" and resource["team.id"] == "platform-eng"
+
+
+# ---------------------------------------------------------------- issue 18: look-alike keys
+
+# Each reached the org next to the profile's value (red team, issue 18).
+LOOKALIKES = {"team_id": "evil", "team\u2024id": "evil", "team.id\u200b": "evil",
+              "cost-center": "CC-0", "costcenter": "CC-0", "COST\uff3fCENTER": "CC-0",
+              "user_email": "ceo@corp.example", "user-id": "ceo", "\u202euser.id": "ceo"}
+CLIENT_SENT = {"aitrack.profile.integrity": "ok", "aitrack.identity.source": "managed",
+               "AITRACK_PROFILE_INTEGRITY": "ok"}
+ENFORCED_WITH_EMAIL = {**ENFORCED, "user.email": "dev@example.com"}
+
+
+def lookalike_payloads() -> list[tuple[str, dict]]:
+    evil = {**LOOKALIKES, **CLIENT_SENT}
+    return [("metrics", hostile_metrics(evil)), ("logs", hostile_logs(evil)),
+            ("traces", hostile_traces(evil))]
+
+
+def assert_no_lookalike(message, enforced: dict[str, str]) -> None:
+    wanted = {attribute_key(k) for k in enforced}
+    for level, pairs in attribute_lists(message):
+        alike = [(k, v) for k, v in pairs if attribute_key(k) in wanted or reserved(k)]
+        if level == "resource":
+            assert sorted(alike) == sorted((k, json.dumps({"stringValue": v}))
+                                           for k, v in enforced.items()), alike
+        else:
+            assert alike == [], (level, alike)
+
+
+def test_look_alike_keys_and_client_sent_aitrack_keys_never_pass():
+    for signal, payload in lookalike_payloads():
+        request = otlp.decode(signal, json.dumps(payload).encode(), otlp.JSON)
+        otlp.enforce(request, ENFORCED_WITH_EMAIL)
+        assert_no_lookalike(request, ENFORCED_WITH_EMAIL)
+
+
+def test_aitracks_own_integrity_marker_is_the_one_sent():
+    enforced = {**ENFORCED, "aitrack.profile.integrity": "managed-profile-overridden"}
+    for signal, payload in lookalike_payloads():
+        request = otlp.decode(signal, json.dumps(payload).encode(), otlp.JSON)
+        otlp.enforce(request, enforced)
+        assert_no_lookalike(request, enforced)
+
+
+def test_dropped_attributes_go_in_every_spelling():
+    policy = Policy(frozenset({"normalized"}), frozenset({attribute_key("user.email")}))
+    for signal, payload in lookalike_payloads():
+        request = otlp.decode(signal, json.dumps(payload).encode(), otlp.JSON)
+        otlp.enforce(request, ENFORCED_WITH_EMAIL)
+        policy.strip(request)
+        for _, pairs in attribute_lists(request):
+            assert not [k for k, _ in pairs if attribute_key(k) == "useremail"], pairs
+
+
+def test_look_alikes_do_not_reach_the_org_endpoint(home, org, authority, keychain_account,
+                                                   token, tmp_path):
+    home.write_managed_profile(profile_toml(org, authority.pem, keychain_account,
+                                            signals=("metrics", "logs", "traces"),
+                                            attributes=ENFORCED_WITH_EMAIL))
+    plan = oc.plan(tmp_path / "plan", lookalike_payloads())
+    result = home.run("run", "--", str(oc.sender(tmp_path)), env={"OTLP_SEND": str(plan)})
+    assert result.returncode == 0, result.stderr
+    assert home.run("flush").returncode == 0
+    got = {r.signal: r.message for r in org.accepted()}
+    assert set(got) == {"metrics", "logs", "traces"}, got
+    for message in got.values():
+        assert_no_lookalike(message, ENFORCED_WITH_EMAIL)

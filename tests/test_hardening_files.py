@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -268,3 +269,118 @@ def test_a_full_disk_is_named_by_flush_report_and_doctor(home, tmp_path):
         assert len(report.stderr.strip().splitlines()) == 1, report.stderr
     checks = {c["name"]: c for c in json.loads(results["doctor --json"].stdout)["checks"]}
     assert checks["disk"]["status"] == "FAIL" and "full" in checks["disk"]["summary"]
+
+
+# ---------------------------------------------------------------- issue 18: others' folders
+
+
+def _planted_agent_dir(home, user) -> Path:
+    """The agent's folder made by another account, world-writable, holding its own helper."""
+    agent = home.root / "state" / "agent"
+    agent.mkdir(parents=True)
+    helper = agent / "otel-headers"
+    helper.write_text("#!/bin/sh\necho 'x-aitrack-key: attackers-own'\n")
+    os.chown(agent, user.uid, user.gid)
+    os.chown(helper, user.uid, user.gid)
+    agent.chmod(0o777)
+    helper.chmod(0o777)
+    return helper
+
+
+def test_a_state_folder_another_user_created_is_refused(home):
+    """Another account made the agent's folder first: aitrack used it, so they could swap
+    the headers helper Claude Code runs. Now nothing is written there, and one line says why."""
+    with other_user() as user:
+        helper = _planted_agent_dir(home, user)
+        before = helper.read_bytes()
+        result = home.run("agent", "install", "--no-service")
+        assert result.returncode != 0
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "not to you" in lines[0] and str(helper.parent) in lines[0]
+        assert helper.read_bytes() == before and helper.stat().st_uid == user.uid
+        assert not (Path(home.env["CLAUDE_CONFIG_DIR"]) / "settings.json").exists()
+        assert not (helper.parent / "secret").exists()
+
+
+def test_a_data_folder_another_user_owns_is_refused_and_the_tool_still_runs(home):
+    with other_user() as user:
+        data = home.root / "data"
+        data.mkdir(parents=True)
+        os.chown(data, user.uid, user.gid)
+        result = home.run("run", "--", sys.executable, "-c", "raise SystemExit(3)")
+        assert result.returncode == 3
+        assert "not to you" in result.stderr and str(data) in result.stderr
+        assert not list(data.iterdir())  # no ledger made in it
+        assert home.run("report").returncode == 0 and not list(data.iterdir())
+
+
+def test_a_ledger_file_another_user_owns_is_refused(home):
+    with other_user() as user:
+        home.run("run", "--", sys.executable, "-c", "pass")
+        os.chown(home.ledger, user.uid, user.gid)
+        for args in (["import"], ["report"], ["run", "--", sys.executable, "-c", "pass"]):
+            result = home.run(*args)
+            assert "not to you" in result.stderr and str(home.ledger) in result.stderr, args
+            assert result.returncode == (0 if args[0] == "run" else 1), args
+
+
+def test_a_folder_others_may_write_to_above_the_state_is_refused(tmp_path, home, monkeypatch):
+    """Like ssh: a folder on the way that others may write to (and not sticky, as /tmp is)
+    lets them rename aitrack's folders and put their own in place."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    root = shared / "home"
+    env = {**home.env, "AITRACK_HOME": str(root)}
+    result = home.run("run", "--", sys.executable, "-c", "pass", env=env)
+    assert result.returncode == 0
+    assert "writable by other accounts" in result.stderr and str(shared) in result.stderr
+    assert not (root / "data" / "ledger.db").exists()
+    shared.chmod(0o1777)  # sticky, as /tmp: others cannot rename what is not theirs
+    result = home.run("run", "--", sys.executable, "-c", "pass", env=env)
+    assert result.returncode == 0 and "writable" not in result.stderr, result.stderr
+
+
+def test_doctor_fails_on_a_folder_another_user_owns(home):
+    with other_user() as user:
+        state = home.root / "state"
+        state.mkdir(parents=True)
+        os.chown(state, user.uid, user.gid)
+        result = home.run("doctor", "--json")
+        check = next(c for c in json.loads(result.stdout)["checks"]
+                     if c["name"] == "private-files")
+        assert check["status"] == "FAIL" and str(state) in check["summary"]
+        assert "sudo mv" in check["fix"]
+
+
+def _damage_the_schema_text(ledger_path: Path) -> None:
+    """A damaged page in sqlite_master: its SQL is no longer UTF-8, so SQLite's own error
+    message about it is not either, and Python raised UnicodeDecodeError decoding it."""
+    db = sqlite3.connect(ledger_path)
+    db.execute("PRAGMA writable_schema = ON")
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'usage_daily'").fetchone()[0]
+    bad = sql.encode().replace(b"DEFAULT", b"DEF\xfe\xffAU", 1)
+    db.execute("UPDATE sqlite_master SET sql = CAST(? AS TEXT) WHERE name = 'usage_daily'",
+               (bad,))
+    db.commit()
+    db.close()
+
+
+def test_a_ledger_whose_schema_is_not_utf8_is_one_line_with_the_fix(home):
+    home.write_managed_profile(ENDPOINT)
+    home.run("run", "--", sys.executable, "-c", "pass")
+    _damage_the_schema_text(home.ledger)
+    for args in (("report",), ("report", "session"), ("prices",), ("import",), ("flush",),
+                 ("dashboard", "--out", str(home.root / "d.html"))):
+        result = home.run(*args)
+        assert "UnicodeDecodeError" not in result.stderr + result.stdout, args
+        assert "unexpected error" not in result.stderr, args
+        if result.returncode:
+            line = one_line_about(result, str(home.ledger))
+            assert "mv " in line, (args, line)
+    doctor = home.run("doctor", "--json")
+    check = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "ledger")
+    assert check["status"] == "FAIL" and "UnicodeDecodeError" not in check["summary"]
+    assert "mv " in check["fix"]
+    run = home.run("run", "--", sys.executable, "-c", "raise SystemExit(4)")
+    assert run.returncode == 4 and "UnicodeDecodeError" not in run.stderr

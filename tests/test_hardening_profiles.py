@@ -16,7 +16,7 @@ import pytest
 
 import otlp_client as oc
 from aitrack.capture import startup
-from aitrack.config import managed, paths, profile, schema
+from aitrack.config import managed, paths, profile, profile_file, schema
 from aitrack.egress import otlp
 from aitrack.install import doctor
 
@@ -104,7 +104,7 @@ def test_aitrack_sets_the_integrity_attribute_itself(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text(f'[attributes]\n"{INTEGRITY}" = "ok"\n')
     with pytest.raises(schema.ProfileError, match="reserved"):
-        schema.read_file(path)
+        profile_file.read_file(path)
 
 
 IN_NAMESPACE = r"""
@@ -279,7 +279,7 @@ def test_non_secret_static_headers_stay_valid(tmp_path):
     path = tmp_path / "profile.toml"
     path.write_text('[endpoint]\nurl = "https://otlp.example.com"\n[endpoint.headers]\n'
                     'x-aws-log-group = "/aitrack"\nx-aws-log-stream = "a"\nx-scope-orgid = "t"\n')
-    assert schema.read_file(path)["endpoint"]["headers"]["x-scope-orgid"] == "t"
+    assert profile_file.read_file(path)["endpoint"]["headers"]["x-scope-orgid"] == "t"
 
 
 # ---------------------------------------------------------------- the per-signal URL message
@@ -292,7 +292,7 @@ def test_per_signal_urls_without_signals_name_the_real_problem(tmp_path):
     path.write_text('# forwarding\n[endpoint]\nprotocol = "http/json"\n'
                     'metrics_url = "https://m.example.com/v1/metrics"\n')
     with pytest.raises(schema.ProfileError) as caught:
-        schema.read_file(path)
+        profile_file.read_file(path)
     [problem] = caught.value.problems
     assert problem.startswith("endpoint.metrics_url (line 4): ")
     assert "endpoint.signals is not set" in problem and "logs" in problem
@@ -304,6 +304,6 @@ def test_signals_set_without_a_url_still_names_signals(tmp_path):
     path.write_text('[endpoint]\nmetrics_url = "https://m.example.com/v1/metrics"\n'
                     'signals = ["metrics", "traces"]\n')
     with pytest.raises(schema.ProfileError) as caught:
-        schema.read_file(path)
+        profile_file.read_file(path)
     assert caught.value.problems == [
         "endpoint.signals (line 3): traces has no URL: set url or traces_url"]

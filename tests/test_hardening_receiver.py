@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -16,7 +17,7 @@ import pytest
 
 import otlp_client as oc
 from adversary import other_user, popen_as
-from aitrack.capture import http11, loopback, receiver
+from aitrack.capture import http11, listener, loopback, receiver
 from aitrack.capture.receiver import Receiver
 
 SAMPLE = json.dumps(oc.metrics(oc.sum_metric("claude_code.token.usage", [
@@ -92,10 +93,10 @@ def test_another_users_idle_connections_are_refused_and_the_tool_is_served(rx):
 
 
 def test_a_flood_of_idle_connections_never_starves_the_tools_requests(rx, monkeypatch):
-    """The same flood where the peer's uid cannot be known (macOS, Windows): the pending pool
-    evicts the oldest idle connection, so file descriptors stay bounded and the tool's own
-    requests are answered at once."""
-    monkeypatch.setattr(loopback, "peer_uid", lambda local, peer: None)
+    """The same flood where the peer's account cannot be known (an OS listener.py cannot
+    ask): the pending pool evicts the oldest idle connection, so file descriptors stay
+    bounded and the tool's own requests are answered at once."""
+    monkeypatch.setattr(listener, "peer_is_mine", lambda local, peer: None)
     before = open_fds()
     held, stop = [], threading.Event()
 
@@ -124,6 +125,43 @@ def test_a_flood_of_idle_connections_never_starves_the_tools_requests(rx, monkey
         flooding.join()
         for s in held:
             s.close()
+
+
+SEND_AND_CLOSE = r"""
+import socket, sys
+port, key, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+body = sys.stdin.buffer.read()
+head = (f"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        f"x-aitrack-key: {key}\r\n\r\n").encode()
+sent = 0
+for _ in range(n):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), 5)
+        s.sendall(head + body)
+        s.close()  # at once: the socket is orphaned (FIN_WAIT2, uid 0, inode 0)
+        sent += 1
+    except OSError:
+        pass
+print(sent, flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peer lookup tested on Linux")
+def test_another_users_send_and_close_is_refused_even_with_the_key(rx):
+    """Issue 18: another user who sent a request and closed at once left an orphaned
+    socket, which shows uid 0 and inode 0: a root receiver took it for its own (166 of 200
+    accepted). An orphan is no one's: 0 of 200 now, the key notwithstanding (the tests run
+    as root, which is the case the issue found)."""
+    with other_user() as user:
+        attack = popen_as(user, SEND_AND_CLOSE, str(rx.port), rx.secret, "200",
+                          stdin=subprocess.PIPE)
+        out, err = attack.communicate(SAMPLE.decode(), timeout=120)
+    assert int(out) == 200, err
+    time.sleep(1.0)  # what the receiver took would be delivered by now
+    assert rx.got == []
+    answer, _ = timed_post(rx)  # this user's own exports are still served
+    assert answer.status == 200 and len(rx.got) == 1
 
 
 def test_a_slow_request_head_is_cut(rx, monkeypatch):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
+from urllib.parse import quote, quote_plus
 
 import keyring
 import pytest
@@ -54,6 +57,63 @@ def test_an_endpoint_echoing_the_token_after_280_characters_never_leaks_a_prefix
     assert not leaks(dump)
 
 
+# ---------------------------------------------------------------- issue 18: every form of it
+
+SPECIAL = 'sk/live+Ab=Cd"e\\fü:gh&ij%kl mn<op>qr'  # characters each encoding changes
+
+
+def forms(token: str) -> dict[str, str]:
+    """How an endpoint (or a proxy's error page) may echo a token."""
+    raw = token.encode()
+    out = {"as is": token, "url-encoded": quote(token, safe=""), "url+plus": quote_plus(token),
+           "json": json.dumps(token)[1:-1],
+           "json-utf8": json.dumps(token, ensure_ascii=False)[1:-1],
+           "middle 12": token[len(token) // 2 - 6:len(token) // 2 + 6]}
+    for pad in ("", "u", "us", "user:"):  # Basic auth puts "user:" before it
+        out[f"base64 after {pad!r}"] = base64.b64encode(pad.encode() + raw).decode()
+        out[f"base64url after {pad!r}"] = base64.urlsafe_b64encode(pad.encode() + raw).decode()
+    return out
+
+
+def windows(text: str, n: int = 12) -> set[str]:
+    return {text[i:i + n] for i in range(len(text) - n + 1)}
+
+
+@pytest.mark.parametrize("token", [TOKEN, SPECIAL, "A" * 7 + "b" * 40])
+def test_mask_covers_every_form_of_the_token(token):
+    """Only the exact token and its prefixes were masked: base64 (Basic auth), URL-encoded
+    and JSON-escaped echoes, and any part of it from its middle, went through."""
+    for name, form in forms(token).items():
+        text = f"error: got '{form}' in header; {'x' * 30}"
+        masked = keychain.mask(text, [token])
+        secret_parts = set().union(*(windows(f) for f in forms(token).values()
+                                     if len(f) >= 12))
+        found = windows(masked) & secret_parts
+        assert not found, (name, masked)
+        assert "[token]" in masked, name
+
+
+def test_mask_leaves_ordinary_text_alone():
+    text = "HTTP 400: the payload had 3 resource blocks, none valid (see the docs)"
+    assert keychain.mask(text, [TOKEN, SPECIAL]) == text
+
+
+def test_an_endpoint_echoing_encoded_forms_never_leaks_them(home, org, authority,
+                                                            keychain_account, token):
+    home.write_managed_profile(profile_toml(org, authority.pem, keychain_account))
+    echoed = forms(TOKEN)
+    org.always(400, message="; ".join(echoed.values()))
+    queue(home.ledger, ["a"])
+    flushed = home.run("flush", "--json")
+    log = (home.root / "state" / "logs" / "forwarder.log").read_text()
+    errors = " ".join(row[4] or "" for row in outbox_rows(home.ledger))
+    secret_parts = set().union(*(windows(f) for f in echoed.values() if len(f) >= 12))
+    for where, text in (("flush", flushed.stdout + flushed.stderr), ("forwarder.log", log),
+                        ("outbox.last_error", errors)):
+        assert "[token]" in text, where
+        assert not windows(text) & secret_parts, where
+
+
 # ---------------------------------------------------------------- 14: token set validation
 
 
@@ -87,15 +147,15 @@ def test_a_tab_or_unicode_inside_a_token_is_still_a_valid_header_value(home, key
 
 def test_a_unicode_token_is_sent_as_utf8(org, authority, tmp_path):
     """What `token set` accepts, the forwarder can send (UTF-8 bytes in the header)."""
-    from aitrack.config import profile, schema
+    from aitrack.config import profile, profile_file
     from aitrack.egress import transport
 
     unicode_token = "tök€n-🔑"
     org.auth_value = f"Bearer {unicode_token}".encode().decode("latin-1")
     path = tmp_path / "p.toml"
     path.write_text(profile_toml(org, authority.pem, "unused"))
-    endpoint = profile.merge([schema.Layer("managed", str(path), schema.read_file(path))]
-                             ).endpoint
+    layer = profile_file.Layer("managed", str(path), profile_file.read_file(path))
+    endpoint = profile.merge([layer]).endpoint
     answer = transport.post(endpoint, f"{org.url}/v1/metrics", b"", "application/x-protobuf",
                             unicode_token)
     assert answer.status == 200, answer.error

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from aitrack.store import importer
+from aitrack.store.importing import files
 from aitrack.store.importing.merge import Import
 from transcript_tree import (
     CS1,
@@ -139,18 +140,88 @@ def test_a_file_deleted_before_it_is_read(db, tree):
 def test_transcripts_are_opened_read_only(db, tree, monkeypatch):
     tree.claude(S1, [assistant(S1, "msg_1", "req_1", usage(10, 10))])
     modes = []
-    real_open = open
+    real_open = os.open
 
-    def spy(file, mode="r", *args, **kwargs):
+    def spy(file, flags, *args, **kwargs):
         if str(file).endswith(".jsonl"):
-            modes.append(mode)
-        return real_open(file, mode, *args, **kwargs)
+            modes.append(flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR | os.O_CREAT
+                                  | os.O_TRUNC | os.O_APPEND))
+        return real_open(file, flags, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", spy)
+    monkeypatch.setattr(os, "open", spy)
     run(db, tree)
-    assert modes == ["rb"]
+    assert modes == [os.O_RDONLY]
 
 
 def test_a_missing_tool_home_is_no_error(db, tmp_path: Path):
     result = run(db, Tree(tmp_path / "empty"))
     assert (result.files_seen, result.skipped) == (0, {})
+
+
+# ---------------------------------------------------------------- issue 18: not regular files
+
+
+def _not_regular_files(tree) -> list[Path]:
+    """A FIFO nobody writes to, and links to endless devices, named like transcripts."""
+    folder = tree.claude_dir / "projects" / "-work-shop"
+    folder.mkdir(parents=True, exist_ok=True)
+    fifo = folder / f"{S2}.jsonl"
+    os.mkfifo(fifo)
+    zero, noise = folder / f"{S3}.jsonl", folder / "subagent-noise.jsonl"
+    zero.symlink_to("/dev/zero")
+    noise.symlink_to("/dev/urandom")
+    return [fifo, zero, noise]
+
+
+def test_fifos_and_device_links_are_skipped_not_read(home, tree):
+    """A FIFO hung the import (and report, and the agent's loop); /dev/zero read forever."""
+    tree.claude(S1, [user(S1), assistant(S1, "msg_1", "req_1", usage(10, 10))])
+    _not_regular_files(tree)
+    env = {**home.env, **tree.env}
+    proc = subprocess.run([sys.executable, "-m", "aitrack", "import", "--json"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["skipped"] == {"not_regular": 3} and result["responses"] == 1
+    report = subprocess.run([sys.executable, "-m", "aitrack", "report"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0 and "Total" in report.stdout
+
+
+def test_a_wrapped_runs_own_files_are_read_only_when_regular(home, tree):
+    """A run's transcripts, found by name after it ends (import_files), and Codex's first line
+    read to match a rollout to a run: never a FIFO or a device."""
+    paths = _not_regular_files(tree)
+    code = ("import sys, json; from pathlib import Path\n"
+            "from aitrack.store import importer, ledger\n"
+            "from aitrack.adapters.codex import locate\n"
+            "paths = [Path(p) for p in sys.argv[2:]]\n"
+            "db = ledger.connect(Path(sys.argv[1]))\n"
+            "r = importer.import_files(db, 'claude', paths, None)\n"
+            "print(json.dumps([r.skipped, [locate._meta_cwd(p) for p in paths]]))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(home.ledger), *map(str, paths)],
+                          env={**home.env, **tree.env}, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    skipped, cwds = json.loads(proc.stdout)
+    assert skipped == {"not_regular": 3} and cwds == [None, None, None]
+
+
+def test_a_file_that_grows_while_read_is_read_to_the_size_it_had(db, tree, monkeypatch):
+    """Reads are bounded by the size at open: a file (or device) that keeps giving is read
+    on at the next import, never for ever."""
+    path = tree.claude(S1, [user(S1), assistant(S1, "msg_1", "req_1", usage(10, 10))])
+    size = path.stat().st_size
+    real = files.Lines.read
+
+    def grow_then_read(self, fh, start, st, *args):
+        with open(path, "ab") as out:  # the tool writes on meanwhile
+            out.write(_line(assistant(S1, "msg_2", "req_2", usage(20, 20))))
+        return real(self, fh, start, st, *args)
+
+    monkeypatch.setattr(files.Lines, "read", grow_then_read)
+    result = run(db, tree)
+    assert result.bytes == size and figures(db, CS1) == {OPUS: {"input": 10, "output": 10}}
+    monkeypatch.undo()
+    run(db, tree)
+    assert figures(db, CS1) == {OPUS: {"input": 30, "output": 30}}

@@ -216,9 +216,18 @@ def test_linux_install_with_the_agent_settings(tmp_path, wheelhouse):
     assert desktop["Desktop Entry"]["Exec"] == f"{root}/usr/local/bin/aitrack agent install"
     assert all(oct(p.stat().st_mode)[-3:] == "644" for p in (dropin, codex))
 
-    after = tree(root)  # a re-run without --agent keeps them
+    after = tree(root)  # a re-run without --agent keeps them: the agent is the default
     again = install_sh(root, "--wheel", str(wheel), "--wheelhouse", str(wheelhouse))
     assert again.returncode == 0, again.stderr
+    assert tree(root) == after
+    declined = install_sh(root, "--wheel", str(wheel), "--wheelhouse", str(wheelhouse),
+                          "--no-agent")  # issue 23: the agent by default, with an opt-out
+    assert declined.returncode == 0, declined.stderr
+    assert "no agent (--no-agent)" in declined.stderr
+    assert not dropin.exists() and not codex.exists()
+    assert not (root / "etc/xdg/autostart/aitrack-agent.desktop").exists()
+    assert install_sh(root, "--wheel", str(wheel), "--wheelhouse", str(wheelhouse)
+                      ).returncode == 0
     assert tree(root) == after
 
     removed = install_sh(root, "--uninstall")
@@ -420,7 +429,7 @@ def test_the_powershell_scripts_exist_and_are_documented():
         assert f"windows/{name}" in readme
     install = (INSTALLERS / "windows/install.ps1").read_text()
     assert "shims install --dir" in install and "profile validate" in install
-    assert "agent print-settings claude --os windows" in install and "-Agent" in readme
+    assert "agent print-settings claude --os windows" in install and "-NoAgent" in readme
     token = (INSTALLERS / "windows/set-token.ps1").read_text()
     assert "RedirectStandardInput" in token and "token set" in token  # stdin, not an argument
 

@@ -84,7 +84,7 @@ def test_json_gives_every_price_the_tier_and_the_provenance(home):
         "source": "built-in", "party": "first-party",
         "ref": "platform.claude.com/docs/en/about-claude/pricing (long context pricing)",
         "checked": "2026-11-22", "note": sonnet["note"], "profile_keys": [],
-        "profile_origin": None,
+        "profile_origin": None, "reported_by": [],
         "usd_per_million": {"input": 3.0, "output": 15.0, "cache_read": 0.3,
                             "cache_write_5m": 3.75, "cache_write_1h": 6.0},
         "long_context": {"above_prompt_tokens": 200_000,
@@ -103,14 +103,25 @@ def test_an_unpriced_model_comes_with_a_snippet_that_is_a_valid_profile(home):
     snippet = entry["snippet"]
     parsed = tomllib.loads(snippet)
     assert list(parsed["prices"]) == ["acme-coder-9"]
-    assert schema.validate(parsed, snippet) == []
     text = home.run("prices", "acme-coder-9").stdout
-    assert "unpriced" in text and "never $0" in text
+    assert "unpriced" in text and "reports show its cost as `unpriced`, never $0" in text
+    assert "n/a" not in text
     assert all(f"    {line}" in text for line in snippet.splitlines())
 
-    # pasted as is, the model stays unpriced (its cost null, never $0), and the advice is
-    # to complete that entry, not a second one (a duplicate table would be invalid TOML)
+    # pasted as is (issue 23 item 13): `profile validate` says no price is set, instead of
+    # "ok"; the model stays unpriced (its cost null, never $0)
+    assert schema.validate(parsed, snippet) == [
+        'prices.acme-coder-9 (line 1): sets no price: give at least input and output (USD '
+        "per million tokens; any of cache_read, cache_write_5m, cache_write_1h left out costs "
+        "what input does)"]
     home.write_user_profile(snippet)
+    check = home.run("profile", "validate", str(home.user_profile))
+    assert check.returncode == 1 and "sets no price" in check.stderr
+    (entry,) = prices_json(home, "acme-coder-9")["models"]
+    assert (entry["priced"], entry["row"]) == (False, None)
+    # half filled in, the advice is to complete that entry, not a second one (a duplicate
+    # table would be invalid TOML)
+    home.write_user_profile('[prices."acme-coder-9"]\ninput = 2.0\n')
     (entry,) = prices_json(home, "acme-coder-9")["models"]
     assert (entry["priced"], entry["row"], entry["snippet"]) == (False, "acme-coder-9", None)
     assert entry["reason"] == ('your profile\'s [prices."acme-coder-9"] needs both an input '
@@ -228,3 +239,24 @@ def test_doctor_runs_the_prices_check(home, tmp_path):
     expected = doctor.check_prices(ctx_of(home, tmp_path))
     assert (check.status, check.summary) == (expected.status, expected.summary)
     assert check.summary.startswith(("built-in prices as of", "The built-in prices are"))
+
+
+def test_a_cost_claude_reported_for_an_unpriced_model_is_called_its_own_estimate(home):
+    """Issue 23 item 12: Claude Code prices models aitrack cannot; say whose figure it is."""
+    db = ledger.connect(home.ledger)
+    with ledger.write(db):
+        db.execute("INSERT INTO sessions (id, tool, started_at) VALUES ('s1', 'claude', 1.0)")
+        db.execute("INSERT INTO usage VALUES ('s1', 'claude-experimental-7', 'input', 10)")
+        db.execute("INSERT INTO session_metrics VALUES ('s1', 'claude-experimental-7', "
+                   "'cost_usd', 0.25)")
+    db.close()
+    text = home.run("prices").stdout
+    assert "  unpriced  no price row matches this name: reports show its cost as `unpriced`" in (
+        text)
+    assert ("  reported  Claude Code reported a cost for it: that is Claude Code's own "
+            "estimate, which reports count (aitrack has no price to check it against)") in text
+    (entry,) = prices_json(home)["models"]
+    assert entry["reported_by"] == ["claude"]
+    check = doctor.check_prices(doctor.Context(dict(home.env), paths.resolve(home.env),
+                                               profile.load(paths.resolve(home.env)), home.root))
+    assert "reports show it as `unpriced`" in check.summary and "n/a" not in check.summary

@@ -79,7 +79,7 @@ ALL_TYPES = {"input": 1_000_000, "output": 1_000_000, "cache_read": 1_000_000,
 
 
 @pytest.mark.parametrize("model", ["claude-fable-5-2", "claude-mythos-5-2", "gpt-6.2-astra",
-                                   "gpt-6.1-terra", "claude-mythos-preview"])
+                                   "gpt-6.1-terra", "claude-mythos-preview", "qwen3.7-max"])
 def test_models_without_a_confirmed_price_stay_unpriced(table, model):
     assert table.price_for(model) is None
     assert table.explain(model) is None

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
+import pwd
 import sys
 import tomllib
 
 import pytest
 
-from aitrack.config import paths, profile, schema
+from aitrack.config import paths, profile, profile_file, schema
 
 MANAGED = """\
 [endpoint]
@@ -119,7 +120,7 @@ def test_user_endpoint_applies_when_the_managed_profile_sets_none(home):
 def test_no_profiles_means_local_only_with_defaults(home):
     data = show(home)
     assert data["mode"] == "local-only" and data["endpoint"] is None
-    assert data["attributes"]["user.id"] == getpass.getuser()
+    assert data["attributes"]["user.id"] == pwd.getpwuid(os.getuid()).pw_name
     assert data["telemetry"]["log_user_prompts"] is False
 
 
@@ -144,10 +145,12 @@ def test_a_user_endpoint_without_url_is_reported_and_changes_nothing(home, user_
     data = json.loads(result.stdout)
     assert data["endpoint"]["url"] == "https://otlp.corp.example.com"
     assert data["endpoint"]["headers"] == {} and data["endpoint"]["timeout_s"] == 10
-    assert "department" not in data["attributes"]  # the whole broken user file is ignored
-    assert f"user profile ignored: {home.user_profile}: endpoint (line 1): needs url" \
-        in result.stderr
-    assert "used whole" in result.stderr
+    assert data["attributes"]["department"] == "research"  # only [endpoint] is left out
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"aitrack: user profile settings ignored: {home.user_profile}: "
+                           "endpoint (line 1): needs url")
+    assert "used whole" in line
+    assert line.endswith(f"; `aitrack profile validate {home.user_profile}` lists it")
 
 
 def test_an_empty_managed_endpoint_does_not_let_the_user_endpoint_in(home):
@@ -161,20 +164,33 @@ def test_an_empty_managed_endpoint_does_not_let_the_user_endpoint_in(home):
 # ---------------------------------------------------------------- broken profiles
 
 
-def test_broken_user_profile_is_reported_and_ignored_managed_still_applies(home):
+def test_a_user_profile_with_problems_loses_only_those_settings_said_in_one_line(home):
+    """Issue 23 item 11: seven problems printed seven lines on every command, and one typo
+    in [prices] threw the whole file out."""
     home.write_managed_profile(MANAGED)
-    home.write_user_profile('[attributes]\ndepartment = "research"\n[telemetry]\nbogus = 1\n')
+    home.write_user_profile('[attributes]\ndepartment = "research"\n"bad name" = "x"\n'
+                            "[telemetry]\nbogus = 1\nlog_tool_details = true\n"
+                            'metric_export_interval_ms = "fast"\n'
+                            '[prices."my-model"]\ninput = 2\noutput = 8\ncache_reed = 1\n'
+                            '[prices."typo-model"]\ninptu = 1\n[prices."pasted"]\n'
+                            "[nonsense]\nx = 1\n")
     result = home.run("profile", "show", "--json")
     assert result.returncode == 0
     data = json.loads(result.stdout)
     assert data["mode"] == "forwarding"
     assert data["endpoint"]["url"] == "https://otlp.corp.example.com"
     assert data["attributes"]["team.id"] == "platform-eng"
-    assert "department" not in data["attributes"]
-    assert result.stderr.strip() == (
-        f"aitrack: user profile ignored: {home.user_profile}: telemetry.bogus (line 4): "
-        "unknown key (known: metric_export_interval_ms, logs_export_interval_ms, "
-        "log_user_prompts, log_tool_details)")
+    assert data["attributes"]["department"] == "research" and "bad name" not in (
+        data["attributes"])
+    assert data["telemetry"]["log_tool_details"] is True
+    assert data["telemetry"]["metric_export_interval_ms"] == 60000  # the default stands
+    assert data["prices"] == {"my-model": {"input": 2, "output": 8}}
+    assert result.stderr == (
+        f"aitrack: user profile settings ignored: {home.user_profile}: attributes.\"bad name\" "
+        "(line 3): invalid attribute name (a letter or _, then letters, digits, '.', '_', "
+        f"'-') (+6 more); `aitrack profile validate {home.user_profile}` lists them all\n")
+    check = home.run("profile", "validate", str(home.user_profile))
+    assert check.returncode == 1 and len(check.stderr.splitlines()) == 7
 
 
 def test_broken_managed_profile_falls_back_to_local_only(home):
@@ -314,7 +330,7 @@ def test_each_validation_error_names_file_key_and_line(tmp_path, text, key, line
     path = tmp_path / "profile.toml"
     path.write_text(text)
     with pytest.raises(schema.ProfileError) as caught:
-        schema.read_file(path)
+        profile_file.read_file(path)
     assert caught.value.path == path
     assert str(caught.value).startswith(f"{path}: ")
     [problem] = caught.value.problems
@@ -329,7 +345,7 @@ def test_each_validation_error_names_file_key_and_line(tmp_path, text, key, line
 def test_loopback_http_and_any_https_are_accepted(tmp_path, url):
     path = tmp_path / "profile.toml"
     path.write_text(f'[endpoint]\nurl = "{url}"\n')
-    data = schema.read_file(path)
+    data = profile_file.read_file(path)
     assert data["endpoint"]["url"] == url
 
 
@@ -420,7 +436,9 @@ def test_show_origin_labels_managed_user_and_default_keys(home):
     assert origin_of("log_user_prompts = false") == managed
     assert origin_of("metric_export_interval_ms = 10000") == user
     assert origin_of("log_tool_details = false") == "default"
-    assert origin_of(f'"user.id" = "{getpass.getuser()}"') == "default (OS login name)"
+    account = pwd.getpwuid(os.getuid()).pw_name
+    assert origin_of(f'"user.id" = "{account}"') == "default (the OS account)"
+    assert origin_of("email_from_git = false") == "default (not on a managed machine)"
     shadowed = lines[lines.index("# overridden by the managed profile:") + 1:]
     assert shadowed == [
         f"#   attributes.team.id: user value ignored, {managed} wins",
@@ -457,7 +475,7 @@ def test_show_text_is_the_json_as_toml(home):
     assert result.returncode == 0, result.stderr
     data = show(home)
     del data["mode"]
-    assert tomllib.loads(result.stdout) == data
+    assert tomllib.loads(result.stdout) == {k: v for k, v in data.items() if v != {}}
     assert data["endpoint"]["headers"] == {"x-team": "a", "X-Scope-OrgID": "b"}
     assert data["prices"] == {"gpt-5.1": {"input": 1.25, "output": 10}}
 

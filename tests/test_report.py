@@ -32,15 +32,17 @@ class Ledger:
                 metrics: dict | None = None, duration: float | None = 60.0,
                 exit_code: int | None = 0, version: str = "1.0", entrypoint: str | None = None,
                 sources: int = ledger.TELEMETRY | ledger.WRAPPER,
-                decisions: dict | None = None) -> str:
-        sid = uuid.uuid4().hex
+                decisions: dict | None = None, tool_session_id: str | None = None) -> str:
+        sid = f"{tool}:{tool_session_id}" if tool_session_id else uuid.uuid4().hex
         started = when.timestamp()
         with ledger.write(self.db):
             self.db.execute(
                 "INSERT INTO sessions (id, tool, tool_version, started_at, ended_at, exit_code,"
-                " cwd, project, entrypoint, sources) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " cwd, project, entrypoint, sources, tool_session_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (sid, tool, version, started, None if duration is None else started + duration,
-                 exit_code, cwd or f"/src/{project}", project, entrypoint, sources))
+                 exit_code, cwd or f"/src/{project}", project, entrypoint, sources,
+                 tool_session_id))
             for (tool_name, decision), count in (decisions or {}).items():
                 self.db.execute("INSERT INTO tool_decisions VALUES (?, ?, ?, ?)",
                                 (sid, tool_name, decision, count))
@@ -210,8 +212,7 @@ def test_unknown_model_is_null_never_zero_and_named_in_the_footer(home, led):
     assert row["cost_usd"] == pytest.approx(1.25)  # the known part only
     assert row["unpriced_models"] == ["acme-coder-9"]
     table = home.run("report", "--timezone", "UTC").stdout
-    assert "acme-coder-9" in table
-    assert '[prices."acme-coder-9"]' in table
+    assert "No price for acme-coder-9" in table and "`aitrack prices acme-coder-9`" in table
     assert "$1.25*" in table
 
 
@@ -460,24 +461,27 @@ def test_breakdown_sub_rows_leave_contributions_to_their_day(home, led):
     assert models["models"][0]["commits"] is None and models["totals"]["commits"] == 2
 
 
-def test_unpriced_model_hint_is_valid_toml_and_never_wrapped_inside_a_name(home, led):
-    """Finding 6: the hint pastes into a profile as it is, at any width."""
+def test_unpriced_models_are_one_footer_line_naming_aitrack_prices(home, led):
+    """Issue 23 item 12: not 9 lines of TOML under every report; one line, the model's name
+    whole at any width, and `aitrack prices NAME` for the snippet (valid TOML as pasted)."""
     import tomllib
 
-    name = "acme-extremely-long-model-name-that-does-not-fit-v9"
+    name = "acme-extremely-long-model-name-that-does-not-fit-x9"
     led.session(at("2026-03-10T12:00"), tool="codex", usage={name: SMALL})
-    for width in ("60", "80", "200"):
-        out = home.run("report", "--width", width, "--timezone", "UTC").stdout
-        lines = out.splitlines()
-        at_snippet = lines.index(f'  [prices."{name}"]')
-        snippet = []
-        for line in lines[at_snippet:]:
-            if not line.startswith("  "):
-                break
-            snippet.append(line)
-        assert tomllib.loads("\n".join(s.strip() for s in snippet)) == {"prices": {name: {}}}
-        assert any(f"{name}:" in line for line in lines)  # the name stays whole
-        assert all(len(line) <= int(width) for line in lines if name not in line), out
+    led.session(at("2026-03-10T13:00"), tool="codex", usage={"acme-coder-9": SMALL})
+    wide = home.run("report", "--width", "400", "--timezone", "UTC").stdout
+    [line] = [line for line in wide.splitlines() if line.startswith("No price")]
+    assert line == (f"No price for acme-coder-9, {name}: their cost is not counted (`unpriced`, "
+                    f"or a lower bound marked *); `aitrack prices acme-coder-9 {name}` shows how "
+                    "to add them.")
+    assert "[prices." not in wide
+    for width in ("60", "80"):
+        lines = home.run("report", "--width", width, "--timezone", "UTC").stdout.splitlines()
+        assert sum(name in line for line in lines) == 2  # whole, never cut inside
+        assert all(len(line) <= int(width) for line in lines if name not in line)
+    prices = home.run("prices", name).stdout
+    snippet = prices[prices.index(f'[prices."{name}"]'):].splitlines()
+    assert tomllib.loads("\n".join(s.strip() for s in snippet)) == {"prices": {name: {}}}
 
 
 def test_table_says_unpriced_and_marks_a_partial_sum_as_the_readme_does(home, led):
@@ -509,14 +513,34 @@ def test_options_that_would_be_ignored_are_refused_or_explained(home, led, tmp_p
     assert re.search(r"^  claude-opus-5-5\s", out, re.M)  # a sub-row per model
     missing = tmp_path / "nonexistent"
     proc = home.run("report", "--project", str(missing))
-    assert proc.stdout == "No sessions match these filters.\n"
+    assert proc.stdout == "No sessions match these filters.\n" and proc.returncode == 1
     assert proc.stderr == (f"aitrack: --project {missing}: {missing} is not a directory and no "
                            "session ran there (projects: app)\n")
     proc = home.run("report", "--project", "ap", "--json")
-    assert "no session has the project name 'ap' (projects: app)" in proc.stderr
-    assert json.loads(proc.stdout)["daily"] == []
-    assert "--tool claud: no session of that tool (tools: claude)" in home.run(
-        "report", "--tool", "claud").stderr
+    assert "no session has the project name 'ap' (did you mean app?; projects: app)" in (
+        proc.stderr)
+    assert json.loads(proc.stdout)["daily"] == [] and proc.returncode == 1
+    proc = home.run("report", "--tool", "claud")
+    assert "--tool claud: no session of that tool (did you mean claude?; tools: claude)" in (
+        proc.stderr)
+    assert proc.returncode == 1
+
+
+def test_a_project_that_names_nothing_lists_every_project_near_matches_first(home, led):
+    """Issue 23 item 15: `--project proj3` listed 6 of 14 projects, suggested nothing and
+    exited 0."""
+    for i in range(14):
+        led.session(at("2026-03-10T12:00") + timedelta(minutes=i),
+                    project=f"-home-dev-src-proj{i}", usage={"gpt-5": SMALL})
+    proc = home.run("report", "--project", "proj3")
+    assert proc.returncode == 1 and proc.stdout == "No sessions match these filters.\n"
+    assert proc.stderr == (
+        "aitrack: --project proj3: no session has the project name 'proj3' (did you mean "
+        "-home-dev-src-proj3?; projects: -home-dev-src-proj13, -home-dev-src-proj12, "
+        "-home-dev-src-proj11, -home-dev-src-proj10, -home-dev-src-proj9, -home-dev-src-proj8 "
+        "and 8 more)\n")
+    fine = home.run("report", "--project", "-home-dev-src-proj3", "--last", "1")
+    assert fine.returncode == 0  # a project with no session in the range is no mistake
 
 
 def test_a_damaged_ledger_or_a_directory_is_one_line_naming_the_fix(home):
@@ -609,7 +633,7 @@ def run_in_terminal(home, *args: str, env: dict | None = None) -> str:
     """Run the CLI with stdout on a pseudo-terminal, as a user at a shell would."""
     primary, secondary = pty.openpty()
     full_env = {k: v for k, v in home.env.items() if k != "NO_COLOR"}
-    full_env.update(COLUMNS="100", **(env or {}))
+    full_env.update({"COLUMNS": "100", **(env or {})})
     proc = subprocess.Popen([sys.executable, "-m", "aitrack", *args], stdout=secondary,
                             stderr=subprocess.PIPE, env=full_env)
     os.close(secondary)
@@ -647,3 +671,184 @@ def test_bad_options_are_one_line_errors(home, led):
     assert proc.returncode != 0 and "--last" in proc.stderr
     proc = home.run("report", "--since", "yesterday")
     assert proc.returncode != 0 and "2026-01-31" in proc.stderr
+
+
+# ---------------------------------------------------------------- issue 23
+
+
+def test_names_are_cut_at_their_right_end_with_an_ellipsis_into_the_room_left(home, led):
+    """Item 7: `-home-dev-sr` for `-home-dev-src-proj3`, a trailing comma in model lists,
+    and 174 of 200 columns used."""
+    for i in range(3):
+        led.session(at("2026-03-10T12:00") + timedelta(hours=i),
+                    project=f"-home-dev-src-a-rather-long-project-name-proj{i}", usage={
+                        "claude-haiku-4-5-20251001": SMALL, "claude-opus-4-5-20251101": SMALL,
+                        "claude-sonnet-4-5-20250929": SMALL})
+    for width in (150, 200):
+        lines = home.run("report", "session", "--timezone", "UTC", "--width", str(width),
+                         ).stdout.splitlines()
+        assert max(map(len, lines)) == width  # cut names get the room left, to the column
+        row = lines[2]
+        project = re.search(r"  ([-…][\w-]*proj2)  ", row)[1]
+        assert project == "-home-dev-src-a-rather-long-project-name-proj2" or (
+            project.startswith("…") and len(project) >= 12), row  # the end that tells apart
+        models = re.search(r"  (claude-[^ ]*(?: \+\d)?)  ", row)[1]
+        assert not models.endswith(",") and re.fullmatch(r"claude-[\w.-]+(…)?( \+[12])?",
+                                                          models), models
+        assert "…" in row, row  # something had to be cut at this width
+    full = home.run("report", "session", "--timezone", "UTC").stdout  # a pipe: all of it
+    assert "-home-dev-src-a-rather-long-project-name-proj2" in full
+    assert "claude-haiku-4-5-20251001, claude-opus-4-5-20251101, claude-sonnet-4-5-20250929" in (
+        full)
+
+
+def test_the_bar_chart_spans_every_row_with_gaps_at_80_columns(home, led):
+    """Item 9: a bar per row hid the gaps, 91 rows ran off 80 columns, and the title's date
+    was not the table's first."""
+    first = at("2025-11-01T12:00")
+    for day in range(97):
+        if not 40 <= day < 46:  # a quiet week in December
+            led.session(first + timedelta(days=day), tool="codex", usage={"gpt-5": SMALL})
+    today = datetime.now(UTC).replace(microsecond=0)
+    led.session(today, tool="codex", usage={"gpt-5": SMALL})
+    out = run_in_terminal(home, "report", "--timezone", "UTC",
+                          env={"COLUMNS": "80", "NO_COLOR": "1"}).replace("\r", "")
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines), out
+    title = " ".join(lines[:lines.index(next(x for x in lines if "▁" in x or "█" in x))])
+    assert title.startswith(f"cost per day, 2025-11-01 to {today.date()} (peak $")
+    assert "a bar is 2 days" in title and "┊:" in title and "days without sessions" in title
+    bars = next(x for x in lines if "█" in x)
+    assert "┊" in bars and len(bars) <= 80
+    assert "  " in bars.split("┊")[0]  # the quiet week shows
+    table_first = next(x for x in lines if re.match(r"\d{4}-\d\d-\d\d ", x))
+    assert table_first.startswith("2025-11-01")
+
+
+def test_color_always_never_and_force_color(home, led):
+    """Item 14: `--color=always | less -R`, FORCE_COLOR, NO_COLOR, as ccusage users expect."""
+    led.session(at("2026-03-10T12:00"), tool="codex", usage={"acme-coder-9": SMALL})
+    assert "\x1b[" not in home.run("report").stdout  # a pipe: none by default
+    assert "\x1b[" in home.run("report", "--color=always").stdout
+    assert "\x1b[" in home.run("report", env={"FORCE_COLOR": "1"}).stdout
+    assert "\x1b[" not in home.run("report", env={"FORCE_COLOR": "0"}).stdout
+    assert "\x1b[" not in run_in_terminal(home, "report", "--color", "never")
+    assert "\x1b[" not in run_in_terminal(home, "report", env={"NO_COLOR": "1"})
+    assert "\x1b[" in run_in_terminal(home, "report")
+    assert "\x1b[" in run_in_terminal(home, "report", "--color=always", env={"NO_COLOR": "1"})
+
+
+def test_sessions_show_the_tools_own_id_ready_for_resume(home, led):
+    """Item 17: aitrack's id is not what `claude --resume` or `codex resume` take."""
+    own = {"claude": "84f0c2d4-5e3b-4a1f-9c2d-6b7e8f9a0b1c",
+           "codex": "019a7e5c-3b2d-7f10-8e4a-2c6d9b0f1e3a"}
+    for i, (tool, tool_id) in enumerate(own.items()):
+        led.session(at("2026-03-10T12:00") + timedelta(hours=i), tool=tool,
+                    usage={"gpt-5": SMALL}, tool_session_id=tool_id)
+    sessions = report_json(home, "session", "--timezone", "UTC")["sessions"]
+    assert [(s["id"], s["tool_session_id"], s["resume"]) for s in sessions] == [
+        (f"codex:{own['codex']}", own["codex"], f"codex resume {own['codex']}"),
+        (f"claude:{own['claude']}", own["claude"], f"claude --resume {own['claude']}")]
+    table = home.run("report", "session", "--timezone", "UTC").stdout.splitlines()
+    assert table[0].endswith("Session id")
+    assert table[2].endswith(own["codex"]) and table[3].endswith(own["claude"])
+    rows = list(csv.DictReader(io.StringIO(home.run("report", "session", "--csv").stdout)))
+    assert [r["tool_session_id"] for r in rows] == [own["codex"], own["claude"]]
+
+
+def test_report_project_ranks_projects_by_cost(home, led):
+    """Parity with ccusage: a row per project (ccusage's --instances)."""
+    led.session(at("2026-03-10T12:00"), project="web", usage={"gpt-5": {"input": 1_000_000}})
+    led.session(at("2026-03-11T12:00"), project="api", usage={"gpt-5": {"input": 3_000_000}})
+    led.session(at("2026-03-12T12:00"), project="api", usage={"gpt-5": {"input": 1_000_000}})
+    data = report_json(home, "project", "--timezone", "UTC")
+    assert [(r["period"], r["sessions"], r["cost_usd"]) for r in data["projects"]] == [
+        ("api", 2, 5.0), ("web", 1, 1.25)]
+    assert data["totals"]["cost_usd"] == 6.25
+    lines = home.run("report", "project", "--timezone", "UTC").stdout.splitlines()
+    assert lines[0].startswith("Project ") and lines[2].startswith("api ")
+    one = report_json(home, "project", "--project", "web", "--timezone", "UTC")["projects"]
+    assert [r["period"] for r in one] == ["web"]
+
+
+def test_by_tool_gives_a_sub_row_per_tool_equal_to_the_tools_own_report(home, led):
+    """Parity with ccusage's per-agent rows: `--by-tool` in daily, weekly and monthly."""
+    led.session(at("2026-03-10T12:00"), tool="claude", usage={"claude-opus-5-5": SMALL},
+                cost={"claude-opus-5-5": 0.5})
+    led.session(at("2026-03-10T13:00"), tool="codex", usage={"gpt-5": {"input": 1_000_000}})
+    led.session(at("2026-03-17T13:00"), tool="codex", usage={"gpt-5": {"input": 1_000_000}})
+    for kind in ("daily", "weekly", "monthly"):
+        data = report_json(home, kind, "--by-tool", "--timezone", "UTC")
+        for row in data[kind]:
+            for sub in row["tools"]:
+                alone = report_json(home, kind, "--tool", sub["tool"], "--timezone", "UTC")
+                [same] = [r for r in alone[kind] if r["period"] == row["period"]]
+                assert {k: sub[k] for k in same if k != "period"} == {
+                    k: v for k, v in same.items() if k != "period"}, (kind, sub)
+            assert sum(s["cost_usd"] for s in row["tools"]) == pytest.approx(row["cost_usd"])
+    table = home.run("report", "--by-tool", "--timezone", "UTC").stdout.splitlines()
+    assert [line.split()[0] for line in table[2:5]] == ["2026-03-10", "claude", "codex"]
+    rows = list(csv.DictReader(io.StringIO(home.run("report", "--by-tool", "--csv").stdout)))
+    assert [(r["period"], r["tool"]) for r in rows][:3] == [
+        ("2026-03-10", ""), ("2026-03-10", "claude"), ("2026-03-10", "codex")]
+    refused = home.run("report", "session", "--by-tool")
+    assert refused.returncode == 1 and "daily, weekly and monthly" in refused.stderr
+
+
+def test_blocks_are_each_tools_5_hour_windows_with_burn_rate_and_projection(home, led):
+    """Parity with ccusage's `blocks`: windows from the hour of their first session, per
+    tool that has them; the open one with its burn rate, projection and a token limit."""
+    from aitrack.domain import pricing
+    from aitrack.reports import blocks
+    from aitrack.reports.periods import Options
+    from aitrack.reports.readonly import open_ledger
+
+    def claude(when: str, tokens: int, cost: float) -> None:
+        led.session(at(when), usage={"claude-opus-5-5": {"input": tokens}},
+                    cost={"claude-opus-5-5": cost})
+
+    claude("2026-03-10T09:10", 10_000, 1.0)
+    claude("2026-03-10T13:59", 20_000, 2.0)  # still the 09:00-14:00 window
+    claude("2026-03-10T14:05", 5_000, 0.5)  # the next one opens at 14:00
+    claude("2026-03-11T08:00", 6_000, 0.6)  # after a night: a window of its own
+    led.session(at("2026-03-10T10:00"), tool="codex", usage={"gpt-5": {"input": 1_000_000}})
+    led.session(at("2026-03-10T10:00"), tool="run", usage={"gpt-5": {"input": 1_000}})
+    now = at("2026-03-11T10:00").timestamp()  # two hours into the last Claude window
+    db = open_ledger(home.ledger)
+    opts = Options(tz=UTC, tz_name="UTC")
+    found = blocks.build(db, opts, pricing.load(), now)
+    assert [(datetime.fromtimestamp(b.start, UTC).strftime("%d %H:%M"), b.tool,
+             b.figures.total, b.active) for b in found] == [
+        ("10 09:00", "claude", 30_000, False), ("10 10:00", "codex", 1_000_000, False),
+        ("10 14:00", "claude", 5_000, False), ("11 08:00", "claude", 6_000, True)]
+    active = found[-1]
+    assert active.burn(now) == (50.0, pytest.approx(0.3))  # per minute; USD per hour
+    assert active.projected(now) == (6_000 + 50 * 180, pytest.approx(0.6 + 0.3 * 3))
+    limits = blocks.limit_of(found, "max")
+    assert limits == {"claude": 30_000, "codex": 1_000_000}
+    data = blocks.to_json(found, opts, now, limits)["blocks"][-1]
+    assert data["remaining_s"] == 3 * 3600 and data["cost_usd"] == 0.6
+    assert data["token_limit"] == {"limit": 30_000, "used_percent": 20.0,
+                                   "projected_percent": 50.0, "exceeded": False}
+    text = blocks.render(found, opts, now, {"claude": 10_000}, None, False)
+    assert re.search(r"^2026-03-11 08:00-13:00\s+claude\s+active, 3h 00m left\s+1\s+6\.0k\s+"
+                     r"\$0\.60\s+50 tok/min, \$0\.30/h\s+15\.0k, \$1\.50\s+60% \(projected "
+                     r"150%\)$", text, re.M), text
+
+
+def test_report_blocks_from_the_command_line(home, led):
+    led.session(datetime.now(UTC) - timedelta(minutes=30), usage={"claude-opus-5-5": SMALL},
+                cost={"claude-opus-5-5": 0.25})
+    led.session(at("2026-03-10T09:00"), usage={"claude-opus-5-5": SMALL},
+                cost={"claude-opus-5-5": 0.25})
+    data = report_json(home, "blocks", "--active", "--token-limit", "5000")
+    [block] = data["blocks"]
+    assert block["active"] and block["tool"] == "claude" and block["cost_usd"] == 0.25
+    assert block["token_limit"]["limit"] == 5000 and block["burn_rate"]["tokens_per_minute"] > 0
+    table = home.run("report", "blocks", "--timezone", "UTC").stdout
+    assert "2026-03-10 09:00-14:00  claude  done" in table and "active, " in table
+    for args, said in ((("blocks", "--csv"), "--csv does not apply"),
+                       (("daily", "--active"), "are for `aitrack report blocks`"),
+                       (("blocks", "--token-limit", "lots"), "give a number of tokens")):
+        proc = home.run("report", *args)
+        assert proc.returncode == 1 and said in proc.stderr, (args, proc.stderr)

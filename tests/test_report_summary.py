@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import sqlite3
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from aitrack.domain.records import Contribution, Point
 from aitrack.reports import figures as builder
 from aitrack.reports import tables as rep
 from aitrack.store import ledger, migrations
+from test_report import run_in_terminal
 
 SUMMARY_TABLES = ("usage_hourly", "usage_daily", "sessions_hourly", "contrib_hourly")
 TODAY = date(2026, 11, 20)
@@ -362,13 +364,17 @@ def test_session_table_shows_the_newest_50_and_says_how_to_see_more(home):
         sid = w.session(at("2026-03-01T08:00") + i * 3600, "codex")
         w.add(sid, ("tokens", "gpt-5", "input", 1000))
     db.close()
-    out = home.run("report", "session", "--timezone", "UTC", env={"COLUMNS": "120"}).stdout
+    out = run_in_terminal(home, "report", "session", "--timezone", "UTC",
+                          env={"COLUMNS": "120", "NO_COLOR": "1"})
     assert "10 more sessions not shown" in out and "--limit" in out
     assert "2026-03-03 19:00" in out and "2026-03-01 17:00" not in out  # newest first
     assert "2026-03-01 18:00" in out  # the 50th newest
-    assert "60,000" in out  # the totals count every session
-    every = home.run("report", "session", "--limit", "0", "--timezone", "UTC").stdout
+    assert re.search(r"^Total .* 60(,000|\.0k) ", out, re.M)  # the totals: every session
+    every = run_in_terminal(home, "report", "session", "--limit", "0", "--timezone", "UTC")
     assert "not shown" not in every and "2026-03-01 08:00" in every
+    piped = home.run("report", "session", "--timezone", "UTC").stdout  # issue 23 item 8
+    assert "not shown" not in piped and "2026-03-01 08:00" in piped
+    assert len(re.findall(r"^2026-03-0\d \d\d:00 ", piped, re.M)) == 60
     json_out = home.run("report", "session", "--json").stdout
     assert json_out.count('"id"') == 60  # JSON lists every session unless --limit is given
     two = home.run("report", "daily", "--limit", "2", "--timezone", "UTC").stdout

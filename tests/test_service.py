@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -79,8 +80,12 @@ code = 0
 if tool == "systemctl":
     args = [a for a in args if a != "--user"]
     config = Path(os.environ.get("XDG_CONFIG_HOME") or Path(os.environ["HOME"]) / ".config")
-    unit = config / "systemd" / "user" / args[-1]
-    if args[0] == "is-active":
+    # a socket unit is only written here: the agent it would hand the port binds it itself
+    units = [a for a in args[1:] if a.endswith(".service")]
+    unit = config / "systemd" / "user" / (units[-1] if units else args[-1])
+    if units == [] and args[0] in ("start", "restart", "stop"):
+        pass
+    elif args[0] == "is-active":
         code = 0 if alive() else 3
     elif args[0] in ("start", "restart"):
         if args[0] == "restart":
@@ -178,9 +183,73 @@ def test_systemd_itself_accepts_the_unit(tmp_path):
     assert verified.returncode == 0, verified.stderr
 
 
+def test_the_systemd_socket_unit_holds_the_agents_port_on_loopback():
+    text = service.systemd_socket(47318)
+    unit = configparser.ConfigParser(interpolation=None, strict=True)
+    unit.optionxform = str
+    unit.read_string(text)
+    assert unit["Socket"]["ListenStream"] == "127.0.0.1:47318"
+    assert unit["Socket"]["Accept"] == "no"  # one agent, handed the listening socket
+    assert unit["Install"]["WantedBy"] == "sockets.target"
+    service_unit = configparser.ConfigParser(interpolation=None, strict=True)
+    service_unit.read_string(service.systemd_unit(ODD_COMMAND, {}))
+    assert service_unit["Unit"]["Wants"] == service_unit["Unit"]["After"] == service.SOCKET_NAME
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
+def test_systemd_itself_accepts_the_socket_unit(tmp_path):
+    (tmp_path / service.UNIT_NAME).write_text(service.systemd_unit(service.command(), {}))
+    unit = tmp_path / service.SOCKET_NAME
+    unit.write_text(service.systemd_socket(47318))
+    verified = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                              text=True, timeout=60)
+    assert verified.returncode == 0, verified.stderr
+
+
+HANDED = """
+import os, sys
+fd = int(sys.argv[1])
+os.dup2(fd, 3)  # where sd_listen_fds(3) puts the first socket
+os.close(fd)
+os.environ["LISTEN_PID"], os.environ["LISTEN_FDS"] = str(os.getpid()), "1"
+os.execv(sys.executable, [sys.executable, "-m", "aitrack", "agent", "run"])
+"""
+
+
+def test_the_agent_serves_the_socket_its_service_manager_hands_it(home, tmp_path):
+    """systemd's socket activation, as sd_listen_fds(3) describes it: the listening socket
+    as fd 3, LISTEN_PID and LISTEN_FDS set. The agent serves it and binds nothing itself."""
+    port = free_port()
+    home.write_user_profile(f"[agent]\nport = {port}\n")
+    held = socket.socket()
+    held.bind(("127.0.0.1", port))
+    held.listen()
+    where = paths.resolve(home.env)
+    proc = subprocess.Popen([sys.executable, "-c", HANDED, str(held.fileno())], env=home.env,
+                            pass_fds=(held.fileno(),), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    held.close()  # only the agent holds it now
+    try:
+        secret = agent.ensure_secret(where)
+        for _ in range(100):
+            found = agent.check_port(port, secret, where)
+            if found.state == "agent":
+                break
+            time.sleep(0.05)
+        assert found.state == "agent" and found.owner.pid == proc.pid, proc.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_the_launchd_plist_parses():
-    data = plistlib.loads(service.launchd_plist(ODD_COMMAND, ODD_ENV, Path("/tmp/agent.out")))
+    data = plistlib.loads(service.launchd_plist(ODD_COMMAND, ODD_ENV, Path("/tmp/agent.out"),
+                                                47318))
     assert data["Label"] == "io.aitrack.agent"
+    # launchd holds the port from login and hands it over (launch_activate_socket)
+    assert data["Sockets"] == {"Listeners": {"SockNodeName": "127.0.0.1",
+                                             "SockServiceName": "47318",
+                                             "SockType": "stream", "SockFamily": "IPv4"}}
     assert data["ProgramArguments"] == ODD_COMMAND
     assert data["RunAtLoad"] is True
     assert data["KeepAlive"] == {"SuccessfulExit": False}  # again after a crash only
@@ -242,15 +311,20 @@ def test_systemd_install_starts_the_agent_from_the_unit_and_uninstall_removes_it
     manager = service.detect(env, "linux")
     assert isinstance(manager, service.Systemd)
     unit = Path(env["HOME"]) / ".config/systemd/user/aitrack-agent.service"
+    socket_unit = unit.with_name("aitrack-agent.socket")
     try:
         changed, lines = manager.install(where, prof)
         assert changed and unit.exists()
         assert lines == [f"installed the systemd user service {unit}: it starts the agent at "
                          "login and again after a crash"]
         steps = [c[1:] for c in calls(log) if c[0] == "systemctl"]
-        assert steps[-3:] == [["--user", "daemon-reload"],
-                              ["--user", "enable", "aitrack-agent.service"],
+        assert steps[-4:] == [["--user", "daemon-reload"],
+                              ["--user", "enable", "aitrack-agent.socket",
+                               "aitrack-agent.service"],
+                              ["--user", "start", "aitrack-agent.socket"],
                               ["--user", "start", "aitrack-agent.service"]]
+        # the port is held from login by the socket unit, which hands it to the agent
+        assert f"ListenStream=127.0.0.1:{port}\n" in socket_unit.read_text()
         # the agent the unit's ExecStart started is up, with this home and port
         assert agent.probe(port, agent.ensure_secret(where)) == "agent"
 
@@ -260,8 +334,9 @@ def test_systemd_install_starts_the_agent_from_the_unit_and_uninstall_removes_it
         assert ["systemctl", "--user", "daemon-reload"] not in calls(log)
     finally:
         changed, lines = manager.uninstall(where)
-    assert changed and not unit.exists()
-    assert ["systemctl", "--user", "disable", "--now", "aitrack-agent.service"] in calls(log)
+    assert changed and not unit.exists() and not socket_unit.exists()
+    assert ["systemctl", "--user", "disable", "--now", "aitrack-agent.service",
+            "aitrack-agent.socket"] in calls(log)
     assert agent.probe(port, agent.ensure_secret(where)) == "free"
 
 

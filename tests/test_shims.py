@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from aitrack import adapters
 from aitrack.install import shims
 from fixtures import fake_tool
 
@@ -114,7 +116,7 @@ def test_install_is_idempotent(home, tmp_path):
     assert "already up to date" in result.stderr
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
              for p in shim_dir.iterdir()}
-    assert after == before and sorted(after) == ["claude", "codex"]
+    assert after == before and sorted(after) == sorted(["aitrack", *adapters.TOOLS])
 
 
 def test_install_replaces_an_outdated_shim(home, tmp_path, real_dir):
@@ -244,7 +246,8 @@ def test_uninstall_removes_only_shims(home, tmp_path):
     result = home.run("shims", "uninstall", "--dir", str(shim_dir))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in shim_dir.iterdir()) == ["claude", "other"]
-    assert "removed codex" in result.stderr
+    removed = ", ".join(sorted({"aitrack", *adapters.TOOLS} - {"claude"}))
+    assert f"removed {removed} from {shim_dir}" in result.stderr
     assert f"left claude in {shim_dir}: not an aitrack shim\n" in result.stderr
     assert "no aitrack shims" in home.run("shims", "uninstall", "--dir", str(shim_dir)).stderr
 
@@ -271,7 +274,9 @@ def test_status_says_where_each_name_resolves(home, tmp_path, real_dir):
     assert tools["codex"]["real"] == str(real_dir / "codex")
     text = home.run("shims", "status", "--dir", str(shim_dir),
                     env={"PATH": path_of(real_dir, shim_dir)})
-    assert f"claude  -> {real_dir / 'claude'} (untracked" in text.stdout
+    assert re.search(rf"^claude +-> {re.escape(str(real_dir / 'claude'))} \(untracked",
+                     text.stdout, re.M)
+    assert re.search(rf"^aitrack +-> {re.escape(str(shim_dir / 'aitrack'))}$", text.stdout, re.M)
     assert f'fix: export PATH="{shim_dir}:$PATH"' in text.stdout
 
 
@@ -302,7 +307,8 @@ def test_the_posix_shim_passes_shellcheck(tmp_path):
 def test_windows_files_carry_the_marker_early():
     files = shims.rendered(r"C:\Program Files\aitrack\venv\Scripts\python.exe", ["-I"],
                            windows=True)
-    assert sorted(files) == ["aitrack-shim.py", "claude.cmd", "codex.cmd"]
+    assert sorted(files) == ["aitrack-shim.py", "aitrack.cmd",
+                             *sorted(f"{t}.cmd" for t in adapters.TOOLS)]
     for text in files.values():
         assert "aitrack-shim" in text.encode()[:512].decode("utf-8", "replace")
     cmd = files["claude.cmd"]

@@ -163,7 +163,9 @@ def test_broken_profiles_never_stop_the_tool(home, fake_tool, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2, lines  # one line per broken profile
     assert "managed profile ignored" in lines[0] and str(home.managed_profile) in lines[0]
-    assert "user profile ignored" in lines[1] and "attributes.team.id" in lines[1]
+    # the user profile loses only its bad setting (issue 23), said as every command says it
+    assert "user profile settings ignored" in lines[1] and "attributes.team.id" in lines[1]
+    assert lines[1].endswith(f"`aitrack profile validate {home.user_profile}` lists it")
 
 
 def test_unwritable_ledger_never_stops_the_tool(home, fake_tool, tmp_path):

@@ -14,11 +14,13 @@
 #                     else the source tree this script is part of)
 #   --wheelhouse DIR  install offline: every wheel needed is in DIR (no package index)
 #   --profile FILE    managed profile, validated, then installed as /etc/aitrack/profile.toml
-#   --agent           also capture runs that do not go through aitrack (IDEs, desktop apps):
-#                     Claude Code's machine settings point at each user's agent
-#                     (/etc/claude-code/managed-settings.d/aitrack.json), Codex's too when
-#                     /etc/codex/config.toml does not exist yet, and every graphical login
-#                     runs `aitrack agent install` for its user (/etc/xdg/autostart)
+#   --no-agent        do not capture runs that do not go through aitrack (IDEs, desktop
+#                     apps). By default they are: Claude Code's machine settings point at
+#                     each user's agent (/etc/claude-code/managed-settings.d/aitrack.json),
+#                     Codex's too when /etc/codex/config.toml does not exist yet, and every
+#                     graphical login runs `aitrack agent install` for its user
+#                     (/etc/xdg/autostart). A re-run with --no-agent removes those files.
+#   --agent           the default (kept for older scripts)
 #   --uninstall       remove everything this script installed (not users' own data or tokens)
 # Environment:
 #   DESTDIR=DIR       install under DIR as an alternate root (CI, tests): paths written into
@@ -36,7 +38,7 @@ wheel=
 source=
 wheelhouse=
 profile=
-agent=
+agent=1
 uninstall=
 root=${DESTDIR:-}
 root=${root%/}
@@ -56,6 +58,7 @@ while [ $# -gt 0 ]; do
         --wheelhouse) need_arg "$@"; wheelhouse=$2; shift 2 ;;
         --profile) need_arg "$@"; profile=$2; shift 2 ;;
         --agent) agent=1; shift ;;
+        --no-agent) agent=; shift ;;
         --uninstall) uninstall=1; shift ;;
         -h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
@@ -200,9 +203,17 @@ if [ -n "$profile" ]; then
     mv -f "$managed.tmp.$$" "$managed"
 fi
 
-# --agent (kept on a re-run): the tools' machine settings name each user's agent
-if grep -qxF "$claude_dropin" "$manifest" 2>/dev/null; then agent=1; fi
+# the agent (unless --no-agent): the tools' machine settings name each user's agent
 codex_ours=
+if [ -z "$agent" ]; then  # --no-agent: what an earlier run wrote for it goes
+    if grep -qxF "$claude_dropin" "$manifest" 2>/dev/null; then rm -f "$claude_dropin"; fi
+    remove_if_ours "$codex_machine"
+    remove_if_ours "$autostart"
+    for dir in "${claude_dropin%/*}" "$root/etc/claude-code" "$root/etc/codex" \
+            "${autostart%/*}" "$root/etc/xdg"; do
+        rmdir "$dir" 2>/dev/null || true
+    done
+fi
 if [ -n "$agent" ]; then
     settings() {  # TOOL: `aitrack agent print-settings TOOL` with the installed profile
         AITRACK_MANAGED_PROFILE=$managed "$aitrack" agent print-settings "$1" --os linux
@@ -211,15 +222,19 @@ if [ -n "$agent" ]; then
     settings claude > "$claude_dropin.tmp.$$" || die "aitrack agent print-settings claude failed"
     chmod 0644 "$claude_dropin.tmp.$$"
     mv -f "$claude_dropin.tmp.$$" "$claude_dropin"
-    if [ ! -e "$codex_machine" ] || head -n 1 "$codex_machine" | grep -q "^$marker"; then
+    if [ -e "$codex_machine" ] && ! head -n 1 "$codex_machine" | grep -q "^$marker"; then
+        say "left $codex_machine as it is: add the [otel] table of \`aitrack agent print-settings codex\` to it yourself"
+    elif ! codex_otel=$(settings codex 2>/dev/null); then
+        # per-user ports: Codex's machine [otel] cannot name them; each user's own
+        # config.toml does (`aitrack agent install`)
+        say "no [agent] port in $managed: Codex's [otel] is left to each user's config.toml"
+    else
         mkdir -p "${codex_machine%/*}"
-        { printf '%s\n' "$marker"; settings codex; } > "$codex_machine.tmp.$$" ||
-            die "aitrack agent print-settings codex failed"
+        printf '%s\n%s\n' "$marker" "$codex_otel" > "$codex_machine.tmp.$$" ||
+            die "cannot write $codex_machine"
         chmod 0644 "$codex_machine.tmp.$$"
         mv -f "$codex_machine.tmp.$$" "$codex_machine"
         codex_ours=1
-    else
-        say "left $codex_machine as it is: add the [otel] table of \`aitrack agent print-settings codex\` to it yourself"
     fi
     mkdir -p "${autostart%/*}"
     cat > "$autostart.tmp.$$" <<EOF
@@ -251,5 +266,6 @@ mv -f "$manifest.tmp.$$" "$manifest"
 say "installed $("$aitrack" --version) in $home"
 say "command: $link; shims: $shims (first on PATH in new login shells via $profile_d)"
 [ -z "$profile" ] || say "managed profile: $managed"
+[ -n "$agent" ] || say "no agent (--no-agent): only runs through aitrack or its shims are recorded"
 [ -z "$agent" ] || say "agent: Claude Code's machine settings $claude_dropin$([ -z "$codex_ours" ] || printf ' and Codex'"'"'s %s' "$codex_machine"); \`aitrack agent install\` runs at each graphical login ($autostart)"
 say "next, in each user's session: printf %s \"\$TOKEN\" | aitrack token set; then \`aitrack doctor\`"

@@ -3,7 +3,7 @@
 # with Xcode's command line tools); it cannot run on Linux or Windows.
 #
 #   sh installers/macos/build-pkg.sh [--version V] [--python-tarball FILE] [--profile FILE]
-#                                    [--agent] [--sign "Developer ID Installer: ..."] [--out DIR]
+#                                    [--no-agent] [--sign "Developer ID Installer: ..."] [--out DIR]
 #
 # The package installs offline: its payload holds a wheelhouse with aitrack and every
 # dependency for both arm64 and x86_64, and the postinstall script builds the virtualenv
@@ -16,12 +16,13 @@
 #   --profile FILE         a managed profile to install as
 #                          /Library/Application Support/aitrack/profile.toml (validated
 #                          here first). Prefer the .mobileconfig for MDM-managed Macs.
-#   --agent                also capture runs that do not go through aitrack (IDEs, the
-#                          desktop apps): the postinstall writes Claude Code's machine
-#                          settings (`aitrack agent print-settings claude`) to
+#   --no-agent             do not capture runs that do not go through aitrack (IDEs, the
+#                          desktop apps). By default they are: the postinstall writes Claude
+#                          Code's machine settings (`aitrack agent print-settings claude`) to
 #                          /Library/Application Support/ClaudeCode/managed-settings.d/
 #                          aitrack.json, and a LaunchAgent that runs `aitrack agent install`
 #                          at each user's login (/Library/LaunchAgents/io.aitrack.agent-install.plist).
+#   --agent                the default (kept for older scripts)
 #   --sign IDENTITY        sign the product archive (needed for notarization and most MDMs).
 set -eu
 
@@ -31,7 +32,7 @@ out=$repo/dist
 version=
 tarball=
 profile=
-agent=
+agent=1
 sign=
 python=${PYTHON:-python3}
 
@@ -42,6 +43,7 @@ while [ $# -gt 0 ]; do
         --python-tarball) tarball=$2; shift 2 ;;
         --profile) profile=$2; shift 2 ;;
         --agent) agent=1; shift ;;
+        --no-agent) agent=; shift ;;
         --sign) sign=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         *) die "unknown option $1" ;;

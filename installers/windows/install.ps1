@@ -31,15 +31,18 @@
 .PARAMETER ManagedProfile
     A profile TOML file to validate and install as %ProgramData%\aitrack\profile.toml.
     The policy key (aitrack-policy.reg) takes precedence over it.
+.PARAMETER NoAgent
+    Do not capture runs that do not go through aitrack (IDEs, the desktop app). By default
+    they are: Claude Code's machine settings (`aitrack agent print-settings claude --os
+    windows`) go to C:\Program Files\ClaudeCode\managed-settings.d\aitrack.json, and each
+    user then needs `aitrack agent install` in their own context (an Intune script run with
+    the logged on credentials): see installers\README.md. A re-run with -NoAgent removes
+    that file.
 .PARAMETER Agent
-    Also capture runs that do not go through aitrack (IDEs, the desktop app): writes Claude
-    Code's machine settings (`aitrack agent print-settings claude --os windows`) to
-    C:\Program Files\ClaudeCode\managed-settings.d\aitrack.json. Each user then needs
-    `aitrack agent install` in their own context (an Intune script run with the logged on
-    credentials): see installers\README.md. Kept on a re-run.
+    The default (kept for older scripts).
 .PARAMETER Uninstall
-    Remove aitrack, its PATH entries, the installed profile and the Claude Code settings of
-    -Agent. Users' ledgers, Credential Manager tokens and agents are theirs: run
+    Remove aitrack, its PATH entries, the installed profile and the agent's Claude Code
+    settings. Users' ledgers, Credential Manager tokens and agents are theirs: run
     `aitrack token delete` and `aitrack agent uninstall` in their context first.
 #>
 [CmdletBinding()]
@@ -49,6 +52,7 @@ param(
     [string]$Python = '',
     [string]$ManagedProfile = '',
     [switch]$Agent,
+    [switch]$NoAgent,
     [switch]$Uninstall
 )
 
@@ -159,7 +163,10 @@ try {
     New-Item -ItemType Directory -Force -Path $Bin | Out-Null
     Set-Content -Encoding ASCII -Path (Join-Path $Bin 'aitrack.cmd') -Value "@`"%~dp0..\venv\Scripts\aitrack.exe`" %*"
     Update-MachinePath
-    if ($Agent -or (Test-Path $ClaudeDropin)) {
+    if ($NoAgent) {
+        Remove-Item -Force -ErrorAction SilentlyContinue $ClaudeDropin
+    }
+    else {
         # untested: Windows. UTF-8 without a BOM, as Claude Code reads JSON.
         $settings = (& $Aitrack agent print-settings claude --os windows | Out-String)
         if ($LASTEXITCODE -ne 0) { throw "aitrack agent print-settings claude failed (exit $LASTEXITCODE)" }

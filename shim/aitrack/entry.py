@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+    if argv[:1] == ["statusline"] and not {"-h", "--help"} & set(argv):
+        # Claude Code waits for it at every update: the standard library and the ledger only
+        from aitrack.reports.statusline import main as statusline_main
+
+        raise SystemExit(statusline_main(argv[1:]))
     from aitrack.cli import cli  # click and the CLI: never for a wrapped run
 
     cli.main(args=argv, prog_name="aitrack")

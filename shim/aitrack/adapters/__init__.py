@@ -22,9 +22,31 @@ tool against this contract.
   TELLS_RUN: bool             with the agent, whether its telemetry names the wrapper's run
   EXAMPLE: str                arguments for the example in `aitrack TOOL --help`
   DEFAULT_MODELS: tuple       the models it uses when told none (each must be priced)
+  UNPRICED: tuple             optional: default models without a public price (left n/a,
+                              never a guess; domain/prices.toml says why)
+  RESUME: str | None          the command that resumes a session, `{id}` its own id (None:
+                              the tool has none)
+  BILLING_WINDOW_H: float | None
+                              the length of the tool's subscription usage windows, in hours
+                              (None: it has none), for `aitrack report blocks`
   is_session(args) -> bool    False for invocations that run no session (--version, --help)
   prepare(args, env, sink)    required with WITHOUT_AGENT == "receiver": the child's
-       -> (args, env)         arguments and environment pointing at the per-run receiver
+       -> (args, env)         arguments and environment pointing at the per-run receiver;
+                              with `sink.replaces_settings`, over the tool's own settings
+                              (they name the agent's port, which another user holds)
+  mute(args, env)             required with a `settings` part (unless WITH_AGENT is
+                              "receiver"): the child's arguments and
+       -> (args, env)         environment that keep it from sending telemetry where its own
+                              settings say (the agent's port, held by another user), with
+                              no secret in them (arguments are readable by every user)
+  HOME_ENV: tuple             optional: the environment variables that move its files
+                              (besides HOME), passed on to whoever reads them for a run
+  WITH_AGENT: str             optional, "agent" (default): a wrapped run of a tool whose
+                              settings point at the agent is left to them; "receiver": its
+                              wrapped runs get a per-run receiver all the same (`prepare`;
+                              its environment must win over its settings), because its
+                              settings cannot name the agent's endpoint (Copilot CLI) or
+                              carry its key, and a closed port costs seconds (Gemini, Qwen)
 and its counting rules, in its docstring: which source counts what, and every request one
 source sees and another does not.
 
@@ -42,12 +64,16 @@ Optional parts, each a module of the package (`part(tool, name)`):
                 (session totals: "tokens", and "metric" cost_usd; other figures),
                 log_contributions(attrs, prices), tool_session_id(attrs), entrypoint(attrs)
                 (the generic package's when the tool has none); optional:
+                tool_version(resource) (else `service.version`);
                 log_request(attrs, prices) -> Request | None (a log record that is one
                 billed request), opens_session(name, attrs) (whether a record that counts
                 nothing makes its session known: Claude's `--continue` start-up id does
                 not), prompt(attrs) and side_start(attrs) with SIDE_WINDOW_S (a conversation
                 the tool starts for a prompt, counted in the prompting session: Codex's TUI
-                title request)
+                title request); USAGE_SIGNALS, the signals whose records carry its usage
+                (default metrics and logs), and with "traces" among them
+                span_contributions(attrs, prices), what one span adds (receivers keep and
+                decode its traces only then)
   locate        where its local files are: transcript_roots(env), and
                 run_sessions(cwd, started, ended, env) -> [(tool session id, path)], the
                 sessions written in a folder while a run lasted (candidates: linking takes
@@ -69,22 +95,27 @@ import importlib
 from types import ModuleType
 
 # The registered tools, in the order people see them (reports, doctor, shims).
-TOOLS = ("claude", "codex")
+TOOLS = ("claude", "codex", "gemini", "qwen", "copilot", "opencode")
 
 
 class Sink:
     """Where and how the child sends telemetry: aitrack's loopback receiver."""
 
-    __slots__ = ("base_url", "secret_header", "secret", "signals", "attributes", "telemetry")
+    __slots__ = ("base_url", "secret_header", "secret", "signals", "attributes", "telemetry",
+                 "replaces_settings")
 
     def __init__(self, base_url: str, secret_header: str, secret: str, signals: tuple[str, ...],
-                 attributes: dict[str, str], telemetry: dict[str, object]):
+                 attributes: dict[str, str], telemetry: dict[str, object],
+                 replaces_settings: bool = False):
         self.base_url = base_url
         self.secret_header = secret_header
         self.secret = secret
         self.signals = signals  # the signals the child should export
         self.attributes = attributes  # resource attributes to announce (the receiver enforces)
         self.telemetry = telemetry  # the profile's [telemetry] table, defaults filled
+        # the tool's own settings send telemetry elsewhere (the agent's port, held by another
+        # user): the child must be pointed here over them, not only through the environment
+        self.replaces_settings = replaces_settings
 
     def signal_url(self, signal: str) -> str:
         return f"{self.base_url}/v1/{signal}"
@@ -118,6 +149,17 @@ def for_service(service_name: str | None) -> ModuleType:
         if service_name in adapter.SERVICE_NAMES:
             return adapter
     return load("generic")
+
+
+def usage_signals(telemetry_part: ModuleType) -> tuple[str, ...]:
+    """The signals whose records carry a tool's usage (its telemetry's USAGE_SIGNALS)."""
+    return getattr(telemetry_part, "USAGE_SIGNALS", ("metrics", "logs"))
+
+
+def services_counting(signal: str) -> tuple[str, ...]:
+    """The `service.name`s of the registered tools whose usage arrives in this signal."""
+    return tuple(name for tool in TOOLS if signal in usage_signals(telemetry(tool))
+                 for name in load(tool).SERVICE_NAMES)
 
 
 def telemetry(name: str) -> ModuleType:

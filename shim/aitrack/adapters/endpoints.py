@@ -1,11 +1,13 @@
-"""How a tool's settings reach the agent (AgentLink), the agent's URL as they name it, and
-URLs and OTLP headers shown without their secrets."""
+"""How a tool's settings reach the agent (AgentLink), the agent's URL as they name it, where
+a tool's settings send telemetry other than the agent (`Destination`), and URLs and OTLP
+headers shown without their secrets."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote  # loaded by pathlib anyway: no cost on the start-up path
 
 
 def agent_url(port: int) -> str:
@@ -38,7 +40,7 @@ class AgentLink:
     """What a tool's settings need to send their telemetry to this user's agent; each tool
     takes what its settings can hold (a static key header, or a headers helper)."""
 
-    port: int
+    port: int | None  # None: a machine-wide file for per-user ports (it names no port)
     key_header: str  # the header that carries the agent's key
     key: str | None  # the key, for settings that hold static headers (never a shared file)
     helper: str | None  # the tool's headers helper (a script that prints the key), if any
@@ -48,15 +50,44 @@ class AgentLink:
 
     @property
     def url(self) -> str:
-        return agent_url(self.port)
+        return agent_url(self.port or 0)
 
 
 @dataclass
 class Found:
-    """What a tool's settings did before the first install, for a note (never a value):
-    where they sent telemetry, which header settings hold a value (a token, often), and
-    which settings of the user's aitrack replaces."""
+    """What a tool's settings did before the first install, for a note (never a value): which
+    header settings hold a value (a token, often), and which settings of the user's aitrack
+    replaces (where they sent telemetry is `destinations`)."""
 
-    endpoint: str | None = None
     plaintext_headers: list[str] | None = None
     replaced: list[str] | None = None
+
+
+class Destination:
+    """Where a tool's own settings send OTLP: `url` is a base URL (`signal` None: every signal
+    goes to url/v1/<signal>) or one signal's own URL; `protocol` is "http/protobuf",
+    "http/json", "grpc" or None (not said); `headers` as written, secrets included (they are
+    moved to the keychain, never shown)."""
+
+    __slots__ = ("signal", "url", "protocol", "headers")
+
+    def __init__(self, signal: str | None, url: str, protocol: str | None,
+                 headers: dict[str, str]):
+        self.signal = signal
+        self.url = url
+        self.protocol = protocol
+        self.headers = headers
+
+    def signal_url(self, signal: str) -> str:
+        return self.url if self.signal else f"{self.url.rstrip('/')}/v1/{signal}"
+
+
+def otlp_headers(value: str | None) -> dict[str, str]:
+    """OTEL_EXPORTER_OTLP_HEADERS (`k=v,k2=v2`, values percent-encoded) as a dict; a part
+    that is not `name=value` is kept under "" (a bare token, say)."""
+    found: dict[str, str] = {}
+    for item in (value or "").split(","):
+        name, sep, text = item.partition("=")
+        if item.strip():
+            found[name.strip() if sep else ""] = unquote(text.strip() if sep else item.strip())
+    return found

@@ -6,7 +6,9 @@ request line, headers, a Content-Length or chunked body, a response with Content
 
 Any local user can connect to a loopback port, so connections are bounded and the tool's
 own requests stay served while someone else floods it:
-- on Linux a connection from a socket of another uid is closed at accept (loopback.py);
+- a connection from a socket that is not this user's is closed at accept (listener.py:
+  Linux, and untested, macOS and Windows); an orphaned socket (its sender closed it right
+  after sending) is no one's;
 - a connection that has not yet been answered anything but 401/403 (the handler checks
   credentials first) is *pending*: it must send its request head within HEAD_TIMEOUT_S,
   and when MAX_PENDING are open (MAX_PENDING_PER_PEER from one peer) the oldest goes,
@@ -14,18 +16,19 @@ own requests stay served while someone else floods it:
 - a connection whose request was authenticated is *trusted* and kept alive up to
   IDLE_TIMEOUT_S between requests; beyond MAX_TRUSTED of them, new ones are answered and
   closed instead of kept alive (a per-user agent serves several tools at once);
-- at most MAX_BODIES requests hold a body (read, decompressed, decoded) at once.
+- at most MAX_BODIES requests hold a body (read, decompressed, decoded) at once, and each
+  must have sent it whole within BODY_TIMEOUT_S of starting it (the reaper cuts it then: a
+  body trickled a byte at a time cannot hold a slot).
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
 from collections.abc import Callable
 
-from aitrack.capture import loopback
+from aitrack.capture import listener
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
@@ -38,6 +41,7 @@ MAX_PENDING_PER_PEER = 16
 MAX_TRUSTED = 64
 MAX_BODIES = 2
 BODY_WAIT_S = 30.0
+BODY_TIMEOUT_S = 10.0  # a 16 MiB body over loopback takes milliseconds
 REAP_EVERY_S = 0.25
 LINGER_S = 2.0
 REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized",
@@ -55,10 +59,11 @@ class BadRequest(Exception):
 
 class Request:
     __slots__ = ("method", "path", "version", "headers", "rfile", "wfile", "body_read",
-                 "bodies", "holds_body")
+                 "bodies", "holds_body", "connection")
 
     def __init__(self, method: str, path: str, version: str, headers: dict[str, str],
-                 rfile, wfile, bodies: threading.Semaphore | None = None):
+                 rfile, wfile, bodies: threading.Semaphore | None = None,
+                 connection: _Connection | None = None):
         self.method = method
         self.path = path
         self.version = version
@@ -68,6 +73,7 @@ class Request:
         self.body_read = False
         self.bodies = bodies  # the server's bound on bodies held at once
         self.holds_body = False
+        self.connection = connection  # its deadline bounds reading the body
 
     def read_body(self, limit: int) -> bytes | None:
         """The raw body; None if it is longer than `limit` (the connection is then closed).
@@ -84,12 +90,18 @@ class Request:
             self.holds_body = True
         if self.headers.get("expect", "").lower() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if chunked:
-            body = self._read_chunked(limit)
-        else:
-            body = self.rfile.read(length)
-            if len(body) < length:  # the client stopped sending: answer it, then close
-                raise BadRequest(400, "body shorter than its Content-Length")
+        if self.connection is not None:  # the reaper cuts it past this (see the docstring)
+            self.connection.deadline = time.monotonic() + BODY_TIMEOUT_S
+        try:
+            if chunked:
+                body = self._read_chunked(limit)
+            else:
+                body = self.rfile.read(length)
+                if len(body) < length:  # the client stopped sending: answer it, then close
+                    raise BadRequest(400, "body shorter than its Content-Length")
+        finally:
+            if self.connection is not None:
+                self.connection.deadline = None
         self.body_read = body is not None
         return body
 
@@ -171,7 +183,6 @@ class Server:
         self.trusted: set[_Connection] = set()
         self.bodies = threading.BoundedSemaphore(MAX_BODIES)
         self.stopped = threading.Event()
-        self.uid = os.geteuid() if hasattr(os, "geteuid") else None
         self.thread = threading.Thread(target=self._accept_loop, name="aitrack-receiver",
                                        daemon=True)
         self.reaper = threading.Thread(target=self._reap_loop, name="aitrack-receiver-reaper",
@@ -226,14 +237,17 @@ class Server:
                 conn.close()
 
     def _peer(self, conn: socket.socket, addr):
-        """Who a connection counts against, or None to refuse it (another uid's socket)."""
+        """Who a connection counts against, or None to refuse it (not this user's socket).
+        Where the OS cannot say, every connection is bounded by its address instead."""
         try:
-            uid = loopback.peer_uid(conn.getsockname()[:2], addr[:2])
-        except (OSError, ValueError, IndexError, TypeError):
-            uid = None
-        if uid is None:
+            mine = listener.peer_is_mine(conn.getsockname()[:2], addr[:2])
+        except (OSError, ValueError, IndexError, TypeError, AttributeError):
+            # Linux always answers: a failure there is no reason to let it in; the
+            # untested macOS and Windows lookups failing leave the bounds, as before them
+            mine = False if listener.LINUX else None
+        if mine is None:
             return addr[0] if addr else "?"
-        return uid if self.uid is None or uid == self.uid else None
+        return "me" if mine else None
 
     def _admit(self, new: _Connection) -> None:
         """Register a pending connection, evicting the oldest when a bound is reached."""
@@ -298,7 +312,7 @@ class Server:
         request = None
         try:
             try:
-                request = _parse_head(line, rfile, wfile, self.bodies)
+                request = _parse_head(line, rfile, wfile, self.bodies, connection)
             except BadRequest as exc:
                 _respond(wfile, exc.status, str(exc).encode(), "text/plain", {}, close=True)
                 return True
@@ -359,7 +373,8 @@ def _linger(conn: socket.socket) -> None:
         pass
 
 
-def _parse_head(line: bytes, rfile, wfile, bodies=None) -> Request:
+def _parse_head(line: bytes, rfile, wfile, bodies=None,
+                connection: _Connection | None = None) -> Request:
     if len(line) > MAX_LINE:
         raise BadRequest(400, "request line too long")
     parts = line.decode("latin-1").split()
@@ -372,7 +387,7 @@ def _parse_head(line: bytes, rfile, wfile, bodies=None) -> Request:
     for _ in range(MAX_HEADERS + 1):
         raw = rfile.readline(MAX_LINE + 1)
         if raw in (b"\r\n", b"\n", b""):
-            return Request(method, path, version, headers, rfile, wfile, bodies)
+            return Request(method, path, version, headers, rfile, wfile, bodies, connection)
         if len(raw) > MAX_LINE:
             raise BadRequest(431, "header line too long")
         name, sep, value = raw.decode("latin-1").partition(":")

@@ -67,6 +67,19 @@ class Inbox:
         self.on_put()
 
 
+def release_claims(db: sqlite3.Connection, receiver: str) -> int:
+    """Rows of `receiver` claimed by a processor that is gone, free to take now; how many.
+
+    The agent calls it as it starts: its worker died with it (a SIGKILL of its process
+    group), and those rows were already answered 200, so no tool sends them again; without
+    this they waited out the lease and then the next payload's kick. Taking a row a live
+    processor still holds costs nothing: `ledger.accept` counts a row once (it deletes it
+    in the same transaction)."""
+    with ledger.write(db):
+        return db.execute("UPDATE inbox SET claimed_until = 0 WHERE receiver = ? AND failed "
+                          "IS NULL AND claimed_until > 0", (receiver,)).rowcount
+
+
 class Context:
     """What processing takes from the profile; rebuilt when the profile changes."""
 
@@ -195,15 +208,17 @@ class Processor:
         points = list(otlp.points(request)) if signal == "metrics" else []
         logs = [ledger.LogRecord(attrs, t / 1e9) for attrs, t in otlp.log_records(request)] \
             if signal == "logs" else []
+        spans = [ledger.LogRecord(attrs, t / 1e9) for attrs, t in otlp.spans(request)] \
+            if signal == "traces" and signal in adapters.usage_signals(telemetry) else []
         starts = [p.start_time / 1e9 for p in points if p.start_time] + \
-                 [r.time for r in logs if r.time]
+                 [r.time for r in logs + spans if r.time]
         self.context.egress.strip(request)  # after the ledger's reading: what is queued only
         payload = ledger.Accepted(
             signal=signal,
             body=request.SerializeToString(),
             digest=hashlib.sha256(f"{receiver}\0{signal}\0".encode() + body).digest(),
-            points=points, logs=logs, receiver=receiver, run_id=run_id, tool=tool,
-            tool_version=resource.get("service.version"),
+            points=points, logs=logs, spans=spans, receiver=receiver, run_id=run_id, tool=tool,
+            tool_version=_tool_version(telemetry, resource),
             entrypoint=telemetry.entrypoint(resource),
             attributes=self.context.attributes,
             started_hint=min(starts) if starts else None)
@@ -220,3 +235,9 @@ class Processor:
         with ledger.write(self.db):
             self.db.execute("UPDATE inbox SET failed = ?, claimed_by = NULL WHERE id = ?",
                             (reason[:500], row_id))
+
+
+def _tool_version(telemetry, resource: dict[str, str]) -> str | None:
+    """The tool's version: `service.version`, unless its adapter reads it otherwise."""
+    own = getattr(telemetry, "tool_version", None)
+    return own(resource) if own is not None else resource.get("service.version")

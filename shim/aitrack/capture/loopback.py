@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import _socket
 import os
-import sys
+
+from aitrack.capture import listener
 
 SECRET_HEADER = "x-aitrack-key"
-_TIME_WAIT = "06"  # a closed connection's leftover: no owner
 
 
 class Listener:
@@ -42,67 +42,13 @@ def bind() -> Listener:
     return Listener(sock, sock.getsockname()[1], os.urandom(24).hex())
 
 
-def peer_uid(local: tuple, peer: tuple) -> int | None:
-    """The uid owning the other end of a loopback TCP connection (`local` is our end, as
-    (host, port)), or None when that cannot be known.
-
-    Linux only: /proc/net/tcp and tcp6 list every socket with its owner; the peer's is the
-    one whose local address is `peer` and remote address ours. Elsewhere there is no cheap
-    equivalent, and every local user may connect (untested: macOS, Windows).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    for table, family in (("/proc/net/tcp", _socket.AF_INET), ("/proc/net/tcp6",
-                                                                _socket.AF_INET6)):
-        try:
-            needle = f"{_hex(peer[0], family)}:{peer[1]:04X} {_hex(local[0], family)}:" \
-                     f"{local[1]:04X} "
-            with open(table) as fh:
-                text = fh.read()
-        except (OSError, ValueError):
-            continue
-        start = 0
-        while (i := text.find(needle, start)) >= 0:
-            fields = text[i:text.find("\n", i)].split()
-            start = i + len(needle)
-            if len(fields) > 6 and fields[2] != _TIME_WAIT and fields[6].isdigit():
-                return int(fields[6])
-    return None
-
-
-def _hex(host: str, family: int) -> str:
-    """An address as /proc/net/tcp(6) prints it: 32-bit words in host byte order.
-    An IPv4 address in the tcp6 table is IPv4-mapped (::ffff:a.b.c.d)."""
-    if family == _socket.AF_INET:
-        packed = _socket.inet_pton(_socket.AF_INET, host)
-    else:
-        if ":" not in host:
-            host = f"::ffff:{host}"
-        packed = _socket.inet_pton(_socket.AF_INET6, host.split("%", 1)[0])
-    return "".join(f"{int.from_bytes(packed[i:i + 4], sys.byteorder):08X}"
-                   for i in range(0, len(packed), 4))
-
-
-def is_listening(port: int, timeout: float = 0.2) -> bool:
-    """Something accepts connections on the loopback port (the wrapper asks before waking
-    the agent: a refused connect takes microseconds)."""
-    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
-
-
 def post(port: int, path: str, secret: str, body: bytes, timeout: float = 2.0
          ) -> tuple[int, bytes] | None:
-    """POST a JSON body to a loopback receiver with the secret header: (status, body); None
-    when it could not be sent (nothing listens), (0, b"") when it was sent but no answer
-    came. A few lines of HTTP/1.1 instead of http.client (~10 ms of imports): the wrapper
-    talks to the agent on its start-up and exit paths."""
+    """POST a JSON body to this user's agent with the secret header: (status, body); None
+    when nothing was sent (nothing listens, or what listens is not this user's: checked
+    once connected, before a byte goes out), (0, b"") when it was sent but no answer came.
+    A few lines of HTTP/1.1 instead of http.client (~10 ms of imports): the wrapper talks to
+    the agent on its start-up and exit paths."""
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
     sock.settimeout(timeout)
     head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -110,6 +56,9 @@ def post(port: int, path: str, secret: str, body: bytes, timeout: float = 2.0
             f"{SECRET_HEADER}: {secret}\r\nConnection: close\r\n\r\n")
     try:
         sock.connect(("127.0.0.1", port))
+        if not listener.server_is_mine(sock):
+            sock.close()
+            return None
         sock.sendall(head.encode("latin-1") + body)
     except OSError:
         sock.close()

@@ -3,9 +3,10 @@
 Two wirings of the same server: a per-run receiver, bound before the wrapped child starts
 (loopback.py) and served once it runs, and the per-user agent on its fixed port. Only the
 sender that holds the secret gets in: requests must carry it in a header (compared in
-constant time) and a loopback `Host`. A payload is answered 200 once it is durably in the
-inbox (intake.py): decoding and counting come after, so the sender is never kept waiting
-by them. Answers follow the OTLP/HTTP spec.
+constant time) and a loopback `Host`; the agent also takes an export without it when the
+OS names this user's own socket at the other end (tools that cannot send a header). A
+payload is answered 200 once it is durably in the inbox (intake.py): decoding and counting
+come after, so the sender is never kept waiting by them. Answers follow the OTLP/HTTP spec.
 """
 
 from __future__ import annotations
@@ -43,17 +44,24 @@ class Receiver:
     def __init__(self, sock: socket.socket, secret: str, deliver: Callable[[Delivery], None],
                  run_id: str | None = None, status: Callable[[], dict] | None = None,
                  runs: Callable[[str, dict], dict] | None = None,
-                 kept: Callable[[str], bool] | None = None):
+                 kept: Callable[[str, bytes], bool] | None = None, also: tuple[str, ...] = (),
+                 own_peers: bool = False):
         self.port = sock.getsockname()[1]
         self.secret = secret.encode()
+        self.keys = (self.secret, *(k.encode() for k in also))  # the agent: session keys too
         self.hosts = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
         self.deliver = deliver
         self.run_id = run_id  # a per-run receiver's own run; None: the agent (header says)
         self.status = status  # the agent's GET /aitrack/status
         self.runs = runs  # the agent's POST /aitrack/run/start|end, from wrapped runs
-        # which signals are kept: one that nothing counts and nothing forwards (traces, unless
-        # the profile forwards them) is answered as received, and not written to disk
-        self.kept = kept or (lambda signal: True)
+        # which payloads are kept: one that nothing counts and nothing forwards (traces, unless
+        # the profile forwards them or they are a tool's usage) is answered as received, and
+        # not written to disk
+        self.kept = kept or (lambda signal, body: True)
+        # the agent: an export without a key is taken when the OS names this user at the
+        # other end (tools with no header setting: Gemini CLI, Qwen Code); the key is defence
+        # in depth, the peer's account the credential
+        self.own_peers = own_peers
         self.server = http11.Server(sock, self.handle)
 
     def start(self) -> Receiver:
@@ -69,9 +77,11 @@ class Receiver:
         reply = ctype if ctype in CONTENT_TYPES else JSON  # errors too, in the request's type
         if req.headers.get("host", "").lower() not in self.hosts:
             return _error(403, "forbidden host", reply)
-        if not hmac.compare_digest(req.headers.get(SECRET_HEADER, "").encode(), self.secret):
-            return _error(401, "missing or wrong aitrack key", reply)
         path = req.path.split("?", 1)[0]
+        sent = req.headers.get(SECRET_HEADER, "").encode()
+        if not sum(hmac.compare_digest(sent, key) for key in self.keys) and not (  # each one
+                not sent and path in PATHS and self._own_peer(req)):
+            return _error(401, "missing or wrong aitrack key", reply)
         if path == STATUS_PATH and self.status is not None and req.method == "GET":
             return 200, json.dumps(self.status()).encode(), JSON, {}
         if path in RUN_PATHS and self.runs is not None and req.method == "POST":
@@ -91,6 +101,11 @@ class Receiver:
         except BadRequest as exc:  # framing, size and gzip errors
             return _error(exc.status, str(exc), ctype)
 
+    def _own_peer(self, req: Request) -> bool:
+        """The OS said this connection's other end is this user's own socket (never where
+        it cannot say: macOS and Windows lookups that fail, other systems)."""
+        return self.own_peers and req.connection is not None and req.connection.peer == "me"
+
     def _export(self, signal: str, req: Request, ctype: str, encoding: str) -> Answer:
         raw = req.read_body(MAX_BODY)
         if raw is None:
@@ -101,7 +116,7 @@ class Receiver:
 
         try:
             _check(signal, body, ctype)
-            if self.kept(signal):
+            if self.kept(signal, body):
                 self.deliver(Delivery(signal, ctype, body, self._run_of(req)))
         except otlp.MalformedPayload as exc:
             return _error(400, str(exc), ctype)

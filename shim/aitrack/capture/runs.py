@@ -9,10 +9,13 @@ keep it free of heavy imports (`typing` alone costs ~9 ms).
 
 from __future__ import annotations
 
+from aitrack import adapters
 from aitrack.capture import commits
 
-# the environment that says where the tools keep their transcripts and settings
-TOOL_ENV = ("HOME", "CLAUDE_CONFIG_DIR", "CODEX_HOME")
+# the environment that says where the tools keep their transcripts and settings: HOME, and
+# each tool's own (its adapter's HOME_ENV; the adapters are loaded on the wrapper's path)
+TOOL_ENV = ("HOME", *dict.fromkeys(v for t in adapters.TOOLS
+                                   for v in getattr(adapters.load(t), "HOME_ENV", ())))
 
 
 class RunEnd:

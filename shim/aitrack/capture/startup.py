@@ -25,12 +25,15 @@ import zlib
 
 from aitrack import __version__, adapters
 
-FORMAT = 4
-MAGIC = b"aitrack-startup\x04"  # the format's number in its last byte
+FORMAT = 5
+MAGIC = b"aitrack-startup\x05"  # the format's number in its last byte
 MAX_BYTES = 1024 * 1024
 SIGNALS = ("metrics", "logs", "traces")
+# The identity is the OS account's (the signature's uid), never these variables; a managed
+# machine marks them when they name another account or point git elsewhere
+# (config/identity.py), so they still decide whether the cache is current.
 ENV_KEYS = ("AITRACK_HOME", "AITRACK_MANAGED_PROFILE", "AITRACK_MANAGED_PLIST", "HOME",
-            "GIT_CONFIG_GLOBAL",
+            "GIT_CONFIG_GLOBAL", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
             "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME",
             "USER", "LOGNAME", "USERNAME", "PROGRAMDATA", "LOCALAPPDATA", "APPDATA")
 
@@ -65,7 +68,9 @@ def _stat(path: str | None) -> tuple | None:
 
 
 def _signature(files: list[str]) -> tuple:
-    return (FORMAT, __version__, sys.platform, tuple(os.environ.get(k) for k in ENV_KEYS),
+    # the uid: another account sharing this HOME (`sudo` without -H) has its own identity
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    return (FORMAT, __version__, sys.platform, uid, tuple(os.environ.get(k) for k in ENV_KEYS),
             tuple((f, _stat(f)) for f in files))
 
 
@@ -86,7 +91,8 @@ def settings() -> dict:
 def compute() -> dict:
     """Load the profile in full and keep what the child's start needs."""
     # a cache miss only: the profile and its validation cost tens of ms (see the docstring)
-    from aitrack.config import paths, profile
+    from aitrack.capture import ports  # the agent's port comes with the profile
+    from aitrack.config import paths, profile  # a cache miss only, as above
     from aitrack.config.identity import git_config_files, resource_attributes  # as above
 
     locations = paths.resolve()
@@ -100,6 +106,8 @@ def compute() -> dict:
             files.append(replaced)
     files += git_config_files()  # user.email defaults to git's
     files += _tool_settings_files()  # whether each tool's own settings name the agent
+    # the agent's port, when `aitrack agent install` chose it (or an older install fixed it)
+    files += [str(ports.port_file(locations)), str(ports.legacy_marker(locations))]
     signature = _signature(files)  # before reading: a concurrent edit invalidates next time
     try:
         p = profile.load(locations)
@@ -107,10 +115,9 @@ def compute() -> dict:
         p = profile.Profile(broken={"cannot read the profiles, running local-only": [
             f"{type(exc).__name__}: {exc}"]})
     endpoint = p.endpoint
+    port = ports.agent_port(locations, p)
     notices = []
-    for source, problems in p.broken.items():
-        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        line = f"{source}: {problems[0]}{more}; run `aitrack profile show` for details"
+    for line in p.problem_lines():  # one per source, as every command says it
         notices.append("".join(c if c.isprintable() else "?" for c in line))  # a terminal
     fresh = {
         "signature": signature,
@@ -123,7 +130,7 @@ def compute() -> dict:
         "signals": ("metrics", "logs") + (
             ("traces",) if endpoint and "traces" in endpoint.signals else ()),
         "notices": notices,
-        "agent": {"port": p.agent.port, "wired": _wired(p.agent.port)},
+        "agent": {"port": port, "wired": _wired(port) if port else {}},
     }
     _make_private(fresh["paths"])  # what an older aitrack left readable to others
     return fresh
@@ -142,8 +149,9 @@ def _wired(port: int) -> dict[str, bool]:
     the tool's arguments and environment alone)."""
     wired = {}
     for tool in adapters.TOOLS:
+        settings = adapters.part(tool, "settings")
         try:
-            wired[tool] = bool(adapters.part(tool, "settings").points_at_agent(port))
+            wired[tool] = settings is not None and bool(settings.points_at_agent(port))
         except Exception:  # noqa: BLE001 - a damaged settings file: the wrapper's own way
             wired[tool] = False
     return wired
@@ -153,6 +161,8 @@ def _read(path: str) -> dict | None:
     """The cache's settings when its checksum and every key and type verify, else None."""
     try:
         with open(path, "rb") as fh:
+            if hasattr(os, "geteuid") and os.fstat(fh.fileno()).st_uid != os.geteuid():
+                return None  # another account's (a shared HOME): never its settings
             blob = fh.read(MAX_BYTES + 1)
     except OSError:
         return None
@@ -193,8 +203,10 @@ def _well_formed(d: object) -> bool:
 
 
 def _agent(a: object) -> bool:
-    return (type(a) is dict and a.keys() == {"port", "wired"} and type(a["port"]) is int
-            and 1024 <= a["port"] <= 65535 and type(a["wired"]) is dict
+    port = a["port"] if type(a) is dict else None
+    return (type(a) is dict and a.keys() == {"port", "wired"}
+            and (port is None or (type(port) is int and 1024 <= port <= 65535))
+            and type(a["wired"]) is dict
             and all(type(k) is str and type(v) is bool for k, v in a["wired"].items()))
 
 

@@ -4,11 +4,19 @@ Three ways, chosen before the spawn from the start-up settings:
 - agent: the tool's own settings send its telemetry to the per-user agent. The child gets
   the user's arguments and environment untouched (plus AITRACK_SESSION_ID, this run's id,
   which Claude Code's headers helper passes on to the agent); the agent is started if it is
-  down.
+  down. The port must be free or held by this user (listener.py): when another user holds
+  it, the run is captured as without an agent, and the child is told to send nothing
+  there (its own settings overridden: `Sink.replaces_settings`, or the adapter's `mute`).
 - receiver: a per-run loopback receiver, told to the child through the environment
   (Claude Code without an agent, `aitrack run`).
 - transcript: nothing is told to the child (Codex without an agent: its `-c` overrides
   would put a secret in its argv); its rollout is read when it exits.
+A tool whose environment wins over its settings and whose settings cannot carry the agent's
+key or name its endpoint (WITH_AGENT = "receiver": Gemini CLI, Qwen Code, Copilot CLI) takes
+the receiver way even when its settings point at the agent: the run is counted by itself,
+never waits on a closed port (8 s and retry lines on stdout for Gemini CLI) and never depends
+on how the agent admits a sender without a key. When its settings point at an agent that is
+down, the agent is started once the child has exited, for the runs started outside aitrack.
 In every way the run is recorded (start, end, exit status, working directory), linked to
 the tool sessions it ran, and its transcripts are imported at exit, so a run whose
 telemetry was lost still counts, once. At its end it also reads the commits it made from git
@@ -27,13 +35,16 @@ import time
 
 from aitrack import adapters
 from aitrack.adapters import Sink
-from aitrack.capture.loopback import SECRET_HEADER, Listener, bind, is_listening, post, to_json
+from aitrack.capture.listener import Owner, listener_owner
+from aitrack.capture.loopback import SECRET_HEADER, Listener, bind, post, to_json
 from aitrack.domain.projects import project_of
 
 RECEIVER_DRAIN_S = 2.0
 GIT_START_WAIT_S = 0.25  # for HEAD noted at the start: a run that short made no commits
 GIT_END_S = 1.0  # for the commits at the end
 AGENT_END_S = 3.0  # the agent links the run's sessions and reads its commits (git: 1 s)
+AGENT_TOOK = {"/aitrack/run/start": b'{"recorded": "start"}',  # the agent's answers (server.py)
+              "/aitrack/run/end": b'{"recorded": "end"}'}
 PROCESS_DRAIN_S = 3.0
 LEDGER_WAIT_S = 10.0
 
@@ -53,8 +64,11 @@ class Notices:
     def print_now(self) -> None:
         with self.lock:
             lines, self.lines = self.lines, []
-        for line in lines:
-            print(f"aitrack: {line}", file=sys.stderr, flush=True)
+        if lines:
+            from aitrack.domain.display import MAX_LINE, safe  # start-up path: on a notice only
+
+            for line in lines:  # paths and errors from outside: escaped (display.py)
+                print(f"aitrack: {safe(line, MAX_LINE)}", file=sys.stderr, flush=True)
 
 
 class TrackedRun:
@@ -74,6 +88,14 @@ class TrackedRun:
         self.cwd = _cwd()
         self.notices = Notices()
         self.mode = "untracked" if settings is None else _mode(adapter, settings)
+        self.away = False  # the tool's settings name a port another user holds
+        self.agent_owner: Owner | None = None
+        if self.mode == "agent":
+            self._check_agent_port()
+        self.wake_agent = False  # its settings name the agent, which is down: start it
+        if settings is not None and self.mode != "agent" and _wired(adapter, settings):
+            port = settings["agent"]["port"]
+            self.wake_agent = port is not None and _nobody_listens(port)
         self.listener: Listener | None = None
         self.paths = self.profile = self.db = None
         self.receiver = self.processor = self.forwarder = None
@@ -95,11 +117,30 @@ class TrackedRun:
                 self.mode = "transcript"
         self.notices.print_now()
 
+    def _check_agent_port(self) -> None:
+        """Before the spawn: who holds the port the tool's settings name. Another user:
+        nothing may reach it, so the run is captured as without an agent."""
+        port = self.settings["agent"]["port"]
+        try:
+            self.agent_owner = owner = listener_owner(port)
+        except Exception as exc:  # noqa: BLE001 - never break the tool; the agent way, as before
+            self.notices.add(f"cannot tell who holds the agent's port {port} "
+                             f"({type(exc).__name__}: {exc}); run `aitrack doctor`")
+            return
+        if owner is None or owner.mine:
+            return
+        self.notices.add(f"the agent's port {port} is held by {owner.named()}, another user: "
+                         "nothing is sent there and aitrack records this run itself; run "
+                         "`aitrack doctor`")
+        self.mode, self.away = self.adapter.WITHOUT_AGENT, True
+
     def child_command(self, args: list[str]) -> tuple[list[str], dict[str, str]]:
         self.args = list(args)
         env = dict(os.environ)
         env["AITRACK_SESSION_ID"] = self.id
         if self.mode != "receiver":
+            if self.away:  # its own settings name another user's port: it must not send
+                return self.adapter.mute(list(args), env)
             return args, env  # the tool's own settings, or nothing at all: untouched
         from aitrack.adapters import otel_env  # the receiver way only, before the spawn
 
@@ -110,7 +151,7 @@ class TrackedRun:
                   "`aitrack token set`", file=sys.stderr, flush=True)
         sink = Sink(self.listener.base_url, SECRET_HEADER, self.listener.secret,
                     tuple(self.settings["signals"]), self.settings["attributes"],
-                    self.settings["telemetry"])
+                    self.settings["telemetry"], replaces_settings=self.away)
         return self.adapter.prepare(list(args), env, sink)
 
     def abandon(self) -> None:
@@ -236,7 +277,7 @@ class TrackedRun:
     def _tell_agent_start(self) -> None:
         """The agent records the run (it has the ledger open; this process need not import
         any of it). If the agent is down it is started, and told at the run's end."""
-        if not is_listening(self.settings["agent"]["port"]):
+        if self.agent_owner is None:  # nothing listened just before the spawn
             from aitrack.capture import agent  # after the spawn, the agent down: rare
             from aitrack.config import paths  # after the spawn
 
@@ -247,6 +288,18 @@ class TrackedRun:
         threading.Thread(target=self._tell_agent, args=("/aitrack/run/start",
                                                         self._start_event()),
                          name="aitrack-run-start", daemon=True).start()
+
+    def _wake_agent(self) -> None:
+        """The agent, started for the runs to come (this one had its own receiver)."""
+        from aitrack.capture import agent  # after the spawn, the agent down: rare
+
+        if self.paths is None:
+            return
+        try:
+            agent.spawn_detached(self.paths)
+        except OSError as exc:
+            self.notices.add(f"cannot start the agent ({exc.strerror or exc}): run "
+                             "`aitrack agent start`")
 
     def _tell_agent_end(self, exit_code: int) -> bool:
         """True when the agent took the run's end (then it links the run's sessions)."""
@@ -260,9 +313,12 @@ class TrackedRun:
                 secret = fh.read().strip()
         except OSError:
             return False
+        # nothing is sent unless this user's process holds the port (post checks, connected)
         answer = post(self.settings["agent"]["port"], path, secret, to_json(event), timeout)
-        # sent but unanswered: the agent has it (recording it here too would count twice)
-        return answer is not None and answer[0] in (0, 200)
+        # the agent's own answer; or sent to this user's listener but unanswered: the agent
+        # has it (recording it here too would count twice)
+        return answer is not None and (answer == (0, b"") or (
+            answer[0] == 200 and answer[1] == AGENT_TOOK[path]))
 
     def _start_event(self) -> dict:
         return {"id": self.id, "tool": self.tool, "started_at": self.started, "cwd": self.cwd,
@@ -310,6 +366,8 @@ class TrackedRun:
             self._open()
         if self.db is not None:
             self._record_end(exit_code)
+        if self.wake_agent:  # after the child: its start would have competed for the CPU
+            self._wake_agent()
         if self.forwarder is not None:
             # the flush bound counts from the child's exit, the receiver's drain included
             spent = time.monotonic() - exited
@@ -367,11 +425,23 @@ class TrackedRun:
 
 
 def _mode(adapter, settings: dict) -> str:
-    """agent, receiver or transcript: see the module's docstring."""
-    agent = settings.get("agent") or {}
-    if (agent.get("wired") or {}).get(adapter.NAME):
+    """agent, receiver or transcript: see the module's docstring. A tool whose wrapped runs
+    always have a receiver of their own (WITH_AGENT "receiver") is never left to its settings."""
+    if _wired(adapter, settings) and getattr(adapter, "WITH_AGENT", "agent") == "agent":
         return "agent"
     return adapter.WITHOUT_AGENT
+
+
+def _nobody_listens(port: int) -> bool:
+    try:
+        return listener_owner(port) is None
+    except Exception:  # noqa: BLE001 - cannot tell: leave the agent to `aitrack agent start`
+        return False
+
+
+def _wired(adapter, settings: dict) -> bool:
+    """The tool's own settings send its telemetry to the agent (the start-up cache says)."""
+    return bool(((settings.get("agent") or {}).get("wired") or {}).get(adapter.NAME))
 
 
 def _cwd() -> str:

@@ -21,7 +21,9 @@ USAGE_RUN = "usage: aitrack run [--name NAME] -- CMD [ARGS]..."
 
 
 def say(line: str) -> None:
-    print(f"aitrack: {line}", file=sys.stderr, flush=True)
+    from aitrack.domain.display import MAX_LINE, safe  # start-up path: on a problem only
+
+    print(f"aitrack: {safe(line, MAX_LINE)}", file=sys.stderr, flush=True)
 
 
 def parse_run(args: list[str]) -> tuple[str | None, list[str]] | None:

@@ -18,11 +18,12 @@ COMMANDS = {
     "agent": "agent_cmd", "dashboard": "dashboard_cmd", "doctor": "doctor_cmd",
     "flush": "flush_cmd", "import": "import_cmd", "paths": "paths_cmd",
     "prices": "prices_cmd", "profile": "profile_cmd", "report": "report_cmd",
-    "shims": "shims_cmd", "token": "token_cmd",
+    "setup": "setup_cmd", "shims": "shims_cmd", "statusline": "statusline_cmd",
+    "token": "token_cmd",
 }
 
 
-@click.group(cls=AitrackGroup, lazy=COMMANDS,
+@click.group(cls=AitrackGroup, lazy=COMMANDS, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="aitrack")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
@@ -38,3 +39,5 @@ def cli(ctx: click.Context, debug: bool) -> None:
       aitrack doctor                          # what is wrong and how to fix it
     """
     ctx.obj = {"debug": debug}
+    if ctx.invoked_subcommand is None:  # bare `aitrack`: the help, and no error
+        click.echo(ctx.get_help())

@@ -13,21 +13,22 @@ from typing import Any
 import click
 
 from aitrack.config import paths, profile
-from aitrack.config.private_files import LinkRefused
+from aitrack.config.private_files import LinkRefused, NotYours
+from aitrack.domain.display import safe_lines
 
 
 class UserError(click.ClickException):
     """An error the user can act on: printed as one line naming the fix."""
 
     def show(self, file=None) -> None:
-        click.echo(f"aitrack: {self.message}", err=True)
+        say(f"aitrack: {self.message}", err=True)
 
 
 class AitrackGroup(click.Group):
     """Loads a command's module when the command is asked for (`lazy`: name -> module of
-    aitrack.cli with a `register(group)`), and turns unexpected exceptions into one line
-    unless --debug is given."""
-
+    aitrack.cli with a `register(group)`), turns unexpected exceptions into one line unless
+    --debug is given, and lists commands with their whole summary (wrapped, never cut with
+    "...")."""
     def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
@@ -39,6 +40,14 @@ class AitrackGroup(click.Group):
         if name not in self.commands and name in self.lazy:
             importlib.import_module(f"aitrack.cli.{self.lazy[name]}").register(self)
         return self.commands.get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, command.get_short_help_str(limit=1000))
+                for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -52,7 +61,7 @@ class AitrackGroup(click.Group):
                 raise
             line = storage_problem(exc) or (f"unexpected error: {type(exc).__name__}: {exc} "
                                             "(run with --debug for details)")
-            click.echo(f"aitrack: {line}", err=True)
+            say(f"aitrack: {line}", err=True)
             ctx.exit(1)
 
 
@@ -64,7 +73,7 @@ SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 
 def storage_problem(exc: BaseException) -> str | None:
     """One line saying what is wrong with the ledger or the disk under it, and the fix; None
     when `exc` is about something else."""
-    if isinstance(exc, LinkRefused):
+    if isinstance(exc, LinkRefused | NotYours):
         return exc.strerror
     disk_errors = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS)
     if type(exc).__module__ != "sqlite3" and not (
@@ -98,15 +107,21 @@ def _disk_full(directory) -> bool:
     return st.f_bavail * st.f_frsize < 1024 * 1024
 
 
+def say(text: str = "", err: bool = False) -> None:
+    """Human-readable output: each line made safe (domain/display.py), since paths, names and
+    an endpoint's answers come from outside. JSON goes through echo_json, exact."""
+    click.echo("\n".join(safe_lines(text)), err=err)
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
 def load_profile():
-    """The effective profile, printing its problems (one line each) to stderr."""
+    """The effective profile, printing its problems to stderr: a line per source."""
     p = profile.load(paths.resolve())
-    for problem in p.problems:
-        click.echo(f"aitrack: {problem}", err=True)
+    for line in p.problem_lines():
+        say(f"aitrack: {line}", err=True)
     return p
 
 
@@ -118,3 +133,12 @@ def parse_date(ctx: click.Context, param: click.Parameter, value: str | None):
         return date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+
+
+def color_option(command):
+    """--color auto|always|never, as ccusage and `ls` take it."""
+    return click.option(
+        "--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
+        show_default=True,
+        help="Colour: on a terminal (auto; FORCE_COLOR and NO_COLOR are honoured), always "
+             "(for `less -R`) or never.")(command)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
-from aitrack.cli.common import UserError
+from aitrack.cli.common import UserError, say
 from aitrack.cli.report_cmd import build_options, filter_options, ready_ledger
+from aitrack.config.private_files import private_dir
 
 
 @click.command("dashboard", context_settings={"max_content_width": 100})
@@ -45,6 +46,11 @@ def dashboard(out: Path | None, open_it: bool, since, until, last: int | None,
     opts = build_options("daily", since, until, last, tz_name, tool=tool, project=project)
     where, prices = ready_ledger(no_import)  # the same ledger `aitrack report` would show
     target = (out or where.data_dir / "dashboard.html").expanduser().absolute()
+    if out is None:
+        private_dir(where.data_dir)  # aitrack's own folder, as private as the ledger beside it
+    elif not target.parent.is_dir():  # a typo in --out must not grow a folder tree
+        raise UserError(f"cannot write {target}: {target.parent} is not a folder: create it "
+                        "first, or choose another --out")
     try:
         size = write(where.ledger, opts, prices, target)
     except readonly.LedgerError as exc:
@@ -53,10 +59,10 @@ def dashboard(out: Path | None, open_it: bool, since, until, last: int | None,
         raise UserError(f"cannot write {target}: {exc.strerror or exc}: choose another "
                         "--out") from None
     if size is None:
-        click.echo(readonly.START_HINT.replace("aitrack report", "aitrack dashboard"), err=True)
+        say(readonly.START_HINT.replace("aitrack report", "aitrack dashboard"), err=True)
         return
-    click.echo(f"aitrack: wrote {target} ({size / 1e6:.1f} MB)" if size >= 1e5 else
-               f"aitrack: wrote {target} ({size / 1e3:.0f} kB)", err=True)
+    say(f"aitrack: wrote {target} ({size / 1e6:.1f} MB)" if size >= 1e5 else
+        f"aitrack: wrote {target} ({size / 1e3:.0f} kB)", err=True)
     if open_it:
         import webbrowser  # lazy: for --open only
 

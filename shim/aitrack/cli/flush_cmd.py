@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aitrack.cli.common import UserError, echo_json, load_profile
+from aitrack.cli.common import UserError, echo_json, load_profile, say
 from aitrack.config import paths
 from aitrack.egress.flush import FlushError, drain
 from aitrack.egress.forward_log import eviction_line, size
@@ -36,8 +36,8 @@ def flush(ctx: click.Context, as_json: bool, retry_dead: bool, timeout_s: float)
 
     def show(signal, rows, answer) -> None:  # --debug: one line per request, never headers
         outcome = f"HTTP {answer.status}" if answer.status else answer.error
-        click.echo(f"aitrack: POST {signal}: {len(rows)} payload(s), {size(answer.sent_bytes)} "
-                   f"gzip -> {outcome} in {answer.elapsed_s * 1000:.0f} ms", err=True)
+        say(f"aitrack: POST {signal}: {len(rows)} payload(s), {size(answer.sent_bytes)} "
+            f"gzip -> {outcome} in {answer.elapsed_s * 1000:.0f} ms", err=True)
 
     try:
         report = drain(paths.resolve(), profile, retry_dead=retry_dead, timeout_s=timeout_s,
@@ -52,22 +52,22 @@ def flush(ctx: click.Context, as_json: bool, retry_dead: bool, timeout_s: float)
         echo_json(report.as_dict())
     else:
         if report.revived:
-            click.echo(f"{report.revived} dead letter(s) queued again")
-        click.echo(f"sent {out.sent} payload(s) ({size(out.sent_bytes)}) to {report.endpoint}; "
-                   f"pending {c.pending} ({size(c.pending_bytes)}), dead {c.dead}")
+            say(f"{report.revived} dead letter(s) queued again")
+        say(f"sent {out.sent} payload(s) ({size(out.sent_bytes)}) to {report.endpoint}; "
+            f"pending {c.pending} ({size(c.pending_bytes)}), dead {c.dead}")
         if report.eviction is not None:
-            click.echo(f"aitrack: {eviction_line(report.eviction)}", err=True)
+            say(f"aitrack: {eviction_line(report.eviction)}", err=True)
         if out.partial_rejected:
-            click.echo(f"aitrack: the endpoint accepted the telemetry but rejected "
-                       f"{out.partial_rejected} item(s) in it (see forwarder.log under "
-                       "`aitrack paths`)", err=True)
+            say(f"aitrack: the endpoint accepted the telemetry but rejected "
+                f"{out.partial_rejected} item(s) in it (see forwarder.log under "
+                "`aitrack paths`)", err=True)
         for error in report.errors:
-            click.echo(f"aitrack: {error}", err=True)
+            say(f"aitrack: {error}", err=True)
         if c.dead:
             why = f" (last: {out.dead_error})" if out.dead_error else ""
-            click.echo(f"aitrack: {c.dead} payload(s) refused by the endpoint are kept as dead "
-                       f"letters{why}: fix the cause, then run `aitrack flush --retry-dead`",
-                       err=True)
+            say(f"aitrack: {c.dead} payload(s) refused by the endpoint are kept as dead "
+                f"letters{why}: fix the cause, then run `aitrack flush --retry-dead`",
+                err=True)
     raise SystemExit(0 if c.pending == 0 else 1)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from aitrack.cli.common import echo_json
+from aitrack.cli.common import echo_json, say
 from aitrack.config import paths
 
 
@@ -23,7 +23,7 @@ def paths_command(as_json: bool) -> None:
     width = max(map(len, locations))
     for name, path in locations.items():
         mark = "" if path.exists() else "  (missing)"
-        click.echo(f"{name:<{width}}  {path}{mark}")
+        say(f"{name:<{width}}  {path}{mark}")
 
 
 def register(cli: click.Group) -> None:

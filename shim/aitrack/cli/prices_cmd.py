@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from typing import Any
 
 import click
 
-from aitrack.cli.common import UserError, echo_json, load_profile
+from aitrack import adapters
+from aitrack.cli.common import UserError, echo_json, load_profile, say, storage_problem
 from aitrack.config import paths
 from aitrack.domain import pricing
+from aitrack.domain.display import MAX_LINE, safe
 from aitrack.domain.pricing import PriceTable
+from aitrack.reports import queries
+from aitrack.reports.readonly import LedgerError, open_ledger
 
 KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 
@@ -27,11 +30,14 @@ def _rates(p: Any) -> dict[str, float]:
     return {key: getattr(p, key) for key in KEYS}
 
 
-def describe(table: PriceTable, model: str, origins: dict[str, str] | None = None) -> dict:
-    """What `aitrack prices` says about one model, as the JSON it prints."""
+def describe(table: PriceTable, model: str, origins: dict[str, str] | None = None,
+             reported_by: list[str] | None = None) -> dict:
+    """What `aitrack prices` says about one model, as the JSON it prints; `reported_by`: the
+    tools that reported a cost of their own for it, in the ledger."""
 
     price = table.price_for(model)
-    out: dict[str, Any] = {"model": model, "priced": price is not None}
+    out: dict[str, Any] = {"model": model, "priced": price is not None,
+                           "reported_by": list(reported_by or [])}
     if price is None:
         found = table.resolve(model)
         name = found.row if found else table.canonical(model)
@@ -61,9 +67,14 @@ def render(entries: list[dict], as_of: str | None, stale: str | None) -> str:
     if stale:
         lines.append(stale)
     for e in entries:
-        lines += ["", e["model"]]
+        lines += ["", safe(e["model"])]
         if not e["priced"]:
-            lines.append(f"  unpriced  {e['reason']}: its cost shows as n/a, never $0")
+            lines.append(f"  unpriced  {e['reason']}: reports show its cost as `unpriced`, "
+                         "never $0")
+            for tool in e["reported_by"]:
+                lines.append(f"  reported  {_title(tool)} reported a cost for it: that is "
+                             f"{_title(tool)}'s own estimate, which reports count (aitrack "
+                             "has no price to check it against)")
             if e["row"]:
                 lines.append(f"  matched   row {e['row']} ({e['rule']})")
             if e["snippet"]:
@@ -81,7 +92,14 @@ def render(entries: list[dict], as_of: str | None, stale: str | None) -> str:
         lines.append(f"  source    {_source(e)}")
         if e["note"]:
             lines.append(f"  note      {e['note']}")
-    return "\n".join(lines)
+    # model names come from transcripts and telemetry: escaped and capped (display.py)
+    return "\n".join(safe(line, MAX_LINE) for line in lines)
+
+
+def _title(tool: str) -> str:
+    """A tool as people call it ("Claude Code"), from its adapter; else its name."""
+    settings = adapters.part(tool, "settings") if tool in adapters.TOOLS else None
+    return getattr(settings, "TITLE", tool)
 
 
 def _line(r: dict[str, float]) -> str:
@@ -111,7 +129,7 @@ def prices(models: tuple[str, ...], as_json: bool) -> None:
 
     Without MODEL: every model in your ledger. Profile prices ([prices."MODEL"]) apply and
     are shown as such. A model without a price shows as unpriced, with the profile snippet
-    that adds it: until then its cost is n/a in reports, never $0.
+    that adds it: until then reports show its cost as `unpriced`, never $0.
 
     \b
     Examples:
@@ -121,29 +139,37 @@ def prices(models: tuple[str, ...], as_json: bool) -> None:
       aitrack prices --json | jq '.models[] | select(.priced | not)'
     """
 
-
     profile = load_profile()
     table = pricing.load(profile.prices)
-    ledger: Path | None = None
+    ledger = paths.resolve().ledger
     names = list(models)
-    if not names:
-        ledger = paths.resolve().ledger
+    try:
+        db = open_ledger(ledger)
         try:
-            names = pricing.ledger_models(ledger)
-        except sqlite3.Error as exc:
-            raise UserError(f"cannot read the ledger {ledger}: {exc} (`aitrack doctor` checks "
-                            "it); name models instead: aitrack prices MODEL...") from None
-    entries = [describe(table, name, profile.origins) for name in names]
+            reported = queries.reported_by(db)
+            if not names:
+                names = queries.models(db)
+        finally:
+            if db is not None:
+                db.close()
+    except (sqlite3.Error, LedgerError) as exc:
+        if not names:
+            why = storage_problem(exc) or f"cannot read the ledger {ledger}: {exc} " \
+                "(`aitrack doctor` checks it)"
+            raise UserError(f"{why}; name models instead: aitrack prices MODEL...") from None
+        reported = {}  # named models: their prices do not need the ledger
+    entries = [describe(table, name, profile.origins, reported.get(name, []))
+               for name in names]
     stale = pricing.stale_line(table.as_of)
     if as_json:
         echo_json({"prices_as_of": table.as_of, "stale": stale,
-                   "ledger": str(ledger) if ledger else None, "models": entries})
+                   "ledger": None if models else str(ledger), "models": entries})
         return
     if not entries:
-        click.echo(f"No models yet: your ledger ({ledger}) has no usage. Name models to see "
-                   "their prices: aitrack prices MODEL...")
+        say(f"No models yet: your ledger ({ledger}) has no usage. Name models to see "
+            "their prices: aitrack prices MODEL...")
         return
-    click.echo(render(entries, table.as_of, stale))
+    say(render(entries, table.as_of, stale))
 
 
 def register(cli: click.Group) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 import tomlkit
 
-from aitrack.cli.common import UserError, echo_json, load_profile
+from aitrack.cli.common import UserError, echo_json, load_profile, say
 from aitrack.config.identity import default_origins, resource_attributes
-from aitrack.config.schema import ProfileError, read_file
+from aitrack.config.profile_file import read_file
+from aitrack.config.schema import ProfileError
 
 
 @click.group("profile")
@@ -45,20 +46,21 @@ def show(as_json: bool, origin: bool) -> None:
             data["shadowed"] = p.shadowed
         echo_json(data)
         return
-    click.echo(f"# mode: {data['mode']}")
-    for table in ("endpoint", "attributes", "telemetry", "agent", "prices"):
+    say(f"# mode: {data['mode']}")
+    for table in ("endpoint", "attributes", "identity", "telemetry", "agent", "budget",
+                  "prices"):
         body = data[table]
         if not body:
             continue
-        click.echo(f"\n[{table}]")
+        say(f"\n[{table}]")
         for key, value in body.items():
             line = f"{_toml_key(key)} = {_toml_value(value)}"
             where = origins.get(f"{table}.{key}")
-            click.echo(f"{line:<50} # {where}" if origin and where else line)
+            say(f"{line:<50} # {where}" if origin and where else line)
     if origin and p.shadowed:
-        click.echo("\n# overridden by the managed profile:")
+        say("\n# overridden by the managed profile:")
         for line in p.shadowed:
-            click.echo(f"#   {line}")
+            say(f"#   {line}")
 
 
 def _toml_key(key: str) -> str:
@@ -94,9 +96,9 @@ def validate(file: Path) -> None:
         read_file(file)
     except ProfileError as exc:
         for problem in exc.problems:
-            click.echo(f"{file}: {problem}", err=True)
+            say(f"{file}: {problem}", err=True)
         raise SystemExit(1) from None
-    click.echo(f"{file}: ok")
+    say(f"{file}: ok")
 
 
 def register(cli: click.Group) -> None:

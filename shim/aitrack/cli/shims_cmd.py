@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from aitrack.cli.common import UserError, echo_json
+from aitrack.cli.common import UserError, echo_json, say
 
 DIR_HELP = "Shim directory (default: aitrack's per-user bin directory, see `aitrack paths`)."
 
@@ -24,12 +24,12 @@ def _directory(directory: Path | None) -> Path:
 
 
 def _say(line: str) -> None:
-    click.echo(f"aitrack: {line}", err=True)
+    say(f"aitrack: {line}", err=True)
 
 
 @click.group("shims")
 def shims_group() -> None:
-    """Install `claude` and `codex` shims that run them through aitrack.
+    """Install `claude` and `codex` shims that run them through aitrack, and `aitrack`.
 
     \b
     Examples:
@@ -43,7 +43,8 @@ def shims_group() -> None:
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help=DIR_HELP)
 def install(directory: Path | None) -> None:
-    """Write the shims (idempotent; never replaces a file that is not an aitrack shim).
+    """Write the shims and the `aitrack` command (idempotent; never replaces a file that is
+    not an aitrack shim).
 
     When the directory does not come first on PATH, prints the line to add to your shell
     profile on stdout (messages go to stderr).
@@ -52,10 +53,13 @@ def install(directory: Path | None) -> None:
     Example:
       aitrack shims install && exec $SHELL -l
     """
+    from aitrack.config.private_files import private_dir  # lazy
     from aitrack.install import shims  # lazy
 
     target = _directory(directory)
     try:
+        if directory is None:  # aitrack's own data directory: as private as the ledger in it
+            private_dir(target)
         done = shims.install(target)
     except shims.ShimError as exc:
         raise UserError(str(exc)) from None
@@ -66,13 +70,17 @@ def install(directory: Path | None) -> None:
         _say(f"wrote {', '.join(done.written)} in {target} (running aitrack with {done.python})")
     if done.unchanged:
         _say(f"{', '.join(done.unchanged)} in {target} already up to date")
+    if done.kept:
+        _say(f"left {', '.join(done.kept)} in {target} as it is (not a shim: an aitrack of "
+             "its own)")
     for st in shims.status(target):
         if st.real is None:
             _say(f"{st.name} is not installed yet: its shim will run it once it is on PATH")
     if not shims.on_path_first(target):
-        _say(f"{target} does not come first on PATH; add this line to your shell profile "
-             "(~/.zshrc, ~/.bashrc) and open a new shell:")
-        click.echo(shims.path_line(target))
+        _say(f"{target} does not come first on PATH, so `aitrack` and the shims are not what "
+             "your shell runs; add this line to your shell profile (~/.zshrc, ~/.bashrc), "
+             "and run it in this shell too:")
+        say(shims.path_line(target))
 
 
 @shims_group.command("uninstall")
@@ -120,11 +128,12 @@ def status(directory: Path | None, as_json: bool) -> None:
     states = shims.status(target)
     relevant = [s for s in states if s.real or s.shim]
     ok = all(s.tracked and s.shim_python_ok for s in relevant)
+    command = shims.command_on_path(target)
     if as_json:
         echo_json({"dir": str(target), "on_path_first": shims.on_path_first(target), "ok": ok,
-                   "tools": [s.as_dict() for s in states]})
+                   "tools": [s.as_dict() for s in states], "aitrack": command})
         raise SystemExit(0 if ok else 1)
-    width = max(len(t) for t in shims.TOOLS)
+    width = max(len(t) for t in (*shims.TOOLS, shims.COMMAND))
     for s in states:
         if s.resolves_to is None:
             line = "not on PATH"
@@ -134,12 +143,13 @@ def status(directory: Path | None, as_json: bool) -> None:
                 line += f"; BROKEN: its aitrack {s.shim_python} is missing, it runs untracked"
         else:
             line = f"{s.resolves_to} (untracked: not an aitrack shim)"
-        click.echo(f"{s.name:<{width}}  -> {line}")
-        click.echo(f"{'':<{width}}     real: {s.real or 'not found'}")
+        say(f"{s.name:<{width}}  -> {line}")
+        say(f"{'':<{width}}     real: {s.real or 'not found'}")
+    say(f"{'aitrack':<{width}}  -> {command or 'not on PATH (command not found)'}")
     if not ok:
         behind = [s for s in relevant if not s.tracked and s.shim]  # installed, later on PATH
         again = "aitrack shims install" + ("" if directory is None else f" --dir {target}")
-        click.echo(f"fix: {shims.path_line(target) if behind else again}")
+        say(f"fix: {shims.path_line(target) if behind else again}")
     raise SystemExit(0 if ok else 1)
 
 

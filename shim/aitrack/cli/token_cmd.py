@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from aitrack.cli.common import UserError, echo_json, load_profile
+from aitrack.cli.common import UserError, echo_json, load_profile, say
 from aitrack.config import keychain, paths, profile
 from aitrack.config.schema import SIGNALS
 
@@ -81,10 +81,10 @@ def set_token(ctx: click.Context, account: str | None) -> None:
         keychain.set_token(name, token)
     except keychain.KeychainUnavailable as exc:
         raise UserError(str(exc)) from None
-    click.echo(f"token stored in the keychain (account {name!r})", err=True)
+    say(f"token stored in the keychain (account {name!r})", err=True)
     unused = _unused(name)
     if unused:
-        click.echo(f"aitrack: {unused}", err=True)
+        say(f"aitrack: {unused}", err=True)
 
 
 def _unused(account: str) -> str | None:
@@ -139,10 +139,10 @@ def status(account: str | None, as_json: bool) -> None:
         for a, signals in accounts.items():
             which = f" ({', '.join(signals)})" if len(accounts) > 1 else ""
             if present[a]:
-                click.echo(f"token present for account {a!r}{which} in {backend}")
+                say(f"token present for account {a!r}{which} in {backend}")
             else:
-                click.echo(f"no token for account {a!r}{which} in {backend}: run "
-                           f"`{keychain.set_command(a)}`")
+                say(f"no token for account {a!r}{which} in {backend}: run "
+                    f"`{keychain.set_command(a)}`")
     raise SystemExit(0 if all(present[a] for a in accounts) else 1)
 
 
@@ -171,8 +171,8 @@ def delete(account: str | None) -> None:
             removed = keychain.delete_token(name)
         except keychain.KeychainUnavailable as exc:
             raise UserError(str(exc)) from None
-        click.echo(f"token for account {name!r} " + ("deleted" if removed else "was not stored"),
-                   err=True)
+        say(f"token for account {name!r} " + ("deleted" if removed else "was not stored"),
+            err=True)
 
 
 def register(cli: click.Group) -> None:

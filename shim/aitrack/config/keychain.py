@@ -12,7 +12,11 @@ There is no plaintext fallback: without a real keychain every call refuses.
 from __future__ import annotations
 
 import os
+import shlex
+from base64 import b64encode
 from dataclasses import dataclass
+from json import dumps
+from urllib.parse import quote, quote_plus
 
 SERVICE = "aitrack"
 CHUNK = 1000  # UTF-16 code units per entry, under Windows' 1280
@@ -35,8 +39,10 @@ class TokenStatus:
 
 
 def _backend():
+    # keyring finds its backends through entry points (tens of ms): loaded only when the
+    # keychain itself is used, never for masking or a token's checks
     import keyring
-    from keyring.errors import NoKeyringError
+    from keyring.errors import NoKeyringError  # with keyring (see above)
 
     try:
         ring = keyring.get_keyring()
@@ -74,7 +80,7 @@ def backend_name(ring=None) -> str:
 
 def _call(fn, *args):
     """Run a keyring call, turning backend failures into one line without secrets."""
-    from keyring.errors import KeyringError, NoKeyringError
+    from keyring.errors import KeyringError, NoKeyringError  # loaded by _backend (see there)
 
     try:
         return fn(*args)
@@ -108,7 +114,7 @@ def _chunk_count(head: str | None) -> int:
 
 
 def _delete(ring, names: list[str]) -> None:
-    from keyring.errors import PasswordDeleteError
+    from keyring.errors import PasswordDeleteError  # loaded by _backend (see there)
 
     for name in names:
         try:
@@ -159,25 +165,68 @@ def status(account: str) -> TokenStatus:
 
 MASK = "[token]"
 MASK_PREFIX_MIN = 8  # an echoed prefix this long or longer is masked too
+MASK_WINDOW = 12  # and any run of this many characters of it, from anywhere in it
 
 
 def mask(text: str, secrets) -> str:
-    """`text` with every echo of a secret, and of any prefix of one of 8 or more characters
-    (an endpoint may cut what it echoes), replaced by [token]. Mask before cutting a text
-    short: cut first and a prefix of the token would survive."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        if len(secret) < MASK_PREFIX_MIN:
-            text = text.replace(secret, MASK)
+    """`text` with every echo of a secret replaced by [token]: the secret as it is, base64
+    (as in a Basic auth header, at any alignment), URL-encoded or JSON-escaped; any
+    MASK_WINDOW characters of one of these; and a prefix of MASK_PREFIX_MIN or more (an
+    endpoint may cut what it echoes). Mask before cutting a text short: cut first and a
+    part of the token would survive."""
+    spans: list[tuple[int, int]] = []
+    for secret in {s for s in secrets if s}:
+        for form in _forms(secret):
+            spans += _echoes(text, form)
+    if not spans:
+        return text
+    out, at = [], 0
+    for start, end in sorted(spans):
+        if end <= at:
             continue
-        head, parts, start = secret[:MASK_PREFIX_MIN], [], 0
-        while (i := text.find(head, start)) >= 0:
-            n = MASK_PREFIX_MIN
-            while n < len(secret) and i + n < len(text) and text[i + n] == secret[n]:
-                n += 1
-            parts += [text[start:i], MASK]
-            start = i + n
-        text = "".join(parts) + text[start:]
-    return text
+        if start > at or not out:
+            out += [text[at:start], MASK]
+        at = max(at, end)
+    return "".join(out) + text[at:]
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways a secret may be written in an answer or a log."""
+    forms = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret),
+             dumps(secret)[1:-1], dumps(secret, ensure_ascii=False)[1:-1]}
+    raw = secret.encode()
+    for pad in range(3):  # base64 of the secret after 0, 1 or 2 other bytes: the characters
+        encoded = b64encode(b"\0" * pad + raw).decode()  # that depend on it alone
+        core = encoded[-(-8 * pad // 6):8 * (pad + len(raw)) // 6]
+        forms |= {core, core.replace("+", "-").replace("/", "_")}
+    return {f for f in forms if f}
+
+
+def _echoes(text: str, form: str) -> list[tuple[int, int]]:
+    """Where `text` holds `form`: whole when short, else its prefixes of MASK_PREFIX_MIN
+    characters or more, and any MASK_WINDOW characters of it."""
+    if len(form) < MASK_PREFIX_MIN:
+        return [(i, i + len(form)) for i in _find_all(text, form)]
+    spans = []
+    for i in _find_all(text, form[:MASK_PREFIX_MIN]):
+        n = MASK_PREFIX_MIN
+        while n < len(form) and i + n < len(text) and text[i + n] == form[n]:
+            n += 1
+        spans.append((i, i + n))
+    if len(form) > MASK_WINDOW:
+        windows = {form[i:i + MASK_WINDOW] for i in range(len(form) - MASK_WINDOW + 1)}
+        firsts = {w[0] for w in windows}
+        spans += [(i, i + MASK_WINDOW) for i in range(len(text) - MASK_WINDOW + 1)
+                  if text[i] in firsts and text[i:i + MASK_WINDOW] in windows]
+    return spans
+
+
+def _find_all(text: str, part: str) -> list[int]:
+    found, i = [], text.find(part)
+    while i >= 0:
+        found.append(i)
+        i = text.find(part, i + 1)
+    return found
 
 
 def token_problem(token: str) -> str | None:
@@ -201,6 +250,4 @@ def header_value_problem(token: str) -> str | None:
 
 def set_command(account: str) -> str:
     """The command that stores this account's token: what a notice tells the user to run."""
-    import shlex
-
     return f"aitrack token set --account {shlex.quote(account)}"

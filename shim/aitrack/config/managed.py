@@ -17,21 +17,16 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from aitrack.config import paths as locations
 from aitrack.config.paths import Paths
-from aitrack.config.schema import (
-    FREE_TABLES,
-    PRICE_KEYS,
-    SCHEMA,
-    Layer,
-    ProfileError,
-    read_file,
-    validate,
-)
+from aitrack.config.profile_file import Layer, read_file
+from aitrack.config.schema import FREE_TABLES, PRICE_KEYS, SCHEMA, ProfileError, validate
 
 MAX_PLIST_BYTES = 1024 * 1024  # managed preferences are a few KiB
 MAX_PLIST_DEPTH = 32  # settings are two levels deep (endpoint.headers, prices.<model>)
@@ -69,8 +64,6 @@ def overrides(paths: Paths, env: Mapping[str, str] | None = None) -> list[tuple[
     """Managed sources an environment variable replaced while the source it replaces exists:
     (a short reason, a line naming both). A user owns their machine, so this stays possible
     (IT staging, tests), but never silent: the profile marks what such a run forwards."""
-    from aitrack.config import paths as locations
-
     env = os.environ if env is None else env
     pairs = [("managed-profile-overridden", "AITRACK_MANAGED_PROFILE", paths.managed_profile,
               locations.default_managed_profile(env))]
@@ -92,8 +85,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def read_plist(path: Path) -> dict[str, Any] | None:
+    # only where managed preferences exist (macOS): every profile load reads this module
     import plistlib
-    from xml.parsers.expat import ExpatError
+    from xml.parsers.expat import ExpatError  # with plistlib (see above)
 
     try:
         with open(path, "rb") as fh:
@@ -145,8 +139,6 @@ def _plist_problem(blob: bytes) -> str | None:
     if len(blob) > MAX_PLIST_BYTES:
         return f"larger than {MAX_PLIST_BYTES // 1024} KiB"
     if blob.startswith(b"bplist00") and len(blob) >= 40:
-        import struct
-
         objects = struct.unpack(">Q", blob[-24:-16])[0]  # the trailer's object count
         if objects > len(blob):
             return "damaged binary plist (its object count exceeds its size)"
@@ -230,7 +222,7 @@ def registry_reader() -> RegistryReader | None:
 
 
 def _winreg_reader() -> RegistryReader:  # pragma: no cover - Windows only
-    import winreg
+    import winreg  # Windows only
 
     def read(path: str) -> tuple[dict[str, Any], list[str]] | None:
         try:

@@ -12,15 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aitrack.config import managed
+from aitrack.config.attributes import IDENTITY_KEYS, INTEGRITY_KEY, attribute_key
 from aitrack.config.paths import Paths
-from aitrack.config.schema import (
-    IDENTITY_KEYS,
-    INTEGRITY_KEY,
-    SCHEMA,
-    Layer,
-    ProfileError,
-    read_file,
-)
+from aitrack.config.profile_file import Layer, read_lenient
+from aitrack.config.schema import SCHEMA, ProfileError
+
+_IDENTITY = {attribute_key(k) for k in IDENTITY_KEYS}
 
 
 @dataclass(frozen=True)
@@ -82,8 +79,23 @@ class Telemetry:
 
 
 @dataclass(frozen=True)
+class IdentitySettings:
+    """Where user.email comes from when no attribute sets it (config/identity.py)."""
+
+    email: str | None = None  # a template: "{user}@corp.example"
+    email_from_git: bool = True  # the default is `not managed` (see merge)
+
+
+@dataclass(frozen=True)
+class Budget:
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+
+
+@dataclass(frozen=True)
 class AgentSettings:
-    port: int = 47318
+    port: int | None = None  # unset: per user (capture/ports.py)
+    port_base: int | None = None
     import_interval_s: float = 600
 
 
@@ -94,6 +106,10 @@ class Profile:
     telemetry: Telemetry = field(default_factory=Telemetry)
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    # IT manages this machine: a managed source exists (even a broken one)
+    managed: bool = False
+    budget: Budget = field(default_factory=Budget)
     # "table.key" -> "managed (PATH)" | "user (PATH)" | "default"
     origins: dict[str, str] = field(default_factory=dict)
     # what was wrong while loading, per ignored source ("user profile ignored: PATH"):
@@ -110,6 +126,19 @@ class Profile:
     def problems(self) -> list[str]:
         return [f"{source}: {p}" for source, problems in self.broken.items() for p in problems]
 
+    def problem_lines(self) -> list[str]:
+        """One line per source with problems: the first, how many more, and the command that
+        lists them all (every command prints these: seven lines each time helped nobody)."""
+        out = []
+        for source, problems in self.broken.items():
+            where = source.rsplit(": ", 1)[-1]
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            check = (f"aitrack profile validate {where}" if where.endswith(".toml") else
+                     "aitrack profile show")
+            out.append(f"{source}: {problems[0]}{more}; `{check}` lists "
+                       + ("them all" if more else "it"))
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         ep = None
         if self.endpoint is not None:
@@ -121,7 +150,9 @@ class Profile:
             "endpoint": ep,
             "attributes": dict(self.attributes),
             "telemetry": dict(self.telemetry.__dict__),
-            "agent": dict(self.agent.__dict__),
+            "agent": {k: v for k, v in self.agent.__dict__.items() if v is not None},
+            "identity": {k: v for k, v in self.identity.__dict__.items() if v is not None},
+            "budget": {k: v for k, v in self.budget.__dict__.items() if v is not None},
             "prices": {m: dict(p) for m, p in self.prices.items()},
         }
 
@@ -136,23 +167,23 @@ def load(paths: Paths, env: dict[str, str] | None = None) -> Profile:
     if not managed_problems:
         layers += managed_layers
     try:
-        user = read_file(paths.user_profile)
+        user, problems = read_lenient(paths.user_profile)
+        if problems:  # each setting with a problem is left out, the rest applies
+            broken[f"user profile settings ignored: {paths.user_profile}"] = problems
     except ProfileError as exc:
         broken[f"user profile ignored: {exc.path}"] = exc.problems
         user = None
-    if user is not None and (managed_layers or managed_problems):
-        # identity is IT's or the OS's once IT manages the machine: never the user's own
-        refused = [k for k in user.get("attributes", {}) if k.lower() in IDENTITY_KEYS]
+    managed_machine = bool(managed_layers or managed_problems)
+    if user is not None and managed_machine:
+        user, refused = _without_identity(user)
         if refused:
-            user = {**user, "attributes": {k: v for k, v in user["attributes"].items()
-                                           if k not in refused}}
             broken[f"user profile setting ignored: {paths.user_profile}"] = [
-                f"attributes.{k}: identity comes from the managed profile or the OS on a "
-                "managed machine; remove it from your profile" for k in refused]
+                f"{k}: identity comes from the managed profile or the OS on a managed "
+                "machine; remove it from your profile" for k in refused]
     if user is not None:
         layers.append(Layer("user", str(paths.user_profile), user))
     # A broken managed profile means local-only: a user endpoint must not replace IT's.
-    profile = merge(layers, endpoint_locked=bool(managed_problems))
+    profile = merge(layers, endpoint_locked=bool(managed_problems), managed=managed_machine)
     profile.broken = broken
     overridden = managed.overrides(paths, env)
     if overridden:  # visible on what is forwarded: the run does not follow IT's own sources
@@ -162,12 +193,30 @@ def load(paths: Paths, env: dict[str, str] | None = None) -> Profile:
     return profile
 
 
-def merge(layers: list[Layer], endpoint_locked: bool = False) -> Profile:
-    """Layers in precedence order (first wins) merged over the built-in defaults."""
+def _without_identity(user: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A user profile without what only IT or the OS may say on a managed machine: the
+    identity attributes (however spelled: `user_id` is `user.id`) and the [identity] table;
+    the names of the keys taken out."""
+    attributes = user.get("attributes", {})
+    refused = [k for k in attributes if attribute_key(k) in _IDENTITY]
+    out = {k: v for k, v in user.items() if k != "identity"}
+    if refused:
+        out["attributes"] = {k: v for k, v in attributes.items() if k not in refused}
+    names = [f"attributes.{k}" for k in refused]
+    names += [f"identity.{k}" for k in user.get("identity", {})]
+    return out, names
+
+
+def merge(layers: list[Layer], endpoint_locked: bool = False,
+          managed: bool | None = None) -> Profile:
+    """Layers in precedence order (first wins) merged over the built-in defaults;
+    `managed`: IT manages the machine (default: a managed layer is among them)."""
+    if managed is None:
+        managed = endpoint_locked or any(layer.name == "managed" for layer in layers)
     origins: dict[str, str] = {}
     shadowed: list[str] = []
     tables: dict[str, dict[str, Any]] = {}
-    for table in ("attributes", "telemetry", "agent", "prices"):
+    for table in ("attributes", "telemetry", "agent", "identity", "budget", "prices"):
         merged: dict[str, Any] = {}
         for layer in layers:
             for key, value in layer.data.get(table, {}).items():
@@ -202,16 +251,23 @@ def merge(layers: list[Layer], endpoint_locked: bool = False) -> Profile:
         endpoint = Endpoint(**values)
     telemetry = Telemetry(**tables["telemetry"])
     agent = AgentSettings(**tables["agent"])
+    budget = Budget(**tables["budget"])
     for key in SCHEMA["agent"]:
         origins.setdefault(f"agent.{key}", "default")
     for key in SCHEMA["telemetry"]:
         origins.setdefault(f"telemetry.{key}", "default")
+    identity = IdentitySettings(**{"email_from_git": not managed, **tables["identity"]})
+    origins.setdefault("identity.email_from_git", "default (not on a managed machine)"
+                       if managed else "default (an unmanaged machine)")
     return Profile(
         endpoint=endpoint,
         attributes={k: str(v) for k, v in tables["attributes"].items()},
         telemetry=telemetry,
         prices=tables["prices"],
         agent=agent,
+        identity=identity,
+        managed=managed,
+        budget=budget,
         origins=origins,
         shadowed=shadowed,
     )

@@ -6,14 +6,14 @@ profile (profile.py), so a problem is worded the same wherever it is found.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from aitrack.config.attributes import INTEGRITY_KEY, SOURCE_KEY, email_problem, reserved
+from aitrack.config.urls import SECRET_NAME, url_problem
 
 SIGNALS = ("metrics", "logs", "traces")
 FAMILIES = ("normalized", "raw")  # what endpoint.forward may list (aitrack/egress.py)
@@ -21,12 +21,10 @@ PROTOCOLS = ("http/protobuf", "http/json")
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,254}")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 BAD_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters but tab
-# a static header with such a name, or a value with an auth scheme, is a secret in plain text
-SECRET_HEADER_NAME = re.compile(
-    r"auth|key|token|secret|passw|cookie|signature|credential|session|honeycomb-team", re.I)
+# a static header named like a secret (urls.SECRET_NAME), or a value with an auth scheme,
+# is a secret in plain text
 SECRET_HEADER_VALUE = re.compile(r"\s*(?:bearer|basic|token|digest|apikey)\s", re.I)
-IDENTITY_KEYS = ("user.id", "user.email")  # from a managed source or the OS once IT manages
-INTEGRITY_KEY = "aitrack.profile.integrity"  # set by aitrack only: how this run left IT's
+PORT_SPAN = 10000  # [agent] port_base: each user's agent on port_base + (uid mod PORT_SPAN)
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 
 # table -> key -> (accepted python types, default)
@@ -56,10 +54,24 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "forward_imported": ((bool,), False),
     },
     "agent": {
-        # the per-user agent's loopback port: the tools' own settings name it
-        "port": ((int,), 47318),
+        # the per-user agent's loopback port: the tools' own settings name it. Unset, each
+        # user's is chosen at `aitrack agent install`, or is port_base + uid mod PORT_SPAN
+        "port": ((int,), None),
+        "port_base": ((int,), None),
         # how often the agent imports the tools' transcripts (they delete old ones)
         "import_interval_s": ((int, float), 600),
+    },
+    "identity": {
+        # user.email when no attribute sets it: a template, "{user}@corp.example"
+        "email": ((str,), None),
+        # git's user.email may be used (marked aitrack.identity.source=git); unset: yes on an
+        # unmanaged machine, no on a managed one
+        "email_from_git": ((bool,), None),
+    },
+    "budget": {
+        # what `aitrack statusline` measures spending against (USD, reported plus estimated)
+        "daily_usd": ((int, float), None),
+        "monthly_usd": ((int, float), None),
     },
     "telemetry": {
         "metric_export_interval_ms": ((int,), 60000),
@@ -84,44 +96,6 @@ class ProfileError(Exception):
 
 
 # ---------------------------------------------------------------- validation
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def url_problem(url: str) -> str | None:
-    """Why a URL may not carry the token, or None when it may."""
-    if re.search(r"[\s\x00-\x1f\x7f]", url):
-        return "not a valid URL (it contains spaces or control characters)"
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        return f"not a valid URL ({exc})"
-    if parts.scheme not in ("https", "http") or not host:
-        return "must be an https:// URL with a host"
-    if parts.username is not None or parts.password is not None:
-        return ("must not carry credentials (user:password@): they would sit in plain text in "
-                "the profile; store the token in the keychain (`aitrack token set`) and name "
-                "its header in endpoint.auth_header")
-    secret = [name for name, _ in _query_pairs(parts.query) if SECRET_HEADER_NAME.search(name)]
-    if secret:
-        return (f"must not carry a secret in its query ({secret[0]}=...): store the token in "
-                "the keychain (`aitrack token set`) and name its header in "
-                "endpoint.auth_header")
-    if parts.scheme == "http" and not is_loopback_host(host):
-        return ("plain http:// would send the token unencrypted; use https:// "
-                "(plain HTTP is allowed only to a loopback address)")
-    return None
 
 
 # A TOML key part: bare, "basic" or 'literal'; dotted keys join parts with dots.
@@ -299,10 +273,16 @@ def _check_value(key: str, value: Any) -> str | None:
         if bad:
             return (f"{bad[0]!r} is not an attribute name: list names such as \"user.email\" "
                     "(a letter or _, then letters, digits, '.', '_', '-')")
-    if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb") and value <= 0:
+    if key in ("timeout_s", "flush_timeout_s", "outbox_max_mb", "daily_usd",
+               "monthly_usd") and value <= 0:
         return "must be greater than 0"
+    if key == "email":
+        return email_problem(value)
     if key == "port" and not 1024 <= value <= 65535:
         return "must be a port number from 1024 to 65535"
+    if key == "port_base" and not 1024 <= value <= 65536 - PORT_SPAN:
+        return (f"must be from 1024 to {65536 - PORT_SPAN}: each user's agent listens on "
+                f"port_base + (uid mod {PORT_SPAN})")
     if key == "import_interval_s" and value < 10:
         return "must be at least 10"
     if key.endswith("_interval_ms") and value < 100:
@@ -328,16 +308,10 @@ def _header_problems(headers: dict[str, Any], auth_header: str) -> list[tuple[st
             problems.append((name, f"is endpoint.auth_header, which carries the token: a static "
                                    f"value would be a secret in plain text; remove it and "
                                    f"{KEYCHAIN_FIX}"))
-        elif SECRET_HEADER_NAME.search(name) or SECRET_HEADER_VALUE.match(value):
+        elif SECRET_NAME.search(name) or SECRET_HEADER_VALUE.match(value):
             problems.append((name, f"looks like a secret, which a profile must not hold in "
                                    f"plain text: remove it and {KEYCHAIN_FIX}"))
     return problems
-
-
-def _query_pairs(query: str) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
-    return parse_qsl(query, keep_blank_values=True)
 
 
 def _validate_attributes(body: dict[str, Any], lines: KeyLines) -> list[str]:
@@ -349,9 +323,9 @@ def _validate_attributes(body: dict[str, Any], lines: KeyLines) -> list[str]:
                             "digits, '.', '_', '-')")
         elif not isinstance(value, str):
             problems.append(f"{where}: must be a string, got {_toml_type(value)}")
-        elif key.lower() == INTEGRITY_KEY:
-            problems.append(f"{where}: reserved: aitrack sets it on runs that do not follow "
-                            "the managed profile")
+        elif reserved(key):
+            problems.append(f"{where}: reserved: aitrack sets the aitrack.* attributes itself "
+                            f"({INTEGRITY_KEY}, {SOURCE_KEY})")
     return problems
 
 
@@ -362,6 +336,10 @@ def _validate_prices(body: dict[str, Any], lines: KeyLines) -> list[str]:
             problems.append(f"{_where(lines, 'prices', model)}: must be a table of "
                             "per-million-token USD prices")
             continue
+        if not prices:  # a snippet pasted without its prices filled in
+            problems.append(f"{_where(lines, 'prices', model)}: sets no price: give at least "
+                            f"input and output (USD per million tokens; any of "
+                            f"{', '.join(PRICE_KEYS[2:])} left out costs what input does)")
         for key, value in prices.items():
             where = _where(lines, "prices", model, key)
             if key not in PRICE_KEYS:
@@ -369,40 +347,3 @@ def _validate_prices(body: dict[str, Any], lines: KeyLines) -> list[str]:
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 problems.append(f"{where}: must be a non-negative number (USD per million)")
     return problems
-
-
-# ---------------------------------------------------------------- loading
-
-
-def read_file(path: Path) -> dict[str, Any] | None:
-    """Parse and validate one profile file; None if it does not exist."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ProfileError(path, [f"cannot read: {exc.strerror}"]) from None
-    try:
-        text = raw.decode("utf-8-sig")  # Windows editors and PowerShell may write a BOM
-        data = tomllib.loads(text)
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ProfileError(path, [f"line {line}: not UTF-8 text; save the file as UTF-8"]
-                           ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(path, [f"invalid TOML: {exc}"]) from None
-    except (RecursionError, MemoryError):  # arrays or inline tables nested thousands deep
-        raise ProfileError(path, ["invalid TOML: nested too deeply (arrays or inline tables "
-                                  "inside one another hundreds of times); no profile needs "
-                                  "that, fix or delete the file"]) from None
-    problems = validate(data, text)
-    if problems:
-        raise ProfileError(path, problems)
-    return data
-
-
-@dataclass
-class Layer:
-    name: str  # "managed" | "user"
-    source: str  # what to show as the origin, e.g. the file path
-    data: dict[str, Any]

@@ -27,18 +27,19 @@ long-context tier stays the shipped one: profiles cannot set tiers).
 from __future__ import annotations
 
 import re
-import sqlite3
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aitrack.domain import tokens as token_types
+from aitrack.domain.costs import PER, estimate  # noqa: F401 - pricing's API, kept
+
+if TYPE_CHECKING:
+    pass
 
 TABLE = Path(__file__).parent / "prices.toml"
-PER = 1_000_000
 STALE_DAYS = 90
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 FAST = "fast"
@@ -114,45 +115,6 @@ class Price:
     profile_keys: tuple[str, ...] = ()  # the prices a profile set on this row
 
 
-def _part(tokens: Mapping[str, float], name: str, within: float) -> float:
-    """A subset figure, never more than the figure it is part of (sources may disagree)."""
-    return max(0.0, min(float(tokens.get(name, 0) or 0), within))
-
-
-def estimate(tokens: Mapping[str, float], price: Price) -> float:
-    """Cost in USD of ledger token counts (see aitrack/tokens.py).
-
-    Base types: input (uncached), output, cache_read, cache_creation. Subsets price parts of
-    them differently: `cache_creation_1h` at the 1-hour write rate (the rest of cache_creation
-    at the 5-minute rate), `long_*` at the long-context tier. Without subsets every write is a
-    5-minute one and every request a short one. `reasoning` is part of output: never billed
-    again.
-    """
-    amounts = {t: max(0.0, float(tokens.get(t, 0) or 0)) for t in token_types.BASE}
-    c1h = _part(tokens, token_types.CACHE_1H, amounts["cache_creation"])
-    long: dict[str, float] = {}
-    if price.long is not None:
-        long = {base: _part(tokens, name, amounts[base])
-                for name, base in token_types.LONG.items() if base in amounts}
-        long["cache_creation_1h"] = _part(tokens, "long_cache_creation_1h",
-                                          min(c1h, long["cache_creation"]))
-    short = {t: amounts[t] - long.get(t, 0.0) for t in amounts}
-    short_1h = min(c1h - long.get("cache_creation_1h", 0.0), short["cache_creation"])
-    cost = _cost(short["input"], short["output"], short["cache_read"],
-                 short["cache_creation"] - short_1h, short_1h, price)
-    if price.long is not None:
-        long_1h = long["cache_creation_1h"]
-        cost += _cost(long["input"], long["output"], long["cache_read"],
-                      long["cache_creation"] - long_1h, long_1h, price.long)
-    return cost / PER
-
-
-def _cost(inp: float, out: float, read: float, write_5m: float, write_1h: float,
-          p: Price | Tier) -> float:
-    return (inp * p.input + out * p.output + read * p.cache_read
-            + write_5m * p.cache_write_5m + write_1h * p.cache_write_1h)
-
-
 def stale_line(as_of: str | None, today: date | None = None) -> str | None:
     """One line when the price table is older than STALE_DAYS days, saying how to update."""
     if not as_of:
@@ -170,11 +132,26 @@ def stale_line(as_of: str | None, today: date | None = None) -> str | None:
 def snippet(name: str) -> str:
     """Profile TOML that adds a price row for `name`: valid as pasted (the model then stays
     unpriced, never $0); pricing it takes the model's list prices in place of the comments."""
-    key = name.replace("\\", "\\\\").replace('"', '\\"')
-    lines = [f'[prices."{key}"]',
+    lines = [f"[prices.{toml_key(name)}]",
              "# USD per million tokens: uncomment each line and put the model's list price"]
     lines += [f"# {k} = 0.0" for k in PRICE_KEYS]
     return "\n".join(lines) + "\n"
+
+
+def toml_key(name: str) -> str:
+    """`name` as a TOML basic-string key, on one line whatever it holds: a backslash, a quote,
+    and every character that is not printable (a newline, an escape, a bidi override) are
+    escaped, so a hostile model name cannot add lines (an [endpoint]) to a pasted snippet."""
+    out = []
+    for char in name:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        else:
+            code = ord(char)
+            out.append(f"\\u{code:04X}" if code < 0x10000 else f"\\U{code:08X}")
+    return '"' + "".join(out) + '"'
 
 
 class PriceTable:
@@ -274,18 +251,6 @@ def _tier(keys: Mapping[str, Any]) -> Tier:
     return Tier(above=int(keys["above"]), input=inp, output=float(keys["output"]),
                 cache_read=float(keys.get("cache_read", inp)), cache_write_5m=write_5m,
                 cache_write_1h=float(keys.get("cache_write_1h", write_5m)))
-
-
-def ledger_models(ledger: Path) -> list[str]:
-    """Every model the ledger holds usage for, read-only; none when there is no ledger yet."""
-    if not ledger.exists():
-        return []
-    db = sqlite3.connect(f"{ledger.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = db.execute("SELECT DISTINCT model FROM usage WHERE model != '' ORDER BY model")
-        return [model for (model,) in rows]
-    finally:
-        db.close()
 
 
 def builtin() -> tuple[dict[str, dict[str, Any]], str | None]:

@@ -90,6 +90,7 @@ class Courier:
         self.on_answer = on_answer  # (signal, rows, answer) -> None, for --debug
         self.owner = outbox.owner_id()
         self.lease_s = lease_s(endpoint)
+        self.deadline: float | None = None  # time.monotonic(): no request goes on past it
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -112,7 +113,8 @@ class Courier:
             self.log(f"dead letter: {len(rows)} {signal} payload(s): {error}")
             return Outcome(signal, dead=len(rows), dead_error=error)
         url = self.endpoint.signal_url(signal)
-        answer = transport.post(self.endpoint, url, body, content_type, self.tokens[signal])
+        answer = transport.post(self.endpoint, url, body, content_type, self.tokens[signal],
+                                self.deadline)
         if self.on_answer is not None:
             self.on_answer(signal, rows, answer)
         raw = sum(len(r.body) for r in rows)

@@ -103,7 +103,7 @@ def _deliver_all(db: sqlite3.Connection, endpoint: Endpoint, signals: tuple[str,
         return errors
     log.secrets.update(tokens.values())
     courier = Courier(db, endpoint, tokens, log, on_answer)
-    deadline = time.monotonic() + timeout_s
+    deadline = courier.deadline = time.monotonic() + timeout_s
     failures = 0
     try:
         while True:

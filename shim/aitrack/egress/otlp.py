@@ -24,6 +24,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from opentelemetry.proto.metrics.v1.metrics_pb2 import ScopeMetrics as _ScopeMetrics
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans as _ScopeSpans
 
+from aitrack.config.attributes import RESERVED_PREFIX, attribute_key
 from aitrack.domain.records import Point
 
 SIGNALS = ("metrics", "logs", "traces")
@@ -199,36 +200,38 @@ def response(signal: str, content_type: str) -> bytes:
 def enforce(request: Message, attributes: dict[str, str]) -> None:
     """The enforced `attributes` hold at every level a backend may read them.
 
-    Keys match whatever their case and surrounding spaces (`User.Id` is `user.id`). Every
-    resource carries exactly these values; scopes, datapoints (and their exemplars), log
-    records, spans, span events and span links lose any colliding key rather than gaining
-    one, so no level below the resource can contradict it.
+    Keys match however they are spelled (`attribute_key`: `User.Id`, `user_id` and
+    `user.id` + U+200B are `user.id`), and `aitrack.*` keys are aitrack's alone: a client's
+    are dropped. Every resource carries exactly these values; scopes, datapoints (and their
+    exemplars), log records, spans, span events and span links lose any colliding key rather
+    than gaining one, so no level below the resource can contradict it.
     """
-    keys = {_norm(k) for k in attributes}
+    keys = frozenset(attribute_key(k) for k in attributes)
     for block in _resource_blocks(request):
-        _drop(block.resource.attributes, keys, always=True)
+        _drop(block.resource.attributes, keys, always=True, reserved_too=True)
         block.resource.attributes.extend(
             KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items()
         )
         for scoped in _scoped(block):
-            _drop(scoped.scope.attributes, keys)
+            _drop(scoped.scope.attributes, keys, reserved_too=True)
             for item in _items(scoped):
-                _drop(item.attributes, keys)
+                _drop(item.attributes, keys, reserved_too=True)
                 for inner in _inner(item):
-                    _drop(inner, keys)
+                    _drop(inner, keys, reserved_too=True)
 
 
 enforce_resource = enforce  # the name the receiver path has always called
 
 
-def _norm(key: str) -> str:
-    return key.strip().casefold()
+def _drop(kvs, keys: frozenset[str], always: bool = False, reserved_too: bool = False) -> None:
+    """Remove the KeyValues whose key is one of `keys` (as attribute_key spells them), and
+    with `reserved_too` those only aitrack may set; rewriting only when needed."""
+    def gone(kv) -> bool:
+        key = attribute_key(kv.key)
+        return key in keys or (reserved_too and key.startswith(RESERVED_PREFIX))
 
-
-def _drop(kvs, keys: set[str], always: bool = False) -> None:
-    """Remove the KeyValues whose key is in `keys` (normalised), rewriting only when needed."""
-    if always or any(_norm(kv.key) in keys for kv in kvs):
-        kept = [kv for kv in kvs if _norm(kv.key) not in keys]
+    if always or any(gone(kv) for kv in kvs):
+        kept = [kv for kv in kvs if not gone(kv)]
         del kvs[:]
         kvs.extend(kept)
 
@@ -286,6 +289,15 @@ def log_records(request: Message) -> Iterator[tuple[dict[str, str], int]]:
             for record in sl.log_records:
                 yield ({kv.key: _scalar(kv.value) for kv in record.attributes},
                        record.time_unix_nano or record.observed_time_unix_nano)
+
+
+def spans(request: Message) -> Iterator[tuple[dict[str, str], int]]:
+    """Every span of a traces request: its attributes and its start (unix ns, 0 if none)."""
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                yield ({kv.key: _scalar(kv.value) for kv in span.attributes},
+                       span.start_time_unix_nano)
 
 
 def resource_attributes(request: Message) -> dict[str, str]:

@@ -5,8 +5,9 @@ as received, attributes enforced) and `normalized` (aitrack's own metric family,
 the ledger: egress/normalized.py). `[endpoint] drop_attributes` names attributes never sent,
 removed at every level (resource, scope, datapoint or log record or span, and exemplars,
 span events and links) from both families before a payload is stored in the outbox: what is
-on disk to send is what is sent. Names match whatever their case and surrounding spaces, as
-the enforced attributes do. The ledger always reads the payload before anything is dropped.
+on disk to send is what is sent. Names match however they are spelled (case, `.` `_` `-`,
+invisible characters: config/attributes.attribute_key), as the enforced attributes do. The
+ledger always reads the payload before anything is dropped.
 
 `forward_imported` says whether sessions aitrack knows only from the tools' transcripts
 (imported: no telemetry, no wrapper run) are sent in the normalised family too.
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aitrack.config.attributes import attribute_key
 from aitrack.config.schema import FAMILIES
 
 
 @dataclass(frozen=True)
 class Policy:
     forward: frozenset[str]  # the families that leave the machine
-    drop: frozenset[str]  # attribute names never sent, normalised (stripped, casefolded)
+    drop: frozenset[str]  # attribute names never sent, as attribute_key spells them
     forward_imported: bool = False
     signals: tuple[str, ...] = ()  # endpoint.signals: what the forwarder sends at all
 
@@ -63,15 +65,11 @@ LOCAL_ONLY = Policy(frozenset(), frozenset())
 FORWARD_ALL = Policy(frozenset(FAMILIES), frozenset(), signals=("metrics", "logs", "traces"))
 
 
-def normalize_name(name: str) -> str:
-    return name.strip().casefold()
-
-
 def of(profile) -> Policy:
     """The profile's policy; LOCAL_ONLY without an endpoint."""
     endpoint = profile.endpoint
     if endpoint is None:
         return LOCAL_ONLY
     return Policy(frozenset(endpoint.forward),
-                  frozenset(normalize_name(n) for n in endpoint.drop_attributes),
+                  frozenset(attribute_key(n) for n in endpoint.drop_attributes),
                   bool(endpoint.forward_imported), tuple(endpoint.signals))

@@ -8,6 +8,9 @@ unless the host is a loopback address. HTTPS_PROXY/NO_PROXY (and the platform's 
 settings) are honoured with a CONNECT tunnel; loopback hosts never go through a proxy.
 Redirects are not followed: the auth header must never go to another URL.
 
+Every request has a total deadline (endpoint.timeout_s, or the caller's sooner one), kept
+by deadlines.py whatever stage the request is in.
+
 Connections are kept alive per thread, so a backlog costs one TLS handshake, not one per
 request. Imported by the forwarder (after the spawn, and only when the profile has an
 endpoint), the agent and `aitrack flush`: ssl never loads on the wrapper's start-up path.
@@ -31,7 +34,9 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from aitrack import __version__
 from aitrack.config.keychain import header_value_problem, mask
 from aitrack.config.profile import Endpoint
-from aitrack.config.schema import is_loopback_host, url_problem
+from aitrack.config.urls import is_loopback_host, url_problem
+from aitrack.egress import deadlines
+from aitrack.egress.deadlines import Cuttable
 
 MAX_ANSWER = 64 * 1024  # what is kept of an answer's body; a longer one closes the connection
 SEND_CHUNK = 64 * 1024
@@ -57,13 +62,12 @@ class _Refused(Exception):
     """Not sent, and retrying will not help: a one-line reason."""
 
 
-class _Deadline(Exception):
-    pass
-
-
 def post(endpoint: Endpoint, url: str, body: bytes, content_type: str,
-         token: str | None) -> Answer:
+         token: str | None, deadline: float | None = None) -> Answer:
+    """One POST; `deadline` (time.monotonic()): end sooner than endpoint.timeout_s."""
     started = time.monotonic()
+    ends = started + endpoint.timeout_s if deadline is None else \
+        min(deadline, started + endpoint.timeout_s)
 
     def answer(status, error, **kw) -> Answer:
         if error and token:
@@ -84,8 +88,7 @@ def post(endpoint: Endpoint, url: str, body: bytes, content_type: str,
             headers[endpoint.auth_header] = endpoint.auth_value(token).encode()
         payload = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
         headers["Content-Length"] = str(len(payload))
-        status, reply_headers, data = _exchange(endpoint, target, headers, payload,
-                                                started + endpoint.timeout_s)
+        status, reply_headers, data = _exchange(endpoint, target, headers, payload, ends)
     except _Refused as exc:
         return answer(None, str(exc), fatal=True)
     except Exception as exc:  # noqa: BLE001 - post never raises: every failure is an Answer
@@ -113,7 +116,12 @@ def connect_ahead(endpoint: Endpoint, urls: list[str]) -> None:
             if key in _pool():
                 continue
             conn = make()
-            conn.connect()
+            try:
+                with deadlines.guard(conn, time.monotonic() + endpoint.timeout_s):
+                    conn.connect()
+            except BaseException:
+                conn.close()
+                raise
             _pool()[key] = conn
         except Exception:  # noqa: BLE001 - post will say what is wrong
             continue
@@ -184,8 +192,15 @@ def _exchange(endpoint: Endpoint, target: _Target, headers: dict[str, str], payl
     return result
 
 
-def _request(conn: http.client.HTTPConnection, target: _Target, headers: dict[str, str],
+def _request(conn: Cuttable, target: _Target, headers: dict[str, str],
              payload: bytes, deadline: float) -> tuple[tuple[int, dict[str, str], bytes], bool]:
+    with deadlines.guard(conn, deadline):
+        return _request_now(conn, target, headers, payload, deadline)
+
+
+def _request_now(conn: Cuttable, target: _Target, headers: dict[str, str],
+                 payload: bytes, deadline: float
+                 ) -> tuple[tuple[int, dict[str, str], bytes], bool]:
     if conn.sock is None:
         conn.timeout = _remaining(deadline)
         conn.connect()
@@ -209,7 +224,7 @@ def _request(conn: http.client.HTTPConnection, target: _Target, headers: dict[st
 def _remaining(deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise _Deadline()
+        raise deadlines.Deadline()
     return left
 
 
@@ -253,16 +268,14 @@ def _connection_factory(endpoint: Endpoint, target: _Target):
     context = _tls_context(endpoint.ca_bundle) if target.scheme == "https" else None
     key = (target.scheme, target.host, target.port, proxy, endpoint.ca_bundle)
 
-    def make() -> http.client.HTTPConnection:
+    def make() -> Cuttable:
+        timeout = endpoint.timeout_s
         if context is None:
-            return http.client.HTTPConnection(target.host, target.port,
-                                              timeout=endpoint.timeout_s)
+            return deadlines.HTTP(target.host, target.port, timeout=timeout)
         if proxy is None:
-            return http.client.HTTPSConnection(target.host, target.port,
-                                               timeout=endpoint.timeout_s, context=context)
+            return deadlines.HTTPS(target.host, target.port, timeout=timeout, context=context)
         proxy_host, proxy_port, auth = proxy
-        conn = http.client.HTTPSConnection(proxy_host, proxy_port, timeout=endpoint.timeout_s,
-                                           context=context)
+        conn = deadlines.HTTPS(proxy_host, proxy_port, timeout=timeout, context=context)
         conn.set_tunnel(target.host, target.port,
                         headers={"Proxy-Authorization": auth} if auth else None)
         return conn
@@ -294,7 +307,7 @@ def _proxy_for(target: _Target) -> tuple[str, int, str | None] | None:
 
 def _describe(exc: BaseException, url: str, endpoint: Endpoint) -> str:
     host = urlsplit(url).hostname
-    if isinstance(exc, _Deadline | TimeoutError | socket.timeout):
+    if isinstance(exc, deadlines.Deadline | TimeoutError | socket.timeout):
         return f"no answer from {host} within {endpoint.timeout_s:g} s (endpoint.timeout_s)"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (f"cannot verify the TLS certificate of {host} ({exc.verify_message}): if your "

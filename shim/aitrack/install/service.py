@@ -27,11 +27,13 @@ from aitrack.config.private_files import private_dir
 from aitrack.config.profile import Profile
 from aitrack.install.service_files import (
     LABEL,
+    SOCKET_NAME,
     TASK_NAME,
     UNIT_NAME,
     command,
     environment,
     launchd_plist,
+    systemd_socket,
     systemd_unit,
     task_xml,
 )
@@ -58,8 +60,12 @@ class Manager:
     def file(self, paths: Paths) -> Path:
         raise NotImplementedError
 
-    def render(self, paths: Paths) -> bytes:
+    def render(self, paths: Paths, port: int) -> bytes:
         raise NotImplementedError
+
+    def files(self, paths: Paths, port: int) -> dict[Path, bytes]:
+        """Every file the service is made of, with its content."""
+        return {self.file(paths): self.render(paths, port)}
 
     def available(self) -> bool:
         raise NotImplementedError
@@ -105,13 +111,14 @@ class Manager:
 
     def install(self, paths: Paths, profile: Profile) -> tuple[bool, list[str]]:
         """Write the service, load and start it (idempotent): (changed, lines)."""
-        path = self.file(paths)
-        data = self.render(paths)
-        try:
-            changed = path.read_bytes() != data
-        except OSError:
+        changed = False
+        for path, data in self.files(paths, agent.choose(paths, profile)).items():
+            try:
+                if path.read_bytes() == data:
+                    continue
+            except OSError:
+                pass
             changed = True
-        if changed:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             tmp.write_bytes(data)
@@ -138,9 +145,14 @@ class Manager:
             self._unload()
         except ServiceError:
             pass  # not loaded: removing the file is all there is to do
-        path.unlink(missing_ok=True)
+        for made in self.made(paths):
+            made.unlink(missing_ok=True)
         self._after_remove()
         return True, [f"removed the {self.name} service {path}"]
+
+    def made(self, paths: Paths) -> list[Path]:
+        """The files install writes (uninstall removes them all)."""
+        return [self.file(paths)]
 
     def _after_remove(self) -> None:
         pass
@@ -148,9 +160,10 @@ class Manager:
 
 def _wait_up(paths: Paths, profile: Profile) -> bool:
     secret = agent.ensure_secret(paths)
+    port = agent.choose(paths, profile)
     deadline = time.monotonic() + UP_WAIT_S
     while time.monotonic() < deadline:
-        if agent.probe(profile.agent.port, secret, 0.5) == "agent":
+        if agent.probe(port, secret, 0.5, paths) == "agent":
             return True
         time.sleep(0.1)
     return False
@@ -165,8 +178,19 @@ class Systemd(Manager):
         base = Path(config) if config else self.home / ".config"
         return base / "systemd" / "user" / UNIT_NAME
 
-    def render(self, paths: Paths) -> bytes:
+    def render(self, paths: Paths, port: int) -> bytes:
         return systemd_unit(command(), environment(self.env)).encode()
+
+    def files(self, paths: Paths, port: int) -> dict[Path, bytes]:
+        """The service and its socket, which holds the agent's port from login."""
+        return {self.file(paths): self.render(paths, port),
+                self.socket_file(paths): systemd_socket(port).encode()}
+
+    def socket_file(self, paths: Paths) -> Path:
+        return self.file(paths).with_name(SOCKET_NAME)
+
+    def made(self, paths: Paths) -> list[Path]:
+        return [self.file(paths), self.socket_file(paths)]
 
     def available(self) -> bool:
         if not shutil.which(self.tool, path=self.env.get("PATH")):
@@ -191,20 +215,26 @@ class Systemd(Manager):
     def _load(self, paths: Paths, changed: bool, loaded: bool) -> None:
         if changed:
             self.run("--user", "daemon-reload")
-        self.run("--user", "enable", UNIT_NAME)
-        self.run("--user", "restart" if changed and loaded else "start", UNIT_NAME)
+        self.run("--user", "enable", SOCKET_NAME, UNIT_NAME)
+        if changed and loaded:  # the port may have changed: the socket listens anew
+            self.run("--user", "stop", UNIT_NAME, SOCKET_NAME)
+        # the socket first, so the agent is handed the port; without it, it binds itself
+        self.run("--user", "start", SOCKET_NAME, check=False)
+        self.run("--user", "start", UNIT_NAME)
 
     def _unload(self) -> None:
-        self.run("--user", "disable", "--now", UNIT_NAME)
+        self.run("--user", "disable", "--now", UNIT_NAME, SOCKET_NAME)
 
     def _after_remove(self) -> None:
         self.run("--user", "daemon-reload", check=False)
 
     def start(self) -> None:
+        self.run("--user", "start", SOCKET_NAME, check=False)
         self.run("--user", "start", UNIT_NAME)
 
     def stop(self) -> None:
-        self.run("--user", "stop", UNIT_NAME)
+        # the socket too: while it listens, the next connection would start the agent again
+        self.run("--user", "stop", UNIT_NAME, SOCKET_NAME)
 
     def how_to_debug(self, paths: Paths) -> str:
         return f"`systemctl --user status {UNIT_NAME}` and `journalctl --user -u {UNIT_NAME}`"
@@ -223,9 +253,10 @@ class Launchd(Manager):
     def file(self, paths: Paths) -> Path:
         return self.home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
 
-    def render(self, paths: Paths) -> bytes:
+    def render(self, paths: Paths, port: int) -> bytes:
         private_dir(paths.log_dir)
-        return launchd_plist(command(), environment(self.env), paths.log_dir / "agent.out")
+        return launchd_plist(command(), environment(self.env), paths.log_dir / "agent.out",
+                             port)
 
     def available(self) -> bool:
         if not shutil.which(self.tool, path=self.env.get("PATH")):
@@ -277,7 +308,7 @@ class TaskScheduler(Manager):
         user = self.env.get("USERNAME") or os.path.basename(str(self.home))
         return f"{domain}\\{user}" if domain else user
 
-    def render(self, paths: Paths) -> bytes:
+    def render(self, paths: Paths, port: int) -> bytes:
         return task_xml(command(windowless=True), environment(self.env),
                         self._user()).encode("utf-16")
 

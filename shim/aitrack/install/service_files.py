@@ -1,7 +1,10 @@
-"""The files that define the agent's per-user service: a systemd `--user` unit, a launchd
-plist, a Task Scheduler XML definition. Each runs `python -m aitrack agent run` (the
-interpreter aitrack is installed with) as the user, with the few variables tests and
-sandboxes set; none holds a secret.
+"""The files that define the agent's per-user service: a systemd `--user` unit and its
+`.socket`, a launchd plist, a Task Scheduler XML definition. Each runs `python -m aitrack
+agent run` (the interpreter aitrack is installed with) as the user, with the few variables
+tests and sandboxes set; none holds a secret. Where the manager can hold a port (systemd's
+socket unit, launchd's Sockets), it listens on the agent's port from login and hands the
+socket to the agent (capture/agent/activation.py): no other user can take the port while
+the agent is down.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from aitrack.capture.agent.activation import LAUNCHD_SOCKET
+
 UNIT_NAME = "aitrack-agent.service"
+SOCKET_NAME = "aitrack-agent.socket"
 LABEL = "io.aitrack.agent"
 TASK_NAME = "aitrack-agent"
 PASSED_ENV = ("AITRACK_HOME", "AITRACK_MANAGED_PROFILE")  # tests and sandboxes set them
@@ -49,8 +55,10 @@ def _systemd_quote(word: str, dollars: bool = True) -> str:
 
 
 def systemd_unit(cmd: list[str], env: Mapping[str, str]) -> str:
+    # Wants, not Requires: if the socket cannot listen, the agent binds (or says why) itself
     lines = [f"# {MARK}", "[Unit]",
-             "Description=aitrack agent: records this user's Claude Code and Codex usage",
+             "Description=aitrack agent: records this user's AI coding tools' usage",
+             f"Wants={SOCKET_NAME}", f"After={SOCKET_NAME}",
              "", "[Service]", "Type=simple",
              "ExecStart=" + " ".join(_systemd_quote(w) for w in cmd)]
     if env:  # one line (systemd takes several assignments on it): the file stays plain INI
@@ -61,7 +69,16 @@ def systemd_unit(cmd: list[str], env: Mapping[str, str]) -> str:
     return "\n".join(lines)
 
 
-def launchd_plist(cmd: list[str], env: Mapping[str, str], log: Path) -> bytes:
+def systemd_socket(port: int) -> str:
+    """The agent's port, held by the user's systemd from login: the agent gets the socket."""
+    return "\n".join([f"# {MARK}", "[Unit]",
+                      "Description=aitrack agent's port: held from login, so no other user "
+                      "can take it", "", "[Socket]", f"ListenStream=127.0.0.1:{port}",
+                      "Accept=no", "", "[Install]", "WantedBy=sockets.target", ""])
+
+
+def launchd_plist(cmd: list[str], env: Mapping[str, str], log: Path,
+                  port: int | None = None) -> bytes:
     data = {
         "Label": LABEL,
         "ProgramArguments": list(cmd),
@@ -73,6 +90,10 @@ def launchd_plist(cmd: list[str], env: Mapping[str, str], log: Path) -> bytes:
     }
     if env:
         data["EnvironmentVariables"] = dict(env)
+    if port is not None:  # launchd listens from login; the agent takes it (untested: macOS)
+        data["Sockets"] = {LAUNCHD_SOCKET: {"SockNodeName": "127.0.0.1",
+                                            "SockServiceName": str(port),
+                                            "SockType": "stream", "SockFamily": "IPv4"}}
     return plistlib.dumps(data)
 
 
@@ -92,7 +113,7 @@ def task_xml(cmd: list[str], env: Mapping[str, str], user: str) -> str:
     return f"""<?xml version="1.0" encoding="UTF-16"?>
 <Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
   <RegistrationInfo>
-    <Description>aitrack agent: records this user's Claude Code and Codex usage.
+    <Description>aitrack agent: records this user's AI coding tools' usage.
       {escape(MARK)}</Description>
   </RegistrationInfo>
   <Triggers>

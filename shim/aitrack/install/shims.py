@@ -1,4 +1,5 @@
-"""PATH shims: `claude` and `codex` scripts that run the tool through aitrack.
+"""PATH shims: `claude` and `codex` scripts that run the tool through aitrack, and `aitrack`
+itself, so the directory that puts the shims on PATH puts aitrack there too.
 
 A shim runs `aitrack <tool> ARGS` with the interpreter aitrack was installed with, named by
 an absolute path. It never stands in the developer's way: when that interpreter is gone
@@ -26,6 +27,7 @@ from aitrack.capture import launcher
 
 SHIM_MARKER = "aitrack-shim"  # launcher.SHIM_MARKER is the same bytes
 TOOLS = adapters.TOOLS  # a shim for each tool with an adapter of its own
+COMMAND = "aitrack"  # aitrack's own command, next to the tools' shims
 FALLBACK_VAR = "AITRACK_SHIM_FALLBACK"  # set while a shim falls back; never set it yourself
 WINDOWS_HELPER = "aitrack-shim.py"
 
@@ -145,6 +147,39 @@ main([tool] + args)
 '''
 
 
+_POSIX_COMMAND = """\
+#!/bin/sh
+# {marker}: v1 {command}
+# Runs aitrack with the interpreter it was installed with. Written by `aitrack shims install`,
+# removed by `aitrack shims uninstall`; do not edit.
+aitrack_python={python}
+if [ -x "$aitrack_python" ]; then
+    exec "$aitrack_python" {flags} -m aitrack "$@"
+fi
+echo "aitrack: $aitrack_python is missing: reinstall aitrack (then \\`aitrack shims install\\`)" >&2
+exit 127
+"""
+
+_CMD_COMMAND = """\
+@echo off
+rem {marker}: v1 {command}
+rem Runs aitrack with the interpreter it was installed with. Written by `aitrack shims
+rem install`, removed by `aitrack shims uninstall`; do not edit.
+if not exist "{python}" (echo aitrack: {python} is missing: reinstall aitrack 1>&2 & exit /b 127)
+"{python}" {flags} -m aitrack %*
+"""
+
+
+def render_command(python: str, flags: list[str], windows: bool) -> str:
+    """The `aitrack` command itself (`aitrack.cmd` on Windows)."""
+    if windows:
+        return _CMD_COMMAND.format(marker=SHIM_MARKER, command=COMMAND,
+                                   python=python.replace("%", "%%"),
+                                   flags=" ".join(flags)).replace("\n", "\r\n")
+    return _POSIX_COMMAND.format(marker=SHIM_MARKER, command=COMMAND, python=shlex.quote(python),
+                                 flags=" ".join(flags))
+
+
 def render_posix(tool: str, python: str, flags: list[str]) -> str:
     entry = _POSIX_ENTRY.format(var=FALLBACK_VAR, tool=tool)
     assert "'" not in entry
@@ -191,7 +226,8 @@ def files_for(tool: str, windows: bool = sys.platform == "win32") -> list[str]:
 def rendered(python: str, flags: list[str], windows: bool = sys.platform == "win32",
              ) -> dict[str, str]:
     """File name -> content for every shim file."""
-    out: dict[str, str] = {}
+    out: dict[str, str] = {name: render_command(python, flags, windows)
+                           for name in files_for(COMMAND, windows)}
     for tool in TOOLS:
         for name in files_for(tool, windows):
             out[name] = (render_cmd if windows else render_posix)(tool, python, flags)
@@ -232,6 +268,7 @@ class Installed:
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     python: str = ""
+    kept: list[str] = field(default_factory=list)  # an `aitrack` that is not a shim: left
 
 
 def listed(names: list[str]) -> str:
@@ -245,6 +282,9 @@ def install(directory: Path, python: str | None = None) -> Installed:
     python = python or sys.executable
     files = rendered(python, interpreter_flags(python))
     foreign = [n for n in files if (directory / n).exists() and not is_shim(directory / n)]
+    # an `aitrack` there already (pipx's, a system link) is aitrack: kept, not in the way
+    kept = [n for n in foreign if n in files_for(COMMAND)]
+    foreign = [n for n in foreign if n not in kept]
     if foreign:
         names = listed([str(directory / n) for n in foreign])
         raise ShimError(f"{names} already exists and is not an aitrack shim: move it away or "
@@ -252,9 +292,11 @@ def install(directory: Path, python: str | None = None) -> Installed:
                         f"{names} already exist and are not aitrack shims: move them away or "
                         "choose another --dir")
     directory.mkdir(parents=True, exist_ok=True)
-    result = Installed(directory, python=python)
+    result = Installed(directory, python=python, kept=kept)
     for name, text in files.items():
         path = directory / name
+        if name in kept:
+            continue
         try:
             if path.read_text(encoding="utf-8") == text and os.access(path, os.X_OK):
                 result.unchanged.append(name)
@@ -273,7 +315,7 @@ def uninstall(directory: Path, remove_empty_dir: bool = False) -> tuple[list[str
     """Remove the aitrack shims in `directory`: (removed, kept because not ours)."""
     removed: list[str] = []
     kept: list[str] = []
-    names = {n for tool in TOOLS for w in (False, True) for n in files_for(tool, w)}
+    names = {n for tool in (*TOOLS, COMMAND) for w in (False, True) for n in files_for(tool, w)}
     for name in sorted(names | {WINDOWS_HELPER}):
         path = directory / name
         if not path.exists():
@@ -333,6 +375,12 @@ def status(directory: Path, env: dict[str, str] | None = None) -> list[ToolStatu
                                            env),
         ))
     return out
+
+
+def command_on_path(directory: Path, env: dict[str, str] | None = None) -> str | None:
+    """Where typing `aitrack` leads (any aitrack: this directory's command or another
+    install's), or None when a shell would say "command not found"."""
+    return resolve(COMMAND, env)
 
 
 def on_path_first(directory: Path, env: dict[str, str] | None = None) -> bool:

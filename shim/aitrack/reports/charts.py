@@ -11,17 +11,20 @@ import html
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
+from aitrack.domain.display import safe_lines
+from aitrack.reports.axis import Gap, Slot, slots
 from aitrack.reports.rows import Figures, Report
 from aitrack.reports.text import axis_money, money
 
 OTHER = "other models"
+MAX_HTML = 2000  # characters of a line on the page (a 15 MiB model name is cut there)
 
 
 def esc(value: object) -> str:
-    """As HTML text or an attribute's value."""
-    return html.escape(str(value), quote=True)
+    """As HTML text or an attribute's value: escaped, and safe (domain/display.py) first."""
+    return html.escape("\n".join(safe_lines(str(value), MAX_HTML)), quote=True)
 
 
 @dataclass
@@ -49,24 +52,14 @@ def nice_step(top: float, ticks: int = 4) -> float:
     return next(m * power for m in (1, 2, 2.5, 5, 10) if raw <= m * power * (1 + 1e-9))
 
 
-def slots(rows: list, unit: str) -> list[str]:
-    """Every period from the first row's to the last's: days (or weeks) without a session
-    keep their place on the axis."""
-    if not rows:
-        return []
-    step = timedelta(days=1 if unit == "day" else 7)
-    first, last = date.fromisoformat(rows[0][0]), date.fromisoformat(rows[-1][0])
-    return [(first + i * step).isoformat() for i in range((last - first) // step + 1)]
-
-
 def stacked_bars(chart_id: str, title: str, desc: str, periods: Report, series: Series,
                  value: Callable[[Figures], float], fmt: Callable[[float, Figures | None], str],
                  axis: Callable[[float], str], unit: str) -> str:
     """An SVG bar per period, stacked by model, with gridlines and a <title> per bar."""
     width, height, left, right, top, bottom = 960, 260, 56, 8, 12, 26
     plot_w, plot_h = width - left - right, height - top - bottom
-    axis_periods = slots(periods.rows, unit)
-    at = {label: i for i, label in enumerate(axis_periods)}
+    axis_periods = slots([label for label, _, _ in periods.rows], unit)
+    at = {label: i for i, label in enumerate(axis_periods) if not isinstance(label, Gap)}
     stacks = []
     for label, fig, models in periods.rows:
         parts = [0.0] * len(series.names)
@@ -89,7 +82,8 @@ def stacked_bars(chart_id: str, title: str, desc: str, periods: Report, series: 
                    f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
                    f"{esc(axis(k * step))}</text>")
     out.append("</g>")
-    out.append(_x_labels(axis_periods, left, slot, height - 8))
+    out.append(_x_labels(axis_periods, left, slot, height - 8, width - right))
+    out.append(_gap_marks(axis_periods, left, slot, top, top + plot_h, unit))
     out.append('<g class="bars">')
     for label, fig, parts in stacks:
         total = sum(parts)
@@ -112,27 +106,53 @@ def stacked_bars(chart_id: str, title: str, desc: str, periods: Report, series: 
     return "".join(out)
 
 
-def _x_labels(periods: list[str], left: float, slot: float, y: float) -> str:
+def _x_labels(periods: list[Slot], left: float, slot: float, y: float, edge: float) -> str:
     """Dates under the bars: each month's first period on a long axis (the year on January
-    and on the first), else every few periods."""
+    and on the first, and after a gap), else every few periods."""
     long_axis = len(periods) > 45
     every = max(1, math.ceil(64 / max(slot, 0.1)))
     out, last_x = ['<g class="xlabels">'], -1e9
+    previous: date | None = None
     for i, label in enumerate(periods):
+        if isinstance(label, Gap):
+            previous = None
+            continue
         d = date.fromisoformat(label)
         if long_axis:
-            if i and date.fromisoformat(periods[i - 1]).month == d.month:
+            if previous is not None and previous.month == d.month:
+                previous = d
                 continue
-            text = d.strftime("%b %Y" if i == 0 or d.month == 1 else "%b")
+            text = d.strftime("%b %Y" if previous is None or d.month == 1 else "%b")
         else:
-            if i % every:
+            if i % every and previous is not None:
+                previous = d
                 continue
-            text = d.strftime("%b %d")
+            text = d.strftime("%b %d" if previous is not None or i == 0 else "%b %d %Y")
+        previous = d
         x = left + i * slot + slot / 2
         if x - last_x < 56:
             continue
         last_x = x
-        out.append(f'<text x="{x:.1f}" y="{y}" text-anchor="middle">{esc(text)}</text>')
+        # a label at either end stays inside the chart (the newest day, after a gap, say)
+        anchor = "end" if x > edge - 28 else "start" if x < left + 28 else "middle"
+        at = edge if anchor == "end" else left if anchor == "start" else x
+        out.append(f'<text x="{at:.1f}" y="{y}" text-anchor="{anchor}">{esc(text)}</text>')
+    out.append("</g>")
+    return "".join(out)
+
+
+def _gap_marks(periods: list[Slot], left: float, slot: float, top: float, bottom: float,
+               unit: str) -> str:
+    """A dashed break where a long stretch without sessions was collapsed, named in its
+    title (and for screen readers)."""
+    out = ['<g class="gaps">']
+    for i, label in enumerate(periods):
+        if isinstance(label, Gap):
+            x = left + i * slot + slot / 2
+            out.append(f'<g class="gap"><title>{esc(label.describe(unit))}</title>'
+                       f'<rect x="{left + i * slot:.2f}" y="{top}" width="{slot:.2f}" '
+                       f'height="{bottom - top}"/><line x1="{x:.2f}" x2="{x:.2f}" y1="{top}" '
+                       f'y2="{bottom}"/></g>')
     out.append("</g>")
     return "".join(out)
 
@@ -164,8 +184,8 @@ def split_bar(parts: list[tuple[str, float, str]]) -> str:
 def weekly_bars(points: list[tuple[str, float]], total: float | None) -> str:
     """Cost per commit per week: a bar per week with commits (`points`, oldest first), on
     an axis that keeps the weeks without."""
-    axis_weeks = slots([(w, None, None) for w, _ in points], "week")
-    at = {w: i for i, w in enumerate(axis_weeks)}
+    axis_weeks = slots([w for w, _ in points], "week")
+    at = {w: i for i, w in enumerate(axis_weeks) if not isinstance(w, Gap)}
     width, height, left, top, bottom = 460, 150, 48, 10, 22
     plot_w, plot_h = width - left - 6, height - top - bottom
     peak = max(v for _, v in points)
@@ -182,7 +202,8 @@ def weekly_bars(points: list[tuple[str, float]], total: float | None) -> str:
         parts.append(f'<line x1="{left}" x2="{width - 6}" y1="{y:.1f}" y2="{y:.1f}"/>'
                      f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
                      f"{esc(axis_money(k * step))}</text>")
-    parts.append('</g><g class="bars">')
+    parts.append("</g>" + _gap_marks(axis_weeks, left, slot, top, top + plot_h, "week"))
+    parts.append('<g class="bars">')
     bar = min(36.0, max(slot * 0.7, 1.0))
     for week, v in points:
         h = v / ceiling * plot_h

@@ -183,15 +183,14 @@ def _hash(text: str) -> str:
 
 
 def write(ledger: Path, opts: Options, prices: PriceTable, out: Path) -> int | None:
-    """Write the dashboard to `out`; its size in bytes, or None when the ledger holds no
-    session yet (nothing is written)."""
+    """Write the dashboard to `out` (its folder must exist); its size in bytes, or None when
+    the ledger holds no session yet (nothing is written)."""
     db = open_ledger(ledger)
     with reading(ledger):
         if is_empty(db):
             return None
         text = page(collect(db, opts, prices, ledger), prices.as_of)
     data = text.encode("utf-8")
-    out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -11,13 +11,18 @@ import io
 from datetime import datetime, tzinfo
 
 from aitrack.reports.rows import CONTRIB_FIELDS, TOKEN_FIELDS, Decisions, Figures, Report
-from aitrack.reports.sessions import duration_s, source_names
+from aitrack.reports.sessions import duration_s, resume_command, source_names
 
 
 def _iso(ts: float | None, tz: tzinfo) -> str | None:
+    """A time as ISO 8601; None when unknown or beyond what a date can say (an end time an
+    older aitrack took from a hostile transcript: 1e300)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def amount(value: float | None) -> float | None:
@@ -73,6 +78,9 @@ def _session_row(report: Report, sid: str, fig: Figures, models: list) -> dict:
         "requested_as": {m: report.requested[m] for m in sorted(fig.models)
                          if m in report.requested},
         "notes": report.notes.get(sid, []),
+        "tool_figures": facts.get("tool_figures", {}),  # README: what each one means
+        "tool_session_id": facts.get("tool_session_id"),
+        "resume": resume_command(facts),
     }
     if report.opts.breakdown:
         row["breakdown"] = [{"model": m, "tokens": _tokens(f), "cost_usd": amount(f.cost_usd),
@@ -110,8 +118,11 @@ def to_json(report: Report) -> dict:
             row["requested_as"] = report.requested.get(label, [])
         if report.opts.breakdown and report.kind != "model":
             row["breakdown"] = [{"model": m, **_flat(f)} for m, f in models]
+        if report.opts.by_tool and report.kind in ("daily", "weekly", "monthly"):
+            row["tools"] = [{"tool": t, **_flat(f), "models": sorted(f.models)}
+                            for t, f in report.tools.get(label, [])]
         rows.append(row)
-    key = {"model": "models"}.get(report.kind, report.kind)
+    key = {"model": "models", "project": "projects"}.get(report.kind, report.kind)
     out = {key: rows, "totals": _flat(report.totals), **meta}
     if report.decisions is not None:
         out["acceptance"] = acceptance_json(report.decisions)
@@ -119,11 +130,11 @@ def to_json(report: Report) -> dict:
 
 
 CSV_PERIOD_FIELDS = ("period", "model", "sessions", *TOKEN_FIELDS, "total", "cost_usd",
-                     "cost_source", *CONTRIB_FIELDS, "cost_per_commit")
+                     "cost_source", *CONTRIB_FIELDS, "cost_per_commit", "tool")
 CSV_SESSION_FIELDS = ("id", "model", "tool", "tool_version", "started_at", "ended_at",
                       "duration_s", "exit_code", "project", *TOKEN_FIELDS, "total", "cost_usd",
                       "cost_source", *CONTRIB_FIELDS, "cost_per_commit", "entrypoint",
-                      "sources")
+                      "sources", "tool_session_id")
 
 
 def to_csv(report: Report) -> str:
@@ -151,4 +162,6 @@ def to_csv(report: Report) -> str:
         writer.writerow({**row, "model": row["period"] if report.kind == "model" else ""})
         for sub in row.get("breakdown", []):
             writer.writerow({**sub, "period": row["period"]})
+        for sub in row.get("tools", []):  # --by-tool: `tool` names the tool
+            writer.writerow({**sub, "period": row["period"], "model": ""})
     return out.getvalue()

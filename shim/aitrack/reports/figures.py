@@ -15,6 +15,7 @@ The rules for costs and contributions are rows.py's.
 
 from __future__ import annotations
 
+import difflib
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -47,6 +48,8 @@ def build(db: sqlite3.Connection, opts: Options, prices: PriceTable,
         report = _build_periods(db, opts, prices, plan)
         if opts.kind == "model" and with_decisions:
             report.decisions = decisions(db, opts)
+    if opts.by_tool and opts.kind not in ("session", "model", *GROUPS):
+        report.tools = _by_tool(db, opts, prices)
     _sort(report)
     if opts.limit and len(report.rows) > opts.limit:
         report.hidden = len(report.rows) - opts.limit
@@ -57,6 +60,25 @@ def build(db: sqlite3.Connection, opts: Options, prices: PriceTable,
     if opts.kind == "session":
         report.notes = notes.session_notes(db, [sid for sid, _, _ in report.rows])
     return report
+
+
+def _by_tool(db: sqlite3.Connection, opts: Options, prices: PriceTable
+             ) -> dict[str, list[tuple[str, Figures]]]:
+    """Each period's figures per tool: the same report once per tool (a handful), so every
+    sub-row is exactly what `--tool NAME` gives."""
+    lo, hi = time_range(opts)
+    where, params = where_clause(replace(opts, tool=None), lo, hi)
+    tools = [t for (t,) in db.execute(
+        f"SELECT DISTINCT s.tool FROM sessions s WHERE {where} ORDER BY 1", params)]
+    if opts.tool:
+        tools = [t for t in tools if t == opts.tool]
+    per: dict[str, list[tuple[str, Figures]]] = {}
+    for tool in tools:
+        one = build(db, replace(opts, tool=tool, by_tool=False, breakdown=False, limit=None),
+                    prices)
+        for label, fig, _ in one.rows:
+            per.setdefault(label, []).append((tool, fig))
+    return per
 
 
 def _build_periods(db: sqlite3.Connection, opts: Options, prices: PriceTable,
@@ -172,7 +194,8 @@ def session_counts(db: sqlite3.Connection, opts: Options, kind: str) -> dict[str
 
 
 def why_empty(db: sqlite3.Connection, opts: Options) -> str | None:
-    """When no session matches: whether --project or --tool names anything in the ledger."""
+    """When no session matches: whether --project or --tool names anything in the ledger,
+    with the near matches and every name it holds (the most recent first)."""
     problems = []
     if opts.project:
         extra, params = project_filter(opts.project)
@@ -180,20 +203,38 @@ def why_empty(db: sqlite3.Connection, opts: Options) -> str | None:
                       ).fetchone() is None:
             known = [r[0] for r in db.execute(
                 "SELECT project FROM sessions WHERE project IS NOT NULL GROUP BY project "
-                "ORDER BY MAX(started_at) DESC LIMIT 6")]
+                "ORDER BY MAX(started_at) DESC")]
             if "dir" in params:
                 what = (f"no session ran in {params['dir']}" if Path(params["dir"]).is_dir()
                         else f"{params['dir']} is not a directory and no session ran there")
             else:
                 what = f"no session has the project name {opts.project!r}"
             problems.append(f"--project {opts.project}: {what}"
-                            + (f" (projects: {', '.join(known)})" if known else ""))
+                            + _suggest(opts.project, known, "projects"))
     if opts.tool and db.execute("SELECT 1 FROM sessions WHERE tool = ? LIMIT 1",
                                 (opts.tool,)).fetchone() is None:
         known = [r[0] for r in db.execute("SELECT DISTINCT tool FROM sessions ORDER BY 1")]
-        problems.append(f"--tool {opts.tool}: no session of that tool (tools: "
-                        f"{', '.join(known)})")
+        problems.append(f"--tool {opts.tool}: no session of that tool"
+                        + _suggest(opts.tool, known, "tools"))
     return "; ".join(problems) or None
+
+
+SHOWN_NAMES = 6  # names listed when a filter matches nothing; "and N more" for the rest
+
+
+def _suggest(wanted: str, known: list[str], what: str) -> str:
+    """` (did you mean X?; projects: a, b and 8 more)` for a name that matched nothing."""
+    if not known:
+        return ""
+    name = Path(wanted).name.lower() or wanted.lower()
+    lowered = {k.lower(): k for k in known}
+    near = [k for k in known if name in k.lower()]
+    near += [lowered[m] for m in difflib.get_close_matches(name, list(lowered), n=3)
+             if lowered[m] not in near]
+    listed = ", ".join(known[:SHOWN_NAMES])
+    more = f" and {len(known) - SHOWN_NAMES} more" if len(known) > SHOWN_NAMES else ""
+    hint = f"did you mean {' or '.join(near[:3])}?; " if near else ""
+    return f" ({hint}{what}: {listed}{more})"
 
 
 def _sort(report: Report) -> None:

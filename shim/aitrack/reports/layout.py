@@ -1,15 +1,38 @@
-"""Terminal tables that fit a width: numbers are abbreviated first, then columns drop out.
+"""Terminal tables that fit a width: numbers are abbreviated first and long names cut,
+then columns drop out; what room is left goes back to the names.
 
 Each Column says when it drops (`drop`, the highest first, columns of equal `drop`
 together) and what stands in for it (a merged column); a single column dropped on the way
-comes back when it fits again.
+comes back when it fits again. A column of names (`cut`) is cut to `least` characters
+while columns drop, then widened into the room left, each name cut with an ellipsis.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TextIO
 
 import click
+
+from aitrack.domain.display import safe
+
+
+def wants_color(stream: TextIO, choice: str = "auto", env: Mapping[str, str] | None = None,
+                ) -> bool:
+    """Whether to colour what goes to `stream`: --color always|never wins; then FORCE_COLOR
+    (set and not 0 or false: colour even in a pipe, for `less -R`), then NO_COLOR (set and not
+    empty: none); else colour on a terminal only."""
+    if choice != "auto":
+        return choice == "always"
+    env = os.environ if env is None else env
+    force = env.get("FORCE_COLOR")
+    if force:
+        return force.strip().lower() not in ("0", "false")
+    if env.get("NO_COLOR"):
+        return False
+    return stream.isatty()
 
 
 @dataclass
@@ -31,11 +54,63 @@ class Column:
     left: bool = False
     stand_in: Column | None = None  # shown in their place when these drop (a merged column)
     styles: list[dict] = field(default_factory=list)  # per cell, click.style keywords
+    cut: Callable[[str, int], str] | None = None  # a name cut to a width (names only)
+    least: int = 0  # the narrowest a column of names is cut to
+
+    def natural(self, short: bool) -> int:
+        """Its width with every cell whole."""
+        return max(len(self.header), *(len(v) for v in (self.short if short else self.full)))
+
+    def narrowest(self, short: bool) -> int:
+        width = self.natural(short)
+        return max(len(self.header), min(width, self.least)) if short and self.cut else width
+
+
+def _escape(columns: list[Column]) -> None:
+    """Names from outside (projects, models, entrypoints) escaped and capped, in place (the
+    layout compares columns by identity), so a 15 MiB model name costs one short cell."""
+    for c in {id(c): c for col in columns for c in (col, col.stand_in) if c}.values():
+        c.header = safe(c.header)
+        c.full[:] = [safe(v) for v in c.full]
+        c.short[:] = [safe(v) for v in c.short]
 
 
 def _width_of(cols: list[Column], short: bool) -> int:
-    return sum(max(len(c.header), *(len(v) for v in (c.short if short else c.full)))
-               for c in cols) + 2 * (len(cols) - 1)
+    return sum(c.narrowest(short) for c in cols) + 2 * (len(cols) - 1)
+
+
+def widths(cols: list[Column], short: bool, width: int | None) -> list[int]:
+    """Each shown column's width: names cut only as far as `width` needs."""
+    out = [c.narrowest(short) for c in cols]
+    if width is None:
+        return out
+    room = width - _width_of(cols, short)
+    for i, c in enumerate(cols):
+        grow = min(max(0, room), c.natural(short) - out[i])
+        out[i] += grow
+        room -= grow
+    return out
+
+
+def cut_end(text: str, width: int) -> str:
+    """The right end of a name, which tells names apart (`…src-proj3`)."""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1:]
+
+
+def cut_list(text: str, width: int) -> str:
+    """A comma-separated list as whole names and `+N` for the rest; the first name cut with
+    an ellipsis when even it does not fit."""
+    if len(text) <= width:
+        return text
+    names = text.split(", ")
+    for n in range(len(names) - 1, 0, -1):
+        shown = ", ".join(names[:n]) + f" +{len(names) - n}"
+        if len(shown) <= width:
+            return shown
+    more = f" +{len(names) - 1}" if len(names) > 1 else ""
+    room = max(1, width - len(more))
+    first = names[0] if len(names[0]) <= room else names[0][:room - 1] + "…"
+    return first + more
 
 
 def fit(columns: list[Column], width: int | None) -> tuple[list[Column], bool, list[str]]:
@@ -81,22 +156,24 @@ def _position(columns: list[Column], col: Column) -> float:
 def draw(columns: list[Column], width: int | None, style: Style, bold_last: bool,
          dim_rows: set[int]) -> tuple[list[str], list[str]]:
     """The table's lines and the headers of the columns left out to fit `width`."""
+    _escape(columns)
     cols, short, hidden = fit(columns, width)
-    cells = [c.short if short else c.full for c in cols]
-    widths = [max(len(c.header), *(len(v) for v in vals))
-              for c, vals in zip(cols, cells, strict=True)]
+    sizes = widths(cols, short, width)
+    cells = [[c.cut(v, w) for v in (c.short if short else c.full)] if c.cut else
+             (c.short if short else c.full) for c, w in zip(cols, sizes, strict=True)]
     n_rows = len(cells[0]) if cells else 0
 
     def line(values: list[str], row: int | None = None) -> str:
+        """A row; `values` are safe already."""
         parts = []
-        for c, v, w in zip(cols, values, widths, strict=True):
+        for c, v, w in zip(cols, values, sizes, strict=True):
             text = v.ljust(w) if c.left else v.rjust(w)
             if row is not None and c.styles and c.styles[row]:
                 text = style(text, **c.styles[row])
             parts.append(text)
         return "  ".join(parts).rstrip()
 
-    rule = "  ".join("-" * w for w in widths)
+    rule = "  ".join("-" * w for w in sizes)
     out = [style(line([c.header for c in cols]), bold=True), rule]
     for i in range(n_rows):
         values = [vals[i] for vals in cells]

@@ -7,6 +7,7 @@ range become a CASE expression, so `started_at + offset` is local time inside a 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
@@ -15,6 +16,11 @@ from zoneinfo import ZoneInfo
 GROUPS = ("tool", "project")
 EPOCH = date(1970, 1, 1)
 DAY = 86400
+# Reports cover sessions started in 2020 (before any of these tools) up to two days from now:
+# a ledger may hold dates an older aitrack took from hostile transcripts (0001-01-01,
+# 9999-12-31), which no day arithmetic can place.
+PLAUSIBLE_FROM = 1577836800  # 2020-01-01T00:00:00Z, a whole UTC hour
+AHEAD_S = 2 * DAY
 
 
 @dataclass
@@ -29,6 +35,7 @@ class Options:
     model: str | None = None  # glob
     project: str | None = None  # a project name, or a directory
     breakdown: bool = False
+    by_tool: bool = False  # a sub-row per tool (daily, weekly, monthly)
     order: str | None = None  # asc | desc; None: the report's natural order
     week_start: int = 0  # 0 = Monday
     today: date | None = None  # for tests; default: today in tz
@@ -67,7 +74,15 @@ def time_range(opts: Options) -> tuple[float | None, float | None]:
         since, until = today - timedelta(days=opts.last - 1), today
     lo = day_start(since, opts.tz) if since else None
     hi = day_start(until + timedelta(days=1), opts.tz) if until else None
-    return lo, hi
+    floor, ceiling = plausible_span()
+    return max(lo, floor) if lo is not None else floor, \
+        min(hi, ceiling) if hi is not None else ceiling
+
+
+def plausible_span(now: float | None = None) -> tuple[float, float]:
+    """[from, to) of the sessions a report may show, in whole UTC hours."""
+    now = time.time() if now is None else now
+    return float(PLAUSIBLE_FROM), float((int(now + AHEAD_S) // 3600 + 1) * 3600)
 
 
 def _offset(tz: tzinfo, t: float) -> int:

@@ -21,16 +21,25 @@ from aitrack.reports.rows import PRICED, TOKEN_FIELDS
 SUMMED = (*TOKEN_FIELDS, *token_types.SUBSETS)
 
 
+def int_total(expr: str) -> str:
+    """A sum of token counts that never fails: SQLite's SUM() raises "integer overflow" past
+    2^63-1, which a ledger an older aitrack fed hostile transcripts can reach; TOTAL() sums
+    as floats, and the CAST gives an integer back (2^63-1 at most)."""
+    return f"CAST(TOTAL({expr}) AS INTEGER)"
+
+
 def type_sums(alias: str) -> str:
     """Per token type of SUMMED, the sum of the tokens of that type, named c0, c1, ..."""
-    return ", ".join(f"SUM(CASE {alias}.token_type WHEN '{t}' THEN {alias}.tokens ELSE 0 END)"
-                     f" AS c{i}" for i, t in enumerate(SUMMED))
+    return ", ".join(
+        f"{int_total(f'CASE {alias}.token_type WHEN {t!r} THEN {alias}.tokens ELSE 0 END')}"
+        f" AS c{i}" for i, t in enumerate(SUMMED))
 
 
 _PAIRS_SQL = f"""
-SELECT k, model, COUNT(*), {", ".join(f"SUM(c{i})" for i in range(len(TOKEN_FIELDS)))},
+SELECT k, model, COUNT(*), {", ".join(int_total(f"c{i}") for i in range(len(TOKEN_FIELDS)))},
        SUM(cost), COUNT(cost),
-       {", ".join(f"SUM(CASE WHEN cost IS NULL THEN c{SUMMED.index(t)} END)" for t in PRICED)}
+       {", ".join(int_total(f"CASE WHEN cost IS NULL THEN c{SUMMED.index(t)} END")
+                  for t in PRICED)}
 FROM (
     SELECT {{key}} AS k, u.model AS model, {type_sums("u")},
            (SELECT c.value FROM session_metrics c WHERE c.session_id = u.session_id
@@ -144,3 +153,24 @@ def exact_plan(db: sqlite3.Connection, opts: Options, lo: float | None,
     fmt = {"key": key, "where": where, **model_sql(opts)}
     return Plan("exact", _SESSIONS_SQL.format(**fmt), _CONTRIB_SQL.format(**fmt),
                 _PAIRS_SQL.format(**fmt), params)
+
+
+def models(db: sqlite3.Connection | None) -> list[str]:
+    """Every model the ledger holds usage for; none without a ledger (`db` None)."""
+    if db is None:
+        return []
+    rows = db.execute("SELECT DISTINCT model FROM usage WHERE model != '' ORDER BY model")
+    return [model for (model,) in rows]
+
+
+def reported_by(db: sqlite3.Connection | None) -> dict[str, list[str]]:
+    """Model -> the tools that reported a cost of their own for it (their estimate, which a
+    report takes as the cost of record)."""
+    if db is None:
+        return {}
+    found: dict[str, list[str]] = {}
+    for model, tool in db.execute(
+            "SELECT DISTINCT c.model, s.tool FROM session_metrics c JOIN sessions s "
+            "ON s.id = c.session_id WHERE c.name = 'cost_usd' ORDER BY 1, 2"):
+        found.setdefault(model, []).append(tool)
+    return found

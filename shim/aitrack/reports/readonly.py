@@ -1,16 +1,22 @@
 """The ledger as a report opens it: read-only, never created, a damaged one explained in
-one line that names the fix."""
+one line that names the fix; a ledger the user made read-only (file and folder) is read as
+it is."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from aitrack.config.private_files import not_yours
+from aitrack.store import ledger
+
 # SQLite's primary result codes of a damaged ledger: corrupt, not a database (an I/O error,
 # a full disk say, is cli.common's to explain)
 _UNREADABLE = (11, 26)
+_READONLY, _CANTOPEN = 8, 14
 START_HINT = ("No sessions in the ledger yet. Start one with `aitrack claude ...` or "
               "`aitrack codex ...` (or `aitrack run -- CMD` for any OTLP tool), "
               "then run `aitrack report` again.")
@@ -29,11 +35,35 @@ def open_ledger(path: Path) -> sqlite3.Connection | None:
                           f"(`mv {path} {path}.old`); the next tracked run starts a new ledger")
     if not path.exists():
         return None
+    refused = not_yours(path, path.stat())
+    if refused:  # another account's ledger: its figures would be theirs to choose
+        raise LedgerError(str(refused))
     with reading(path):
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        db.execute("PRAGMA query_only = 1")
-        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        try:
+            return _connect(path)
+        except sqlite3.OperationalError as exc:
+            if not _write_protected(path, exc):
+                raise
+        # A WAL ledger in a folder the user made read-only: SQLite cannot create the shared
+        # memory file a reader needs. With no write-ahead log left to read, the file is the
+        # whole ledger, and nobody (but root) can change it while it stays read-only.
+        return _connect(path, immutable=True)
+
+
+def _connect(path: Path, immutable: bool = False) -> sqlite3.Connection:
+    db = ledger.open_readonly(path, immutable=immutable)
+    db.execute("PRAGMA query_only = 1")
+    db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
     return db
+
+
+def _write_protected(path: Path, exc: sqlite3.OperationalError) -> bool:
+    """SQLite refused to open a read-only ledger (read-only, cannot open) whose write-ahead
+    log is empty or gone."""
+    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    wal = path.with_name(path.name + "-wal")
+    return code in (_READONLY, _CANTOPEN) and not (wal.exists() and wal.stat().st_size) and (
+        not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK))
 
 
 @contextmanager

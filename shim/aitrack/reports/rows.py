@@ -118,6 +118,8 @@ class Report:
     decisions: list[Decisions] | None = None  # the model report's tool acceptance
     requested: dict[str, list[str]] = field(default_factory=dict)  # answered -> names asked
     notes: dict[str, list[str]] = field(default_factory=dict)  # session id -> its gaps
+    tools: dict[str, list[tuple[str, Figures]]] = field(default_factory=dict)  # --by-tool:
+    # a row's label -> its figures per tool
 
 
 def figures_in(by: dict[str, Figures], key: str) -> Figures:

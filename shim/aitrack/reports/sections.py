@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, tzinfo
 
+from aitrack.reports.axis import gaps, slots
 from aitrack.reports.charts import Series, esc, hbar, split_bar, stacked_bars, weekly_bars
 from aitrack.reports.exports import amount
 from aitrack.reports.rows import Decisions, Figures, Report
@@ -25,6 +26,12 @@ from aitrack.reports.text import (
 )
 
 TOP_PROJECTS = 10
+
+
+def fit(table: str) -> str:
+    """A table that scrolls inside its card when the card is narrower than it (long model
+    or project names on a narrow window), instead of running across the card's border."""
+    return f'<div class="fit">{table}</div>'
 
 
 def kpis(periods: Report, unit: str, decisions: list[Decisions] | None) -> str:
@@ -74,6 +81,11 @@ def usage(periods: Report, unit: str, series: Series) -> str:
                  " The table below the chart lists every " + unit + ".")
     tokens_desc = (f"Tokens per {unit} from {first} to {last}, stacked by model; the highest "
                    f"{unit} used {short(max((f.total for _, f, _ in rows), default=0))} tokens.")
+    quiet = gaps(slots([label for label, _, _ in rows], unit))
+    if quiet:  # collapsed on the axis: said, as the chart marks them
+        said = "; ".join(g.describe(unit) for g in quiet)
+        cost_desc += f" Collapsed on the axis: {said}."
+        tokens_desc += f" Collapsed on the axis: {said}."
 
     def fmt_cost(v: float, fig: Figures | None) -> str:
         return cost_cell(fig) if fig is not None else money(v)
@@ -101,7 +113,7 @@ def _period_table(periods: Report, unit: str) -> str:
         f"<td>{esc(cost_cell(f))}</td><td>{int(f.contrib['commits']):,}</td>"
         f"<td>{esc(money(f.cost_per_commit)) if f.cost_per_commit else '—'}</td></tr>"
         for label, f, _ in reversed(periods.rows))
-    return f'<table class="data"><thead>{head}</thead><tbody>{body}</tbody></table>'
+    return fit(f'<table class="data"><thead>{head}</thead><tbody>{body}</tbody></table>')
 
 
 def tools(report: Report, decisions: list[Decisions] | None) -> str:
@@ -120,10 +132,10 @@ def tools(report: Report, decisions: list[Decisions] | None) -> str:
                     f"<td>{esc(cost_cell(f))}</td><td>{share:.0%}</td><td>{acc}</td></tr>")
     return ('<section class="card" aria-labelledby="tools-h"><h2 id="tools-h">Tools</h2>'
             + (split_bar(parts) if total_cost else "")
-            + '<table class="data"><thead><tr><th scope=col>Tool</th><th scope=col>Sessions'
-              "</th><th scope=col>Tokens</th><th scope=col>Cost</th><th scope=col>Share</th>"
-              "<th scope=col>Acceptance</th></tr></thead><tbody>" + "".join(body)
-            + "</tbody></table></section>")
+            + fit('<table class="data"><thead><tr><th scope=col>Tool</th><th scope=col>Sessions'
+                  "</th><th scope=col>Tokens</th><th scope=col>Cost</th><th scope=col>Share</th>"
+                  "<th scope=col>Acceptance</th></tr></thead><tbody>" + "".join(body)
+                  + "</tbody></table>") + "</section>")
 
 
 def projects(report: Report | None, counts: dict[str, int], priced_up_to: int) -> str:
@@ -160,10 +172,10 @@ def projects(report: Report | None, counts: dict[str, int], priced_up_to: int) -
                  "<code>aitrack report model --project NAME</code> gives one project's cost."
                  "</p>")
     return (f'<section class="card" aria-labelledby="projects-h"><h2 id="projects-h">Top '
-            f'projects <small>{rank}</small></h2><table class="data"><thead><tr>'
-            f'<th scope=col>Project</th><th scope=col><span class="sr">Share</span></th>'
-            f"<th scope=col>Sessions</th>{cols}</tr></thead><tbody>{''.join(body)}</tbody>"
-            f"</table>{note}</section>")
+            f"projects <small>{rank}</small></h2>"
+            + fit('<table class="data"><thead><tr><th scope=col>Project</th><th scope=col>'
+                  f'<span class="sr">Share</span></th><th scope=col>Sessions</th>{cols}</tr>'
+                  f"</thead><tbody>{''.join(body)}</tbody></table>") + f"{note}</section>")
 
 
 def models(report: Report, series: Series) -> str:
@@ -177,10 +189,10 @@ def models(report: Report, series: Series) -> str:
                     f"<td>{short(f.tokens['cache_read'] + f.tokens['cache_creation'])}</td>"
                     f"<td>{esc(cost_cell(f))}</td></tr>")
     return ('<section class="card" aria-labelledby="models-h"><h2 id="models-h">Models</h2>'
-            '<table class="data"><thead><tr><th scope=col>Model</th><th scope=col>Sessions'
-            "</th><th scope=col>Input</th><th scope=col>Output</th><th scope=col>Cache</th>"
-            "<th scope=col>Cost</th></tr></thead><tbody>" + "".join(body)
-            + "</tbody></table></section>")
+            + fit('<table class="data"><thead><tr><th scope=col>Model</th><th scope=col>Sessions'
+                  "</th><th scope=col>Input</th><th scope=col>Output</th><th scope=col>Cache"
+                  "</th><th scope=col>Cost</th></tr></thead><tbody>" + "".join(body)
+                  + "</tbody></table>") + "</section>")
 
 
 def cost_per_commit(periods: Report) -> str:
@@ -220,10 +232,10 @@ def acceptance(decisions: list[Decisions] | None) -> str:
                        f'<td class=bar>{split_bar([("accepted", a, "ok"), ("rejected", r, "bad")])}'
                        f"</td><td>{a:,}</td><td>{r:,}</td>"
                        f"<td>{'—' if rate is None else f'{rate:.0%}'}</td></tr>")
-        body = ('<table class="data"><thead><tr><th scope=col>Tool</th><th scope=col>'
-                '<span class="sr">Accepted and rejected</span></th><th scope=col>Accepted</th>'
-                "<th scope=col>Rejected</th><th scope=col>Rate</th></tr></thead><tbody>"
-                + "".join(trs) + "</tbody></table>")
+        body = fit('<table class="data"><thead><tr><th scope=col>Tool</th><th scope=col>'
+                   '<span class="sr">Accepted and rejected</span></th><th scope=col>Accepted'
+                   "</th><th scope=col>Rejected</th><th scope=col>Rate</th></tr></thead><tbody>"
+                   + "".join(trs) + "</tbody></table>")
     return ('<section class="card" aria-labelledby="acc-h"><h2 id="acc-h">Tool acceptance'
             f"</h2>{body}</section>")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from aitrack import adapters
 from aitrack.domain.pricing import PriceTable, estimate
 from aitrack.reports.periods import Options
 from aitrack.reports.queries import SUMMED, model_sql, type_sums
@@ -39,8 +40,18 @@ FROM session_metrics m WHERE m.session_id IN ({ids}) AND m.model = ''
 GROUP BY m.session_id
 """
 
+# the figures a tool reports of a session besides its tokens and cost of record (Copilot's
+# premium_requests, opencode's own tool_cost_usd and its unrecorded_requests), summed over models
+_SESSION_TOOL_FIGURES_SQL = f"""
+SELECT m.session_id, m.name, SUM(m.value) FROM session_metrics m
+WHERE m.session_id IN ({{ids}}) AND m.name NOT IN ('cost_usd', {", ".join(
+    f"'{name}'" for name in CONTRIB_FIELDS)}, 'active_time_s')
+GROUP BY m.session_id, m.name
+"""
+
 _SESSION_FACTS = ("id", "tool", "tool_version", "started_at", "ended_at", "exit_code",
-                  "project", "cwd", "entrypoint", "sources")  # the last two since m004
+                  "project", "cwd", "entrypoint", "sources", "tool_session_id")  # the last
+# three since m004
 
 SessionRow = tuple[str, Figures, list[tuple[str, Figures]]]  # id, figures, by model
 
@@ -58,6 +69,9 @@ def session_rows(db: sqlite3.Connection, opts: Options, prices: PriceTable, matc
     acc, by_model = _sums(db, opts, prices, fmt, params)
     contrib = {sid: values for sid, *values in
                db.execute(_SESSION_CONTRIB_SQL.format(**fmt), params)}
+    for sid, name, value in db.execute(_SESSION_TOOL_FIGURES_SQL.format(**fmt), params):
+        if sid in facts:
+            facts[sid].setdefault("tool_figures", {})[name] = round(value, 6)
 
     no_contrib = (0, 0, 0, 0)
     totals = Figures()
@@ -139,6 +153,22 @@ def source_names(flags: int | None) -> list[str]:
     return [name for bit, name in sorted(SOURCE_NAMES.items()) if (flags or 0) & bit]
 
 
+MAX_DURATION_S = 366 * 86400  # longer is an end time an older aitrack took from a bad line
+
+
 def duration_s(facts: dict) -> float | None:
+    """How long a session ran; None when unknown or not a duration (an end of 1e300)."""
     started, ended = facts.get("started_at"), facts.get("ended_at")
-    return round(ended - started, 3) if started is not None and ended else None
+    if started is None or not ended or not 0 <= ended - started <= MAX_DURATION_S:
+        return None
+    return round(ended - started, 3)
+
+
+def resume_command(facts: dict) -> str | None:
+    """The command that resumes the session in its tool (`claude --resume ID`), when the
+    tool has one and the session has its own id (a run that failed to start has none)."""
+    tool, own = facts.get("tool"), facts.get("tool_session_id")
+    if not own or tool not in adapters.TOOLS:
+        return None
+    template = adapters.load(tool).RESUME
+    return template.format(id=own) if template else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 
 from aitrack.reports.periods import DAY, Options, local_seconds_sql, offset_segments
-from aitrack.reports.queries import Plan
+from aitrack.reports.queries import Plan, int_total
 from aitrack.reports.rows import PRICED, TOKEN_FIELDS
 
 _HOURLY_SESSIONS_SQL = """
@@ -115,7 +115,7 @@ def hourly_plan(db: sqlite3.Connection, opts: Options, lo: float | None,
                      f"AND ({maybe}) AND {key} != {mid_key}")
             parts += [f"SELECT {key}, h.model, {_columns('h', present)} {moved}",
                       f"SELECT {mid_key}, h.model, {_columns('h', present, '-')} {moved}"]
-    sums = ", ".join(f"SUM({c})" for c in _USAGE_SUMS)
+    sums = ", ".join(f"SUM({c})" if c.startswith("cost") else int_total(c) for c in _USAGE_SUMS)
     pairs_sql = (f"SELECT k, model, {sums} FROM ({' UNION ALL '.join(parts)}) "
                  "GROUP BY k, model HAVING SUM(pairs) > 0")  # not what was all moved away
     fmt = {"key": key, "where": where}

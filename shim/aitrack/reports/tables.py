@@ -1,18 +1,21 @@
 """`aitrack report`: the ledger's usage as a terminal table, JSON or CSV.
 
 figures.py computes the figures; this module lays them out. The terminal table has
-thousands separators, a sparkline of each period's cost and colours on a terminal without
-NO_COLOR. It fits the terminal's width, or --width (layout.py): numbers are abbreviated
-first, then columns drop out in one order for every kind (the cache columns merge into one
-before the token columns go together), so the token columns shown always add up to Total.
-A file or a pipe gets every column. A session table shows the newest SESSION_TABLE_ROWS
-sessions unless --limit says otherwise; JSON and CSV (exports.py) list every row.
+thousands separators, a bar chart of each period's cost (spark.py) and colours (on a
+terminal, unless NO_COLOR; or as --color and FORCE_COLOR say). It fits the terminal's
+width, or --width (layout.py): numbers are abbreviated and names cut first, then columns
+drop out in one order for every kind (the cache columns merge into one before the token
+columns go together), so the token columns shown always add up to Total. A file or a pipe
+gets every column and every row; on a terminal a session table shows the newest
+SESSION_TABLE_ROWS sessions unless --limit says otherwise; JSON and CSV (exports.py) list
+every row.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
+import shlex
 import shutil
 import sys
 import textwrap
@@ -21,14 +24,16 @@ from datetime import date, datetime
 from pathlib import Path
 
 from aitrack.domain import pricing
+from aitrack.domain.display import MAX_LINE, safe
 from aitrack.domain.pricing import PriceTable
 from aitrack.reports.exports import to_csv, to_json
 from aitrack.reports.figures import build, why_empty
-from aitrack.reports.layout import Column, Style, draw
+from aitrack.reports.layout import Column, Style, cut_end, cut_list, draw, wants_color
 from aitrack.reports.periods import Options
 from aitrack.reports.readonly import START_HINT, is_empty, open_ledger, reading
 from aitrack.reports.rows import CONTRIB_FIELDS, Decisions, Figures, Report
 from aitrack.reports.sessions import duration_s
+from aitrack.reports.spark import chart
 from aitrack.reports.text import (
     UNKNOWN,
     duration,
@@ -46,9 +51,9 @@ NBSP = "\u00a0"  # joins words the footer must not wrap between
 # The order columns drop out in when the table is too wide (the highest first), the same in
 # every kind. The cache columns merge into "Cache" before Input, Output and Cache go
 # together, so the token columns shown always add up to Total.
-DROP = {"Source": 20, "Entry": 19, "PRs": 18, "Lines +/-": 17, "$/commit": 16, "Commits": 15,
-        "Models": 14, "Cache read": 13, "Cache write": 13, "Project": 12, "Duration": 11,
-        "Sessions": 10, "Input": 7, "Output": 7, "Cache": 7, "Tool": 5}
+DROP = {"Session id": 21, "Source": 20, "Entry": 19, "PRs": 18, "Lines +/-": 17, "$/commit": 16,
+        "Commits": 15, "Models": 14, "Cache read": 13, "Cache write": 13, "Project": 12,
+        "Duration": 11, "Sessions": 10, "Input": 7, "Output": 7, "Cache": 7, "Tool": 5}
 
 
 @dataclass
@@ -60,16 +65,18 @@ class _Entry:
 
 
 def _col(header: str, full: list[str], narrow: list[str] | None = None, left: bool = False,
-         styles: list[dict] | None = None) -> Column:
-    return Column(header, full, narrow or full, DROP.get(header, 0), left, styles=styles or [])
+         styles: list[dict] | None = None, **names) -> Column:
+    return Column(header, full, narrow or full, DROP.get(header, 0), left, styles=styles or [],
+                  **names)
 
 
 def _columns(report: Report, entries: list[_Entry]) -> list[Column]:
     kind = report.kind
     figs = [e.fig for e in entries]
     first = {"daily": "Date", "weekly": "Week of", "monthly": "Month", "session": "Started",
-             "model": "Model"}[kind]
-    columns = [_col(first, [e.label for e in entries], left=True)]
+             "model": "Model", "project": "Project"}[kind]
+    names = {"cut": cut_end, "least": 12} if kind == "project" else {}
+    columns = [_col(first, [e.label for e in entries], left=True, **names)]
     if kind == "session":
         def fact(show) -> list[str]:  # a session's own row has facts; sub-rows, Total none
             return [show(e.facts, e.fig) if e.facts else "" for e in entries]
@@ -83,8 +90,8 @@ def _columns(report: Report, entries: list[_Entry]) -> list[Column]:
             _col("Duration", fact(lambda f, _: duration(duration_s(f)))),
             _col("Entry", fact(lambda f, _: f.get("entrypoint") or UNKNOWN), left=True),
             _col("Source", fact(lambda f, _: sources(f.get("sources"))), left=True),
-            _col("Project", projects, [p[:12] for p in projects], left=True),
-            _col("Models", models, [m[:18] for m in models], left=True)]
+            _col("Project", projects, left=True, cut=cut_end, least=12),
+            _col("Models", models, left=True, cut=cut_list, least=18)]
     else:
         columns.append(_col("Sessions", [thousands(f.sessions) for f in figs]))
 
@@ -112,10 +119,13 @@ def _columns(report: Report, entries: list[_Entry]) -> list[Column]:
         columns.append(_col("PRs", contrib(lambda f: thousands(f.contrib["pull_requests"]))))
         columns.append(_col("$/commit", contrib(
             lambda f: UNKNOWN if f.cost_per_commit is None else f"${f.cost_per_commit:,.2f}")))
+    if kind == "session":  # the tool's own id, whole: `claude --resume ID`, `codex resume ID`
+        columns.append(_col("Session id", [e.facts.get("tool_session_id") or UNKNOWN
+                                           if e.facts else "" for e in entries], left=True))
     return columns
 
 
-def render(report: Report, width: int | None, color: bool, chart: bool,
+def render(report: Report, width: int | None, color: bool, bars: bool,
            today: date | None = None) -> str:
     """The terminal table; `width` None: every column (a file or a pipe)."""
     style = Style(color)
@@ -129,16 +139,20 @@ def render(report: Report, width: int | None, color: bool, chart: bool,
             started = facts.get("started_at")
             label = (datetime.fromtimestamp(started, report.opts.tz).strftime("%Y-%m-%d %H:%M")
                      if started is not None else "?")
-        entries.append(_Entry(label, fig, False, facts))
+        shown = label or "(no project)" if kind == "project" else label
+        entries.append(_Entry(shown, fig, False, facts))
         if report.opts.breakdown and kind != "model":
             entries += [_Entry(f"  {m}", f, True) for m, f in models]
+        if report.opts.by_tool:
+            entries += [_Entry(f"  {t}", f, True) for t, f in report.tools.get(label, [])]
     entries.append(_Entry("Total", report.totals, False))
     dim = {i for i, e in enumerate(entries) if e.sub}
     table, hidden = draw(_columns(report, entries), width, style, bold_last=True, dim_rows=dim)
 
     lines: list[str] = []
-    if chart and kind in ("daily", "weekly") and len(report.rows) > 1:
-        lines += _chart(report, width or 80)
+    if bars and kind in ("daily", "weekly") and len(report.rows) > 1:
+        title, *rest = chart(report, width or 80)
+        lines += _wrap(title, False, width) + rest
     lines += table
     if report.decisions:
         lines += [""] + _acceptance_table(report.decisions, width, style)
@@ -178,41 +192,24 @@ def _acceptance_table(decisions: list[Decisions], width: int | None,
     return table
 
 
-def _chart(report: Report, width: int) -> list[str]:
-    rows = sorted(report.rows, key=lambda r: r[0])
-    use_cost = all(r[1].cost_usd is not None for r in rows)
-    values = [(r[1].cost_usd or 0.0) if use_cost else float(r[1].total) for r in rows]
-    room = max(10, width - 24)
-    values, first = values[-room:], rows[-len(values[-room:])][0]
-    what = "cost" if use_cost else "tokens"
-    peak = f"${max(values):,.2f}" if use_cost else short(max(values))
-    unit = "day" if report.kind == "daily" else "week"
-    return [f"{what} per {unit} since {first} (peak {peak})", _spark(values), ""]
-
-
-def _spark(values: list[float]) -> str:
-    bars = " ▁▂▃▄▅▆▇█"
-    top = max(values) or 1
-    return "".join(bars[max(1, round(v / top * 8))] if v > 0 else bars[0] for v in values)
-
-
 def _footer(report: Report, hidden: list[str], width: int | None,
             today: date | None) -> list[tuple[str, bool]]:
     """(line, verbatim): verbatim lines (TOML) are never wrapped."""
     out: list[tuple[str, bool]] = []
     unpriced = sorted(report.totals.unpriced)
     if unpriced:
-        names = ", ".join(unpriced)
-        out.append((f"No price for {names}: its cost is not counted. A row with only unpriced "
-                    "models shows `unpriced`; one with priced models too shows their sum and "
-                    "a * (a lower bound).", False))
-        out.append(("Add a price to your profile (`aitrack paths` shows where), e.g.:", False))
-        out += [(f"  {line}", True) for line in pricing.snippet(unpriced[0]).splitlines()]
+        names = ", ".join(safe(name) for name in unpriced)
+        one = len(unpriced) == 1
+        out.append((f"No price for {names}: {'its' if one else 'their'} cost is not counted "
+                    "(`unpriced`, or a lower bound marked *); `aitrack prices "
+                    f"{' '.join(safe(_shell_word(m)) for m in unpriced)}` shows how to add "
+                    f"{'one' if one else 'them'}.", False))
     for answered, names in sorted(report.requested.items()):
-        out.append((f"{answered} was requested as {', '.join(names)} (usage counts under the "
+        asked = ", ".join(safe(name) for name in names)
+        out.append((f"{safe(answered)} was requested as {asked} (usage counts under the "
                     "model that answered).", False))
     for sid, lines in report.notes.items():
-        out += [(f"Session {sid}: {line}.", False) for line in lines]
+        out += [(f"Session {safe(sid)}: {line}.", False) for line in lines]
     if report.hidden:
         what = "sessions" if report.kind == "session" else "rows"
         out.append((f"{report.hidden:,} more {what} not shown (the totals include them): use "
@@ -230,34 +227,44 @@ def _footer(report: Report, hidden: list[str], width: int | None,
     return ([("", True)] + out) if out else []
 
 
+def _shell_word(text: str) -> str:
+    """A model name as a shell argument: quoted only when it has to be."""
+    return text if re.fullmatch(r"[\w@%+=:,./-]+", text) else shlex.quote(text)
+
+
 def run(ledger: Path, opts: Options, prices: PriceTable, fmt: str = "table",
-        stream=None, width: int | None = None) -> None:
+        stream=None, width: int | None = None, color: bool | None = None) -> bool:
     """Write the report; `width` lays the table out for that many columns (default: the
-    terminal's, or every column when `stream` is not a terminal)."""
+    terminal's, or every column when `stream` is not a terminal); `color` None: as the
+    terminal and the environment say. False when a --project or --tool names nothing in
+    the ledger (said on stderr)."""
     stream = stream or sys.stdout
+    tty = stream.isatty()
+    found = True
     db = open_ledger(ledger)
     with reading(ledger):
         if is_empty(db):
             if fmt == "table":
                 stream.write(START_HINT + "\n")
-                return
+                return True
             report = Report(opts.kind, opts, [], Figures(), prices.as_of)
             print(START_HINT, file=sys.stderr)
         else:
-            if fmt == "table" and opts.kind == "session" and opts.limit is None:
-                opts = replace(opts, limit=SESSION_TABLE_ROWS)
+            if fmt == "table" and opts.kind == "session" and opts.limit is None and tty:
+                opts = replace(opts, limit=SESSION_TABLE_ROWS)  # a screenful; a pipe gets all
             report = build(db, opts, prices)
             if not report.rows:
                 hint = why_empty(db, opts)
                 if hint:
-                    print(f"aitrack: {hint}", file=sys.stderr)
+                    print(f"aitrack: {safe(hint, MAX_LINE)}", file=sys.stderr)
+                    found = False
     if fmt == "json":
         stream.write(json.dumps(to_json(report), indent=2) + "\n")
     elif fmt == "csv":
         stream.write(to_csv(report))
     else:
-        tty = stream.isatty()
         if width is None and tty:
             width = shutil.get_terminal_size((80, 24)).columns
-        color = tty and not os.environ.get("NO_COLOR")
-        stream.write(render(report, width, color, chart=tty, today=opts.today))
+        color = wants_color(stream) if color is None else color
+        stream.write(render(report, width, color, bars=tty, today=opts.today))
+    return found

@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
+from aitrack.domain.display import MAX_LINE, safe
 from aitrack.store import ledger
 from aitrack.store.importing import readers
-from aitrack.store.importing.files import walk
+from aitrack.store.importing.files import stamp, walk
 from aitrack.store.importing.merge import Import
 from aitrack.store.importing.result import ImportResult
 from aitrack.store.migrations import migrate
@@ -61,10 +62,13 @@ def import_files(db: sqlite3.Connection, tool: str, paths: Iterable[Path], profi
     started = time.perf_counter()
     result = ImportResult()
     job = Import(db, profile, env, result, dry_run=False)
+    transcripts = readers.of(tool)
+    if transcripts is None:
+        return result
     files = []
-    for path in paths:
+    for path in dict.fromkeys(str(p) for p in paths):  # a database holds several sessions
         try:
-            files.append((str(path), os.stat(path)))
+            files.append((path, stamp(transcripts, path, os.stat(path))))
         except FileNotFoundError:
             result.skip("vanished_file")
         except OSError:
@@ -89,8 +93,8 @@ def before_report(path: Path, profile, env: Mapping[str, str] | None = None
         finally:
             db.close()
     except Exception as exc:  # noqa: BLE001 - the report shows what the ledger holds
-        print(f"aitrack: new transcripts not imported ({type(exc).__name__}: {exc}); "
-              "`aitrack import` says more", file=sys.stderr)
+        print(safe(f"aitrack: new transcripts not imported ({type(exc).__name__}: {exc}); "
+                   "`aitrack import` says more", MAX_LINE), file=sys.stderr)
         return None
 
 

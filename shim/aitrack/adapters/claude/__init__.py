@@ -41,6 +41,7 @@ NAME = "claude"
 TITLE = "Claude Code"
 EXECUTABLE = "claude"
 BIN_ENV = "AITRACK_CLAUDE_BIN"
+HOME_ENV = ("CLAUDE_CONFIG_DIR",)  # where its files are, besides HOME
 EXAMPLE = '-p "summarise the last commit" --max-turns 1'  # for `aitrack claude --help`
 # without an agent: a per-run receiver, or only the transcripts read at exit
 WITHOUT_AGENT = "receiver"
@@ -48,10 +49,16 @@ WITHOUT_AGENT = "receiver"
 # AITRACK_SESSION_ID as the run header)
 TELLS_RUN = True
 SERVICE_NAMES = ("claude-code",)
+HOME_ENV = ("CLAUDE_CONFIG_DIR",)  # moves its transcripts and settings
 # what it runs when told no model (checked with 2.1.328): priced in domain/prices.toml
 DEFAULT_MODELS = ("claude-opus-5-5",)
 # claude_code.lines_of_code.count, commit.count, pull_request.count: git is not asked
 REPORTS_CONTRIBUTIONS = True
+# resumes a session by its own id (shown beside aitrack's in `aitrack report session`)
+RESUME = "claude --resume {id}"
+# a Claude subscription's usage limits reset 5 hours after a window's first message
+# (`aitrack report blocks`)
+BILLING_WINDOW_H = 5
 
 # claude subcommands and flags that run no session
 _NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "update", "doctor", "install",
@@ -65,7 +72,29 @@ def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str]
     env["OTEL_LOG_USER_PROMPTS"] = "1" if sink.telemetry["log_user_prompts"] else "0"
     env["OTEL_LOG_TOOL_DETAILS"] = "1" if sink.telemetry["log_tool_details"] else "0"
     env.pop("OTEL_LOG_ASSISTANT_RESPONSES", None)
+    if sink.replaces_settings:
+        # the user settings' `env` wins over the environment, `--settings` over both
+        # (checked with 2.1.328); the key stays in the environment, out of the arguments
+        keys = ("CLAUDE_CODE_ENABLE_TELEMETRY", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER",
+                "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_ENDPOINT")
+        args = _over_settings(args, {k: env[k] for k in keys})
     return args, env
+
+
+def mute(args: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Telemetry off over the user's settings (they name another user's port)."""
+    return _over_settings(args, {"CLAUDE_CODE_ENABLE_TELEMETRY": "0",
+                                 "OTEL_METRICS_EXPORTER": "none",
+                                 "OTEL_LOGS_EXPORTER": "none"}), env
+
+
+def _over_settings(args: list[str], env_block: dict[str, str]) -> list[str]:
+    """`--settings JSON` first: it wins over the user's and projects' settings files (not
+    over managed settings). Plain ASCII values, so no json import on the start-up path."""
+    if not is_session(args):
+        return args
+    block = ",".join(f'"{k}":"{v}"' for k, v in env_block.items())
+    return ["--settings", '{"env":{' + block + "}}", *args]
 
 
 def is_session(args: list[str]) -> bool:

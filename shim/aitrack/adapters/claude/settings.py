@@ -24,13 +24,23 @@ from pathlib import Path
 from typing import Any
 
 from aitrack.adapters.claude import locate
-from aitrack.adapters.endpoints import AgentLink, Found, agent_url, header_names, shown
+from aitrack.adapters.endpoints import (
+    AgentLink,
+    Destination,
+    Found,
+    agent_url,
+    header_names,
+    otlp_headers,
+    shown,
+)
+from aitrack.adapters.header_helpers import port_guard_cmd, port_guard_sh
 from aitrack.adapters.json_doc import MISSING, JsonDoc
 
 NAME = "claude"
 TITLE = "Claude Code"
 MANAGED_SETTINGS_VAR = "AITRACK_CLAUDE_MANAGED_SETTINGS"  # tests: where managed settings are
 HELPER_KEY = "otelHeadersHelper"
+STATUS_LINE_KEY = "statusLine"  # a command whose output Claude Code shows under its prompt
 ENDPOINT_KEY = "OTEL_EXPORTER_OTLP_ENDPOINT"
 SIGNALS = ("METRICS", "LOGS", "TRACES")
 # Keys that would send telemetry around the agent, or carry a token in plaintext: removed
@@ -108,9 +118,13 @@ def found(doc: JsonDoc, link: AgentLink) -> Found:
     """What the user's file did that the first install changes (for a note)."""
     data = doc.value()
     block = data.get("env") if isinstance(data.get("env"), dict) else {}
-    endpoint = str(block.get(ENDPOINT_KEY) or "")
-    return Found(endpoint if endpoint and endpoint.rstrip("/") != link.url else None,
-                 plaintext_headers(block), [HELPER_KEY] if data.get(HELPER_KEY) else [])
+    return Found(plaintext_headers(block), [HELPER_KEY] if data.get(HELPER_KEY) else [])
+
+
+def status_line(command: str) -> dict[str, Any]:
+    """The `statusLine` setting that shows `command`'s output (it gets the session's JSON on
+    stdin)."""
+    return {"type": "command", "command": command, "padding": 0}
 
 
 def raw(value: Any) -> str:
@@ -127,10 +141,12 @@ _SECRET_OK = "[!A-Za-z0-9_-]"  # a key made of other characters is never printed
 
 
 def helper_script(link: AgentLink, secret_path: Path, windows: bool | None = None) -> str:
-    """`otelHeadersHelper`: the agent's key from its file, and the wrapper's run id when the
-    environment holds one (32 hex digits, nothing else: it must not be able to inject JSON).
-    POSIX sh, no Python start-up; a missing or odd key prints `{}` (Claude Code then exports
-    without it, and nothing is shown to the user)."""
+    """`otelHeadersHelper`: the agent's key from its file (`secret_path`: the key made at
+    each agent start), and the wrapper's run id when the environment holds one (32 hex
+    digits, nothing else: it must not be able to inject JSON). Only when the agent's port
+    is held by this user (header_helpers.py). POSIX sh, no Python start-up; a missing or odd
+    key, or a port not this user's, prints `{}` (Claude Code then exports without it, and
+    nothing is shown to the user)."""
     key_header, run_header = link.key_header, link.run_header
     windows = sys.platform == "win32" if windows is None else windows
     if windows:  # untested: Windows
@@ -138,6 +154,7 @@ def helper_script(link: AgentLink, secret_path: Path, windows: bool | None = Non
             "@echo off",
             "rem aitrack: Claude Code's otelHeadersHelper (written by `aitrack agent install`)",
             "setlocal EnableExtensions DisableDelayedExpansion",
+            *port_guard_cmd(link.port),
             'set "key="',
             f'set /p key=<"{secret_path}" 2>nul',
             "if not defined key (echo {}& exit /b 0)",
@@ -158,6 +175,7 @@ def helper_script(link: AgentLink, secret_path: Path, windows: bool | None = Non
         "# aitrack: Claude Code's otelHeadersHelper (written by `aitrack agent install`).",
         "# Prints the agent's key from its private file and, in a run started by `aitrack",
         "# claude`, that run's id. No Python, no network: Claude Code waits for it.",
+        *port_guard_sh(link.port),
         "key=",
         f"IFS= read -r key 2>/dev/null < {shlex.quote(str(secret_path))}",
         f"case $key in ''|*{_SECRET_OK}*) echo '{{}}'; exit 0 ;; esac",
@@ -191,9 +209,14 @@ def machine_helper(os_name: str, state_rel: str | None = None) -> str:
 
 
 def machine_snippet(link: AgentLink, os_name: str, state_rel: str | None = None) -> str:
-    """managed-settings.json content (or a managed-settings.d/ drop-in) IT deploys."""
-    return json.dumps({"env": wanted_env(link.url, link.telemetry),
-                       HELPER_KEY: machine_helper(os_name, state_rel)}, indent=2) + "\n"
+    """managed-settings.json content (or a managed-settings.d/ drop-in) IT deploys. With
+    per-user ports (`link.port` None) it names no endpoint: each user's own settings file
+    does (written by `aitrack agent install` in their session), and env merges key by key."""
+    env = wanted_env(agent_url(link.port or 0), link.telemetry)
+    if link.port is None:
+        del env[ENDPOINT_KEY]
+    return json.dumps({"env": env, HELPER_KEY: machine_helper(os_name, state_rel)},
+                      indent=2) + "\n"
 
 
 # ---------------------------------------------------------------- reading the settings
@@ -282,6 +305,26 @@ def points_at_agent(port: int, env: Mapping[str, str] | None = None) -> bool:
     """Claude Code's effective settings (user, then managed, which win) send OTLP to the
     agent on `port`."""
     return diagnose(port, env) is None
+
+
+def destinations(data: Mapping[str, Any], url: str) -> list[Destination]:
+    """Where a settings file's `env` block sends OTLP, other than the agent at `url`: the
+    base endpoint and each signal's own (with the headers that go there)."""
+    block = data.get("env") if isinstance(data.get("env"), dict) else {}
+    env = {str(k): str(v) for k, v in block.items()}
+    protocol = env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or None
+    headers = otlp_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS"))
+    found = []
+    base = env.get(ENDPOINT_KEY, "").strip()
+    if base and base.rstrip("/") != url:
+        found.append(Destination(None, base, protocol, headers))
+    for signal in SIGNALS:
+        own = env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "").strip()
+        if own and not own.startswith(url + "/"):
+            found.append(Destination(
+                signal.lower(), own, env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or protocol,
+                {**headers, **otlp_headers(env.get(f"OTEL_EXPORTER_OTLP_{signal}_HEADERS"))}))
+    return found
 
 
 def plaintext_headers(block: Mapping[str, Any]) -> list[str]:

@@ -29,7 +29,18 @@ from sys import intern
 import msgspec
 
 from aitrack.adapters.claude import locate
-from aitrack.adapters.reading import BadLine, FileRead, decode, figure_sums, identity
+from aitrack.adapters.reading import (
+    MAX_REQUEST_TOKENS,
+    MAX_TOTAL_TOKENS,
+    BadLine,
+    Dates,
+    FileRead,
+    cost_usd,
+    decode,
+    figure_sums,
+    identity,
+    tokens,
+)
 
 TOOL = "claude"
 # A line without these carries nothing to count (most lines: prompts, tool results...).
@@ -80,6 +91,12 @@ _TOTALS = (("inputTokens", "input"), ("outputTokens", "output"),
            ("cacheReadInputTokens", "cache_read"),
            ("cacheCreationInputTokens", "cache_creation"), ("thinkingTokens", "reasoning"),
            ("costUSD", "cost_usd"))
+
+
+def _total(name: str, value: int | float) -> float:
+    """A cost-state figure, checked as a transcript's are (a session's totals: one
+    request's bound does not hold)."""
+    return cost_usd(value) if name == "cost_usd" else float(tokens(value, MAX_TOTAL_TOKENS))
 
 
 class _Line(msgspec.Struct):
@@ -142,9 +159,11 @@ class Reader:
         self.first: tuple[str, str] | None = None  # the file's first timestamped line
         self.not_billed = 0
         self.duplicates = 0
+        self.dates = Dates()
 
     def line(self, raw: bytes, head: bool) -> None:
         rec = decode(_DECODER, raw)
+        self.dates.check(rec.timestamp)
         if head and self.first is None and rec.timestamp and rec.sessionId:
             self.first = (rec.sessionId, rec.timestamp)
         kind = rec.type
@@ -152,7 +171,7 @@ class Reader:
             self._response(rec, rec.message)
         elif kind == "cost-state" and rec.sessionId and rec.modelUsage:
             self.costs.append((rec.sessionId, {
-                m: {name: float(v) for field, name in _TOTALS
+                m: {name: _total(name, v) for field, name in _TOTALS
                     if (v := getattr(u, field)) is not None and v > 0}
                 for m, u in rec.modelUsage.items()}))
 
@@ -165,16 +184,18 @@ class Reader:
         if not session:
             raise BadLine("bad_record")
         u = msg.usage
-        inp, out = int(u.input_tokens or 0), int(u.output_tokens or 0)
-        read = int(u.cache_read_input_tokens or 0)
-        write = int(u.cache_creation_input_tokens or 0)
+        inp, out = tokens(u.input_tokens), tokens(u.output_tokens)
+        read = tokens(u.cache_read_input_tokens)
+        write = tokens(u.cache_creation_input_tokens)
         one_h = 0
         cache = u.cache_creation
         if cache is not None:
-            one_h = int(cache.ephemeral_1h_input_tokens or 0)
-            write = max(write, one_h + int(cache.ephemeral_5m_input_tokens or 0))
+            one_h = tokens(cache.ephemeral_1h_input_tokens)
+            write = max(write, one_h + tokens(cache.ephemeral_5m_input_tokens))
+        if inp + out + read + write > MAX_REQUEST_TOKENS:
+            raise BadLine("implausible_tokens")
         details = u.output_tokens_details
-        thinking = min(int(details.thinking_tokens or 0), out) if details is not None else 0
+        thinking = min(tokens(details.thinking_tokens), out) if details is not None else 0
         tiered = self.tiered.get(model)
         if tiered is None:  # whether the model has a long-context tier at all
             is_long = getattr(self.prices, "is_long_context", None)  # a new PriceTable API

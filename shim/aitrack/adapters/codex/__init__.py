@@ -37,6 +37,7 @@ NAME = "codex"
 TITLE = "Codex"
 EXECUTABLE = "codex"
 BIN_ENV = "AITRACK_CODEX_BIN"
+HOME_ENV = ("CODEX_HOME",)  # where its files are, besides HOME
 EXAMPLE = 'exec "fix the failing test"'  # for `aitrack codex --help`
 # without an agent: a per-run receiver, or only the transcripts read at exit
 WITHOUT_AGENT = "transcript"
@@ -44,13 +45,29 @@ WITHOUT_AGENT = "transcript"
 TELLS_RUN = False
 SERVICE_NAMES = ("codex", "codex_exec", "codex-app-server", "codex_app_server", "codex_cli_rs",
                  "codex-tui", "codex_mcp_server")
+HOME_ENV = ("CODEX_HOME",)  # moves its rollouts and config
 # the models its documentation and tests name (no model is built in when a provider is given)
 DEFAULT_MODELS = ("gpt-5", "gpt-5-codex")
 # no lines or commits of its own: a wrapped run's commits are read from git
 REPORTS_CONTRIBUTIONS = False
+# resumes a session by its own id (shown beside aitrack's in `aitrack report session`)
+RESUME = "codex resume {id}"
+# ChatGPT plans' Codex limits: a 5-hour window (and a weekly one) (`aitrack report blocks`)
+BILLING_WINDOW_H = 5
 
 _NOT_SESSIONS = frozenset(("--version", "-V", "--help", "-h", "help", "login", "logout",
                            "completion", "features", "mcp"))
+
+
+def mute(args: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """No exporter over its config.toml's (which names another user's port, with the
+    agent's key): `-c` overrides, which hold no secret (checked with 0.169.0: nothing sent).
+    They also take it out of its shared background-server mode for this run."""
+    if not is_session(args):
+        return args, env
+    off = [a for key in ("exporter", "metrics_exporter", "trace_exporter")
+           for a in ("-c", f'otel.{key}="none"')]
+    return [*off, *args], env
 
 
 def is_session(args: list[str]) -> bool:

@@ -24,6 +24,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from aitrack.adapters.reading import open_regular
+
 _ROLLOUT = re.compile(r"rollout-.*-([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                       r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\.jsonl")
 SLACK_S = 2.0  # after the run's end: the tool's last write may trail its exit
@@ -132,7 +134,7 @@ def _written_during(st, started: float) -> bool:
 
 def _meta_cwd(path: Path) -> str | None:
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO named like a rollout must not block
             first = json.loads(fh.readline(1 << 20))
         cwd = first.get("payload", {}).get("cwd") if first.get("type") == "session_meta" else None
     except (OSError, ValueError, AttributeError):

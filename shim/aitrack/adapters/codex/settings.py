@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aitrack.adapters.codex import locate
-from aitrack.adapters.endpoints import HEADER_NAME, AgentLink, Found, agent_url, shown
+from aitrack.adapters.endpoints import HEADER_NAME, AgentLink, Destination, Found, agent_url, shown
 
 NAME = "codex"
 TITLE = "Codex"
@@ -89,10 +89,7 @@ def found(doc: TomlDoc, link: AgentLink) -> Found:
     """What the user's `[otel]` did that the first install changes (for a note)."""
     data = doc.value()
     otel = data.get("otel") if isinstance(data.get("otel"), dict) else {}
-    endpoint = next((endpoint_of(otel.get(k)) for k in EXPORTERS if endpoint_of(otel.get(k))),
-                    None)
-    return Found(endpoint if endpoint and not endpoint.startswith(link.url + "/") else None,
-                 [f"[otel] {k} headers" for k in plaintext_headers(otel, link.key_header)], [])
+    return Found([f"[otel] {k} headers" for k in plaintext_headers(otel, link.key_header)], [])
 
 
 def raw(value: Any, quote_keys: bool = False) -> str:
@@ -182,6 +179,28 @@ def headers_of(value: Any) -> dict:
             if isinstance(inner, dict) and isinstance(inner.get("headers"), dict):
                 return inner["headers"]
     return {}
+
+
+_PROTOCOLS = {"binary": "http/protobuf", "json": "http/json"}
+
+
+def destinations(data: Mapping[str, Any], url: str) -> list[Destination]:
+    """Where a config's `[otel]` exporters send OTLP, other than the agent at `url`: each
+    signal's URL, protocol and headers."""
+    otel = data.get("otel") if isinstance(data.get("otel"), Mapping) else {}
+    found = []
+    for key, signal in EXPORTERS.items():
+        value = otel.get(key)
+        endpoint = endpoint_of(value)
+        if not endpoint or endpoint.startswith(url + "/"):
+            continue
+        kind = next(k for k in ("otlp-http", "otlp-grpc")
+                    if isinstance(value.get(k), dict) and value[k].get("endpoint") == endpoint)
+        protocol = "grpc" if kind == "otlp-grpc" else \
+            _PROTOCOLS.get(str(value[kind].get("protocol", "binary")))
+        found.append(Destination(signal, endpoint, protocol,
+                                 {str(k): str(v) for k, v in headers_of(value).items()}))
+    return found
 
 
 def diagnose(port: int, env: Mapping[str, str] | None = None) -> str | None:

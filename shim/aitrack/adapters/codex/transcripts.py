@@ -39,7 +39,15 @@ import msgspec
 
 from aitrack.adapters.codex import locate
 from aitrack.adapters.codex.telemetry import response_usage
-from aitrack.adapters.reading import FileRead, decode, identity
+from aitrack.adapters.reading import (
+    MAX_REQUEST_TOKENS,
+    MAX_TOTAL_TOKENS,
+    Dates,
+    FileRead,
+    decode,
+    identity,
+    tokens,
+)
 
 TOOL = "codex"
 # "token_ is in token_count and token_usage_record; session_meta is a rollout's first line,
@@ -113,12 +121,19 @@ def order(path: str, stat: os.stat_result) -> tuple:
 
 
 def _vector(t: _Totals) -> tuple[int, ...]:
-    values = [int(v) if v and v > 0 else 0 for v in (
+    """The figures as counts (a negative one is 0); a running total past MAX_TOTAL_TOKENS,
+    or not a number, skips the line (BadLine)."""
+    values = [max(0, tokens(v, MAX_TOTAL_TOKENS)) for v in (
         t.input_tokens, t.cached_input_tokens, t.cache_write_input_tokens, t.output_tokens,
         t.reasoning_output_tokens)]
-    total = t.total_tokens
-    values.append(int(total) if total and total > 0 else values[0] + values[3])
+    total = tokens(t.total_tokens, MAX_TOTAL_TOKENS)
+    values.append(total if total > 0 else values[0] + values[3])
     return tuple(values)
+
+
+def _plausible(v: tuple[int, ...]) -> bool:
+    """One request's figures: input (cached input and writes inside) and output."""
+    return v[0] + v[3] <= MAX_REQUEST_TOKENS
 
 
 def _time(stamp: str | None) -> float | None:
@@ -139,6 +154,7 @@ class Reader:
         self.file = file
         self.prices = prices
         self.events: list[tuple] = []
+        self.dates = Dates()
         if "thread" not in file.context:
             tid = locate.thread_id(file.path)
             if tid:
@@ -149,7 +165,9 @@ class Reader:
         p, kind = rec.payload, rec.type
         if p is None:
             return
+        self.dates.check(rec.timestamp)
         if kind == "session_meta":
+            self.dates.check(p.timestamp)
             if p.id:
                 self.file.context["thread"] = p.id
                 self.events.append(("meta", rec.timestamp, p))
@@ -216,6 +234,9 @@ class Reader:
             if kind == "record":
                 _, _, key, thread_id, usage, thread = event
                 raises = thread
+                if not _plausible(usage):
+                    book.skip("implausible_tokens")  # and its totals are not believed
+                    continue
                 if (thread_id and thread_id != tid) or book.known(key) or replay:
                     book.duplicate()
                 else:
@@ -238,6 +259,9 @@ class Reader:
                         advance = tuple(max(0, a - b) for a, b in zip(total, h, strict=True))
                     else:
                         advance = None  # re-emitted, unchanged
+                    if advance and not _plausible(advance):
+                        book.skip("implausible_tokens")  # nor is its total
+                        continue
                     if advance and any(advance):
                         book.count(key, 0, s, model, self._figures(model, advance))
                     else:  # what moved nothing needs no key: its copies move nothing either

@@ -19,6 +19,9 @@ WITHOUT_AGENT = "receiver"
 TELLS_RUN = False
 SERVICE_NAMES: tuple[str, ...] = ()
 REPORTS_CONTRIBUTIONS = False  # a wrapped run's commits are read from git
+RESUME = None  # no known way to resume a session by its id
+# no known billing window (`aitrack report blocks`)
+BILLING_WINDOW_H = None
 
 
 def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str], dict[str, str]]:

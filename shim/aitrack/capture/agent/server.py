@@ -19,9 +19,18 @@ import sys
 import threading
 import time
 
-from aitrack import __version__
+from aitrack import __version__, adapters
 from aitrack.capture import intake, linking, runs
-from aitrack.capture.agent import ensure_secret, pid_file, port_taken, probe, url
+from aitrack.capture.agent import (
+    activation,
+    check_port,
+    choose,
+    ensure_secret,
+    held_by,
+    pid_file,
+    rotate_session_key,
+    url,
+)
 from aitrack.capture.agent.worker import Worker
 from aitrack.capture.receiver import Receiver
 from aitrack.config import identity
@@ -57,6 +66,7 @@ class Agent:
         self.forwarder_started = 0.0
         self.prices = None  # the profile's price table, loaded when first needed
         self._attributes: dict[str, str] | None = None
+        self.span_services = tuple(n.encode() for n in adapters.services_counting("traces"))
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -69,17 +79,12 @@ class Agent:
     # ------------------------------------------------------------ lifetime
 
     def serve(self) -> int:
-        port = self.profile.agent.port
+        port = choose(self.paths, self.profile)
         secret = ensure_secret(self.paths)
-        try:
-            sock = _bind(port)
-        except OSError as exc:
-            found = probe(port, secret)
-            line = (f"the agent is already running on {url(port)}" if found == "agent"
-                    else port_taken(port) if found == "other"
-                    else f"cannot listen on {url(port)}: {exc.strerror or exc}")
-            print(f"aitrack: {line}", file=sys.stderr)
-            return 0 if found == "agent" else 1
+        sock = self._socket(port, secret)
+        if sock is None:
+            return self.exit_code
+        session_keys = rotate_session_key(self.paths)  # the helper tools' key, new each start
         self.db = ledger.connect(self.paths.ledger)
         self.worker = Worker(self.paths, on_queued=self._queued, log=self.log)
         self.inbox = intake.Inbox(ledger.connect(self.paths.ledger), "agent", self._put)
@@ -91,9 +96,12 @@ class Agent:
         self.to_link.set()  # ends a stopped or crashed agent left unlinked
         threading.Thread(target=self._link_runs, name="aitrack-runs", daemon=True).start()
         self.receiver = Receiver(sock, secret, self.inbox.put, status=self.status,
-                                 runs=self._run_event, kept=self._kept).start()
+                                 runs=self._run_event, kept=self._kept,
+                                 also=tuple(k for k in session_keys if k),
+                                 own_peers=True).start()
         self._write_pid(port)
         self._start_forwarder()
+        intake.release_claims(self.db, "agent")  # what its killed worker held: taken now
         self.worker.kick()  # what a crash or a stopped agent left in the inbox
         self.log(f"agent started: pid {os.getpid()}, {url(port)}")
         for sig in (signal.SIGTERM, signal.SIGINT) + ((signal.SIGHUP,)
@@ -104,6 +112,29 @@ class Agent:
         finally:
             self._shutdown()
         return 0
+
+    def _socket(self, port: int, secret: str) -> socket.socket | None:
+        """The listening socket: the service manager's (it held the port from login), else
+        bound now. None (and exit_code set) when the port is not to be had."""
+        self.exit_code = 1
+        passed = activation.inherited()
+        if passed is not None:
+            problem = activation.check(passed, port)
+            if problem is None:
+                return passed
+            passed.close()
+            print(f"aitrack: {problem}", file=sys.stderr)
+            return None
+        try:
+            return _bind(port)
+        except OSError as exc:
+            found = check_port(port, secret, self.paths)
+            line = (f"the agent is already running on {url(port)}" if found.state == "agent"
+                    else held_by(found, port) if found.state != "free"
+                    else f"cannot listen on {url(port)}: {exc.strerror or exc}")
+            print(f"aitrack: {line}", file=sys.stderr)
+            self.exit_code = 0 if found.state == "agent" else 1
+            return None
 
     def _loop(self) -> None:
         """Timers for the periodic work; waiting, never polling."""
@@ -151,14 +182,19 @@ class Agent:
 
     # ------------------------------------------------------------ receiving
 
-    def _kept(self, signal: str) -> bool:
-        """Metrics and logs are counted; traces count nothing, so they are kept only when the
-        profile forwards them (Codex sends hundreds of spans at exit and waits for the answer)."""
+    def _kept(self, signal: str, body: bytes) -> bool:
+        """Metrics and logs are counted. Traces are kept when the profile forwards them, or
+        when they come from a tool whose spans carry its usage (Copilot CLI): the payload
+        names that tool's service. The others count nothing and are not stored (Codex sends
+        hundreds of spans at exit and waits for the answer)."""
         if signal != "traces":
             return True
         endpoint = self.profile.endpoint
-        return bool(endpoint and "traces" in endpoint.signals
-                    and policy.of(self.profile).raw)
+        if endpoint and "traces" in endpoint.signals and policy.of(self.profile).raw:
+            return True
+        # a plain search of the decompressed body (protobuf or JSON carry the name as is):
+        # one that merely mentions the name costs a decode, and is counted for no one
+        return any(name in body for name in self.span_services)
 
     def _put(self) -> None:
         self.received += 1

@@ -29,6 +29,7 @@ from pathlib import Path
 from aitrack import __version__, adapters
 from aitrack.config import paths
 from aitrack.config import profile as profiles
+from aitrack.domain.display import MAX_LINE, safe
 from aitrack.install.doctor.agent import check_agent, check_agent_settings
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context, worst
 from aitrack.install.doctor.endpoint import check_endpoint, check_keychain
@@ -46,10 +47,11 @@ from aitrack.install.doctor.tool_settings import (
     check_plaintext_tokens,
     managed_settings_tools,
 )
-from aitrack.install.doctor.tools import check_shims, check_tool
+from aitrack.install.doctor.tools import check_command, check_shims, check_tool
 
 __all__ = [
     "FAIL", "OTLP_HEADER_VARS", "PASS", "WARN", "Check", "Context", "check_agent",
+    "check_command",
     "check_agent_settings", "check_disk", "check_endpoint", "check_keychain", "check_ledger",
     "check_managed_settings", "check_outbox", "check_plaintext_tokens", "check_prices",
     "check_private_files", "check_profile", "check_profile_integrity", "check_shims",
@@ -72,7 +74,8 @@ def run(env: Mapping[str, str] | None = None, debug: bool = False) -> list[Check
     with ThreadPoolExecutor(len(slow)) as pool:
         checks += list(pool.map(lambda item: guarded(*item), slow))
     ctx.tokens = {}  # the probes are done: no token outlives them
-    rest: list[tuple[str, Callable[[Context], Check]]] = [("shims", check_shims)]
+    rest: list[tuple[str, Callable[[Context], Check]]] = [("shims", check_shims),
+                                                          ("command", check_command)]
     rest += [(f"{tool}-settings", partial(check_managed_settings, tool=tool))
              for tool in managed_settings_tools()]
     rest += [("plaintext-tokens", check_plaintext_tokens), ("ledger", check_ledger),
@@ -111,8 +114,10 @@ def text(checks: list[Check], columns: int, paint: Callable[[str], str] = str) -
     indent = " " * (4 + 2 + width + 2)
 
     def wrap(first: str, line: str, more: str = indent) -> str:
-        return textwrap.fill(line, columns, initial_indent=first, subsequent_indent=more,
-                             break_on_hyphens=False, break_long_words=False)
+        # paths, settings and answers from outside: escaped and capped (domain/display.py)
+        return textwrap.fill(safe(line, MAX_LINE), columns, initial_indent=first,
+                             subsequent_indent=more, break_on_hyphens=False,
+                             break_long_words=False)
 
     lines = [f"aitrack {__version__} doctor ({sys.executable})"]
     for c in checks:

@@ -10,24 +10,36 @@ from aitrack.capture.loopback import SECRET_HEADER
 from aitrack.config import private_files
 from aitrack.install import service, shims, wiring
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context
+from aitrack.install.wiring.state import load_state
 
 
 def check_agent(ctx: Context) -> Check:
-    """Whether the agent runs on its port (or something else holds it)."""
-    port = ctx.profile.agent.port
-    try:
-        secret = agent.secret_file(ctx.paths).read_text(encoding="ascii").strip() or None
-    except (OSError, UnicodeDecodeError):
-        secret = None
+    """Whether the agent runs on its port, or who else holds it (asked of the OS, never of
+    what answers there)."""
+    port = agent.agent_port(ctx.paths, ctx.profile)
     wired = wiring.installed(ctx.paths)
+    if port is None:  # no port chosen: never installed
+        return _not_installed(ctx, {"port": None, "port_owner": None, "installed_for": wired,
+                                    "points_at_agent": []})
     pointed = [t for t in wiring.TOOLS
                if wiring.settings_module(t).points_at_agent(port, ctx.env)]
-    found = agent.probe(port, secret)
+    check = agent.check_port(port, agent.read_secret(ctx.paths), ctx.paths)
+    found = check.state
     data = {"port": port, "port_owner": found, "installed_for": wired,
-            "points_at_agent": pointed}
+            "points_at_agent": pointed,
+            "holder": {"uid": check.owner.uid, "pid": check.owner.pid} if check.owner else None}
+    if found == "foreign":  # always a FAIL: the tools' telemetry would go to that user
+        return Check("agent", FAIL, f"port {port} is held by {check.owner.named()}, another "
+                     "user, not your agent: aitrack sends it nothing"
+                     + (f"; {', '.join(pointed)} send their telemetry there (without the "
+                        "key where a helper gives it)" if pointed else ""),
+                     "ask them (or an admin) to free the port, or give your agent another: "
+                     "`[agent] port = N` in your profile (IT: `[agent] port_base` in the "
+                     "managed profile), then `aitrack agent install`", data=data)
     if found == "other":  # a FAIL only for a user whose tools count on the agent
+        where = f" (pid {check.owner.pid})" if check.owner and check.owner.pid else ""
         return Check("agent", FAIL if wired or pointed else WARN,
-                     f"port {port} is used by another program, not aitrack's "
+                     f"port {port} is used by another program of yours{where}, not aitrack's "
                      "agent, so the agent cannot run"
                      + (f" ({', '.join(pointed)} send their telemetry there)" if pointed else ""),
                      "stop that program, or choose another port with `[agent] port = N` in "
@@ -36,8 +48,7 @@ def check_agent(ctx: Context) -> Check:
     if found == "agent":
         return Check("agent", PASS, f"running on {agent.url(port)}", data=data)
     if not wired and not pointed:
-        return Check("agent", PASS, "not installed (optional: `aitrack agent install` also "
-                     "records runs started from IDEs and desktop apps)", data=data)
+        return _not_installed(ctx, data)
     manager = service.detect(ctx.env)
     why = (f" ({manager.how_to_debug(ctx.paths)} says why it stopped)"
            if manager is not None and manager.installed(ctx.paths) else "")
@@ -51,18 +62,30 @@ def check_agent(ctx: Context) -> Check:
                  "starts it", data=data)
 
 
+def _not_installed(ctx: Context, data: dict) -> Check:
+    """The agent by default: a WARN until it is installed or declined."""
+    if wiring.opted_out(ctx.paths):
+        return Check("agent", PASS, "not installed, as you chose (`aitrack setup "
+                     "--no-agent`): only runs through `aitrack` or the shims are recorded",
+                     data=data)
+    return Check("agent", WARN, "not installed: runs started from IDEs and desktop apps "
+                 "are not recorded, and Codex's own telemetry never reaches the org",
+                 "run `aitrack agent install` (or `aitrack setup --no-agent` to go "
+                 "without it)", data=data)
+
+
 def check_agent_settings(ctx: Context) -> Check:
     """The tools' settings still point at the agent, and a settings file that holds its key
     is private."""
-    port = ctx.profile.agent.port
+    port = agent.agent_port(ctx.paths, ctx.profile) or 0
     wired = wiring.installed(ctx.paths)
     problems, fixes, details = [], [], []
     status = PASS
     for tool in wiring.TOOLS:
         mod = wiring.settings_module(tool)
         why = mod.diagnose(port, ctx.env)
-        details.append(f"{tool}: " + (f"not pointed at the agent: {why}" if why else
-                                      "sends its telemetry to the agent"))
+        details.append(f"{tool}: " + (f"not pointed at the agent: {why}" if why else getattr(
+            mod, "WIRED", "sends its telemetry to the agent")))
         if why and tool in wired:
             status = WARN
             problems.append(f"{mod.TITLE}'s settings no longer send its telemetry to the "
@@ -83,6 +106,17 @@ def check_agent_settings(ctx: Context) -> Check:
             status = FAIL
             problems.append(loose[0])
             fixes.append(loose[1])
+    replaced = load_state(ctx.paths).get("replaced", []) if wired else []
+    if replaced and ctx.profile.endpoint is None:  # install --keep-local: say it while it lasts
+        status = FAIL if status == FAIL else WARN
+        sent = ", ".join(dict.fromkeys(f"{r['tool']} to {r['endpoint']}" for r in replaced))
+        problems.append(f"the telemetry these settings sent elsewhere ({sent}) goes to the "
+                        "agent, which keeps it on this machine (your profile has no endpoint): "
+                        "that endpoint receives nothing from here")
+        fixes.append("`aitrack agent install --adopt-endpoint` forwards there again (ask IT "
+                     "for a profile with the org's endpoint otherwise); `aitrack agent "
+                     "uninstall` puts the settings back")
+        data["replaced"] = replaced
     if problems:
         return Check("agent-settings", status, "; ".join(problems), "; ".join(
             dict.fromkeys(fixes)), details, data)

@@ -14,6 +14,9 @@ from aitrack.domain import pricing
 from aitrack.egress import outbox
 from aitrack.egress.forward_log import size
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context
+from aitrack.reports import queries
+from aitrack.reports.readonly import LedgerError, open_ledger
+from aitrack.store import ledger
 from aitrack.store.migrations import MIGRATIONS
 
 STALE_BACKLOG_S = 3600.0  # a payload pending longer than this is a backlog, not in flight
@@ -24,7 +27,7 @@ DISK_LOW_BYTES = 64 * 1024 * 1024
 
 def _open_ledger(path: Path) -> sqlite3.Connection:
     """Read-only: the doctor never creates nor upgrades a ledger."""
-    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
+    return ledger.open_readonly(path)
 
 
 def check_ledger(ctx: Context) -> Check:
@@ -94,13 +97,21 @@ def check_disk(ctx: Context) -> Check:
 def check_private_files(ctx: Context) -> Check:
     """aitrack's files hold emails, directories and payloads: no other user may read them."""
     paths = ctx.paths
-    dirs = [paths.config_dir, paths.data_dir, paths.state_dir, paths.log_dir, paths.cache_dir]
+    dirs = [paths.config_dir, paths.data_dir, paths.state_dir, paths.log_dir, paths.cache_dir,
+            paths.state_dir / "agent"]
     files = [paths.ledger.with_name(paths.ledger.name + s) for s in ("", "-wal", "-shm")]
     files += [paths.log_dir / "forwarder.log", paths.cache_dir / "startup.bin"]
     links = [str(f) for f in files if f.is_symlink()]
     loose = [str(p) for p in dirs + files
              if str(p) not in links and p.exists() and private_files.loose(p)]
     data = {"loose": loose, "links": links}
+    refused = _others(dirs + files)
+    if refused:
+        data["refused"] = [str(r) for r in refused]
+        more = f" (+{len(refused) - 1} more)" if len(refused) > 1 else ""
+        return Check("private-files", FAIL, f"aitrack will not use {refused[0].filename}: "
+                     f"another account made it or may change it{more}",
+                     refused[0].strerror.split(": ", 2)[-1], [str(r) for r in refused], data)
     if links:
         more = f" (+{len(links) - 1} more)" if len(links) > 1 else ""
         return Check("private-files", FAIL, f"{links[0]} is a symbolic link, which aitrack "
@@ -114,6 +125,25 @@ def check_private_files(ctx: Context) -> Check:
                      + " ".join(str(d) for d in dirs if d.exists()) + "`", loose, data)
     return Check("private-files", PASS, "aitrack's files are private (0600 files in 0700 "
                  "directories)", data=data)
+
+
+def _others(paths: list[Path]) -> list[private_files.NotYours]:
+    """What of aitrack's another account made or may change (private_files.NotYours)."""
+    found = []
+    for path in paths:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        try:
+            refused = private_files.not_yours(path, st)
+            if refused is None and path.is_dir():
+                private_files.check_way(path)
+        except private_files.NotYours as exc:
+            refused = exc
+        if refused is not None and all(r.filename != refused.filename for r in found):
+            found.append(refused)
+    return found
 
 
 def _count(n: int, word: str) -> str:
@@ -195,15 +225,20 @@ def check_prices(ctx: Context, today: date | None = None) -> Check:
     table = pricing.load(ctx.profile.prices)
     stale = pricing.stale_line(table.as_of, today)
     try:
-        models = pricing.ledger_models(ctx.paths.ledger)
-    except sqlite3.Error:
+        db = open_ledger(ctx.paths.ledger)
+        try:
+            models = queries.models(db)
+        finally:
+            if db is not None:
+                db.close()
+    except (sqlite3.Error, LedgerError):
         models = []  # the ledger check says what is wrong with it
     unpriced = [m for m in models if table.price_for(m) is None]
     data = {"as_of": table.as_of, "stale": stale is not None, "unpriced": unpriced}
     problems = [stale] if stale else []
     if unpriced:
         problems.append(f"no price for {', '.join(unpriced)} (in your ledger): where the "
-                        "tool reported no cost of its own, the cost shows as n/a")
+                        "tool reported no cost of its own, reports show it as `unpriced`")
     if problems:
         return Check("prices", WARN, " ".join(problems),
                      "`aitrack prices` shows the price each of your models gets and the "

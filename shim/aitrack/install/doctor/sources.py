@@ -7,10 +7,12 @@ import re
 import sys
 from collections.abc import Callable
 
-from aitrack.config import managed
+from aitrack.config import identity, managed
+from aitrack.config.attributes import INTEGRITY_KEY
 from aitrack.config.paths import Paths
 from aitrack.config.profile import Profile
-from aitrack.config.schema import INTEGRITY_KEY, ProfileError, read_file
+from aitrack.config.profile_file import read_file
+from aitrack.config.schema import ProfileError
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context, shown_url
 
 
@@ -31,8 +33,12 @@ def check_profile(ctx: Context) -> Check:
                      "`aitrack profile show` lists every problem", details, data)
     if user_problems:
         where = user_problems[0].split(" ", 2)[2]
-        return Check("profile", WARN, f"your profile {where} is invalid and ignored; {mode}",
-                     f"fix it (`aitrack profile validate {where}`) or delete it", details, data)
+        whole = any(source.startswith("user profile ignored") for source in p.broken)
+        what = "is invalid and ignored" if whole else \
+            "has invalid settings, which are ignored (the rest applies)"
+        return Check("profile", WARN, f"your profile {where} {what}; {mode}",
+                     f"fix it (`aitrack profile validate {where}` lists every problem) or "
+                     "delete it", details, data)
     return Check("profile", PASS, mode, None, details, data)
 
 
@@ -91,11 +97,23 @@ def check_profile_integrity(ctx: Context) -> Check:
     overridden = managed.overrides(ctx.paths, ctx.env)
     refused = [p for source, problems in ctx.profile.broken.items()
                if source.startswith("user profile setting ignored") for p in problems]
-    details = [detail for _, detail in overridden] + refused
+    environment = identity.environment_changes(ctx.profile, ctx.env)
+    details = [detail for _, detail in overridden] + refused + environment
+    details += _identity_lines(ctx.profile)
     if ctx.env.get("AITRACK_MANAGED_PLIST") and sys.platform != "darwin":
         details.append(f"AITRACK_MANAGED_PLIST is ignored: managed preferences exist only on "
                        f"macOS, not on {sys.platform}")
-    data = {"overridden": [reason for reason, _ in overridden], "refused": refused}
+    data = {"overridden": [reason for reason, _ in overridden], "refused": refused,
+            "environment": environment,
+            "identity": {"user.id": ctx.profile.attributes.get(identity.USER_ID,
+                                                               identity.login_name()),
+                         "email_source": identity.email_source(ctx.profile)}}
+    if environment:
+        return Check("profile-integrity", WARN, "your environment tries to change who "
+                     "telemetry is attributed to; it is ignored, and forwarded telemetry "
+                     f"carries {INTEGRITY_KEY}={identity.ENV_IGNORED}",
+                     "unset the variables named below (identity comes from the OS account "
+                     "and IT's sources on a managed machine)", details, data)
     if overridden:
         what = "; ".join(detail for _, detail in overridden)
         return Check("profile-integrity", WARN, f"{what}: the managed settings IT deployed are "
@@ -109,3 +127,17 @@ def check_profile_integrity(ctx: Context) -> Check:
                      f"remove them from {ctx.paths.user_profile}", details, data)
     return Check("profile-integrity", PASS, "the settings in effect are the managed sources' "
                  "(no managed source replaced)", None, details, data)
+
+
+def _identity_lines(p: Profile) -> list[str]:
+    """Where user.id and user.email come from, one line each (never git's email itself)."""
+    who = (f"user.id: {p.origins.get('attributes.user.id')}" if "user.id" in p.attributes
+           else f"user.id: the OS account ({identity.login_name()})")
+    source = identity.email_source(p)
+    email = {"attribute": f"user.email: {p.origins.get('attributes.user.email')}",
+             "template": f"user.email: the template identity.email ({p.identity.email})",
+             "git": "user.email: git's user.email (your own setting, sent marked "
+                    f"{identity.SOURCE_KEY}=git)",
+             None: "user.email: none (no managed attribute or template, and git's is not "
+                   "used on this machine)"}[source]
+    return [who, email]

@@ -12,6 +12,7 @@ from pathlib import Path
 from aitrack import adapters
 from aitrack.adapters.endpoints import agent_url, header_names
 from aitrack.capture.loopback import SECRET_HEADER
+from aitrack.capture.ports import agent_port
 from aitrack.install.doctor.check import FAIL, PASS, WARN, Check, Context
 
 OTLP_HEADER_VARS = tuple(f"OTEL_EXPORTER_OTLP_{s}HEADERS"
@@ -51,7 +52,8 @@ def check_managed_settings(ctx: Context, tool: str) -> Check:
                      f"IT: fix or remove the file; {title} may ignore it")
     redirecting = sorted(k for k in env if OTLP_REDIRECT.fullmatch(str(k)))
     data = {"path": str(path), "redirecting_keys": redirecting}
-    url = agent_url(ctx.profile.agent.port)  # as `aitrack agent print-settings` sets it
+    port = agent_port(ctx.paths, ctx.profile)
+    url = agent_url(port) if port else "-"  # as `aitrack agent print-settings` sets it
     if redirecting and all(k.endswith("ENDPOINT") and str(env[k]).rstrip("/").startswith(url)
                            for k in redirecting):
         return Check(name, PASS, f"{path} sends {title}'s telemetry to the aitrack agent "

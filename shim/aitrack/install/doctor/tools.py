@@ -21,16 +21,19 @@ VERSION_TIMEOUT_S = 5.0
 
 def check_tool(ctx: Context, name: str) -> Check:
     """The tool's binary (the one aitrack runs) answers `--version`."""
-    adapter = adapters.load(name)
-    override = adapter.BIN_ENV
-    binary = launcher.find_real_binary(adapter.EXECUTABLE, override, str(ctx.paths.shim_dir),
-                                       dict(ctx.env))
+    override = adapters.load(name).BIN_ENV
+    binary = _binary(ctx, name)
     if ctx.env.get(override) and not (binary and os.path.isfile(binary)):
         return Check(name, FAIL, f"{override}={ctx.env[override]} does not exist",
                      f"point {override} at the {name} executable or unset it")
     if binary is None:
-        return Check(name, WARN, f"{name} is not installed (not on PATH)",
-                     f"install {name} if you use it (or set {override})", data={"path": None})
+        if any(_binary(ctx, other) for other in adapters.TOOLS if other != name):
+            # one tool of several: the others are what this user runs
+            return Check(name, PASS, f"{name} is not installed (not on PATH): aitrack tracks "
+                         "it once it is", data={"path": None})
+        return Check(name, WARN, f"{name} is not installed (not on PATH), nor any other tool "
+                     "aitrack wraps", f"install {name} if you use it (or set {override})",
+                     data={"path": None})
     try:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True,
                              timeout=VERSION_TIMEOUT_S, stdin=subprocess.DEVNULL,
@@ -49,6 +52,12 @@ def check_tool(ctx: Context, name: str) -> Check:
                      data={"path": binary, "version": None})
     return Check(name, PASS, f"{binary} ({version or 'version unknown'})",
                  data={"path": binary, "version": version})
+
+
+def _binary(ctx: Context, name: str) -> str | None:
+    adapter = adapters.load(name)
+    return launcher.find_real_binary(adapter.EXECUTABLE, adapter.BIN_ENV,
+                                     str(ctx.paths.shim_dir), dict(ctx.env))
 
 
 def _without_redirection(env: Mapping[str, str]) -> dict[str, str]:
@@ -101,3 +110,20 @@ def check_shims(ctx: Context) -> Check:
     return Check("shims", PASS, f"{shims.listed([s.name for s in relevant])} resolve to aitrack "
                  "shims" if len(relevant) > 1 else f"{relevant[0].name} resolves to an aitrack "
                  "shim", None, details, data)
+
+
+def check_command(ctx: Context) -> Check:
+    """`aitrack` itself is on PATH: every command in the README starts with it."""
+    env = dict(ctx.env)
+    found = shims.command_on_path(ctx.paths.shim_dir, env)
+    if found:
+        return Check("command", PASS, f"`aitrack` runs {found}", data={"path": found})
+    ours = next((d for d in shim_dirs(ctx.paths)
+                 if any(shims.is_shim(d / n) for n in shims.files_for(shims.COMMAND))), None)
+    fix = (f"put {ours} first on PATH: {shims.path_line(ours)} (at the end of ~/.zshrc or "
+           "~/.bashrc, and in this shell)" if ours else
+           "run `aitrack shims install` (it puts `aitrack` beside the shims) and follow its "
+           "PATH hint")
+    return Check("command", WARN, "`aitrack` is not on PATH: the commands in the README fail "
+                 "with \"command not found\" (this doctor ran by its full path)", fix,
+                 data={"path": None})

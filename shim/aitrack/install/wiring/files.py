@@ -1,6 +1,9 @@
 """Reading and writing the tools' settings files: through a link where that is safe, never
-for a file that would hold the agent's key and is not the user's own; written atomically with
-an exact mode, making (and later removing) only the directories that were missing.
+for a file that would hold the agent's key and is not the user's own, never for a read-only
+one (the user made it so); written atomically with an exact mode, making (and later removing)
+only the directories that were missing, and only over the bytes the plan was made from
+(`unchanged`: the tool may rewrite its settings meanwhile). One install or uninstall at a
+time (`locked`).
 """
 
 from __future__ import annotations
@@ -8,15 +11,26 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+
+from aitrack.config.private_files import open_private, private_dir
 
 try:
     import pwd
 except ImportError:  # Windows: files are owned by SIDs, not uids
     pwd = None
+try:
+    import fcntl
+except ImportError:  # Windows: msvcrt's byte-range lock instead
+    fcntl = None
+    import msvcrt
+
+LOCK_WAIT_S = 30.0
 
 SECRET_MODE = 0o600  # a settings file that holds the agent's key
 
@@ -53,6 +67,58 @@ def read(mod: ModuleType, path: Path) -> SettingsFile:
             f"{path} belongs to {owner}, not to you: it would hold the agent's key, so it "
             f"must be yours and private; run `sudo chown $USER {path}`, then try again")
     return SettingsFile(path, target, data, stat.S_IMODE(st.st_mode))
+
+
+def writable_problem(file: SettingsFile) -> str | None:
+    """Why aitrack must not (or cannot) replace this file, or None: a file its owner made
+    read-only is the user's choice; a folder it cannot write (a read-only mount) would fail
+    half-way."""
+    if file.mode is not None and not file.mode & stat.S_IWUSR:
+        return (f"{file.path} is read-only (mode {file.mode:04o}): aitrack leaves it as it "
+                f"is; to wire it, make it writable (`chmod u+w {file.path}`) and run this again")
+    folder = file.target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        return (f"cannot write in {folder} (read-only, or not yours): give yourself write "
+                "access to it, then run this again")
+    return None
+
+
+def unchanged(file: SettingsFile) -> bool:
+    """The file is still as `file` read it: the same bytes (or still missing) and mode."""
+    try:
+        return file.target.read_bytes() == file.data and \
+            stat.S_IMODE(os.stat(file.target).st_mode) == file.mode
+    except FileNotFoundError:
+        return file.data is None
+    except OSError:
+        return False
+
+
+@contextmanager
+def locked(lock: Path) -> Iterator[None]:
+    """One install or uninstall at a time: an exclusive lock on `lock` (0600, made as
+    needed); TimeoutError after LOCK_WAIT_S."""
+    private_dir(lock.parent)
+    fd = open_private(lock, os.O_RDWR)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                else:  # pragma: no cover - Windows
+                    msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another `aitrack agent install` or `uninstall` holds "
+                                       f"{lock}: wait for it, then run this again") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def decode(mod: ModuleType, data: bytes, path: Path) -> str:

@@ -21,6 +21,7 @@ from aitrack.install.wiring.state import (
     helper_file,
     helper_tools,
     load_state,
+    lock_file,
     save_state,
     settings_module,
 )
@@ -37,6 +38,14 @@ SAID = {  # what happened to a file, as uninstall says it
 def unwire(paths: Paths, env: Mapping[str, str] | None = None) -> Outcome:
     """Put every tool's settings files back as they were before install."""
     env = os.environ if env is None else env
+    try:
+        with files.locked(lock_file(paths)):
+            return _unwire(paths, env)
+    except TimeoutError as exc:
+        return Outcome(lines=[str(exc)])
+
+
+def _unwire(paths: Paths, env: Mapping[str, str]) -> Outcome:
     state = load_state(paths)
     out = Outcome(data={"files": {}})
     for name, record in list(state["files"].items()):
@@ -45,20 +54,25 @@ def unwire(paths: Paths, env: Mapping[str, str] | None = None) -> Outcome:
         try:
             result, lines = restore(mod, path, record)
         except mod.SettingsError as exc:
-            out.lines.append(f"{exc}; aitrack's keys are still in it: "
-                             + ", ".join(key_name(tuple(k["path"])) for k in record["keys"]))
-            result, lines = "left", []
+            # its record (the original bytes) stays: a second uninstall can still restore it
+            out.lines.append(f"{exc}; aitrack's keys are still in it ("
+                             + ", ".join(key_name(tuple(k["path"])) for k in record["keys"])
+                             + "): its backup is kept, run `aitrack agent uninstall` again "
+                             "once it is fixed")
+            out.data["files"][name] = "left"
+            continue
         out.data["files"][name] = result
         out.changed |= result != "left"
         out.lines.append(SAID[result].format(where=home_relative(path, env)))
         out.lines += lines
         del state["files"][name]
         save_state(paths, state)
-    for tool in helper_tools():
-        helper = helper_file(paths, tool)
-        if helper.exists():
-            helper.unlink()
-            out.changed = True
+    if not state["files"]:  # a file left wired may still name its helper
+        for tool in helper_tools():
+            helper = helper_file(paths, tool)
+            if helper.exists():
+                helper.unlink()
+                out.changed = True
     if not out.data["files"]:
         out.lines.append("no tool settings were wired by aitrack: nothing to restore")
     return out

@@ -58,6 +58,11 @@ def state_file(paths: Paths) -> Path:
     return agent.agent_dir(paths) / "wiring.json"
 
 
+def lock_file(paths: Paths) -> Path:
+    """Held while an install or uninstall runs (files.locked)."""
+    return agent.agent_dir(paths) / "wiring.lock"
+
+
 def helper_tools() -> tuple[str, ...]:
     """The wired tools that take the agent's key from a headers helper (a script that
     prints it) instead of holding it in their settings."""
@@ -91,3 +96,20 @@ def installed(paths: Paths) -> list[str]:
     files = load_state(paths)["files"].values()
     return [t for t in TOOLS if any(r.get("tool") == t for r in files)]
 
+
+
+def opt_out_file(paths: Paths) -> Path:
+    """There when the user chose to run without the agent (`aitrack setup --no-agent`)."""
+    return agent.agent_dir(paths) / "opted-out"
+
+
+def opted_out(paths: Paths) -> bool:
+    return opt_out_file(paths).exists()
+
+
+def choose_agent(paths: Paths, wanted: bool) -> None:
+    """Remember whether the user wants the agent (doctor then stops suggesting it)."""
+    if wanted:
+        opt_out_file(paths).unlink(missing_ok=True)
+    else:
+        write_private(opt_out_file(paths), b"the agent was declined: `aitrack setup --no-agent`\n")

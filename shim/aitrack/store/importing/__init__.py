@@ -18,17 +18,25 @@ The entry points (`run`, `import_files`, `before_report`, `open_ledger`) are in
 
 The reader contract: what `aitrack/adapters/<tool>/transcripts.py` provides
 
-  MARKERS              byte strings at least one of which is in every line that can count;
-                       the other lines (most of them) are never parsed
-  LAST_MARKERS         optional: markers of which only the last line of a read counts
-                       (last-wins)
-  roots(env)           the directories holding its files
+  SOURCE               optional, "lines" (default): line files the engine splits, or
+                       "whole": files the reader reads itself, whole (a SQLite database, a
+                       JSON document), through `Reader.query()`
+  MARKERS              (lines) byte strings at least one of which is in every line that can
+                       count; the other lines (most of them) are never parsed
+  LAST_MARKERS         (lines) optional: markers of which only the last line of a read
+                       counts (last-wins)
+  roots(env)           the directories holding its files; a root may be a file itself
+  DEPTH                optional: how many folders deep below a root its files are (default:
+                       any), so a walk does not descend into a tool's other folders
   is_transcript(name)  whether a file name there is one
   order(path, stat)    the sort key of files within an import (path: a str)
-  Reader(file, prices) one file's new lines (`file`: a FileRead: its path, and `context`, a
-                       dict kept between imports); `line(raw, head)` parses a line (raising
-                       BadLine; `head`: one of a file's first lines, always handed over),
-                       optional `finish()` once the file is read, `keys()` the response keys
+  Reader(file, prices) one file's new content (`file`: a FileRead: its path, and `context`, a
+                       dict kept between imports). A line reader's `line(raw, head)` parses a
+                       line (raising BadLine; `head`: one of a file's first lines, always
+                       handed over); a whole reader's `query()` reads the file itself, from
+                       the point it noted in `file.context`, opening a database read-only
+                       (raising OSError when it cannot, BadLine for a bad document).
+                       Optional `finish()` once the file is read, `keys()` the response keys
                        it will ask about, `count(book)` counts them in order into the Book:
                        `book.count(key, rid, session, model, figures)` per response, `rid`
                        being reading.request_number of the request's own id (what a
@@ -50,19 +58,10 @@ The reader contract: what `aitrack/adapters/<tool>/transcripts.py` provides
 The reader kit both sides share (BadLine, decode, identity, FileRead, the order of a
 response's figures) is `aitrack.adapters.reading`.
 
-Sources that are not line files. opencode (`opencode.db`) and Copilot CLI
-(`session-store.db`) keep their usage in SQLite databases. Their readers will declare
-`SOURCE = "database"` (line files: "lines", the default) and the engine will branch in one
-place, `files.read_file`: instead of splitting the file into lines for `Reader.line`, it
-calls `Reader.query()` once. The reader opens the database read-only, reads the rows added
-since the point it noted in `file.context` (kept between imports, as Codex keeps a
-rollout's thread id), notes where it stopped, and keeps one record per request, keyed as a
-line reader keys responses; `keys`, `count`, `finish`, `metrics`, the Book, the batches, the
-worker pool and the merge stay as they are. Two things differ for the engine: a WAL
-database's new rows sit in its `-wal` file until a checkpoint, so a database's change stamp
-must cover `<name>-wal` too (size and mtime of both), or an unchanged main file hides new
-rows; and the byte offset and head hash mean nothing there (0): a database is queried on,
-never resumed by bytes.
+A file read whole is never resumed by bytes (its offset and head hash are 0): its change
+stamp (files.stamp) is its size and time, with a database's `<name>-wal` added, since a WAL
+database's new rows sit there until a checkpoint and an unchanged main file would hide them.
+opencode (`opencode.db`, and its older `storage/message/**.json` documents) is read so.
 
 Counting is idempotent: every counted response is a row keyed by a hash of its identity, a
 row only ever grows (the largest line of a response wins), and a session's transcript

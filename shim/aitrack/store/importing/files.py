@@ -2,22 +2,61 @@
 
 What the last import knew of each file is a row of transcript_files (migration m005): an
 unchanged file is not opened, an appended one is read on from where the last read ended,
-and a rewritten one (its first bytes changed: a compaction) from its start again.
+and a rewritten one (its first bytes changed: a compaction) from its start again. A file its
+reader reads whole (SOURCE "whole": a SQLite database, a JSON document) is handed to the
+reader, which notes in the file's context where it stopped; its change stamp covers a
+database's `-wal` file, where new rows sit until a checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-from aitrack.adapters.reading import FileRead, identity
+from aitrack.adapters.reading import BadLine, FileRead, NotRegular, identity, open_regular
 from aitrack.store.importing.lines import Lines
 from aitrack.store.importing.result import ImportResult
 
 HEAD_BYTES = 4096  # a file whose first bytes changed was rewritten: read it from the start
+
+
+class Stamp:
+    """A file's identity and change stamp: its own stat, or for a file read whole, its
+    stat with its `-wal` file's size added and the later of the two times. An empty `-wal`
+    holds no rows: a reader's own open leaves one, which must not read as a change."""
+
+    __slots__ = ("st_dev", "st_ino", "st_size", "st_mtime_ns")
+
+    def __init__(self, st: os.stat_result, wal: os.stat_result | None):
+        self.st_dev, self.st_ino = st.st_dev, st.st_ino
+        self.st_size = st.st_size + (wal.st_size if wal else 0)
+        self.st_mtime_ns = max(st.st_mtime_ns, wal.st_mtime_ns if wal else 0)
+
+    @property
+    def st_mtime(self) -> float:
+        return self.st_mtime_ns / 1e9
+
+
+def whole(transcripts: ModuleType) -> bool:
+    """Whether the tool's reader reads each file itself (the reader contract's SOURCE)."""
+    return getattr(transcripts, "SOURCE", "lines") == "whole"
+
+
+def stamp(transcripts: ModuleType, path: str, st: os.stat_result) -> os.stat_result | Stamp:
+    """What tells whether a file changed since the last import."""
+    if not whole(transcripts):
+        return st
+    try:
+        wal = os.stat(path + "-wal")
+    except OSError:
+        wal = None
+    if wal is not None and not wal.st_size:
+        wal = None
+    return Stamp(st, wal)
 
 
 class FileState:
@@ -35,11 +74,20 @@ class FileState:
 
 
 def walk(root: Path, transcripts: ModuleType, result: ImportResult
-         ) -> Iterator[tuple[str, os.stat_result]]:
-    """Every transcript under `root` with its stat; unreadable folders skipped and counted."""
-    stack = [str(root)]
+         ) -> Iterator[tuple[str, os.stat_result | Stamp]]:
+    """Every transcript under `root` with its stamp; unreadable folders skipped and counted.
+    A root that is a file is that file; the reader's DEPTH (default: any) bounds how many
+    folders deep below a root its files are."""
+    try:
+        if root.is_file():
+            yield str(root), stamp(transcripts, str(root), root.stat())
+            return
+    except OSError:
+        return
+    depth = getattr(transcripts, "DEPTH", None)
+    stack = [(str(root), 0)]
     while stack:
-        folder = stack.pop()
+        folder, level = stack.pop()
         try:
             with os.scandir(folder) as it:
                 entries = list(it)
@@ -51,9 +99,14 @@ def walk(root: Path, transcripts: ModuleType, result: ImportResult
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+                    if depth is None or level < depth:
+                        stack.append((entry.path, level + 1))
                 elif transcripts.is_transcript(entry.name):
-                    yield entry.path, entry.stat()
+                    st = entry.stat()
+                    if stat.S_ISREG(st.st_mode):
+                        yield entry.path, stamp(transcripts, entry.path, st)
+                    else:  # a FIFO, a link to /dev/zero: reading it would block or never end
+                        result.skip("not_regular")
             except OSError:
                 continue  # gone since the listing
 
@@ -75,10 +128,15 @@ class Read:
 def read_file(transcripts: ModuleType, path: str, prev: FileState | None, prices,
               skipped: dict[str, int]) -> Read | None:
     """Read what is new in one file; None (and the reason in `skipped`) when it cannot be."""
+    if whole(transcripts):
+        return _read_whole(transcripts, path, prev, prices, skipped)
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below
+        fh = open_regular(path)  # swapped for a FIFO since the walk: still never blocks
     except FileNotFoundError:
         skipped["vanished_file"] = skipped.get("vanished_file", 0) + 1
+        return None
+    except NotRegular:
+        skipped["not_regular"] = skipped.get("not_regular", 0) + 1
         return None
     except OSError:
         skipped["unreadable_file"] = skipped.get("unreadable_file", 0) + 1
@@ -89,7 +147,6 @@ def read_file(transcripts: ModuleType, path: str, prev: FileState | None, prices
             start = _resume_at(fh, st, prev)
             file = FileRead(Path(path), prev.context if start and prev else {})
             reader = transcripts.Reader(file, prices)
-            # a database source (the package docstring) will branch here: queried, not split
             lines = Lines(transcripts, reader)
             offset = lines.read(fh, start, st)
             head = _head(fh, offset)
@@ -98,11 +155,38 @@ def read_file(transcripts: ModuleType, path: str, prev: FileState | None, prices
         except OSError:
             skipped["unreadable_file"] = skipped.get("unreadable_file", 0) + 1
             return None
+        except Exception:  # noqa: BLE001 - a reader's bug costs this file, never the import
+            skipped["reader_error"] = skipped.get("reader_error", 0) + 1
+            return None
     for reason, n in lines.skipped.items():
         skipped[reason] = skipped.get(reason, 0) + n
     state = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, offset, head,
              json.dumps(file.context, sort_keys=True))
     return Read(reader, state, offset - start, lines.skipped, lines.incomplete)
+
+
+def _read_whole(transcripts: ModuleType, path: str, prev: FileState | None, prices,
+                skipped: dict[str, int]) -> Read | None:
+    """A file the reader reads itself (`Reader.query()`), from where it noted it stopped."""
+    try:
+        st = stamp(transcripts, path, os.stat(path))  # before the read: a later write shows
+        file = FileRead(Path(path), prev.context if prev else {})
+        reader = transcripts.Reader(file, prices)
+        reader.query()
+        if hasattr(reader, "finish"):
+            reader.finish()
+    except FileNotFoundError:
+        skipped["vanished_file"] = skipped.get("vanished_file", 0) + 1
+        return None
+    except OSError:
+        skipped["unreadable_file"] = skipped.get("unreadable_file", 0) + 1
+        return None
+    except BadLine as bad:
+        skipped[bad.reason] = skipped.get(bad.reason, 0) + 1
+        return None
+    state = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, 0, 0,
+             json.dumps(file.context, sort_keys=True))
+    return Read(reader, state, st.st_size, {}, 0)
 
 
 def _resume_at(fh, st: os.stat_result, prev: FileState | None) -> int:

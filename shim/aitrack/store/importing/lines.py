@@ -34,16 +34,19 @@ class Lines:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def read(self, fh, start: int, st: os.stat_result) -> int:
-        """Read from `start`; the offset after the last whole line. A line over the limit
-        is never held whole: its pieces are dropped as they come."""
+        """Read from `start` up to the size the file had when opened (`st`); the offset
+        after the last whole line. What the tool writes meanwhile waits for the next import.
+        A line over the limit is never held whole: its pieces are dropped as they come."""
         fh.seek(start)
+        left = st.st_size - start
         self.heads = HEAD_LINES if start == 0 else 0
         at = start  # the file offset of the next block
         pos = start  # the offset where the unfinished line starts
         pending: list[bytes] = []  # its pieces so far
         size = 0
         dropping = False  # it is over the limit
-        while block := fh.read(CHUNK):
+        while left > 0 and (block := fh.read(min(CHUNK, left))):
+            left -= len(block)
             nl = block.find(b"\n")
             if nl < 0:  # the whole block goes on with the unfinished line
                 at += len(block)

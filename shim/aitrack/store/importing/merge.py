@@ -164,13 +164,21 @@ class Import:
             for read in batch:
                 keys += read.reader.keys()
             book.prefetch(keys)
+            counted = []
             for read in batch:
-                read.reader.count(book)
+                try:
+                    read.reader.count(book)
+                except Exception:  # noqa: BLE001 - a reader's bug costs its file, not the batch
+                    # what it counted before stands (keyed: a later import adds nothing
+                    # twice); its state is not kept, so the file is read again next time
+                    self.result.skip("reader_error")
+                    continue
+                counted.append(read)
             changed = book.write()
             self.db.executemany(
                 "INSERT OR REPLACE INTO transcript_files (path, device, inode, size, mtime_ns, "
                 "offset, head, context, tool) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(*read.state, tool) for read in batch])
+                [(*read.state, tool) for read in counted])
             self.db.executemany("DELETE FROM transcript_files WHERE path = ?",
                                 [(p,) for p in gone])
             self._ledger(tool, transcripts, book, changed)

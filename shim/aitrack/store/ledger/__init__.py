@@ -11,7 +11,13 @@ merge). The schema is `store.migrations`. What other layers use is named here.
 
 from __future__ import annotations
 
-from aitrack.store.ledger.connection import BUSY_TIMEOUT_MS, connect, write
+from aitrack.store.ledger.connection import (
+    BUSY_TIMEOUT_MS,
+    Connection,
+    connect,
+    open_readonly,
+    write,
+)
 from aitrack.store.ledger.figures import add
 from aitrack.store.ledger.payloads import Accepted, Adapter, LogRecord, accept
 from aitrack.store.ledger.runs import (
@@ -31,8 +37,8 @@ from aitrack.store.ledger.transcripts import record_transcript, record_transcrip
 
 __all__ = [
     "BUSY_TIMEOUT_MS", "SOURCE_NAMES", "TELEMETRY", "TRANSCRIPT", "WRAPPER", "Accepted",
-    "Adapter", "LogRecord", "Run", "SessionStart", "accept", "add", "connect", "end_run",
-    "forget_run_end", "note_run_end", "pending_run_ends", "record_transcript",
-    "record_transcripts", "session_for", "settle_sessions", "start_run", "start_session",
-    "write",
+    "Adapter", "Connection", "LogRecord", "Run", "SessionStart", "accept", "add", "connect",
+    "end_run", "forget_run_end", "note_run_end", "open_readonly", "pending_run_ends",
+    "record_transcript", "record_transcripts", "session_for", "settle_sessions", "start_run",
+    "start_session", "write",
 ]

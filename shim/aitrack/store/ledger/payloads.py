@@ -27,20 +27,23 @@ class LogRecord:
 class Accepted:
     """Everything the ledger needs from one received payload."""
 
-    __slots__ = ("signal", "body", "digest", "points", "logs", "receiver", "run_id", "tool",
-                 "tool_version", "entrypoint", "attributes", "started_hint")
+    __slots__ = ("signal", "body", "digest", "points", "logs", "spans", "receiver", "run_id",
+                 "tool", "tool_version", "entrypoint", "attributes", "started_hint")
 
     def __init__(self, signal: str, body: bytes, digest: bytes, points: list[Point] | None = None,
                  logs: list[LogRecord] | None = None, receiver: str = "agent",
                  run_id: str | None = None, tool: str | None = None,
                  tool_version: str | None = None,
                  entrypoint: str | None = None, attributes: dict[str, str] | None = None,
-                 started_hint: float | None = None):
+                 started_hint: float | None = None, spans: list[LogRecord] | None = None):
         self.signal = signal
         self.body = body  # canonical protobuf, attributes enforced: what the outbox forwards
         self.digest = digest  # identifies the bytes the child sent
         self.points = points or []
         self.logs = logs or []
+        # the spans of a tool whose spans carry usage (its telemetry's USAGE_SIGNALS): their
+        # attributes and start, as log records carry theirs
+        self.spans = spans or []
         self.receiver = receiver  # "agent", or the run id of a per-run receiver
         self.run_id = run_id  # the wrapper run the sender belongs to, when known
         self.tool = tool  # the tool's name in the ledger (default: the adapter's)
@@ -54,17 +57,19 @@ class Adapter(Protocol):
     """What the ledger asks of a tool's telemetry part (aitrack.adapters, `telemetry`).
 
     Optional, read with getattr (the defaults in brackets): `log_request(attrs, prices)`,
-    the billed request a log record reports [none]; `opens_session(name, attrs)`, whether a
-    record that counts nothing makes its session known (name: the metric's or the event's)
-    [yes]; `prompt(attrs)`, whether a record is a user's prompt [no]; `side_start(attrs)`,
-    whether a record starts a conversation that the tool may have started for the prompt
-    another session just had (then it is that session's, if exactly one had a prompt in
-    the last SIDE_WINDOW_S seconds) [no]."""
+    the billed request a log record reports [none]; `span_request(attrs, prices)`, the one
+    a span reports (a tool whose USAGE_SIGNALS holds "traces") [none];
+    `opens_session(name, attrs)`, whether a record that counts nothing makes its session
+    known (name: the metric's or the event's) [yes]; `prompt(attrs)`, whether a record is a
+    user's prompt [no]; `side_start(attrs)`, whether a record starts a conversation that
+    the tool may have started for the prompt another session just had (then it is that
+    session's, if exactly one had a prompt in the last SIDE_WINDOW_S seconds) [no]."""
 
     NAME: str
 
     def contributions(self, point: Point, delta: float) -> list[Contribution]: ...
     def log_contributions(self, attrs: dict[str, str], prices) -> list[Contribution]: ...
+    # span_contributions(attrs, prices), for a tool whose USAGE_SIGNALS holds "traces"
     def tool_session_id(self, attrs: dict[str, str]) -> str | None: ...
     def entrypoint(self, attrs: dict[str, str]) -> str | None: ...
 
@@ -108,10 +113,14 @@ def accept(db: sqlite3.Connection, payload: Accepted, adapter: Adapter, queue: b
             if delta:
                 for c in adapter.contributions(point, delta):
                     _count(db, sessions, sid, c)
-        for record in payload.logs:
+        records = [(r, log_request, adapter.log_contributions) for r in payload.logs]
+        if payload.spans:  # a tool whose spans carry usage: one request each (Copilot CLI's)
+            span_request = getattr(adapter, "span_request", None)
+            records += [(s, span_request, adapter.span_contributions) for s in payload.spans]
+        for record, to_request, to_contributions in records:
             attrs = record.attrs
-            request: Request | None = log_request(attrs, prices) if log_request else None
-            found = adapter.log_contributions(attrs, prices)
+            request: Request | None = to_request(attrs, prices) if to_request else None
+            found = to_contributions(attrs, prices)
             counts = request is not None or bool(found)
             sid = sessions.of(attrs, only_known=not (counts or sessions.opens(
                 attrs.get("event.name", ""), attrs)), at=record.time)

@@ -1,0 +1,220 @@
+"""Copilot CLI's files: its sessions' event logs and the OTel file exporter's lines.
+
+`session-state/<session>/events.jsonl`: a `session.start` line (session id, start time, cwd,
+version), then per request a `session.usage_record` event whose `data.usage` holds the
+figures, `model`, `cost` and `apiCallId` (the provider's response id), in the parent's log
+for a subagent's requests too (`agentId` says whose). The OTel file exporter writes one span
+or metric per line; its `chat` spans are the same requests under the same response id. So a
+request is keyed by its response id in both, and counted once (the package docstring).
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+
+from aitrack.adapters.copilot import locate
+from aitrack.adapters.copilot.telemetry import PREMIUM
+from aitrack.adapters.reading import FileRead, decode, identity
+
+TOOL = "copilot"
+# a usage record, or a span carrying usage; session.start is a log's first line (a head line)
+MARKERS = (b'"session.usage_record"', b'"gen_ai.usage.input_tokens"')
+DEPTH = 1  # session-state/<session>/events.jsonl; otel/*.jsonl
+Number = int | float | None
+
+
+class _Accounting(msgspec.Struct):
+    usageId: str | None = None  # noqa: N815 - the file's names
+    sourceSessionId: str | None = None  # noqa: N815
+    sequence: int | None = None
+
+
+class _Usage(msgspec.Struct):
+    model: str | None = None
+    inputTokens: Number = 0  # noqa: N815
+    outputTokens: Number = 0  # noqa: N815
+    cacheReadTokens: Number = 0  # noqa: N815
+    cacheWriteTokens: Number = 0  # noqa: N815
+    reasoningTokens: Number = 0  # noqa: N815
+    cost: Number = 0
+    apiCallId: str | None = None  # noqa: N815
+    accounting: _Accounting | None = None
+
+
+class _Context(msgspec.Struct):
+    cwd: str | None = None
+
+
+class _Data(msgspec.Struct):
+    sessionId: str | None = None  # noqa: N815
+    startTime: str | None = None  # noqa: N815
+    copilotVersion: str | None = None  # noqa: N815
+    context: _Context | None = None
+    usage: _Usage | None = None
+
+
+class _Attrs(msgspec.Struct):
+    """The attributes of a `chat` span that aitrack reads (the rest are never built)."""
+
+    operation: str | None = msgspec.field(default=None, name="gen_ai.operation.name")
+    request_model: str | None = msgspec.field(default=None, name="gen_ai.request.model")
+    response_model: str | None = msgspec.field(default=None, name="gen_ai.response.model")
+    response_id: str | None = msgspec.field(default=None, name="gen_ai.response.id")
+    session: str | None = msgspec.field(default=None, name="gen_ai.conversation.id")
+    input: Number = msgspec.field(default=None, name="gen_ai.usage.input_tokens")
+    output: Number = msgspec.field(default=0, name="gen_ai.usage.output_tokens")
+    cache_read: Number = msgspec.field(default=0, name="gen_ai.usage.cache_read.input_tokens")
+    cache_write: Number = msgspec.field(default=0, name="gen_ai.usage.cache_write.input_tokens")
+    reasoning: Number = msgspec.field(default=0, name="gen_ai.usage.reasoning.output_tokens")
+    cost: Number = msgspec.field(default=0, name="github.copilot.cost")
+
+
+class _Line(msgspec.Struct):
+    type: str | None = None
+    id: str | None = None
+    timestamp: str | None = None
+    data: _Data | None = None
+    name: str | None = None  # a span's
+    traceId: str | None = None  # noqa: N815
+    spanId: str | None = None  # noqa: N815
+    endTime: list[int] | None = None  # noqa: N815 - [seconds, nanoseconds]
+    attributes: _Attrs | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Line)
+
+
+def roots(env=None) -> list[Path]:
+    return locate.transcript_roots(env)
+
+
+def is_transcript(name: str) -> bool:
+    return name.endswith(".jsonl")
+
+
+def order(path: str, stat: os.stat_result) -> tuple:
+    return (stat.st_mtime_ns, path)
+
+
+def _time(stamp: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(stamp).timestamp() if stamp else None
+    except ValueError:
+        return None
+
+
+class Reader:
+    """One file's new lines: its requests, each with its session, model and figures."""
+
+    def __init__(self, file: FileRead, prices):
+        self.file = file
+        self.prices = prices
+        self.requests: list[tuple] = []  # (key, seq, session, model, usage, premium, at)
+        self.starts: list[tuple] = []  # (session, started, cwd, version)
+        self.tiered: dict[str, bool] = {}  # model -> has a long-context tier
+        if "session" not in file.context:
+            sid = locate.session_of(file.path)
+            if sid:
+                file.context["session"] = sid
+
+    def line(self, raw: bytes, head: bool) -> None:
+        rec = decode(_DECODER, raw)
+        if rec.type == "span":
+            self._span(rec)
+            return
+        data = rec.data
+        if data is None:
+            return
+        if rec.type == "session.start":
+            sid = self.file.context.setdefault("session", data.sessionId) or data.sessionId
+            self.starts.append((sid, _time(data.startTime) or _time(rec.timestamp),
+                                data.context.cwd if data.context else None,
+                                data.copilotVersion))
+        elif rec.type == "session.usage_record" and data.usage is not None:
+            u, sid = data.usage, self.file.context.get("session")
+            acc = u.accounting
+            rid = u.apiCallId or (acc.usageId if acc else None) or rec.id
+            # the record's own place in its log: two records under one response id (a local
+            # provider that answers every request with the same id) stay two requests
+            seq = zlib.crc32(f"{acc.sourceSessionId}\x1f{acc.sequence}".encode()) + 1 if (
+                acc and acc.sequence) else 0
+            self.requests.append((_key(sid, rid), seq, sid, u.model or "unknown", {
+                "input": _int(u.inputTokens), "output": _int(u.outputTokens),
+                "cache_read": _int(u.cacheReadTokens), "cache_write": _int(u.cacheWriteTokens),
+                "reasoning": _int(u.reasoningTokens)}, _float(u.cost), _time(rec.timestamp)))
+
+    def _span(self, rec: _Line) -> None:
+        """A `chat` span (as telemetry.span_contributions reads one off the wire)."""
+        a = rec.attributes
+        if a is None or a.operation != "chat" or a.input is None:
+            return  # not a request: a turn's `invoke_agent` repeats its totals
+        rid = a.response_id or f"{rec.traceId}:{rec.spanId}"
+        at = rec.endTime[0] + rec.endTime[1] / 1e9 if rec.endTime and len(
+            rec.endTime) == 2 else None
+        usage = {"input": _int(a.input), "output": _int(a.output),
+                 "cache_read": _int(a.cache_read), "cache_write": _int(a.cache_write),
+                 "reasoning": _int(a.reasoning)}
+        self.requests.append((_key(a.session, rid), 0, a.session,
+                              a.request_model or a.response_model or "unknown", usage,
+                              _float(a.cost), at))
+
+    def keys(self) -> list[int]:
+        return [r[0] for r in self.requests]
+
+    def count(self, book) -> None:
+        for sid, started, cwd, version in self.starts:
+            if sid:
+                book.session(sid).saw(started, cwd, None, version)
+        for key, seq, sid, model, usage, premium, at in self.requests:
+            if not sid:
+                book.skip("no_session_id")
+                continue
+            s = book.session(sid)
+            s.saw(at)
+            if premium and not book.known(key):  # the charge, once per request
+                charged = dict(s.state.get("premium") or {})
+                charged[model] = round(charged.get(model, 0.0) + premium, 9)
+                s.set_state("premium", charged, figures=True)
+            book.count(key, seq, s, model, self._figures(model, usage))
+
+    def _figures(self, model: str, usage: dict[str, int]) -> tuple[int, ...]:
+        """In FIGURES order, then 1 for a long-context request: as telemetry.request_usage
+        maps a span (input less cache reads and writes; output holds reasoning)."""
+        read, write = usage["cache_read"], usage["cache_write"]
+        inp = max(0, usage["input"] - read - write)
+        tiered = self.tiered.get(model)
+        if tiered is None:  # whether the model has a long-context tier at all
+            tiered = self.tiered[model] = bool(
+                self.prices is not None and self.prices.is_long_context(model, float("inf")))
+        long = 1 if tiered and self.prices.is_long_context(model, inp + read + write) else 0
+        return (inp, usage["output"], read, write, 0, usage["reasoning"], long)
+
+
+def _key(session: str | None, response_id: str) -> int:
+    """A request's key: its session and the provider's response id, which the spans, the
+    events and the exporter's lines all carry."""
+    return identity(f"copilot\x1f{session}\x1f{response_id}")
+
+
+def metrics(state: dict) -> dict[str, dict[str, float]]:
+    """The premium requests the session's requests were charged, per model."""
+    return {m: {PREMIUM: v} for m, v in (state.get("premium") or {}).items() if v}
+
+
+def _int(value) -> int:
+    try:
+        return max(0, int(value)) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(value) -> float:
+    try:
+        return max(0.0, float(value)) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0

@@ -1,0 +1,71 @@
+"""What Gemini CLI's telemetry adds to the ledger: its per-request `api_response` log records.
+
+Each record is one billed request, with what identifies it (`session.id`, `prompt_id`, its
+time, model and figures) and its `role`: `main`, `subagent`, or a `utility_*` call (the model
+router, loop detector, compressor, next-speaker check...). Every role is billed, so every
+record counts. The cumulative `gemini_cli.token.usage` metric repeats the same requests (its
+`type` input|output|thought|cache|tool per model and session): counting both would count each
+request twice, so metrics add nothing and are forwarded as they came.
+"""
+
+from __future__ import annotations
+
+from aitrack.adapters.gemini import NAME
+from aitrack.domain import tokens
+from aitrack.domain.records import Contribution, Point
+
+__all__ = ["NAME", "contributions", "entrypoint", "ledger_figures", "log_contributions",
+           "request_usage", "tool_session_id", "tool_version"]
+
+EVENT = "gemini_cli.api_response"
+
+
+def contributions(point: Point, delta: float) -> list[Contribution]:
+    return []  # the api_response records count each request once, with its session
+
+
+def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
+    if attrs.get("event.name") != EVENT:
+        return []
+    return request_usage(attrs.get("model") or "unknown",
+                         tokens.count(attrs.get("input_token_count")),
+                         tokens.count(attrs.get("cached_content_token_count")),
+                         tokens.count(attrs.get("output_token_count")),
+                         tokens.count(attrs.get("thoughts_token_count")),
+                         tokens.count(attrs.get("tool_token_count")), prices)
+
+
+def ledger_figures(prompt: int, cached: int, candidates: int, thoughts: int,
+                   tool: int) -> tuple[int, int, int, int]:
+    """One request's (input, output, cache_read, reasoning) in ledger types (the chat-file
+    reader uses this too): the prompt includes the cached part; thoughts are output apart
+    from the candidates; tool-use prompt tokens are prompt apart from it."""
+    cached = min(cached, prompt)
+    return prompt - cached + tool, candidates + thoughts, cached, thoughts
+
+
+def request_usage(model: str, prompt: int, cached: int, candidates: int, thoughts: int,
+                  tool: int, prices) -> list[Contribution]:
+    """One request's usage as contributions (long-context parts included)."""
+    inp, out, read, reasoning = ledger_figures(prompt, cached, candidates, thoughts, tool)
+    figures = {"input": inp, "cache_read": read, "output": out, "reasoning": reasoning}
+    return [Contribution("tokens", model, t, v)
+            for t, v in tokens.request(figures, model, prices).items()]
+
+
+def tool_session_id(attrs: dict[str, str]) -> str | None:
+    """The session id on log records and metric datapoints (and the resource)."""
+    return attrs.get("session.id") or None
+
+
+def entrypoint(attrs: dict[str, str]) -> str | None:
+    """`interactive` (true: the terminal UI; false: `-p`, piped), else the service name."""
+    interactive = attrs.get("interactive")
+    if interactive in ("true", "false"):
+        return "gemini-cli" if interactive == "true" else "gemini-cli-headless"
+    return attrs.get("service.name") or None
+
+
+def tool_version(resource: dict[str, str]) -> str | None:
+    """None: its `service.version` is the Node.js version (v20.20.2 with 0.61.0), not its own."""
+    return None
