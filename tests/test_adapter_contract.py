@@ -94,6 +94,9 @@ def test_its_telemetry_names_its_sessions_and_ignores_what_it_does_not_know(tool
     # the optional parts (adapters/__init__.py): each a record of its own, or nothing
     if hasattr(telemetry, "log_request"):
         assert telemetry.log_request({"event.name": "someone.else"}, None) is None
+    if "traces" in getattr(telemetry, "USAGE_SIGNALS", ()):  # its spans are its requests
+        assert telemetry.span_request({"gen_ai.operation.name": "someone.else"}, None) is None
+        assert telemetry.span_contributions({"gen_ai.operation.name": "x"}, None) == []
     if hasattr(telemetry, "opens_session"):
         assert telemetry.opens_session("someone.else", {}) is True
     if hasattr(telemetry, "side_start"):

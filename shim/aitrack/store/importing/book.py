@@ -171,9 +171,10 @@ class Book:
             return
         larger = sum(figures[:4]) > sum(row[3][:4])
         main = row[4] and not side
-        if not (larger or main or (rid and not row[0])):
-            self.result.duplicates += 1
-            return
+        if not (larger or main):
+            self.result.duplicates += 1  # another line of a known response
+            if not rid or row[0]:
+                return  # (else it names the response's request id: kept)
         owner = self._owner(row)
         owner.add(row[2], row[3], -1)
         if main:  # the main chain's line: the response is its session's

@@ -58,6 +58,23 @@ def set_totals(db: sqlite3.Connection, source: str,
                    [(sid, source, model, name, value) for sid, model, name, value in totals])
 
 
+def set_figures(db: sqlite3.Connection, source: str,
+                figures: list[tuple[str, str, str, float]]) -> None:
+    """Replace one source's other figures (session id, model, name, value) where they grew,
+    and write the largest source's of each as the figure of record."""
+    if not figures:
+        return
+    db.executemany("INSERT INTO source_figures VALUES (?, ?, ?, ?, ?) ON CONFLICT "
+                   "(session_id, model, name, source) DO UPDATE SET "
+                   "value = MAX(value, excluded.value)",
+                   [(sid, model, name, source, value) for sid, model, name, value in figures])
+    db.executemany("INSERT INTO session_metrics SELECT session_id, model, name, MAX(value) "
+                   "FROM source_figures WHERE session_id = ? AND model = ? AND name = ? "
+                   "GROUP BY session_id, model, name ON CONFLICT (session_id, model, name) "
+                   "DO UPDATE SET value = excluded.value WHERE value != excluded.value",
+                   [(sid, model, name) for sid, model, name, _ in figures])
+
+
 def set_many(db: sqlite3.Connection, source: str,
              figures: list[tuple[str, str, str, float]]) -> None:
     """Replace one source's own figures (session id, model, name, value) where they grew;

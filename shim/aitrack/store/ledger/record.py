@@ -35,6 +35,21 @@ from aitrack.domain.tokens import BASE, SUMS
 
 TOTALLED = SUMS  # the token types a total can state (most state the base ones only)
 COST = "cost_usd"
+_TOTAL_NAMES = frozenset((*TOTALLED, COST))
+
+
+def split(stated: Mapping[str, Mapping[str, float]]
+          ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """What a transcript states of a session, per model: its totals (token types, cost: a
+    floor under the requests) and the tool's other figures (Copilot CLI's premium requests,
+    opencode's own cost: kept as any source's other figures are)."""
+    totals: dict[str, dict[str, float]] = {}
+    figures: dict[str, dict[str, float]] = {}
+    for model, named in stated.items():
+        for name, value in named.items():
+            into = totals if name in _TOTAL_NAMES else figures
+            into.setdefault(model, {})[name] = value
+    return totals, figures
 
 
 class Group:

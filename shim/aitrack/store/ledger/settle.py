@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from aitrack import adapters
 from aitrack.domain.tokens import SUMS
 from aitrack.store.ledger.connection import IN_LIMIT
-from aitrack.store.ledger.record import COST, Group, Record, settle
+from aitrack.store.ledger.record import COST, Group, Record, settle, split
 from aitrack.store.ledger.requests import per_request
 from aitrack.store.ledger.runs import TELEMETRY
 
@@ -184,7 +184,7 @@ def _transcript_totals(db: sqlite3.Connection, sid: str, tool: str) -> dict:
             "SELECT t.state FROM transcript_sessions t JOIN tool_sessions s "
             "ON s.tool_session_id = t.tool_session_id WHERE s.session_id = ? AND t.tool = ?",
             (sid, tool)):
-        out = _larger(out, stated(json.loads(state or "{}")))
+        out = _larger(out, split(stated(json.loads(state or "{}")))[0])
     return out
 
 

@@ -7,8 +7,8 @@ import sqlite3
 from collections.abc import Callable
 
 from aitrack.domain.records import TranscriptSession
-from aitrack.store.ledger.figures import set_many, set_totals
-from aitrack.store.ledger.record import COST, TOTALLED
+from aitrack.store.ledger.figures import set_figures, set_many, set_totals
+from aitrack.store.ledger.record import COST, TOTALLED, split
 from aitrack.store.ledger.requests import Response, copy_responses, per_request
 from aitrack.store.ledger.runs import TELEMETRY, TRANSCRIPT
 from aitrack.store.ledger.sessions import known_sessions
@@ -38,6 +38,7 @@ def record_transcripts(db: sqlite3.Connection, batch: list[TranscriptSession],
     `requests`; for the others the transcript's sums are its requests. Its cost-state's
     totals are a floor under them (store/ledger/record.py).
     """
+    stated = {id(t): split(t.totals) for t in batch}  # totals, and the tool's other figures
     known: dict[tuple[str, str], str] = {}
     for tool in {t.tool for t in batch}:
         found = known_sessions(db, tool, [t.tool_session_id for t in batch if t.tool == tool])
@@ -62,6 +63,9 @@ def record_transcripts(db: sqlite3.Connection, batch: list[TranscriptSession],
                    [(sid, t.tool_session_id) for t, sid, _ in placed])
     set_many(db, "transcript", [(sid, m, k, v) for t, sid, _ in placed
                                  for m, types in t.usage.items() for k, v in types.items()])
+    set_figures(db, "transcript", [(sid, m, k, v) for t, sid, _ in placed
+                                   for m, names in stated[id(t)][1].items()
+                                   for k, v in names.items()])
     learn(db, {(t.tool, r, a) for t in batch for a, r in t.requested.items()}, "request")
     notes = [(sid, kind, note, TELEMETRY) for t, sid, _ in placed for kind, note in
              t.notes.items()]
@@ -76,10 +80,11 @@ def record_transcripts(db: sqlite3.Connection, batch: list[TranscriptSession],
             copy_responses(db, sid, responses(t.tool, t.tool_session_id))
         else:  # sums without their requests: they can only be a floor
             set_totals(db, "transcript", [(sid, m, k, v) for m, types in [
-                *t.usage.items(), *t.totals.items()] for k, v in types.items()
+                *t.usage.items(), *stated[id(t)][0].items()] for k, v in types.items()
                 if k in TOTALLED or k == COST])
     settle_sessions(db, [sid for _, sid, _ in placed],
-                    known={sid: Known(t.usage, t.requested, t.totals) for t, sid, _ in placed
+                    known={sid: Known(t.usage, t.requested, stated[id(t)][0])
+                           for t, sid, _ in placed
                            if sid not in by_request},
                     new={sid for _, sid, new in placed if new})
     return [(sid, new) for _, sid, new in placed]
