@@ -234,3 +234,34 @@ def test_opencode_telemetry_adds_nothing_to_its_database_messages(db, tmp_path,
     assert sessions(db, "opencode") == [OPENCODE_SID]
     notes = db.execute("SELECT kind FROM session_notes").fetchall()
     assert notes == [("title_request",)]
+
+
+def test_copilot_session_end_totals_are_a_floor_under_its_records(db, tmp_path):
+    """A request the events file has no usage record of (a killed write), but its session's
+    end totals include: counted once from the totals, and not again when its span arrives."""
+    lines = (SAMPLES / "copilot" / "session-state-events.jsonl").read_text().splitlines()
+    record = next(json.loads(x) for x in lines if '"session.usage_record"' in x)
+    missing = json.loads(json.dumps(record))
+    missing["data"]["usage"].update(inputTokens=500, outputTokens=20, cacheReadTokens=100,
+                                    reasoningTokens=0, apiCallId="chatcmpl-missing")
+    out = []
+    for line in lines:
+        row = json.loads(line)
+        if row["type"] == "session.shutdown":  # the end counts both requests
+            end = row["data"]["modelMetrics"]["gpt-4.1"]["usage"]
+            end.update(inputTokens=1500, outputTokens=77, cacheReadTokens=300)
+            line = json.dumps(row)
+        out.append(line)
+    folder = tmp_path / "copilot" / "session-state" / COPILOT_SID
+    folder.mkdir(parents=True)
+    (folder / "events.jsonl").write_text("\n".join(out) + "\n")
+    env = {"HOME": str(tmp_path), "COPILOT_HOME": str(tmp_path / "copilot")}
+    importer.run(db, profile.Profile(), env=env, tools=["copilot"])
+    both = {"gpt-4.1": {"input": 1200, "cache_read": 300, "output": 77, "reasoning": 7}}
+    assert usage(db, "copilot") == both
+    receive(db, "traces", {"resourceSpans": [{
+        "resource": {"attributes": oc.attrs(**{"service.name": "github-copilot"})},
+        "scopeSpans": [{"scope": {"name": "github.copilot"}, "spans": [
+            copilot_span(missing, "gpt-4.1", "356fe06078ac35cd")]}]}]})
+    assert usage(db, "copilot") == both
+    assert requests(db) == [("gpt-4.1", TELEMETRY), ("gpt-4.1", TRANSCRIPT)]

@@ -24,6 +24,9 @@ Counting rules (every billed request once):
   id (two events under one response id, a local provider's, are told apart by their record
   number); a span meets the files' record on session, model and figures, each request once.
   `invoke_agent` spans repeat a turn's totals and are not counted.
+- Session totals: `session.shutdown`'s `modelMetrics` (per model, at the session's end; the
+  largest of a resumed session's ends) are a floor under its requests: what they hold beyond
+  them (a usage record never written) counts once, never a request twice.
 - Token semantics: `inputTokens` INCLUDES cache reads and cache writes (checked with both the
   OpenAI and the Anthropic wire), `outputTokens` INCLUDES reasoning. So the ledger's input is
   input - cache read - cache write; output maps directly, reasoning is its part.
