@@ -91,6 +91,17 @@ def test_its_telemetry_names_its_sessions_and_ignores_what_it_does_not_know(tool
     assert telemetry.contributions(stranger, 5.0) == []
     assert telemetry.log_contributions({"event.name": "someone.else"}, None) == []
     assert adapters.for_service(adapters.load(tool).SERVICE_NAMES[0]).NAME == tool
+    # the optional parts (adapters/__init__.py): each a record of its own, or nothing
+    if hasattr(telemetry, "log_request"):
+        assert telemetry.log_request({"event.name": "someone.else"}, None) is None
+    if "traces" in getattr(telemetry, "USAGE_SIGNALS", ()):  # its spans are its requests
+        assert telemetry.span_request({"gen_ai.operation.name": "someone.else"}, None) is None
+        assert telemetry.span_contributions({"gen_ai.operation.name": "x"}, None) == []
+    if hasattr(telemetry, "opens_session"):
+        assert telemetry.opens_session("someone.else", {}) is True
+    if hasattr(telemetry, "side_start"):
+        assert telemetry.side_start({"event.name": "someone.else"}) is False
+        assert 0 < telemetry.SIDE_WINDOW_S <= 10
 
 
 def test_its_local_files_are_found_under_its_own_home_only(tool, tmp_path):
@@ -101,6 +112,9 @@ def test_its_local_files_are_found_under_its_own_home_only(tool, tmp_path):
     for root in locate.transcript_roots(env):
         assert Path(root).is_relative_to(tmp_path)
     assert locate.run_sessions(str(tmp_path), 0.0, 1e10, env) == []
+    if hasattr(locate, "open_sessions"):  # what a run's processes hold open: sessions only
+        assert locate.open_sessions([str(tmp_path / "notes.txt")]) == []
+        assert locate.run_process([locate.__name__]) in (True, False)
 
 
 def test_its_reader_keeps_the_engines_contract(tool):
@@ -115,6 +129,9 @@ def test_its_reader_keeps_the_engines_contract(tool):
         assert callable(getattr(reader.Reader, "query", None))
     else:
         assert reader.MARKERS and all(isinstance(m, bytes) for m in reader.MARKERS)
+    for name in ("totals", "notes"):  # optional: a session's totals, its known gaps
+        if hasattr(reader, name):
+            assert getattr(reader, name)({}) == {}, name
 
 
 @pytest.fixture

@@ -145,6 +145,9 @@ def test_gemini_chat_files_alone_miss_only_the_router(home, stub, tmp_path):
     assert done.returncode == 0, done.stderr
     imported(home, env)
     assert usage(home, "gemini") == billed_gemini(stub, ("streamGenerateContent",))
+    db = sqlite3.connect(home.ledger)  # the gap is said (report session's notes)
+    assert db.execute("SELECT kind FROM session_notes").fetchall() == [("utility_requests",)]
+    db.close()
 
 
 def test_qwen_wrapped_counts_the_main_call_and_its_subagent(home, stub, tmp_path):

@@ -18,6 +18,7 @@ from aitrack.adapters.qwen import telemetry as qwen_telemetry
 from aitrack.capture import loopback
 from aitrack.capture.receiver import Receiver
 from aitrack.config import profile
+from aitrack.domain.tokens import FIGURES
 from aitrack.egress import otlp
 from aitrack.store import importer
 from test_receiver import Recorder
@@ -159,17 +160,22 @@ def _log_attrs(path: Path) -> list[dict[str, str]]:
     return [attrs for attrs, _ in otlp.log_records(request)]
 
 
-def _usage(contributions) -> dict:
+def _usage(requests) -> dict:
+    """Requests summed per model, in ledger types (the ones they have)."""
     out: dict = {}
-    for c in contributions:
-        row = out.setdefault(c.model, {})
-        row[c.name] = row.get(c.name, 0) + c.value
+    for r in requests:
+        assert r is not None
+        row = out.setdefault(r.model, {})
+        for name, v in zip(FIGURES, r.figures, strict=False):
+            if v:
+                row[name] = row.get(name, 0) + v
     return out
 
 
 def test_gemini_api_response_records_count_the_router_and_the_main_turn():
     records = _log_attrs(SAMPLES / "gemini" / "otlp" / "002-logs.json")
-    got = _usage(c for attrs in records for c in gemini_telemetry.log_contributions(attrs, None))
+    got = _usage(gemini_telemetry.log_request(attrs, None) for attrs in records
+                 if attrs.get("event.name") == gemini_telemetry.EVENT)
     row = {"input": 800, "cache_read": 200, "output": 57, "reasoning": 7}
     assert got == {"gemini-3.5-flash-lite": row, "gemini-3.8-flash": row}
     assert {gemini_telemetry.tool_session_id(a) for a in records} == \
@@ -184,7 +190,8 @@ def test_gemini_api_response_records_count_the_router_and_the_main_turn():
 def test_qwen_api_response_records_count_the_main_call_and_the_subagent():
     records = [a for name in ("001-logs.json", "002-logs.json")
                for a in _log_attrs(SAMPLES / "qwen" / "otlp" / name)]
-    got = _usage(c for attrs in records for c in qwen_telemetry.log_contributions(attrs, None))
+    got = _usage(qwen_telemetry.log_request(attrs, None) for attrs in records
+                 if attrs.get("event.name") == qwen_telemetry.EVENT)
     assert got == {"fake-model": {"input": 1600, "cache_read": 400, "output": 114,
                                   "reasoning": 14}}
 

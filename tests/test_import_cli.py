@@ -133,22 +133,29 @@ def _telemetry(db: sqlite3.Connection, tool: str, tsid: str, figures_: dict[str,
     return sid
 
 
-def test_a_session_from_telemetry_and_its_transcript_is_one_with_the_larger_figures(home, tree):
-    # the title request reached telemetry, not the transcript; the transcript has a
-    # response whose telemetry was lost
+def test_a_session_from_telemetry_and_its_transcript_is_one_counting_each_request_once(
+        home, tree):
+    # telemetry's totals saw the main request and the title request (never a transcript
+    # line); the transcript has the main request and one whose telemetry was lost, and its
+    # cost-state the session's totals: the union, each request once
     home.ledger.parent.mkdir(parents=True, exist_ok=True)
     db = ledger.connect(home.ledger)
     sid = _telemetry(db, "claude", S1, {
-        OPUS: {"input": 150, "output": 5, "cache_read": 800, "cost_usd": 0.1},
-        "claude-haiku-4-5": {"input": 40, "output": 8}})
+        OPUS: {"input": 100, "output": 10, "cache_read": 1000, "cache_creation": 50,
+               "cost_usd": 0.1},
+        "claude-haiku-4-5": {"input": 40, "output": 8, "cost_usd": 0.001}})
     tree.claude(S1, [user(S1), assistant(S1, "msg_1", "req_1", usage(100, 10, 1000, 50)),
-                     cost_state(S1, {OPUS: 0.2, "claude-haiku-4-5": 0.001})])
+                     assistant(S1, "msg_2", "req_2", usage(7, 3, 500, 0)),
+                     cost_state(S1, {OPUS: 0.2, "claude-haiku-4-5": 0.001}, tokens={
+                         OPUS: {"inputTokens": 107, "outputTokens": 13,
+                                "cacheReadInputTokens": 1500, "cacheCreationInputTokens": 50},
+                         "claude-haiku-4-5": {"inputTokens": 40, "outputTokens": 8}})])
     proc = _cli(home, tree, "import", "--json")
     data = json.loads(proc.stdout)
     assert (data["sessions_new"], data["sessions_updated"]) == (0, 1)
     assert [r[0] for r in db.execute("SELECT id FROM sessions")] == [sid]
     assert figures(db, sid) == {
-        OPUS: {"input": 150, "output": 10, "cache_read": 1000, "cache_creation": 50},
+        OPUS: {"input": 107, "output": 13, "cache_read": 1500, "cache_creation": 50},
         "claude-haiku-4-5": {"input": 40, "output": 8}}
     assert dict(db.execute("SELECT model, value FROM session_metrics WHERE name = 'cost_usd'")
                 ) == {OPUS: 0.2, "claude-haiku-4-5": 0.001}

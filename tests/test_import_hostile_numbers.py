@@ -149,14 +149,14 @@ def hostile_ledger(path) -> None:
                           project="w", usage={OPUS: {"input": INT64_MAX, "output": INT64_MAX}}),
         TranscriptSession("claude", "year-9999", 253402300799.0, 253402300799.0, cwd="/w",
                           project="w", usage={OPUS: {"input": INT64_MAX}},
-                          metrics={OPUS: {"cost_usd": 1e30}}),
+                          totals={OPUS: {"cost_usd": 1e30}}),
         TranscriptSession("codex", "huge", 1.79e308, 1.79e308, usage={"m": {"input": 1}}),
         TranscriptSession("codex", "ok", time.time() - 3600, time.time(),
                           usage={"gpt-5.1": {"input": 1000}}),
         # dated now, with what an older aitrack accepted: 2^63-1 tokens, a $1e30 cost
         TranscriptSession("claude", "max-now", time.time() - 60, 1e300,
                           usage={OPUS: {"input": INT64_MAX, "cache_read": INT64_MAX}},
-                          metrics={OPUS: {"cost_usd": 1e30}}),
+                          totals={OPUS: {"cost_usd": 1e30}}),
         TranscriptSession("claude", "max-now-2", time.time() - 30, time.time(),
                           usage={OPUS: {"input": INT64_MAX, "output": INT64_MAX}}),
     ]

@@ -4,11 +4,8 @@ test says how and why (README: "How import differs from ccusage")."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
-import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -38,32 +35,12 @@ pytest_plugins = ("transcript_tree",)  # fixtures: tree, db
 pytestmark = pytest.mark.e2e
 
 
-class _UniqueIds(model_stub._Handler):
-    """The stub, but every answer with its own message/response id and a request-id header,
-    as the real APIs give (the plain stub repeats msg_stub, which a transcript reader must
-    take for one response)."""
-
-    counter = itertools.count(1)
-
-    def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
-        n = next(self.counter)
-        body = body.replace(b'"msg_stub"', b'"msg_stub_%04d"' % n).replace(
-            b'"resp_stub"', b'"resp_stub_%04d"' % n)
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("request-id", f"req_stub_{n:04d}")
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def ustub():
-    stub = model_stub.ModelStub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_UniqueIds,), {"stub": stub}))
-    server.daemon_threads = True
-    stub.port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    """The stub billing as the real APIs do: every answer with its own message/response id,
+    request-id header and usage (the plain stub repeats msg_stub, which a transcript reader
+    must take for one response)."""
+    stub, server = model_stub.start(model_stub.ModelStub.billing())
     yield stub
     server.shutdown()
 
@@ -93,15 +70,13 @@ def test_real_claude_sessions_resumed_and_forked_import_to_what_the_stub_billed(
 
     db = open_db(home.ledger)
     result = importer.run(db, profile.Profile(), env=_tools_env(env))
-    u = ustub.anthropic
-    assert figures(db) == {OPUS: {"input": 4 * u.input, "output": 4 * u.output,
-                                  "cache_read": 4 * u.cache_read,
-                                  "cache_creation": 4 * u.cache_creation}}
+    assert figures(db) == ustub.expected("/v1/messages")
     assert (result.sessions_new, result.responses, result.skipped) == (2, 4, {})
     sessions = dict(db.execute("SELECT tool_session_id, id FROM sessions"))
     fork = next(t for t in sessions if t != parent)
-    assert figures(db, sessions[parent])[OPUS]["input"] == 2 * u.input
-    assert figures(db, sessions[fork])[OPUS]["input"] == 2 * u.input
+    # the parent made requests 1 and 2, the fork 3 and 4 (it copied the parent's)
+    assert figures(db, sessions[parent]) == ustub.expected("/v1/messages", calls[:2])
+    assert figures(db, sessions[fork]) == ustub.expected("/v1/messages", calls[2:])
     # the parent's own cost-state is its cost of record; the fork's includes the copied
     # requests of its parent, so the fork is priced from the table instead
     assert cost(db, sessions[parent])[OPUS] > 0
@@ -128,9 +103,7 @@ def test_real_codex_sessions_resumed_and_forked_import_to_what_the_stub_billed(
 
     db = open_db(home.ledger)
     result = importer.run(db, profile.Profile(), env=_tools_env(env))
-    o = ustub.openai
-    assert figures(db) == {"gpt-5": {"input": 3 * (o.input - o.cached), "cache_read": 3 * o.cached,
-                                     "output": 3 * o.output, "reasoning": 3 * o.reasoning}}
+    assert figures(db) == ustub.expected("/v1/responses")
     assert (result.sessions_new, result.responses) == (2, 3)
     assert {e for (e,) in db.execute("SELECT entrypoint FROM sessions")} == {"codex_exec"}
 

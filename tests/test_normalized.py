@@ -438,12 +438,19 @@ def test_history_from_before_the_upgrade_is_not_sent(home):
     for version, fn in enumerate(migrations.MIGRATIONS[:5], 1):
         fn(db)
         db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, fn.__name__, 0))
+    # a Codex session telemetry and its rollout both reported before the upgrade
     db.execute("INSERT INTO sessions (id, tool, started_at, ended_at, sources, tool_session_id)"
-               " VALUES ('codex:t-1', 'codex', ?, ?, 1, 't-1')", (time.time() - 99, time.time()))
+               " VALUES ('codex:t-1', 'codex', ?, ?, 3, 't-1')", (time.time() - 99, time.time()))
+    db.execute("INSERT INTO tool_sessions VALUES ('codex:t-1', 't-1')")
     db.executemany("INSERT INTO usage VALUES ('codex:t-1', 'gpt-5', ?, ?)",
                    [("input", 1000), ("output", 100)])
-    db.executemany("INSERT INTO source_figures VALUES ('codex:t-1', 'gpt-5', ?, 'telemetry', ?)",
-                   [("input", 1000), ("output", 100)])
+    for source in ("telemetry", "transcript"):
+        db.executemany("INSERT INTO source_figures VALUES ('codex:t-1', 'gpt-5', ?, ?, ?)",
+                       [("input", source, 1000), ("output", source, 100)])
+    db.execute("INSERT INTO transcript_sessions (id, tool, tool_session_id, usage) "
+               "VALUES (1, 'codex', 't-1', ?)", (json.dumps({"gpt-5": [1000, 100] + [0] * 9}),))
+    db.execute("INSERT INTO transcript_responses VALUES (42, 0, 1, 'gpt-5', 1000, 100, 0, 0, "
+               "0, 0, 0, 0)")
     db.close()
     led = Ledger(home)
     assert led.emit(now=time.time() + normalized.IDLE_S + 1).rows == 0

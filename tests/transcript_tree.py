@@ -62,9 +62,13 @@ def user(session: str, text: str = "hello", ts: str = T0, cwd: str = "/work/shop
             "sessionId": session, "version": "2.1.328"}
 
 
-def cost_state(session: str, costs: dict[str, float]) -> dict:
+def cost_state(session: str, costs: dict[str, float],
+               tokens: dict[str, dict[str, int]] | None = None) -> dict:
+    """Claude Code's cost-state line: its cost per model, and (`tokens`: model -> the file's
+    names, e.g. inputTokens) its token totals; without them, a cost-only line (the cost of
+    all the model's requests, whatever they are)."""
     return {"type": "cost-state", "sessionId": session, "totalCostUSD": sum(costs.values()),
-            "modelUsage": {m: {"inputTokens": 1, "outputTokens": 1, "costUSD": c}
+            "modelUsage": {m: {**(tokens or {}).get(m, {}), "costUSD": c}
                            for m, c in costs.items()}}
 
 

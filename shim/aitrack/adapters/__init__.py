@@ -50,17 +50,37 @@ tool against this contract.
 and its counting rules, in its docstring: which source counts what, and every request one
 source sees and another does not.
 
+Counting (store/ledger/record.py): the billed request is the unit. A source that reports
+requests one by one gives each as a `domain.records.Request` (its id when the source names
+one, the model that answered, the name requested when it says so, its figures, its cost);
+sources meet on the id, else on session and figures, and each request counts once. A source
+that states only a session's totals (metrics with a session id, a transcript's cost-state)
+is a floor under the session's requests: what it saw beyond them counts once. A total named
+under the requested model meets requests under the answered one through the aliases learnt
+from requests that name both.
+
 Optional parts, each a module of the package (`part(tool, name)`):
-  telemetry     what its OTLP payloads add to the ledger: contributions(point, delta),
-                log_contributions(attrs, prices), tool_session_id(attrs), entrypoint(attrs),
-                optional tool_version(resource) (else `service.version`)
-                (the generic package's when the tool has none); optional USAGE_SIGNALS,
-                the signals whose records carry its usage (default metrics and logs), and
-                with "traces" among them span_contributions(attrs, prices), what one span
-                adds (receivers keep and decode its traces only then)
+  telemetry     what its OTLP payloads add to the ledger: contributions(point, delta)
+                (session totals: "tokens", and "metric" cost_usd; other figures),
+                log_contributions(attrs, prices), tool_session_id(attrs), entrypoint(attrs)
+                (the generic package's when the tool has none); optional:
+                tool_version(resource) (else `service.version`);
+                log_request(attrs, prices) -> Request | None (a log record that is one
+                billed request), opens_session(name, attrs) (whether a record that counts
+                nothing makes its session known: Claude's `--continue` start-up id does
+                not), prompt(attrs) and side_start(attrs) with SIDE_WINDOW_S (a conversation
+                the tool starts for a prompt, counted in the prompting session: Codex's TUI
+                title request); USAGE_SIGNALS, the signals whose records carry its usage
+                (default metrics and logs), and with "traces" among them
+                span_contributions(attrs, prices), what one span adds (receivers keep and
+                decode its traces only then)
   locate        where its local files are: transcript_roots(env), and
                 run_sessions(cwd, started, ended, env) -> [(tool session id, path)], the
-                sessions a wrapped run ran
+                sessions written in a folder while a run lasted (candidates: linking takes
+                them only when they cannot be another run's); optional:
+                open_sessions(paths) -> [(tool session id, path)] (the sessions among a
+                process's open files) and run_process(cmdline) (False for a process shared
+                with other runs): what identifies a run's sessions while it runs
   transcripts   the reader `aitrack import` uses (the contract: store/importing/__init__.py)
   settings      its user settings wired to the per-user agent (`aitrack agent install`):
                 the contract is in install/wiring/__init__.py

@@ -21,11 +21,20 @@ import math
 import os
 import stat
 import time
+import zlib
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
 import msgspec
+
+# a response's figures (ledger token types, then 1 for a long-context request) and what they
+# add up to: the same shape for every per-request source (domain/tokens.py)
+from aitrack.domain.tokens import FIGURES, SUMS, accumulate
+from aitrack.domain.tokens import LONG_FIGURES as LONG
+
+__all__ = ["FIGURES", "LINE_LIMIT", "LONG", "SKIP_REASONS", "SUMS", "BadLine", "FileRead",
+           "accumulate", "decode", "figure_sums", "identity", "request_number"]
 
 LINE_LIMIT = 8 << 20  # longer lines are skipped (an assistant line is well under 1 MB)
 MAX_REQUEST_TOKENS = 10**9  # one request: context windows hold a few million tokens
@@ -162,6 +171,12 @@ class FileRead:
         self.context = context  # kept between imports (Codex: the file's thread id)
 
 
+def request_number(identity: str) -> int:
+    """The number a response row keeps of its request's id (CRC-32 + 1; 0: no id): how a
+    telemetry record of the same request (which names it by that id) finds it."""
+    return zlib.crc32(identity.encode()) + 1 if identity else 0
+
+
 def long_context(prices, tiered: dict[str, bool], model: str, prompt: int) -> int:
     """1 when a request whose prompt (input, cache reads and writes) is `prompt` tokens pays
     `model`'s long-context tier, else 0; `tiered` caches, per model, whether it has a tier
@@ -171,14 +186,6 @@ def long_context(prices, tiered: dict[str, bool], model: str, prompt: int) -> in
         has = tiered[model] = bool(prices is not None and
                                    prices.is_long_context(model, float("inf")))
     return 1 if has and prices.is_long_context(model, prompt) else 0
-
-
-# a response's figures: ledger token types, then 1 for a long-context request
-FIGURES = ("input", "output", "cache_read", "cache_creation", "cache_creation_1h",
-           "reasoning")
-LONG = ("long_input", "long_output", "long_cache_read", "long_cache_creation",
-         "long_cache_creation_1h")  # the long-context parts of the first five
-SUMS = (*FIGURES, *LONG)
 
 
 def figure_sums(items: Iterable[tuple[str, str, tuple[int, ...]]]
@@ -194,19 +201,3 @@ def figure_sums(items: Iterable[tuple[str, str, tuple[int, ...]]]
     return sums
 
 
-def accumulate(sums: list[int], figures: tuple[int, ...]) -> None:
-    """A response's figures added to sums in SUMS order (a long-context one's twice: its
-    long_* parts too)."""
-    inp, out, read, write, one_h, reasoning, long = figures
-    sums[0] += inp
-    sums[1] += out
-    sums[2] += read
-    sums[3] += write
-    sums[4] += one_h
-    sums[5] += reasoning
-    if long:
-        sums[6] += inp
-        sums[7] += out
-        sums[8] += read
-        sums[9] += write
-        sums[10] += one_h

@@ -22,11 +22,11 @@ class RunEnd:
     """A run's end, as its wrapper saw it."""
 
     __slots__ = ("id", "tool", "cwd", "started", "ended", "exit_code", "is_session",
-                 "git_start", "env")
+                 "git_start", "env", "owned")
 
     def __init__(self, id: str, tool: str, cwd: str, started: float, ended: float,
                  exit_code: int, is_session: bool, git_start: commits.Start | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, owned: list[tuple[str, str]] | None = None):
         self.id = id
         self.tool = tool
         self.cwd = cwd
@@ -36,6 +36,8 @@ class RunEnd:
         self.is_session = is_session  # False: `--version` and the like
         self.git_start = git_start  # where git's HEAD was when the run started
         self.env = dict(env or {})  # TOOL_ENV of the wrapper's environment
+        # (tool session id, its file) the run's own processes held open (capture/sampler.py)
+        self.owned = [(str(t), str(p)) for t, p in owned or ()]
 
     def as_dict(self) -> dict:
         out = {k: getattr(self, k) for k in self.__slots__}
@@ -50,6 +52,7 @@ class RunEnd:
         start = None if not git else commits.Start(str(git["cwd"]), float(git["at"]),
                                                      git["head"], bool(git["by_files"]))
         env = {k: str(v) for k, v in (data.get("env") or {}).items() if k in TOOL_ENV}
+        owned = [(str(t), str(p)) for t, p in data.get("owned") or ()]
         return cls(str(data["id"]), str(data["tool"]), str(data["cwd"]),
                    float(data["started"]), float(data["ended"]), int(data["exit_code"]),
-                   bool(data["is_session"]), start, env)
+                   bool(data["is_session"]), start, env, owned)

@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 
+from aitrack import adapters
 from aitrack.adapters import Sink
 from aitrack.capture.listener import Owner, listener_owner
 from aitrack.capture.loopback import SECRET_HEADER, Listener, bind, post, to_json
@@ -101,6 +102,8 @@ class TrackedRun:
         self.prices = None
         self.git_start: list = []  # commits.Start, noted in a thread once the child runs
         self.git_thread: threading.Thread | None = None
+        self.sessions = None  # sampler.OpenSessions: the sessions its processes hold open
+        self.owned: list = []  # what it found: (tool session id, file)
         self.ready = threading.Event()
         if settings is not None:
             for line in settings["notices"]:
@@ -157,13 +160,14 @@ class TrackedRun:
 
     # ------------------------------------------------------------ while it runs
 
-    def begin(self) -> None:
-        """The child runs: serve its receiver first (it may already be sending), then the
-        ledger, the run's record and forwarding; with an agent, make sure it is up."""
+    def begin(self, pid: int | None = None) -> None:
+        """The child (`pid`) runs: serve its receiver first (it may already be sending), then
+        the ledger, the run's record and forwarding; with an agent, make sure it is up."""
         if self.mode == "untracked":
             return
         try:
             self._note_git_start()  # first: the tool may commit soon
+            self._watch_sessions(pid)
             if self.mode == "agent":
                 self._tell_agent_start()
                 return
@@ -238,6 +242,16 @@ class TrackedRun:
             raise StoreUnavailable("aitrack's ledger is not available")
         self.inbox.put(delivery)
 
+    def _watch_sessions(self, pid: int | None) -> None:
+        """For a tool whose sessions' files its processes hold open (its `locate` says which),
+        watch the child's open files: they identify this run's sessions."""
+        locate = adapters.part(self.tool, "locate") if self.tool in adapters.TOOLS else None
+        if pid is None or locate is None or not hasattr(locate, "open_sessions"):
+            return
+        from aitrack.capture import sampler  # after the spawn: psutil, ~10 ms
+
+        self.sessions = sampler.OpenSessions(pid, locate).start()
+
     def _note_git_start(self) -> None:
         """For a tool that reports no commits of its own: the work tree's HEAD now, read in a
         thread (the tool never waits for git); its commits are read at the run's end."""
@@ -269,8 +283,7 @@ class TrackedRun:
 
             agent.spawn_detached(paths.resolve())
             return
-        if not self.adapter.TELLS_RUN:
-            return  # nothing of this run reaches the agent before its end says so
+        # every run's start, so that runs in one folder at once are seen as such (linking);
         # in a thread: the tool runs meanwhile, and the end's event carries the start too
         threading.Thread(target=self._tell_agent, args=("/aitrack/run/start",
                                                         self._start_event()),
@@ -316,10 +329,14 @@ class TrackedRun:
 
         if self.git_thread is not None:
             self.git_thread.join(GIT_START_WAIT_S)
+        if self.sessions is not None:
+            self.owned = self.sessions.stop()
+            self.sessions = None
         return runs.RunEnd(self.id, self.tool, self.cwd, self.started, time.time(), exit_code,
                            self.adapter.is_session(self.args),
                            self.git_start[0] if self.git_start else None,
-                           {k: os.environ[k] for k in runs.TOOL_ENV if k in os.environ})
+                           {k: os.environ[k] for k in runs.TOOL_ENV if k in os.environ},
+                           self.owned)
 
     # ------------------------------------------------------------ after it exits
 
@@ -360,8 +377,8 @@ class TrackedRun:
         from aitrack.capture import linking  # at the exit: the ledger is loaded already
 
         run = self._run_end(exit_code)
-        found = linking.transcripts(run)
-        self._import([path for _, path in found])
+        found = linking.find(self.db, run)
+        self._import(found.read)
         ids = linking.end(self.db, run, found)
         for step, what in ((lambda: linking.count_commits(self.db, run, ids, GIT_END_S),
                             "read this run's commits from git"),

@@ -82,7 +82,7 @@ def main(command: str, args: list[str]) -> int:
         say(f"cannot run {_named(binary, adapter)}: {exc.strerror or exc}")
         return launcher.EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) \
             else launcher.EXIT_NOT_RUNNABLE
-    run.begin()
+    run.begin(child.pid)
     code = child.wait()
     run.end(code)
     return code

@@ -27,12 +27,17 @@ class Point:
 
 
 class Contribution:
-    """What a datapoint adds to a session: tokens of a type, or another named figure."""
+    """What a datapoint adds to a session's totals: tokens of a type, or another named figure.
+
+    "tokens" (and a "metric" named cost_usd) add to a session total that one source keeps
+    without telling its requests apart (Claude Code's metrics): a floor under the session's
+    requests, never added to them (store/ledger/settle.py). Other metrics (lines, commits) and
+    "decision"s are figures of their own."""
 
     __slots__ = ("kind", "model", "name", "value")
 
     def __init__(self, kind: str, model: str, name: str, value: float):
-        self.kind = kind  # "tokens" | "metric"
+        self.kind = kind  # "tokens" | "metric" | "decision"
         self.model = model
         self.name = name
         self.value = value
@@ -45,21 +50,54 @@ class Contribution:
         return f"Contribution({self.kind!r}, {self.model!r}, {self.name!r}, {self.value!r})"
 
 
+class Request:
+    """One billed request, as one per-request source saw it (a telemetry event, a transcript
+    line): the unit the ledger counts once, whichever sources saw it.
+
+    `identity`: the request's own id as the source gives it (Claude's request id), None when
+    it gives none; sources then meet on session, time and figures. `model`: the model that
+    answered (the only one a source names when it knows no other); `requested`: the name
+    asked for, when the source says and it differs. `figures`: domain.tokens.FIGURES order,
+    then 1 for a long-context request. `cost`: the tool's own cost of it, when it says.
+    """
+
+    __slots__ = ("identity", "at", "model", "requested", "figures", "cost")
+
+    def __init__(self, identity: str | None, at: float | None, model: str,
+                 figures: tuple[int, ...], requested: str | None = None,
+                 cost: float | None = None):
+        self.identity = identity or None
+        self.at = at
+        self.model = model
+        self.requested = requested if requested and requested != model else None
+        self.figures = figures
+        self.cost = cost
+
+    def __repr__(self) -> str:
+        return (f"Request({self.identity!r}, {self.at!r}, {self.model!r}, {self.figures!r}, "
+                f"requested={self.requested!r}, cost={self.cost!r})")
+
+
 class TranscriptSession:
     """One tool session as its transcripts tell it, counted once (see aitrack.store.importing).
 
-    `usage`: model -> ledger token type (aitrack.tokens) -> tokens, over the whole session so
-    far; `metrics`: model -> name -> value, e.g. Claude Code's own `cost_usd` (cost-state).
+    `usage`: model -> ledger token type (aitrack.tokens) -> tokens, the sum of its requests
+    over the whole session so far, by the model that answered; `requested`: answered model ->
+    the name requested, where they differ; `totals`: model (as requested) -> name -> value,
+    the session totals its transcripts state besides its requests (Claude Code's cost-state:
+    tokens and `cost_usd`), a floor under them; `notes`: what its files cannot show (a kind
+    -> one line for `report session`: a gap that only telemetry fills).
     """
 
     __slots__ = ("tool", "tool_session_id", "started_at", "ended_at", "cwd", "project",
-                 "entrypoint", "tool_version", "usage", "metrics")
+                 "entrypoint", "tool_version", "usage", "totals", "requested", "notes")
 
     def __init__(self, tool: str, tool_session_id: str, started_at: float, ended_at: float,
                  cwd: str | None = None, project: str | None = None,
                  entrypoint: str | None = None, tool_version: str | None = None,
                  usage: dict[str, dict[str, int]] | None = None,
-                 metrics: dict[str, dict[str, float]] | None = None):
+                 totals: dict[str, dict[str, float]] | None = None,
+                 requested: dict[str, str] | None = None, notes: dict[str, str] | None = None):
         self.tool = tool
         self.tool_session_id = tool_session_id
         self.started_at = started_at
@@ -69,4 +107,6 @@ class TranscriptSession:
         self.entrypoint = entrypoint
         self.tool_version = tool_version
         self.usage = usage or {}
-        self.metrics = metrics or {}
+        self.totals = totals or {}
+        self.requested = requested or {}
+        self.notes = notes or {}

@@ -22,6 +22,14 @@ LONG = {"long_input": "input", "long_output": "output", "long_cache_read": "cach
 SUBSETS = (CACHE_1H, *LONG)
 ALL = (*BASE, REASONING, *SUBSETS)
 
+# One request's figures, as every per-request source keeps them: the ledger token types, then
+# 1 for a long-context request (whose base figures then also fill the long_* parts).
+FIGURES = ("input", "output", "cache_read", "cache_creation", "cache_creation_1h", "reasoning")
+# a request's long-context parts, in FIGURES order (reasoning has none)
+LONG_FIGURES = ("long_input", "long_output", "long_cache_read", "long_cache_creation",
+                "long_cache_creation_1h")
+SUMS = (*FIGURES, *LONG_FIGURES)  # what requests add up to, per session and model
+
 
 def total(tokens: dict[str, float]) -> float:
     """A session's total: the base types only."""
@@ -41,6 +49,24 @@ def request(tokens: dict[str, int], model: str = "", prices=None) -> dict[str, i
     if prices is not None and prices.is_long_context(model, prompt(tokens)):
         out.update({long: out[base] for long, base in LONG.items() if out.get(base)})
     return out
+
+
+def accumulate(sums: list[int], figures: tuple[int, ...]) -> None:
+    """A request's figures (FIGURES order and its long flag) added to sums in SUMS order (a
+    long-context one's twice: its long_* parts too)."""
+    inp, out, read, write, one_h, reasoning, long = figures
+    sums[0] += inp
+    sums[1] += out
+    sums[2] += read
+    sums[3] += write
+    sums[4] += one_h
+    sums[5] += reasoning
+    if long:
+        sums[6] += inp
+        sums[7] += out
+        sums[8] += read
+        sums[9] += write
+        sums[10] += one_h
 
 
 def count(value: str | None) -> int:

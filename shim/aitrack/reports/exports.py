@@ -75,6 +75,9 @@ def _session_row(report: Report, sid: str, fig: Figures, models: list) -> dict:
         **_contrib(fig),
         "entrypoint": facts.get("entrypoint"),
         "sources": source_names(facts.get("sources")),
+        "requested_as": {m: report.requested[m] for m in sorted(fig.models)
+                         if m in report.requested},
+        "notes": report.notes.get(sid, []),
         "tool_figures": facts.get("tool_figures", {}),  # README: what each one means
         "tool_session_id": facts.get("tool_session_id"),
         "resume": resume_command(facts),
@@ -111,6 +114,8 @@ def to_json(report: Report) -> dict:
     rows = []
     for label, fig, models in report.rows:
         row = {"period": label, **_flat(fig), "models": sorted(fig.models)}
+        if report.kind == "model":
+            row["requested_as"] = report.requested.get(label, [])
         if report.opts.breakdown and report.kind != "model":
             row["breakdown"] = [{"model": m, **_flat(f)} for m, f in models]
         if report.opts.by_tool and report.kind in ("daily", "weekly", "monthly"):

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from aitrack.domain.pricing import PriceTable
-from aitrack.reports import summaries
+from aitrack.reports import notes, summaries
 from aitrack.reports.periods import GROUPS, Options, period_of, time_range
 from aitrack.reports.queries import Plan, exact_plan, model_sql, project_filter, where_clause
 from aitrack.reports.rows import CONTRIB_FIELDS, Decisions, Figures, Report, add_pairs, figures_in
@@ -54,6 +54,11 @@ def build(db: sqlite3.Connection, opts: Options, prices: PriceTable,
     if opts.limit and len(report.rows) > opts.limit:
         report.hidden = len(report.rows) - opts.limit
         del report.rows[opts.limit:]
+    if opts.kind in ("session", "model"):
+        shown = {m for _, fig, _ in report.rows for m in fig.models}
+        report.requested = notes.requested_names(db, shown)
+    if opts.kind == "session":
+        report.notes = notes.session_notes(db, [sid for sid, _, _ in report.rows])
     return report
 
 

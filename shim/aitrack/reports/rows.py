@@ -116,6 +116,8 @@ class Report:
     hidden: int = 0  # rows left out by --limit (the totals include them)
     source: str = "exact"  # "hourly" when read from the hourly summaries
     decisions: list[Decisions] | None = None  # the model report's tool acceptance
+    requested: dict[str, list[str]] = field(default_factory=dict)  # answered -> names asked
+    notes: dict[str, list[str]] = field(default_factory=dict)  # session id -> its gaps
     tools: dict[str, list[tuple[str, Figures]]] = field(default_factory=dict)  # --by-tool:
     # a row's label -> its figures per tool
 

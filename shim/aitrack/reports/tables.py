@@ -204,6 +204,12 @@ def _footer(report: Report, hidden: list[str], width: int | None,
                     "(`unpriced`, or a lower bound marked *); `aitrack prices "
                     f"{' '.join(safe(_shell_word(m)) for m in unpriced)}` shows how to add "
                     f"{'one' if one else 'them'}.", False))
+    for answered, names in sorted(report.requested.items()):
+        asked = ", ".join(safe(name) for name in names)
+        out.append((f"{safe(answered)} was requested as {asked} (usage counts under the "
+                    "model that answered).", False))
+    for sid, lines in report.notes.items():
+        out += [(f"Session {safe(sid)}: {line}.", False) for line in lines]
     if report.hidden:
         what = "sessions" if report.kind == "session" else "rows"
         out.append((f"{report.hidden:,} more {what} not shown (the totals include them): use "

@@ -4,14 +4,33 @@ Telemetry is switched on and pointed at a per-run receiver through the environme
 the agent), or by Claude Code's own user settings (settings.py, with the agent). What the
 telemetry means is in telemetry.py; the transcripts in locate.py and transcripts.py.
 
-Counting rules (every billed request once):
+Counting rules (every billed request once; checked with 2.1.328):
 - Token types map directly: Claude's `input` already excludes cache reads and writes.
-- Telemetry: usage from `claude_code.token.usage`; the per-request `api_request` log events
-  add what aggregates cannot tell (the 1-hour share of cache writes, long-context requests).
+- Requests: every billed request is an `api_request` log event (its `request_id`, the model
+  that answered, tokens by type including 1-hour cache writes, `cost_usd`) and, unless it is
+  a side request, an assistant line in the transcript (`requestId`, `message.model` as
+  answered, `requestedModel` as asked). Both name the request by the same request id: they
+  meet on it and count once, with the requested name learnt as an alias of the answered one.
+- Session totals: `claude_code.token.usage` and `claude_code.cost.usage` (metrics) and the
+  transcript's last `cost-state` line (`modelUsage.<model>`: tokens and `costUSD`) sum the
+  session's requests per requested model: a floor under the requests, never added to them;
+  the cost-state is the session's cost of record (not in a fork, whose cost-state counts the
+  parent's copied requests too).
 - Transcripts: one response is several `assistant` lines; the largest line of a
   (message.id, requestId) counts, once across every file (transcripts.py says why).
 - `<synthetic>` lines (API errors, usage-limit notices) are not billed.
-- Claude Code's own `cost-state` line is the session's cost of record where present.
+
+Requests one source sees and another does not:
+- The TUI's title request per prompt (`query_source` `generate_session_title`; no tools, one
+  message): telemetry and cost-state only, never an assistant line. Counted from telemetry's
+  event; without telemetry (the agent down) it is what the cost-state exceeds the lines by.
+- A model alias answered with a dated id (`claude-sonnet-4-5` -> `...-20250929`), inference
+  profiles, gateways: metrics and cost-state name the requested model, events and lines the
+  answered one. Counted once under the answered model, the requested name shown beside it.
+- `--continue`: start-up events and `session.count` (`start_type` "continue") under a fresh
+  `session.id` that no request uses: no session (`-r SID` sends none).
+- A run's sessions: its telemetry names it (the per-run receiver, or the headers helper's
+  run header with the agent), never the folder alone.
 """
 
 from __future__ import annotations

@@ -1,12 +1,26 @@
-"""What Claude Code's telemetry adds to the ledger (metrics and `api_request` log events)."""
+"""What Claude Code's telemetry adds to the ledger (metrics and `api_request` log events).
+
+Facts (checked with 2.1.328): every billed request is an `api_request` log event with its
+`request_id` (the API's request-id header, also the transcript line's `requestId`), the
+model that answered (`model`), its tokens by type and its cost (`cost_usd`), including
+requests no transcript line shows (`query_source` `generate_session_title`: the TUI's
+title request per prompt). The metrics `claude_code.token.usage` and `claude_code.cost.usage`
+sum the same requests per session under the model Claude Code requested: session totals.
+`--continue` sends its start-up events (`managed_settings_resolved`, `plugin_loaded`) and
+`claude_code.session.count` (`start_type` "continue") under a fresh `session.id` that no
+request ever uses, then the continued session's id: that id is no session.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aitrack.adapters.claude import NAME
 from aitrack.domain import tokens
-from aitrack.domain.records import Contribution, Point
+from aitrack.domain.records import Contribution, Point, Request
 
-__all__ = ["NAME", "contributions", "entrypoint", "log_contributions", "tool_session_id"]
+__all__ = ["NAME", "contributions", "entrypoint", "log_contributions", "log_request",
+           "opens_session", "tool_session_id"]
 
 _TOKEN_TYPES = {"input": "input", "output": "output", "cacheRead": "cache_read",
                 "cacheCreation": "cache_creation"}
@@ -20,9 +34,14 @@ _DECISIONS = {"accept": "accept", "reject": "reject"}
 _REQUEST = {"input_tokens": "input", "output_tokens": "output",
             "cache_read_tokens": "cache_read", "cache_creation_tokens": "cache_creation",
             "cache_creation_1h_tokens": "cache_creation_1h"}
+# records a session's start sends before it is known which session it is (see above)
+_START_UP = frozenset(("managed_settings_resolved", "plugin_loaded"))
+SESSION_COUNT = "claude_code.session.count"
 
 
 def contributions(point: Point, delta: float) -> list[Contribution]:
+    """Metrics: the session totals (tokens and cost per requested model), and other
+    figures."""
     model = point.attrs.get("model", "")
     name = point.metric
     if name == "claude_code.token.usage":
@@ -43,14 +62,33 @@ def contributions(point: Point, delta: float) -> list[Contribution]:
     return []
 
 
-def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
-    """The subsets of one API request's usage (its base figures come from the metrics)."""
+def log_request(attrs: dict[str, str], prices) -> Request | None:
+    """The billed request an `api_request` event reports."""
     if attrs.get("event.name") != "api_request":
-        return []
+        return None
     model = attrs.get("model", "")
-    request = {t: tokens.count(attrs.get(k)) for k, t in _REQUEST.items()}
-    return [Contribution("tokens", model, t, v)
-            for t, v in tokens.request(request, model, prices).items() if t in tokens.SUBSETS]
+    figures = {t: tokens.count(attrs.get(k)) for k, t in _REQUEST.items()}
+    long = 1 if prices is not None and prices.is_long_context(
+        model, tokens.prompt(figures)) else 0
+    cost = attrs.get("cost_usd")
+    try:
+        usd = float(cost) if cost not in (None, "") else None
+    except ValueError:
+        usd = None
+    return Request(attrs.get("request_id"), _time(attrs.get("event.timestamp")), model,
+                   (*(figures.get(t, 0) for t in tokens.FIGURES[:5]), 0, long), cost=usd)
+
+
+def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
+    return []  # api_request events are requests (log_request); nothing else counts
+
+
+def opens_session(name: str, attrs: dict[str, str]) -> bool:
+    """A record that counts nothing makes its session known, except the start-up records
+    and a `--continue` run's session count, sent under an id no request uses."""
+    if name in _START_UP:
+        return False
+    return not (name == SESSION_COUNT and attrs.get("start_type") == "continue")
 
 
 def tool_session_id(attrs: dict[str, str]) -> str | None:
@@ -61,3 +99,11 @@ def tool_session_id(attrs: dict[str, str]) -> str | None:
 def entrypoint(attrs: dict[str, str]) -> str | None:
     """cli, sdk-cli, claude-vscode, claude-desktop... (`app.entrypoint`)."""
     return attrs.get("app.entrypoint") or None
+
+
+def _time(stamp: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp \
+            else None
+    except ValueError:
+        return None

@@ -9,9 +9,13 @@ another file under the new session id, naming the session that made the request 
 `requestSessionId`; subagent and `/btw` logs replay parent lines as sidechain lines.
 `<synthetic>` lines (API errors, usage-limit notices) were never billed. Cache writes are
 max(top-level, 5m + 1h breakdown): before 2.1.152 the top-level field could be 0 while the
-breakdown held them. The last `cost-state` line is Claude Code's own cost of the session
-(including what the lines miss, such as title requests); in a forked session it also holds
-the parent's copied requests, so it is used only for sessions without copied history.
+breakdown held them. An assistant line's `message.model` is the model that answered; its
+`requestedModel` (2.1.328) the name Claude Code asked for (an alias answered with a dated
+id differs). The last `cost-state` line holds Claude Code's own totals of the session per
+requested model (`modelUsage.<model>`: tokens by type and `costUSD`), including requests no
+line shows (the TUI's title and side requests): the session's totals (`totals`), a floor
+under its lines, and its cost of record. In a forked session it also holds the parent's
+copied requests, so it is used only for sessions without copied history.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import msgspec
 from aitrack.adapters.claude import locate
 from aitrack.adapters.reading import (
     MAX_REQUEST_TOKENS,
+    MAX_TOTAL_TOKENS,
     BadLine,
     Dates,
     FileRead,
@@ -70,8 +75,28 @@ class _Message(msgspec.Struct):
     usage: _Usage | None = None
 
 
-class _ModelCost(msgspec.Struct):
-    costUSD: Number = None  # noqa: N815 - the file's name
+class _ModelUsage(msgspec.Struct):
+    """A cost-state's totals of one model (the file's names)."""
+
+    inputTokens: Number = 0  # noqa: N815
+    outputTokens: Number = 0  # noqa: N815
+    cacheReadInputTokens: Number = 0  # noqa: N815
+    cacheCreationInputTokens: Number = 0  # noqa: N815
+    thinkingTokens: Number = 0  # noqa: N815
+    costUSD: Number = None  # noqa: N815
+
+
+# cost-state names -> ledger names (thinking is part of output, as `reasoning` is)
+_TOTALS = (("inputTokens", "input"), ("outputTokens", "output"),
+           ("cacheReadInputTokens", "cache_read"),
+           ("cacheCreationInputTokens", "cache_creation"), ("thinkingTokens", "reasoning"),
+           ("costUSD", "cost_usd"))
+
+
+def _total(name: str, value: int | float) -> float:
+    """A cost-state figure, checked as a transcript's are (a session's totals: one
+    request's bound does not hold)."""
+    return cost_usd(value) if name == "cost_usd" else float(tokens(value, MAX_TOTAL_TOKENS))
 
 
 class _Line(msgspec.Struct):
@@ -81,6 +106,7 @@ class _Line(msgspec.Struct):
     sessionId: str | None = None  # noqa: N815
     requestSessionId: str | None = None  # noqa: N815
     requestId: str | None = None  # noqa: N815
+    requestedModel: str | None = None  # noqa: N815
     uuid: str | None = None
     timestamp: str | None = None
     isSidechain: bool | None = None  # noqa: N815
@@ -88,7 +114,7 @@ class _Line(msgspec.Struct):
     entrypoint: str | None = None
     version: str | None = None
     message: _Message | None = None
-    modelUsage: dict[str, _ModelCost] | None = None  # noqa: N815
+    modelUsage: dict[str, _ModelUsage] | None = None  # noqa: N815
 
 
 _DECODER = msgspec.json.Decoder(_Line)
@@ -127,7 +153,8 @@ class Reader:
         self.index: dict[int, int] = {}  # key -> its place in responses
         self.sessions: dict[str, list] = {}  # owner -> [first, last, cwd, entrypoint, version]
         self.copies: set[str] = set()  # sessions whose file holds copies of others' requests
-        self.costs: list[tuple[str, dict[str, float]]] = []
+        self.costs: list[tuple[str, dict[str, dict[str, float]]]] = []  # cost-state totals
+        self.requested: dict[tuple[str, str], str] = {}  # (owner, answered) -> requested
         self.sums: dict[tuple[str, str], list[int]] = {}  # per owner and model, at finish
         self.first: tuple[str, str] | None = None  # the file's first timestamped line
         self.not_billed = 0
@@ -143,8 +170,10 @@ class Reader:
         if kind == "assistant" and rec.message is not None and rec.message.usage is not None:
             self._response(rec, rec.message)
         elif kind == "cost-state" and rec.sessionId and rec.modelUsage:
-            self.costs.append((rec.sessionId, {m: cost_usd(c.costUSD) for m, c in
-                                               rec.modelUsage.items() if c.costUSD is not None}))
+            self.costs.append((rec.sessionId, {
+                m: {name: _total(name, v) for field, name in _TOTALS
+                    if (v := getattr(u, field)) is not None and v > 0}
+                for m, u in rec.modelUsage.items()}))
 
     def _response(self, rec: _Line, msg: _Message) -> None:
         model = msg.model or "unknown"
@@ -184,6 +213,9 @@ class Reader:
         # one string per session and model: they travel from a worker process once
         owner, model = intern(rec.requestSessionId or session), intern(model)
         side = bool(rec.isSidechain)
+        asked = rec.requestedModel
+        if asked and asked != model and (owner, model) not in self.requested:
+            self.requested[owner, model] = intern(asked)
         if owner != session:  # a copy of another session's request: its cost-state too
             self.copies.add(session)
         facts = self.sessions.get(owner)
@@ -232,21 +264,39 @@ class Reader:
         book.count_many(self.responses, self.sums)
         for copier in self.copies:
             session(copier).set_state("copies", 1, figures=True)
-        for owner, costs in self.costs:
+        for (owner, model), asked in self.requested.items():
             s = session(owner)
-            known = s.state.get("cost", {})
-            grown = {m: c for m, c in costs.items() if c > known.get(m, 0.0)}
-            if grown:
-                s.set_state("cost", {**known, **grown}, figures=True)
+            mine = s.state.get("requested") or {}
+            if mine.get(model) != asked:
+                s.set_state("requested", {**mine, model: asked}, figures=True)
+        for owner, stated in self.costs:
+            s = session(owner)
+            known = s.state.get("totals") or {}
+            grown = {m: {**known.get(m, {}), **{n: v for n, v in figures.items()
+                                                 if v > known.get(m, {}).get(n, 0.0)}}
+                     for m, figures in stated.items()}
+            if grown != {m: known[m] for m in grown if m in known}:
+                s.set_state("totals", {**known, **grown}, figures=True)
         if self.first is not None:
             session(self.first[0]).saw(_time(self.first[1]))
         book.result.not_billed += self.not_billed
         book.result.duplicates += self.duplicates
 
 
-def metrics(state: dict) -> dict[str, dict[str, float]]:
-    """Claude Code's own cost per model (cost of record), unless the session's transcript
-    carries copies of another session's requests, whose cost its cost-state includes."""
+def totals(state: dict) -> dict[str, dict[str, float]]:
+    """The session's totals per requested model from its last cost-state (tokens by ledger
+    type and cost_usd), unless its transcript carries copies of another session's requests,
+    which its cost-state includes. Sessions imported before aitrack read cost-state tokens
+    kept only its cost."""
     if state.get("copies"):
         return {}
-    return {model: {"cost_usd": usd} for model, usd in state.get("cost", {}).items() if usd > 0}
+    stated = {m: dict(figures) for m, figures in (state.get("totals") or {}).items()}
+    for model, usd in (state.get("cost") or {}).items():
+        if usd > stated.get(model, {}).get("cost_usd", 0.0):
+            stated.setdefault(model, {})["cost_usd"] = usd
+    return {m: figures for m, figures in stated.items() if figures}
+
+
+def metrics(state: dict) -> dict[str, dict[str, float]]:
+    """The cost part of `totals` (the reader contract's older name)."""
+    return {m: {"cost_usd": f["cost_usd"]} for m, f in totals(state).items() if "cost_usd" in f}

@@ -5,17 +5,30 @@ per-user agent: settings.py): command-line `-c` overrides would put a secret in 
 readable by every local user, and force it out of its shared background-server mode. Without
 an agent a run is read from its rollout when it exits (WITHOUT_AGENT, and no `prepare`).
 
-Counting rules (every billed request once):
-- Telemetry: usage from `codex.sse_event` log records of kind `response.completed`, one per
-  model response, with the conversation (= session) id and model (telemetry.py). Its metrics
-  carry no session id and are forwarded untouched.
+Counting rules (every billed request once; checked with 0.169.0):
+- Requests: each model response is a `codex.sse_event` log record of kind
+  `response.completed` (conversation = session id, model as requested, tokens; no response
+  id) and a `token_usage_record` / `token_count` of its rollout (response id, the same
+  figures). They meet on session and figures and count once. Both name the model as
+  requested (the answer's model name is in neither): the ledger does too. Metrics carry no
+  session id: forwarded untouched, they count nothing.
 - OpenAI token semantics: `input` INCLUDES cached input and cache writes; `output` INCLUDES
   reasoning. The ledger's types do not overlap, so cached input moves to cache_read, cache
-  writes to cache_creation, and input keeps the rest (checked with codex 0.169.0).
+  writes to cache_creation, and input keeps the rest.
 - Rollouts: the cumulative total counts by its advance; re-emitted counts and
   `token_usage_record` duplicates are dropped; a fork's replayed parent events are the
   parent's; a rollout in both `sessions/` and `archived_sessions/` counts once
   (transcripts.py).
+
+Requests one source sees and another does not:
+- The TUI's title request per prompt (no tools; input ending "Do not answer the request.
+  User prompt: ..."): a conversation of its own in telemetry, started tens of milliseconds
+  after the prompt, in no rollout and not in `state_5.sqlite`. With telemetry it counts in
+  its prompting session (telemetry.py: `side_start`). Without (the wrapper with no agent,
+  the agent down) nothing Codex keeps has it: `report session` says how many are missing
+  (a TUI session's prompts), never silently. `codex exec` sends none.
+- A run's sessions: the rollout its own process holds open (`codex exec`), never the folder
+  alone; the TUI's threads run in the shared background server (locate.py).
 """
 
 from __future__ import annotations

@@ -4,6 +4,14 @@
 `archived_sessions/` for archived ones. A rollout's first line, `session_meta`, names the
 thread and its working directory. A resumed thread appends to its old rollout (in an older
 day's folder), so Codex's own index (`state_5.sqlite`, table `threads`) is asked first.
+
+Which threads a wrapped run ran (checked with 0.169.0): the process that runs a thread holds
+its rollout open from the thread's start to its own exit, and `thread-writer-locks/<thread
+id>.lock` with it (`open_sessions`). `codex exec` runs its thread in its own process; the
+TUI hands its threads to the shared background server (`codex app-server ...
+--managed-daemon`, started by the first TUI and serving every front end), whose open files
+are not one run's (`run_process`): such a run is found by folder and time, only when no
+other run of the tool worked in that folder meanwhile (capture/linking.py).
 """
 
 from __future__ import annotations
@@ -35,6 +43,22 @@ def transcript_roots(env: Mapping[str, str] | None = None) -> list[Path]:
     """`sessions` and `archived_sessions`, those that exist."""
     base = home(env)
     return [base / d for d in ("sessions", "archived_sessions") if (base / d).is_dir()]
+
+
+def open_sessions(paths: list[str]) -> list[tuple[str, str]]:
+    """(thread id, rollout) of the rollouts among a process's open files."""
+    found = []
+    for path in paths:
+        tid = thread_id(Path(path))
+        if tid:
+            found.append((tid, path))
+    return found
+
+
+def run_process(cmdline: list[str]) -> bool:
+    """Whether a process's open files are its run's alone: not the shared background
+    server's (its argv names `app-server`)."""
+    return "app-server" not in cmdline
 
 
 def thread_id(path: Path) -> str | None:

@@ -21,6 +21,11 @@ So, per thread, the cumulative total counts by its advance, only when it moves:
 - a subagent's rollout replays its parent's events in its first second: those raise the
   total and count nothing; records naming another thread are the other thread's.
 Token types follow OpenAI semantics, normalised in one place: `response_usage`.
+
+What no rollout holds: the title request the TUI sends for each prompt (checked with 0.169.0:
+a conversation of its own, in no rollout and not in `state_5.sqlite`). Only telemetry sees
+it (telemetry.py ties it to its session); a TUI session read from its rollout alone says so
+in `report session` (`notes`), with the number of its prompts (its turns).
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ MARKERS = (b'"token_', b'"turn_context"')
 PARALLEL = False
 REPLAY_S = 1.0  # a subagent's replay of its parent: the burst in its first second
 UNKNOWN_MODEL = "unknown"  # rollouts from before September 2025 name no model
+# the TUI's originators (`session_meta`): the front end that sends a title request per prompt
+TUI = ("codex-tui", "codex_cli_rs")
 
 Number = int | float | None
 _FIELDS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
@@ -171,8 +178,8 @@ class Reader:
                 self.file.context["thread"] = p.id
                 self.events.append(("meta", rec.timestamp, p))
         elif kind == "turn_context":
-            if p.model:
-                self.events.append(("model", rec.timestamp, p.model))
+            if p.model or p.turn_id:
+                self.events.append(("model", rec.timestamp, p.model, p.turn_id))
         elif kind == "token_usage_record":
             if p.usage is not None:
                 thread = _vector(p.thread_token_usage) if p.thread_token_usage else None
@@ -217,8 +224,12 @@ class Reader:
                     s.set_state("replay_until", replay_until)
                 continue
             if kind == "model":
-                model = event[2]
-                s.set_state("model", model)
+                if event[2]:
+                    model = event[2]
+                    s.set_state("model", model)
+                if event[3] and event[3] != st.get("turn") and s.entrypoint in TUI:
+                    s.set_state("turn", event[3])
+                    s.set_state("turns", st.get("turns", 0) + 1, figures=True)
                 continue
             if stamp:
                 if earliest is None or stamp < earliest:
@@ -279,3 +290,12 @@ class Reader:
 
 def metrics(state: dict) -> dict[str, dict[str, float]]:
     return {}  # Codex reports no cost: the price table prices it
+
+
+def notes(state: dict) -> dict[str, str]:
+    """What a session's rollout cannot show: the TUI's title requests, one per prompt."""
+    turns = state.get("turns", 0)
+    if not turns:
+        return {}
+    return {"title_requests": f"{turns} title request(s) the Codex TUI sent for its prompts are "
+                              "in no file Codex keeps: counted only from telemetry (agent)"}

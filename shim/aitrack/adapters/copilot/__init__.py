@@ -19,9 +19,14 @@ COPILOT_PROVIDER_BASE_URL / _API_KEY / COPILOT_MODEL, against a chat-completions
   (`gen_ai.client.inference.usage.*`) are cumulative and name no session.
 
 Counting rules (every billed request once):
-- One request is one `chat` span, one `session.usage_record` event, or one `chat` span line
-  of the OTel file exporter, keyed by the response id in all three, so a request seen by
-  several counts once; `invoke_agent` spans repeat a turn's totals and are not counted.
+- One request is one `chat` span (telemetry.span_request), one `session.usage_record` event,
+  or one `chat` span line of the OTel file exporter. The files key it by session and response
+  id (two events under one response id, a local provider's, are told apart by their record
+  number); a span meets the files' record on session, model and figures, each request once.
+  `invoke_agent` spans repeat a turn's totals and are not counted.
+- Session totals: `session.shutdown`'s `modelMetrics` (per model, at the session's end; the
+  largest of a resumed session's ends) are a floor under its requests: what they hold beyond
+  them (a usage record never written) counts once, never a request twice.
 - Token semantics: `inputTokens` INCLUDES cache reads and cache writes (checked with both the
   OpenAI and the Anthropic wire), `outputTokens` INCLUDES reasoning. So the ledger's input is
   input - cache read - cache write; output maps directly, reasoning is its part.

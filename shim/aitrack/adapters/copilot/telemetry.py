@@ -2,17 +2,19 @@
 
 Its metrics carry no session and are cumulative per process (forwarded, never counted); no
 logs signal. Each `chat` span names its session (gen_ai.conversation.id) and the request's
-identity (gen_ai.response.id, `request_id`), which the file readers key by too.
+identity (gen_ai.response.id, `request_id`), which the file readers key by too. A span is
+one request (`span_request`); its premium-request charge is a figure of its own.
 """
 
 from __future__ import annotations
 
 from aitrack.adapters.copilot import NAME
 from aitrack.domain import tokens
-from aitrack.domain.records import Contribution, Point
+from aitrack.domain.records import Contribution, Point, Request
 
 __all__ = ["NAME", "USAGE_SIGNALS", "contributions", "entrypoint", "log_contributions",
-           "request_id", "request_usage", "span_contributions", "tool_session_id"]
+           "request_id", "request_usage", "span_contributions", "span_request",
+           "tool_session_id"]
 
 # the signals whose records carry usage: the receivers keep and decode these for Copilot
 USAGE_SIGNALS = ("traces",)
@@ -36,17 +38,31 @@ def is_request(attrs: dict) -> bool:
     return attrs.get("gen_ai.operation.name") == "chat" and _USAGE["input"] in attrs
 
 
+def span_request(attrs: dict[str, str], prices) -> Request | None:
+    """The billed request a `chat` span reports, under the model it was requested as (the
+    name its session's events give the same request). It meets the events' record of it on
+    session, model and figures, not on the response id: the events tell their requests
+    apart by their own record number (a local provider may answer every request under one
+    id), which a span does not carry."""
+    if not is_request(attrs):
+        return None
+    model = _model(attrs)
+    usage = {k: tokens.count(str(attrs.get(a, "") or "")) for k, a in _USAGE.items()}
+    figures = {c.name: int(c.value) for c in request_usage(model, usage, prices)}
+    long = 1 if any(n.startswith("long_") for n in figures) else 0
+    return Request(None, None, model, (*(figures.get(t, 0) for t in tokens.FIGURES), long))
+
+
 def span_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
-    """One request's usage in ledger types, and its premium-request charge."""
+    """A request's premium-request charge (its tokens: span_request)."""
     if not is_request(attrs):
         return []
-    model = str(attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model") or "")
-    usage = {k: tokens.count(str(attrs.get(a, "") or "")) for k, a in _USAGE.items()}
-    out = request_usage(model, usage, prices)
     premium = _float(attrs.get("github.copilot.cost"))
-    if premium:
-        out.append(Contribution("metric", model, PREMIUM, premium))
-    return out
+    return [Contribution("metric", _model(attrs), PREMIUM, premium)] if premium else []
+
+
+def _model(attrs: dict) -> str:
+    return str(attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model") or "")
 
 
 def request_usage(model: str, usage: dict[str, int], prices) -> list[Contribution]:

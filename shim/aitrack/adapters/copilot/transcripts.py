@@ -22,8 +22,9 @@ from aitrack.adapters.copilot.telemetry import PREMIUM
 from aitrack.adapters.reading import FileRead, decode, identity
 
 TOOL = "copilot"
-# a usage record, or a span carrying usage; session.start is a log's first line (a head line)
-MARKERS = (b'"session.usage_record"', b'"gen_ai.usage.input_tokens"')
+# a usage record, a span carrying usage, a session's totals at its end; session.start is a
+# log's first line (a head line)
+MARKERS = (b'"session.usage_record"', b'"gen_ai.usage.input_tokens"', b'"session.shutdown"')
 DEPTH = 1  # session-state/<session>/events.jsonl; otel/*.jsonl
 Number = int | float | None
 
@@ -50,12 +51,17 @@ class _Context(msgspec.Struct):
     cwd: str | None = None
 
 
+class _ModelMetrics(msgspec.Struct):
+    usage: _Usage | None = None
+
+
 class _Data(msgspec.Struct):
     sessionId: str | None = None  # noqa: N815
     startTime: str | None = None  # noqa: N815
     copilotVersion: str | None = None  # noqa: N815
     context: _Context | None = None
     usage: _Usage | None = None
+    modelMetrics: dict[str, _ModelMetrics] | None = None  # noqa: N815 - session.shutdown's
 
 
 class _Attrs(msgspec.Struct):
@@ -116,6 +122,7 @@ class Reader:
         self.prices = prices
         self.requests: list[tuple] = []  # (key, seq, session, model, usage, premium, at)
         self.starts: list[tuple] = []  # (session, started, cwd, version)
+        self.ends: list[tuple] = []  # (session, {model: its totals in ledger types})
         self.tiered: dict[str, bool] = {}  # model -> has a long-context tier
         if "session" not in file.context:
             sid = locate.session_of(file.path)
@@ -135,6 +142,10 @@ class Reader:
             self.starts.append((sid, _time(data.startTime) or _time(rec.timestamp),
                                 data.context.cwd if data.context else None,
                                 data.copilotVersion))
+        elif rec.type == "session.shutdown" and data.modelMetrics:
+            self.ends.append((self.file.context.get("session"), {
+                m: _ledger(mm.usage) for m, mm in data.modelMetrics.items()
+                if mm.usage is not None}))
         elif rec.type == "session.usage_record" and data.usage is not None:
             u, sid = data.usage, self.file.context.get("session")
             acc = u.accounting
@@ -170,6 +181,13 @@ class Reader:
         for sid, started, cwd, version in self.starts:
             if sid:
                 book.session(sid).saw(started, cwd, None, version)
+        for sid, totals in self.ends:  # the largest of a session's ends (a resumed one's)
+            if sid and totals:
+                s = book.session(sid)
+                known = s.state.get("totals") or {}
+                merged = {m: {k: max(v, known.get(m, {}).get(k, 0)) for k, v in t.items()}
+                          for m, t in totals.items()}
+                s.set_state("totals", {**known, **merged}, figures=True)
         for key, seq, sid, model, usage, premium, at in self.requests:
             if not sid:
                 book.skip("no_session_id")
@@ -201,9 +219,28 @@ def _key(session: str | None, response_id: str) -> int:
     return identity(f"copilot\x1f{session}\x1f{response_id}")
 
 
+def totals(state: dict) -> dict[str, dict[str, float]]:
+    """A session's totals per model at its end (`session.shutdown`'s modelMetrics: a floor
+    under its usage records), with the premium requests they were charged."""
+    out = {m: dict(t) for m, t in (state.get("totals") or {}).items()}
+    for m, figures in metrics(state).items():
+        out.setdefault(m, {}).update(figures)
+    return out
+
+
 def metrics(state: dict) -> dict[str, dict[str, float]]:
     """The premium requests the session's requests were charged, per model."""
     return {m: {PREMIUM: v} for m, v in (state.get("premium") or {}).items() if v}
+
+
+def _ledger(u: _Usage) -> dict[str, int]:
+    """Usage figures in ledger types: input less cache reads and writes; output holds
+    reasoning."""
+    read, write = _int(u.cacheReadTokens), _int(u.cacheWriteTokens)
+    out = {"input": max(0, _int(u.inputTokens) - read - write), "cache_read": read,
+           "cache_creation": write, "output": _int(u.outputTokens),
+           "reasoning": _int(u.reasoningTokens)}
+    return {k: v for k, v in out.items() if v}
 
 
 def _int(value) -> int:

@@ -16,14 +16,19 @@ Counting rules (every billed request once):
   output = output + thoughts, reasoning = thoughts (telemetry.py, `request_usage`).
 - Telemetry: one `gemini_cli.api_response` log record per billed request, whatever its role:
   `main`, `subagent`, and the `utility_*` calls (the model router's, the loop detector's, the
-  compressor's...), with `session.id`, `prompt_id`, model and figures. The cumulative
-  `gemini_cli.token.usage` metric repeats the same requests, so it counts nothing.
+  compressor's, the next-speaker check's...), with `session.id`, `prompt_id`, model and
+  figures: each is a request (telemetry.log_request). The cumulative `gemini_cli.token.usage`
+  metric repeats the same requests, so it counts nothing.
 - Chat files (`~/.gemini/tmp/<project>/chats/session-*.jsonl`): one `gemini` message per main
   or subagent turn, re-written whole whenever it changes: keyed by message id, its largest
   line counts. A subagent's file (`chats/<session id>/<subagent>.jsonl`) counts for its
-  parent session, as telemetry does. The router's and the other utility calls are NOT in the
-  chat files: a session read from files alone misses them (telemetry has them; per model the
-  ledger keeps the larger of the two).
+  parent session, as telemetry does.
+- Where they meet: neither names a request id Gemini's API gave, and the message id is the
+  chat file's own, so a request seen by both meets on its session, model and figures (the
+  same event's figures: equal type for type); each counts once.
+- Side requests: the router's and the other utility calls are in NO chat file. With
+  telemetry they count as any request; a session read from files alone misses them, which
+  `report session` says (a note: `notes`), never silently.
 """
 
 from __future__ import annotations

@@ -1,21 +1,24 @@
 """What Gemini CLI's telemetry adds to the ledger: its per-request `api_response` log records.
 
-Each record is one billed request, with what identifies it (`session.id`, `prompt_id`, its
-time, model and figures) and its `role`: `main`, `subagent`, or a `utility_*` call (the model
-router, loop detector, compressor, next-speaker check...). Every role is billed, so every
-record counts. The cumulative `gemini_cli.token.usage` metric repeats the same requests (its
-`type` input|output|thought|cache|tool per model and session): counting both would count each
-request twice, so metrics add nothing and are forwarded as they came.
+Each record is one billed request (`log_request`), with what identifies it (`session.id`,
+`prompt_id`, its time, model and figures: no request id) and its `role`: `main`, `subagent`,
+or a `utility_*` call (the model router, loop detector, compressor, next-speaker check...).
+Every role is billed, so every record counts. The cumulative `gemini_cli.token.usage` metric
+repeats the same requests (its `type` input|output|thought|cache|tool per model and
+session): counting both would count each request twice, so metrics add nothing and are
+forwarded as they came.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aitrack.adapters.gemini import NAME
 from aitrack.domain import tokens
-from aitrack.domain.records import Contribution, Point
+from aitrack.domain.records import Contribution, Point, Request
 
 __all__ = ["NAME", "contributions", "entrypoint", "ledger_figures", "log_contributions",
-           "request_usage", "tool_session_id", "tool_version"]
+           "log_request", "tool_session_id", "tool_version"]
 
 EVENT = "gemini_cli.api_response"
 
@@ -24,15 +27,25 @@ def contributions(point: Point, delta: float) -> list[Contribution]:
     return []  # the api_response records count each request once, with its session
 
 
-def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
+def log_request(attrs: dict[str, str], prices) -> Request | None:
+    """The billed request an `api_response` record reports, whatever its role. Gemini CLI
+    names no request id (its chat files neither): the ledger meets it with its chat file's
+    message on session, model and figures."""
     if attrs.get("event.name") != EVENT:
-        return []
-    return request_usage(attrs.get("model") or "unknown",
-                         tokens.count(attrs.get("input_token_count")),
-                         tokens.count(attrs.get("cached_content_token_count")),
-                         tokens.count(attrs.get("output_token_count")),
-                         tokens.count(attrs.get("thoughts_token_count")),
-                         tokens.count(attrs.get("tool_token_count")), prices)
+        return None
+    model = attrs.get("model") or "unknown"
+    inp, out, read, reasoning = ledger_figures(
+        tokens.count(attrs.get("input_token_count")),
+        tokens.count(attrs.get("cached_content_token_count")),
+        tokens.count(attrs.get("output_token_count")),
+        tokens.count(attrs.get("thoughts_token_count")),
+        tokens.count(attrs.get("tool_token_count")))
+    long = 1 if prices is not None and prices.is_long_context(model, inp + read) else 0
+    return Request(None, _time(attrs), model, (inp, out, read, 0, 0, reasoning, long))
+
+
+def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
+    return []  # api_response records are requests (log_request); nothing else counts
 
 
 def ledger_figures(prompt: int, cached: int, candidates: int, thoughts: int,
@@ -44,13 +57,14 @@ def ledger_figures(prompt: int, cached: int, candidates: int, thoughts: int,
     return prompt - cached + tool, candidates + thoughts, cached, thoughts
 
 
-def request_usage(model: str, prompt: int, cached: int, candidates: int, thoughts: int,
-                  tool: int, prices) -> list[Contribution]:
-    """One request's usage as contributions (long-context parts included)."""
-    inp, out, read, reasoning = ledger_figures(prompt, cached, candidates, thoughts, tool)
-    figures = {"input": inp, "cache_read": read, "output": out, "reasoning": reasoning}
-    return [Contribution("tokens", model, t, v)
-            for t, v in tokens.request(figures, model, prices).items()]
+def _time(attrs: dict[str, str]) -> float | None:
+    """A record's `event.timestamp` (ISO 8601), in unix seconds."""
+    stamp = attrs.get("event.timestamp")
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp \
+            else None
+    except ValueError:
+        return None
 
 
 def tool_session_id(attrs: dict[str, str]) -> str | None:

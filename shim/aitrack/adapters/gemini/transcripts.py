@@ -165,9 +165,18 @@ class Reader:
             s.saw(_time(min(self.times)), self.file.context.get("cwd"))  # ISO, UTC: as text
             s.saw(_time(max(self.times)))
         for owner in {r[2] for r in self.responses}:
-            book.session(owner)
+            # a session with requests in its files: its utility calls are in none of them
+            book.session(owner).set_state("requests", 1, figures=True)
         book.count_many(self.responses, self.sums)
 
 
 def metrics(state: dict) -> dict[str, dict[str, float]]:
     return {}  # Gemini CLI reports no cost: the price table prices it
+
+
+def notes(state: dict) -> dict[str, str]:
+    """What a session's chat files cannot show: its utility calls (the model router's...)."""
+    if not state.get("requests"):
+        return {}
+    return {"utility_requests": "the model router's and other utility calls Gemini CLI makes "
+                                "are in no chat file: counted only from telemetry"}

@@ -26,7 +26,9 @@ Counting rules (every billed request once):
   price table's, as for every tool without a billed cost.
 - Not stored anywhere, so never counted: the title request opencode makes with a session's
   first prompt (with a small model of the same provider when it has one). A session whose
-  title the model wrote is marked `unrecorded_requests = 1`: the known gap, per session.
+  title the model wrote is marked `unrecorded_requests = 1` and `report session` says so (a
+  note): the known gap, per session. Its telemetry counts nothing, so a request has one
+  source (the message) and meets nothing else.
 """
 
 from __future__ import annotations

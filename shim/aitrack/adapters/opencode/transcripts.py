@@ -202,6 +202,14 @@ def metrics(state: dict) -> dict[str, dict[str, float]]:
     return out
 
 
+def notes(state: dict) -> dict[str, str]:
+    """What a session's database rows cannot show: the title request (no source has it)."""
+    if not state.get("titled"):
+        return {}
+    return {"title_request": "its title request (one, with its first prompt) is stored "
+                             "nowhere opencode keeps: not counted"}
+
+
 def _number(value, kind=int):
     try:
         return max(0, kind(value)) if value is not None else 0

@@ -26,9 +26,14 @@ Counting rules (every billed request once):
   on) and the `ui_telemetry` rows of `projects/<cwd slug>/chats/<session>.jsonl` (the same
   `api_response` event per request, subagents included, written whatever that setting says).
   A chat file's `assistant` rows repeat the main requests' figures: not counted.
-- Requests only telemetry sees: prompt suggestions, forked queries, speculation and side
-  queries (internal prompt ids) write no file line. Per model the ledger keeps the larger of
-  telemetry's and the files' figures.
+- Where they meet: telemetry's record and the chat file's `ui_telemetry` row of a request are
+  the same event, with the same `response_id`: they meet on it. A usage-file line has no id:
+  it meets the chat row on session, model, figures and time (transcripts.py), and telemetry
+  on session, model and figures. Each request counts once.
+- Side requests: the `managed-auto-memory-extractor` call after a turn is billed and is in
+  every source (a subagent's record): counted as any request. Prompt suggestions, forked
+  queries, speculation and side queries (internal prompt ids) write no file line: counted
+  only from telemetry.
 """
 
 from __future__ import annotations

@@ -1,18 +1,22 @@
 """What Qwen Code's telemetry adds to the ledger: its per-request `api_response` log records.
 
-Each record is one billed request (`session.id`, `response_id`, `prompt_id`, its time, model,
-figures, and `subagent_name` for a subagent's). The cumulative `qwen-code.token.usage` metric
-repeats them without a session id: it adds nothing, and is forwarded as it came.
+Each record is one billed request (`log_request`: `session.id`, `response_id`, `prompt_id`,
+its time, model, figures, and `subagent_name` for a subagent's); the ledger meets it with
+its chat file's copy of the same event on the response id. The cumulative
+`qwen-code.token.usage` metric repeats them without a session id: it adds nothing, and is
+forwarded as it came.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aitrack.adapters.qwen import NAME
 from aitrack.domain import tokens
-from aitrack.domain.records import Contribution, Point
+from aitrack.domain.records import Contribution, Point, Request
 
 __all__ = ["NAME", "contributions", "entrypoint", "ledger_figures", "log_contributions",
-           "request_usage", "tool_session_id"]
+           "log_request", "tool_session_id"]
 
 EVENT = "qwen-code.api_response"
 # backends whose candidates exclude the thoughts (Gemini semantics), when a request names no
@@ -24,16 +28,25 @@ def contributions(point: Point, delta: float) -> list[Contribution]:
     return []  # the api_response records count each request once, with its session
 
 
-def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
+def log_request(attrs: dict[str, str], prices) -> Request | None:
+    """The billed request an `api_response` record reports (a subagent's and the memory
+    extractor's too), under its response id."""
     if attrs.get("event.name") != EVENT:
-        return []
-    return request_usage(attrs.get("model") or "unknown",
-                         tokens.count(attrs.get("input_token_count")),
-                         tokens.count(attrs.get("cached_content_token_count")),
-                         tokens.count(attrs.get("output_token_count")),
-                         tokens.count(attrs.get("thoughts_token_count")),
-                         tokens.count(attrs.get("total_token_count")),
-                         attrs.get("auth_type") or "", prices)
+        return None
+    model = attrs.get("model") or "unknown"
+    inp, out, read, reasoning = ledger_figures(
+        tokens.count(attrs.get("input_token_count")),
+        tokens.count(attrs.get("cached_content_token_count")),
+        tokens.count(attrs.get("output_token_count")),
+        tokens.count(attrs.get("thoughts_token_count")),
+        tokens.count(attrs.get("total_token_count")), attrs.get("auth_type") or "")
+    long = 1 if prices is not None and prices.is_long_context(model, inp + read) else 0
+    return Request(attrs.get("response_id"), _time(attrs.get("event.timestamp")), model,
+                   (inp, out, read, 0, 0, reasoning, long))
+
+
+def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
+    return []  # api_response records are requests (log_request); nothing else counts
 
 
 def output_of(prompt: int, candidates: int, thoughts: int, total: int, auth_type: str) -> int:
@@ -54,14 +67,12 @@ def ledger_figures(prompt: int, cached: int, candidates: int, thoughts: int, tot
     return prompt - cached, output, cached, min(thoughts, output)
 
 
-def request_usage(model: str, prompt: int, cached: int, candidates: int, thoughts: int,
-                  total: int, auth_type: str, prices) -> list[Contribution]:
-    """One request's usage as contributions (long-context parts included)."""
-    inp, out, read, reasoning = ledger_figures(prompt, cached, candidates, thoughts, total,
-                                               auth_type)
-    figures = {"input": inp, "cache_read": read, "output": out, "reasoning": reasoning}
-    return [Contribution("tokens", model, t, v)
-            for t, v in tokens.request(figures, model, prices).items()]
+def _time(stamp: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp \
+            else None
+    except ValueError:
+        return None
 
 
 def tool_session_id(attrs: dict[str, str]) -> str | None:

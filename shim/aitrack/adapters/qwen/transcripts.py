@@ -28,7 +28,14 @@ import msgspec
 
 from aitrack.adapters.qwen import locate
 from aitrack.adapters.qwen.telemetry import ledger_figures
-from aitrack.adapters.reading import BadLine, FileRead, decode, identity, long_context
+from aitrack.adapters.reading import (
+    BadLine,
+    FileRead,
+    decode,
+    identity,
+    long_context,
+    request_number,
+)
 
 TOOL = "qwen"
 # a usage file's lines, and a chat file's api_response rows
@@ -52,6 +59,7 @@ class _Event(msgspec.Struct):
     thoughts_token_count: Number = 0
     total_token_count: Number = 0
     auth_type: str | None = None
+    response_id: str | None = None
 
 
 class _Payload(msgspec.Struct):
@@ -134,7 +142,7 @@ class Reader:
             self._request(rec.sessionId, rec.model, rec.timestamp, int(rec.inputTokens),
                           int(rec.cachedTokens or 0), int(rec.outputTokens or 0),
                           int(rec.thoughtsTokens or 0), int(rec.totalTokens or 0),
-                          rec.authType or "")
+                          rec.authType or "", 0)
             return
         if rec.type != "system" or rec.subtype != "ui_telemetry" or rec.systemPayload is None:
             return
@@ -147,10 +155,12 @@ class Reader:
                       int(event.input_token_count or 0),
                       int(event.cached_content_token_count or 0),
                       int(event.output_token_count or 0), int(event.thoughts_token_count or 0),
-                      int(event.total_token_count or 0), event.auth_type or "")
+                      int(event.total_token_count or 0), event.auth_type or "",
+                      request_number(event.response_id or ""))
 
     def _request(self, session: str | None, model: str | None, stamp: str | None, prompt: int,
-                 cached: int, output: int, thoughts: int, total: int, auth: str) -> None:
+                 cached: int, output: int, thoughts: int, total: int, auth: str,
+                 rid: int) -> None:
         if not session:
             raise BadLine("no_session_id")
         at = _time(stamp)
@@ -165,7 +175,7 @@ class Reader:
         keys = ((base + step) % _WRAP - _HALF, (base + step - _SPREAD) % _WRAP - _HALF,
                 (base + step + _SPREAD) % _WRAP - _HALF)
         self.requests.append((keys, intern(session), model,
-                              (inp, out, read, 0, 0, reasoning, long), at))
+                              (inp, out, read, 0, 0, reasoning, long), at, rid))
 
     def finish(self) -> None:
         self.tiered = {}
@@ -176,13 +186,13 @@ class Reader:
     def count(self, book) -> None:
         for session, (cwd, version) in self.facts.items():
             book.session(session).saw(None, cwd, None, version)
-        for keys, session, model, figures, at in self.requests:
+        for keys, session, model, figures, at, rid in self.requests:
             s = book.session(session)
             s.saw(at)
             if book.known(keys[1]) or book.known(keys[2]):
                 book.duplicate()  # counted from the other file, a step away
-            else:
-                book.count(keys[0], 0, s, model, figures)
+            else:  # a chat row's response id: what telemetry's record of it names
+                book.count(keys[0], rid, s, model, figures)
 
 
 def metrics(state: dict) -> dict[str, dict[str, float]]:

@@ -37,10 +37,22 @@ The reader contract: what `aitrack/adapters/<tool>/transcripts.py` provides
                        the point it noted in `file.context`, opening a database read-only
                        (raising OSError when it cannot, BadLine for a bad document).
                        Optional `finish()` once the file is read, `keys()` the response keys
-                       it will ask about, `count(book)` counts them in order into the Book.
+                       it will ask about, `count(book)` counts them in order into the Book:
+                       `book.count(key, rid, session, model, figures)` per response, `rid`
+                       being reading.request_number of the request's own id (what a
+                       telemetry event of it names; 0 when the file gives none), `model` the
+                       model that answered; the name it was requested under, where the file
+                       says and it differs, in the session's state as
+                       `state["requested"][model]` (`session.set_state`).
                        Its `prices` (the PriceTable) is None while it travels from a worker
                        process, which parses big imports: a Reader must pickle
-  metrics(state)       per-model figures from a session's reading state (Claude's cost)
+  totals(state)        optional: what a session's files state as its totals besides its
+                       requests, per model as requested (token types, `cost_usd`): a floor
+                       under its requests (Claude's cost-state). `metrics(state)`, the older
+                       name, gives costs only
+  notes(state)         optional: kind -> one line for `report session` saying what the
+                       files cannot show (a request only telemetry sees), shown unless
+                       telemetry saw the session
   PARALLEL             optional, default True: a big import may parse in worker processes
                        (worth it where parsing costs more than counting)
 The reader kit both sides share (BadLine, decode, identity, FileRead, the order of a
@@ -53,8 +65,9 @@ opencode (`opencode.db`, and its older `storage/message/**.json` documents) is r
 
 Counting is idempotent: every counted response is a row keyed by a hash of its identity, a
 row only ever grows (the largest line of a response wins), and a session's transcript
-figures are the sums of its rows, merged with `ledger.record_transcripts` (per model and
-token type the larger of the transcript's and the telemetry's figure stands). So re-reading
-a file (a compaction rewrote it, a copy sits in an archive folder) counts nothing twice, and
-neither can two imports at once: each batch is merged inside one write transaction.
+figures are the sums of its rows, merged with `ledger.record_transcripts`: each request
+once, whichever sources saw it (the responses of a session telemetry reported request by
+request meet its telemetry's; store/ledger/record.py). So re-reading a file (a compaction
+rewrote it, a copy sits in an archive folder) counts nothing twice, and neither can two
+imports at once: each batch is merged inside one write transaction.
 """

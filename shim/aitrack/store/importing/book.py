@@ -102,6 +102,8 @@ class Book:
         # A first import looks up only the keys it wrote itself (`written`): no other exist.
         self.fresh = db.execute("SELECT 1 FROM transcript_responses LIMIT 1").fetchone() is None
         self.written: set[int] = set()
+        self.last: list[tuple] = []  # the rows the last `write` wrote (see responses_of)
+        self._last_by: dict[int, list[tuple]] | None = None
 
     def session(self, tsid: str) -> SessionState:
         s = self.sessions.get(tsid)
@@ -172,9 +174,10 @@ class Book:
             return
         larger = sum(figures[:4]) > sum(row[3][:4])
         main = row[4] and not side
-        if not (larger or main or (rid and not row[0])):
-            self.result.duplicates += 1
-            return
+        if not (larger or main):
+            self.result.duplicates += 1  # another line of a known response
+            if not rid or row[0]:
+                return  # (else it names the response's request id: kept)
         owner = self._owner(row)
         owner.add(row[2], row[3], -1)
         if main:  # the main chain's line: the response is its session's
@@ -212,6 +215,22 @@ class Book:
             session.add(model, figures, -1)
             self.count(key, rid, session, model, figures, side)
 
+    def responses_of(self, tsid: str) -> list[tuple[int, int, str, tuple[int, ...], str | None]]:
+        """The responses of a session the last `write` wrote, new or grown: (key, request
+        number, model, figures, requested name or None), for a session the ledger counts
+        request by request (rare in a big import: the rows are indexed on the first ask)."""
+        s = self.sessions.get(tsid)
+        if s is None or s.id is None:
+            return []
+        if self._last_by is None:
+            self._last_by = {}
+            for rows in self.last:
+                for row in rows:
+                    self._last_by.setdefault(row[1], []).append(row)
+        requested = s.state.get("requested") or {}
+        return [(row[-1], row[0], row[2], tuple(row[3:10]), requested.get(row[2]))
+                for row in self._last_by.get(s.id, ())]
+
     def write(self) -> list[SessionState]:
         """Write this batch's sessions and rows; the sessions whose figures grew."""
         db = self.db
@@ -243,6 +262,7 @@ class Book:
         db.executemany(f"UPDATE transcript_responses SET {' = ?, '.join(columns)} = ? "
                        "WHERE key = ?", grown)
         self.rows = {}
+        self.last, self._last_by = [new, grown], None
         changed = [s for s in self.sessions.values() if s.changed]
         for s in changed:
             s.changed = False

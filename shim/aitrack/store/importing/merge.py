@@ -233,24 +233,30 @@ class Import:
                 [(*read.state, tool) for read in counted])
             self.db.executemany("DELETE FROM transcript_files WHERE path = ?",
                                 [(p,) for p in gone])
-            self._ledger(tool, transcripts, changed)
+            self._ledger(tool, transcripts, book, changed)
+            book.last = []  # the batch's rows: not held while the next batch is read
 
-    def _ledger(self, tool: str, transcripts: ModuleType, changed: list[SessionState]) -> None:
+    def _ledger(self, tool: str, transcripts: ModuleType, book: Book,
+                changed: list[SessionState]) -> None:
         """The sessions whose figures changed, merged into the ledger's."""
+        totals = getattr(transcripts, "totals", None) or transcripts.metrics
+        notes = getattr(transcripts, "notes", None)
         batch = []
         for s in changed:
             usage = s.ledger_usage()
-            metrics = transcripts.metrics(s.state)
-            if not usage and not metrics:
+            stated = totals(s.state)
+            if not usage and not stated:
                 continue
             started = s.started_at or s.ended_at or time.time()
             batch.append(TranscriptSession(
                 tool, s.tsid, started, s.ended_at or started, cwd=s.cwd,
                 project=_project(s.cwd), entrypoint=s.entrypoint, tool_version=s.tool_version,
-                usage=usage, metrics=metrics))
+                usage=usage, totals=stated, requested=s.state.get("requested"),
+                notes=notes(s.state) if notes else None))
         if not batch:
             return
-        merged = ledger.record_transcripts(self.db, batch, self.attributes)
+        merged = ledger.record_transcripts(self.db, batch, self.attributes,
+                                           lambda _, tsid: book.responses_of(tsid))
         for t, (_, created) in zip(batch, merged, strict=True):
             who = (tool, t.tool_session_id)
             if created:

@@ -7,11 +7,13 @@ import sqlite3
 import time
 from typing import Protocol
 
-from aitrack.domain.records import Contribution, Point
+from aitrack.domain.records import Contribution, Point, Request
 from aitrack.store.ledger.connection import write
-from aitrack.store.ledger.figures import add
+from aitrack.store.ledger.figures import add, is_total
+from aitrack.store.ledger.requests import add_telemetry
 from aitrack.store.ledger.runs import TELEMETRY, WRAPPER, apply_run_end, load_run
-from aitrack.store.ledger.sessions import session_for
+from aitrack.store.ledger.sessions import known_sessions, session_for
+from aitrack.store.ledger.settle import settle_sessions
 
 
 class LogRecord:
@@ -52,7 +54,16 @@ class Accepted:
 
 
 class Adapter(Protocol):
-    """What the ledger asks of a tool's telemetry part (aitrack.adapters, `telemetry`)."""
+    """What the ledger asks of a tool's telemetry part (aitrack.adapters, `telemetry`).
+
+    Optional, read with getattr (the defaults in brackets): `log_request(attrs, prices)`,
+    the billed request a log record reports [none]; `span_request(attrs, prices)`, the one
+    a span reports (a tool whose USAGE_SIGNALS holds "traces") [none];
+    `opens_session(name, attrs)`, whether a record that counts nothing makes its session
+    known (name: the metric's or the event's) [yes]; `prompt(attrs)`, whether a record is a
+    user's prompt [no]; `side_start(attrs)`, whether a record starts a conversation that
+    the tool may have started for the prompt another session just had (then it is that
+    session's, if exactly one had a prompt in the last SIDE_WINDOW_S seconds) [no]."""
 
     NAME: str
 
@@ -88,9 +99,12 @@ def accept(db: sqlite3.Connection, payload: Accepted, adapter: Adapter, queue: b
                 (payload.receiver, payload.signal, payload.body, len(payload.body), now),
             )
         sessions = _Resolver(db, payload, adapter)
+        log_request = getattr(adapter, "log_request", None)
+        prompt = getattr(adapter, "prompt", None)
         for point in payload.points:
             if not adapter.contributions(point, 1.0):
-                sessions.of(point.attrs, only_known=True)
+                sessions.of(point.attrs, only_known=not sessions.opens(point.metric,
+                                                                      point.attrs))
                 continue
             sid = sessions.of(point.attrs)
             if sid is None:
@@ -98,21 +112,35 @@ def accept(db: sqlite3.Connection, payload: Accepted, adapter: Adapter, queue: b
             delta = _delta(db, sid, point)
             if delta:
                 for c in adapter.contributions(point, delta):
-                    add(db, sid, c, "telemetry")
-        for record in payload.logs:
-            found = adapter.log_contributions(record.attrs, prices)
-            sid = sessions.of(record.attrs, only_known=not found, at=record.time)
-            if sid is not None:
-                for c in found:
-                    add(db, sid, c, "telemetry")
-        for span in payload.spans:  # one request each (Copilot CLI's `chat` spans)
-            found = adapter.span_contributions(span.attrs, prices)
-            sid = sessions.of(span.attrs, only_known=not found, at=span.time)
-            if sid is not None:
-                for c in found:
-                    add(db, sid, c, "telemetry")
+                    _count(db, sessions, sid, c)
+        records = [(r, log_request, adapter.log_contributions) for r in payload.logs]
+        if payload.spans:  # a tool whose spans carry usage: one request each (Copilot CLI's)
+            span_request = getattr(adapter, "span_request", None)
+            records += [(s, span_request, adapter.span_contributions) for s in payload.spans]
+        for record, to_request, to_contributions in records:
+            attrs = record.attrs
+            request: Request | None = to_request(attrs, prices) if to_request else None
+            found = to_contributions(attrs, prices)
+            counts = request is not None or bool(found)
+            sid = sessions.of(attrs, only_known=not (counts or sessions.opens(
+                attrs.get("event.name", ""), attrs)), at=record.time)
+            if sid is None:
+                continue
+            if prompt is not None and prompt(attrs):
+                sessions.prompted(sid, record.time)
+            if request is not None and add_telemetry(db, sid, sessions.tool, request):
+                sessions.settle.add(sid)
+            for c in found:
+                _count(db, sessions, sid, c)
+        settle_sessions(db, sessions.settle)
         sessions.finish(now)
     return True
+
+
+def _count(db: sqlite3.Connection, sessions: _Resolver, sid: str, c: Contribution) -> None:
+    add(db, sid, c, "telemetry", settle=False)
+    if is_total(c):
+        sessions.settle.add(sid)
 
 
 class _Resolver:
@@ -125,17 +153,55 @@ class _Resolver:
         self.run = load_run(db, payload.run_id)
         self.tool = self.run.tool if self.run else payload.tool or adapter.NAME
         self.found: dict[str | None, str | None] = {}
+        self.settle: set[str] = set()  # sessions whose figures of record to write
+        self.side = getattr(adapter, "side_start", None)
+        self._opens = getattr(adapter, "opens_session", None)
+
+    def opens(self, name: str, attrs: dict[str, str]) -> bool:
+        """Whether a record that counts nothing makes its tool session known (never a
+        session of its run: a record naming no session makes none)."""
+        return self.adapter.tool_session_id(attrs) is not None and (
+            self._opens is None or self._opens(name, attrs))
 
     def of(self, attrs: dict[str, str], only_known: bool = False,
            at: float | None = None) -> str | None:
-        """The session for a record; with only_known, None unless it names a tool session
-        (a record that counts nothing does not make a session of its run)."""
+        """The session for a record; with only_known, only a session already known (a
+        record that counts nothing and does not open a session makes none, neither of the
+        tool's nor of its run)."""
         tsid = self.adapter.tool_session_id(attrs)
         if tsid is None and only_known:
             return None
         if tsid not in self.found:
-            self.found[tsid] = self._resolve(tsid, self.adapter.entrypoint(attrs), at)
+            if only_known and not known_sessions(self.db, self.tool, [tsid]):
+                return None  # not known yet: a later record may open it
+            side = None if only_known else self._side_of(tsid, attrs, at)
+            self.found[tsid] = side or self._resolve(tsid, self.adapter.entrypoint(attrs), at)
         return self.found[tsid]
+
+    def prompted(self, sid: str, at: float) -> None:
+        """A user's prompt in a session, for side conversations started on it."""
+        self.db.execute("INSERT INTO session_prompts VALUES (?, ?) ON CONFLICT (session_id) "
+                        "DO UPDATE SET at = MAX(at, excluded.at)", (sid, at or time.time()))
+
+    def _side_of(self, tsid: str | None, attrs: dict[str, str], at: float | None) -> str | None:
+        """The session a side conversation belongs to: the one session of the same tool and
+        entry point with a prompt in the window before its start (none: not a side
+        conversation, or not one that can be told). Its id then names that session."""
+        if tsid is None or self.side is None or not self.side(attrs):
+            return None
+        if known_sessions(self.db, self.tool, [tsid]):
+            return None  # a session of its own already
+        at = at or time.time()
+        window = getattr(self.adapter, "SIDE_WINDOW_S", 2.0)
+        entrypoint = self.adapter.entrypoint(attrs) or self.payload.entrypoint
+        found = [sid for (sid,) in self.db.execute(
+            "SELECT p.session_id FROM session_prompts p JOIN sessions s ON s.id = p.session_id "
+            "WHERE p.at BETWEEN ? AND ? AND s.tool = ? AND COALESCE(s.entrypoint, '') = ?",
+            (at - window, at, self.tool, entrypoint or ""))]
+        if len(found) != 1:
+            return None
+        self.db.execute("INSERT OR IGNORE INTO tool_sessions VALUES (?, ?)", (found[0], tsid))
+        return found[0]
 
     def _resolve(self, tsid: str | None, entrypoint: str | None, at: float | None) -> str | None:
         p = self.payload

@@ -19,6 +19,7 @@ from aitrack.store.migrations.m004_tool_sessions_sources_and_inbox import (
 )
 from aitrack.store.migrations.m005_transcript_import import m005_transcript_import
 from aitrack.store.migrations.m006_normalized_emission import m006_normalized_emission
+from aitrack.store.migrations.m007_requests import m007_requests
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_ledger_and_outbox,
@@ -27,6 +28,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m004_tool_sessions_sources_and_inbox,
     m005_transcript_import,
     m006_normalized_emission,
+    m007_requests,
 ]
 
 
