@@ -434,6 +434,7 @@ def test_tasks_read_here_while_the_workers_have_not_answered_count_as_one_proces
     alone = (figures(db), dict(db.execute("SELECT session_id, value FROM session_metrics")))
     _use_workers(monkeypatch, cores=2, task_bytes=1)  # one file per task
     monkeypatch.setattr(workers, "AHEAD", 0)  # one task sent ahead: the others wait here
+    monkeypatch.setattr(workers, "HELD", 2)  # two of them read here at most
     monkeypatch.setattr(workers.Future, "done", lambda self: False)  # never answered yet
     real_read = merge.Import._read_task
     here = []
@@ -445,7 +446,7 @@ def test_tasks_read_here_while_the_workers_have_not_answered_count_as_one_proces
     monkeypatch.setattr(merge.Import, "_read_task", read_here)
     other = open_db(tmp_path / "other" / "ledger.db")
     result = run(other, tree)
-    assert result.files_read == 4 and sum(here) == workers.HELD  # the rest: the worker's
+    assert result.files_read == 4 and sum(here) == 2  # the rest: the worker's
     assert (figures(other), dict(other.execute("SELECT session_id, value FROM session_metrics"))
             ) == alone
 
