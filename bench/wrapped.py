@@ -12,6 +12,7 @@ every wrapped run was recorded with its exit status.
 
 Needs the real codex (tests/run.sh installs it; AITRACK_E2E_BIN_DIR or
 ~/.cache/aitrack-e2e/node_modules/.bin). Usage: python bench/wrapped.py [--runs N]
+[--python-only] (the shims without the fast way: what a wrapped run cost before it)
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import model_stub  # noqa: E402
+from aitrack.install import shim_scripts  # noqa: E402
+from aitrack.install import shims as installer  # noqa: E402
 
 SETTLE_S = 1.0  # between runs, as between a developer's commands
 TARGET = 1.03
@@ -52,7 +55,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def setup(tmp: Path, stub_url: str, codex: str) -> tuple[dict[str, str], Path]:
+def setup(tmp: Path, stub_url: str, codex: str, python_only: bool = False
+          ) -> tuple[dict[str, str], Path]:
     """A developer's account: Codex configured, the agent wired and running, shims on PATH."""
     user_home, shims = tmp / "user-home", tmp / "shims"
     (user_home / ".codex").mkdir(parents=True)
@@ -77,6 +81,10 @@ def setup(tmp: Path, stub_url: str, codex: str) -> tuple[dict[str, str], Path]:
         done = subprocess.run([*aitrack, *args], env=env, capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"aitrack {' '.join(args)} failed: {done.stderr}")
+    if python_only:  # the shims as they were before the fast way: Python every time
+        flags = installer.interpreter_flags(sys.executable)
+        for name, text in shim_scripts.rendered(sys.executable, flags, env=None).items():
+            (shims / name).write_text(text)
     return env, shims
 
 
@@ -94,12 +102,15 @@ def ms(seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
-    runs = parser.parse_args().runs
+    parser.add_argument("--python-only", action="store_true",
+                        help="shims without the fast way: the Python wrapper every run")
+    options = parser.parse_args()
+    runs = options.runs
     codex = codex_bin()
     stub, stub_server = model_stub.start()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        env, shims = setup(tmp, stub.url, codex)
+        env, shims = setup(tmp, stub.url, codex, options.python_only)
         work = tmp / "work"
         work.mkdir()
         prompt = ["exec", "--skip-git-repo-check", "hi"]
@@ -123,8 +134,9 @@ def main() -> None:
     stub_server.shutdown()
     med = statistics.median
     direct = times["direct"]
+    way = "Python every run" if options.python_only else "the fast way"
     print(f"codex exec, {runs} runs of each kind, alternated, {SETTLE_S:g} s apart (medians; "
-          "spread min-max)")
+          f"spread min-max); shims: {way}")
     report = {"runs": runs}
     for kind, values in times.items():
         line = f"  {kind:8s} {ms(med(values))}  ({ms(min(values))} - {ms(max(values))})"

@@ -34,7 +34,8 @@ pytestmark = [pytest.mark.e2e,
 
 STAND_IN = """#!/bin/sh
 {{ read -r aitrack_test_by < /proc/$PPID/comm; }} 2>/dev/null
-printf '%s\\n' "$aitrack_test_by" >> "$WAY_LOG"
+while read -r k v; do [ "$k" = SigIgn: ] && aitrack_test_ignored=$v; done < /proc/$$/status
+printf '%s %s\\n' "$aitrack_test_by" "$aitrack_test_ignored" >> "$WAY_LOG"
 if [ -n "${{STAND_IN:-}}" ]; then exec {python} "$STAND_IN" "$@"; fi
 exec {real} "$@"
 """
@@ -102,10 +103,12 @@ class Fast:
 
     def ways(self) -> list[str]:
         """Who started the tool since the last call: "shim" (no Python) or "python"."""
-        lines = self.log.read_text().split()
+        lines = [line.split() for line in self.log.read_text().splitlines()]
         self.log.write_text("")
+        # the signals the tool started with ignored (1 to 31: glibc's own are its business)
+        self.ignored = [int(mask, 16) & 0x7FFFFFFF for _, mask in lines]
         return ["python" if w.startswith("python") else "shim" if w in ("codex", "claude")
-                else w for w in lines]
+                else w for w, _ in lines]
 
     def runs(self) -> list[tuple]:
         db = sqlite3.connect(self.m.home.ledger)
@@ -158,6 +161,7 @@ def test_the_tool_runs_without_python_and_every_run_is_recorded_once(fast, stub,
         assert "Hello from the stub." in done.stdout
         assert "aitrack" not in done.stderr
     assert fast.ways() == ["python", "shim", "shim"]
+    assert len(set(fast.ignored)) == 1, fast.ignored  # the tool's signals as under Python
     runs = fast.recorded(3)
     # the shim's runs are recorded as the wrapper's: same status, cwd, project, attributes
     assert len(set(runs)) == 1, runs
@@ -188,6 +192,16 @@ def test_a_version_query_is_not_a_session_either_way(fast):
     assert db.execute("SELECT COUNT(*) FROM runs WHERE pending_end IS NULL AND ended_at IS NOT "
                       "NULL").fetchone() == (2,)
     db.close()
+
+
+def test_a_relayed_signal_the_caller_ignores_sends_the_run_through_python(fast):
+    """nohup: a shell cannot trap an ignored signal, the Python wrapper relays it."""
+    fast.warm()
+    done = subprocess.run(["nohup", str(fast.shims / "codex"), "--version"], env=fast.env,
+                          cwd=fast.m.work, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert fast.ways() == ["python"]
 
 
 def _waiting(fast, **env) -> tuple[subprocess.Popen, Path, Path]:

@@ -23,7 +23,10 @@ measured here; bench/wrapped.py). The tool is started as the Python wrapper star
   holds the terminal (the tool has them already), as launcher.py relays them;
 - an asynchronous list starts with SIGINT and SIGQUIT ignored in a non-interactive shell, and
   a shell cannot undo that for its child: `env --default-signal` (GNU coreutils 8.31+) does,
-  and the fast way is written only where it works (`fast_way_works`);
+  and the fast way is written only where it works (`fast_way_env`). The tool starts with the
+  signal dispositions the Python wrapper gives it: the relayed signals at their defaults (the
+  wrapper's handlers do not survive its posix_spawn, whatever the caller ignored), SIGPIPE
+  and SIGXFSZ ignored (Python ignores them at its start-up, and posix_spawn keeps that);
 - its exit status is the shim's, 128 + N when signal N killed it, and goes to the agent.
 """
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -42,6 +46,8 @@ COMMAND = "aitrack"  # aitrack's own command, next to the tools' shims
 FALLBACK_VAR = "AITRACK_SHIM_FALLBACK"  # set while a shim falls back; never set it yourself
 WINDOWS_HELPER = "aitrack-shim.py"
 RELAYED = ("INT", "TERM", "HUP", "WINCH", "QUIT", "USR1", "USR2")  # launcher.py's
+# the tool's signal dispositions, as under the Python wrapper (see the module's docstring)
+DISPOSITIONS = (f"--default-signal={','.join(RELAYED)}", "--ignore-signal=PIPE,XFSZ")
 
 # Runs inside `python -I -c`; argv: -c SHIM ARGS... No single quote may appear in it.
 _POSIX_ENTRY = """\
@@ -143,10 +149,17 @@ aitrack_fast() {
     [ "$PWD" -ef . ] && aitrack_start_of $$ || return 0
     aitrack_self=$aitrack_at
     aitrack_mask=
+    aitrack_ign=
     { while read -r aitrack_k aitrack_v; do
-        [ "$aitrack_k" = Umask: ] && aitrack_mask=$aitrack_v && break
+        case $aitrack_k in
+            Umask:) aitrack_mask=$aitrack_v ;;
+            SigIgn:) aitrack_ign=$aitrack_v ;;
+        esac
     done < "/proc/$$/status"; } 2>/dev/null
-    [ -n "$aitrack_mask" ] || return 0
+    [ -n "$aitrack_mask" ] && [ -n "$aitrack_ign" ] || return 0
+    # a relayed signal the caller ignores (nohup, `&` in a script) cannot be trapped by a
+    # shell; the Python wrapper relays it
+    [ "$(( 0x$aitrack_ign & {relayed_bits} ))" = 0 ] || return 0
     { true 3<&0; } 2>/dev/null || return 0  # stdin closed: the Python wrapper passes that on
     { true <&3; } 2>/dev/null && return 0  # fd 3 is the caller's: the Python wrapper passes it
     IFS=- read -r aitrack_1 aitrack_2 aitrack_3 aitrack_4 aitrack_5 \
@@ -167,7 +180,7 @@ aitrack_fast() {
         # shellcheck disable=SC2064  # the signal's name, now
         trap "aitrack_relay $aitrack_s" "$aitrack_s"
     done
-    { AITRACK_SESSION_ID=$aitrack_id {env} --default-signal=INT,QUIT "$aitrack_bin" "$@" \
+    { AITRACK_SESSION_ID=$aitrack_id {env} {dispositions} "$aitrack_bin" "$@" \
         0<&3 3<&- & } 3<&0
     aitrack_child=$!
     for aitrack_s in $aitrack_pending; do aitrack_relay "$aitrack_s"; done
@@ -243,7 +256,10 @@ def _fast(env: str | None) -> str:
                        ("{beacon}", spool.BEACON), ("{start_head}", spool.START_HEAD),
                        ("{end_head}", spool.END_HEAD), ("{ticket_head}", spool.TICKET_HEAD),
                        ("{last}", spool.LAST_LINE), ("{env_lines}", env_lines),
-                       ("{relayed}", " ".join(RELAYED))):
+                       ("{relayed}", " ".join(RELAYED)),
+                       ("{relayed_bits}", hex(sum(1 << (int(getattr(signal, f"SIG{name}")) - 1)
+                                                 for name in RELAYED))),
+                       ("{dispositions}", " ".join(DISPOSITIONS))):
         out = out.replace(key, value)
     return out
 
@@ -269,7 +285,7 @@ def fast_way_env() -> str | None:
     env = shutil.which("env", path="/usr/bin:/bin")
     if env is None:
         return None
-    probes = ([env, "--default-signal=INT,QUIT", "true"],
+    probes = ([env, *DISPOSITIONS, "true"],
               ["/bin/sh", "-c", '[ / -ef / ] && ! [ / -nt / ] && { [ -O / ]; [ $? -lt 2 ]; }'])
     for argv in probes:
         try:
