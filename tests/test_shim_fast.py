@@ -384,3 +384,31 @@ def test_the_spool_is_private(fast):
         assert path.stat().st_uid == os.geteuid()
     ticket = (fast.spool / "codex.ticket").read_text()
     assert "sk-" not in ticket and "MOCK_KEY" not in ticket  # no secret, no key's value
+
+
+def test_the_codex_tui_in_a_terminal_quits_on_ctrl_c_as_under_python(fast):
+    """The real Codex TUI in tmux, through the shim, through Python (which leaves the ticket)
+    and without: Ctrl-C quits it the same way, and every run is recorded. (A TUI run may
+    touch Codex's config.toml after its wrapper left the ticket: the next run then goes
+    through Python again, so the runs go on until both ways were seen.)"""
+    statuses: dict[str, set[str]] = {}
+    for n in range(4):
+        status = fast.tmp / f"status-{n}"
+        argv = ["bash", "-c", f'"$0"; echo "$?" > {status}', str(fast.shims / "codex")]
+        with Terminal(f"fast-tui-{n}", argv, fast.m.work, fast.env) as term:
+            term.wait_for("Ask Codex", "Trust this folder", timeout=60)
+            time.sleep(1.0)
+            deadline = time.monotonic() + 30
+            while not status.exists():
+                assert time.monotonic() < deadline, term.screen()
+                term.send("C-c")
+                time.sleep(0.5)
+        [way] = fast.ways()
+        statuses.setdefault(way, set()).add(status.read_text().strip())
+        if len(statuses) == 2:
+            break
+    assert statuses.keys() == {"python", "shim"}, statuses
+    assert statuses["python"] == statuses["shim"] and len(statuses["shim"]) == 1, statuses
+    [code] = statuses["shim"]
+    runs = fast.recorded(n + 1)
+    assert [r[1] for r in runs] == [int(code)] * (n + 1)

@@ -26,8 +26,9 @@ umask 077 around its writes).
       +PATH | -PATH        a file that existed and must not be newer than the ticket (the
                            profiles, the tool's settings, the port file, the PATH entries
                            up to the binary), or that did not exist and must not now
-  Its mtime is set a second before the run's start: `test -nt` compares whole seconds in
-  dash, so any change made after the decision is newer than the ticket. The shim takes the
+  The wrapper takes its decision again at the run's end (the start-up settings, the binary),
+  and the ticket's mtime is set a second before that moment: `test -nt` may compare whole
+  seconds, so any change made after the decision is newer than the ticket. The shim takes the
   ticket when every line holds and the agent named is alive (its pid and start time) and
   its beacon is there; anything else, and the Python wrapper runs and decides again. A ticket
   lives at most TICKET_TTL_S (the agent removes older ones): what `test -nt` cannot see (an
@@ -128,7 +129,7 @@ def path_candidates(executable: str, binary: str, path: str) -> list[str] | None
 
 def write_ticket(state_dir: str | os.PathLike, tool: str, text: str, decided_at: float
                  ) -> None:
-    """Replace the tool's ticket, dated a second before `decided_at` (whole seconds)."""
+    """Replace the tool's ticket, dated at least a second before `decided_at`."""
     from aitrack.config.private_files import open_private  # at the run's exit, agent way only
 
     target = ticket_file(state_dir, tool)

@@ -37,7 +37,7 @@ import time
 
 from aitrack.adapters import Sink
 from aitrack.capture.loopback import SECRET_HEADER, Listener, bind
-from aitrack.capture.with_agent import AgentWay, nobody_listens, wired
+from aitrack.capture.with_agent import AgentWay, nobody_listens, takes_agent_way, wired
 from aitrack.domain.projects import project_of
 
 RECEIVER_DRAIN_S = 2.0
@@ -357,7 +357,7 @@ class TrackedRun:
 def _mode(adapter, settings: dict) -> str:
     """agent, receiver or transcript: see the module's docstring. A tool whose wrapped runs
     always have a receiver of their own (WITH_AGENT "receiver") is never left to its settings."""
-    if wired(adapter, settings) and getattr(adapter, "WITH_AGENT", "agent") == "agent":
+    if takes_agent_way(adapter, settings):
         return "agent"
     return adapter.WITHOUT_AGENT
 

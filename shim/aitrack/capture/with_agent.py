@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 from aitrack.capture.listener import Owner, listener_owner
 from aitrack.capture.loopback import post, to_json
@@ -25,6 +26,12 @@ AGENT_TOOK = {"/aitrack/run/start": b'{"recorded": "start"}',  # the agent's ans
 def wired(adapter, settings: dict) -> bool:
     """The tool's own settings send its telemetry to the agent (the start-up cache says)."""
     return bool(((settings.get("agent") or {}).get("wired") or {}).get(adapter.NAME))
+
+
+def takes_agent_way(adapter, settings: dict) -> bool:
+    """The tool's settings name the agent, and its wrapped runs leave it to them (a tool
+    whose runs always have a receiver of their own, WITH_AGENT "receiver", does not)."""
+    return wired(adapter, settings) and getattr(adapter, "WITH_AGENT", "agent") == "agent"
 
 
 def nobody_listens(port: int) -> bool:
@@ -114,17 +121,28 @@ class AgentWay:
             pass
 
     def _write_ticket(self, binary: str) -> None:
-        from aitrack.capture import runs, spool, startup  # at the exit: the agent took the end
+        # at the exit, the agent having taken the end
+        from aitrack.capture import launcher, runs, spool, startup
 
-        run, settings = self.run, self.run.settings
+        run, adapter = self.run, self.run.adapter
+        decided = time.time()
+        # the wrapper's decision taken again, now: a file the run itself changed (Codex's
+        # TUI writes its config.toml) is then older than the ticket, and any change made
+        # after this moment is newer than it
+        settings = startup.settings()
         state_dir = settings["paths"]["state_dir"]
+        if not (takes_agent_way(adapter, settings) and settings["agent"]["port"] == self.port
+                and not settings["notices"]
+                and state_dir == run.settings["paths"]["state_dir"]
+                and launcher.find_real_binary(adapter.EXECUTABLE, adapter.BIN_ENV,
+                                              settings["shim_dir"]) == binary):
+            return
         beacon = spool.read_beacon(state_dir) or ""
         pid = int(beacon.split()[0]) if beacon[:1].isdigit() else 0
         holder = listener_owner(self.port, (pid,)) if pid else None
         agent = spool.beacon_line(pid) if holder and holder.mine and holder.pid == pid else None
         if agent is None or agent != beacon:
             return  # what holds the port is not the agent that reads the spool
-        adapter = run.adapter
         if not (adapter.BIN_ENV and adapter.EXECUTABLE):
             return  # not a registered tool's run: no shim of its own
         ticket = spool.Ticket(agent, binary, str(spool.directory(state_dir)))
@@ -138,4 +156,4 @@ class AgentWay:
             ticket.files(found)
         text = ticket.text()
         if text is not None and os.path.isabs(binary):
-            spool.write_ticket(state_dir, run.tool, text, run.started)
+            spool.write_ticket(state_dir, run.tool, text, decided)
