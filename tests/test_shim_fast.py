@@ -1,4 +1,4 @@
-"""The shims' fast way (install/shim_scripts.py, capture/spool.py): with the agent running, a
+"""The shims' fast way (install/shim_fast.py, capture/spool.py): with the agent running, a
 shim runs the tool without Python once a run through Python left a ticket, and the agent
 records the run from the spool as it records the wrapper's.
 
@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 
 from agents import agent_bin
-from aitrack.install import shim_scripts
+from aitrack.install import shim_fast
 from terminal import Terminal
 from test_e2e_agent import Machine, expected_codex
 from test_e2e_agents import expected_claude
 
 pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(shim_scripts.fast_way_env() is None,
+              pytest.mark.skipif(shim_fast.fast_way_env() is None,
                                  reason="the fast way: Linux with GNU env --default-signal")]
 
 STAND_IN = """#!/bin/sh

@@ -306,7 +306,7 @@ def test_the_posix_shim_passes_shellcheck(tmp_path):
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
 def test_the_fast_way_scripts_pass_shellcheck(tmp_path):
-    """The shims with the fast way (install/shim_scripts.py), as written on Linux."""
+    """The shims with the fast way (install/shim_fast.py), as written on Linux."""
     for name, text in (("codex", shim_scripts.render_posix("codex", "/opt/py", ["-I"],
                                                            "/usr/bin/env")),
                        ("aitrack", shim_scripts.render_command("/opt/py", ["-I"], False,

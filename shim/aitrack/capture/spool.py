@@ -2,7 +2,7 @@
 
 With the per-user agent running, Python's start-up was most of what a wrapped run cost (a
 `codex exec` against a local stub: ~19 ms of ~345, measured here). So a POSIX shim runs
-the tool itself when a ticket says it may (install/shim_scripts.py), writes the run's start
+the tool itself when a ticket says it may (install/shim_fast.py), writes the run's start
 and end as two small files in the agent's spool, and pokes the agent with SIGUSR1; the agent
 records them as it records a wrapper's HTTP run events (capture/agent/shim_runs.py), and
 links the run afterwards, as it always did.

@@ -8,8 +8,9 @@ an absolute path. It never stands in the developer's way: when that interpreter 
 
 Each shim carries SHIM_MARKER in its first 512 bytes, so the launcher and the fallback skip
 every shim wherever it is. POSIX systems get sh scripts; Windows gets `.cmd` scripts and one
-Python helper next to them (a `.cmd` file cannot hold a try/except). The scripts, and the
-way a POSIX shim runs the tool without Python while the agent runs, are shim_scripts.py's.
+Python helper next to them (a `.cmd` file cannot hold a try/except). The scripts are
+shim_scripts.py's; how a POSIX shim runs the tool without Python while the agent runs is
+shim_fast.py's.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from pathlib import Path
 import aitrack
 from aitrack import adapters
 from aitrack.capture import launcher
+from aitrack.install.shim_fast import fast_way_env
 from aitrack.install.shim_scripts import (  # noqa: F401 - the shims' API, written there
     COMMAND,
     FALLBACK_VAR,
     SHIM_MARKER,
     WINDOWS_HELPER,
-    fast_way_env,
     files_for,
     render_cmd,
     render_command,
@@ -106,7 +107,7 @@ def install(directory: Path, python: str | None = None) -> Installed:
     """Write the shims into `directory`; idempotent. Refuses to replace a file that is not
     an aitrack shim, before writing anything."""
     python = python or sys.executable
-    # the fast way where this system runs it (shim_scripts.py), the Python wrapper elsewhere
+    # the fast way where this system runs it (shim_fast.py), the Python wrapper elsewhere
     files = rendered(python, interpreter_flags(python), env=fast_way_env())
     foreign = [n for n in files if (directory / n).exists() and not is_shim(directory / n)]
     # an `aitrack` there already (pipx's, a system link) is aitrack: kept, not in the way
