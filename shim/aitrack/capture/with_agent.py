@@ -151,7 +151,11 @@ class AgentWay:
         if not os.environ.get(adapter.BIN_ENV):
             found = spool.path_candidates(adapter.EXECUTABLE, binary,
                                           os.environ.get("PATH", os.defpath))
-            if found is None:
+            if found is None or any(
+                    os.path.lexists(c) and (os.path.islink(c) or not launcher.is_shim(c))
+                    for c in found[:-1]):
+                # what the launcher passed over must be a shim (a link can be retargeted, a
+                # mode changed, and neither makes it newer than the ticket)
                 return
             ticket.files(found)
         text = ticket.text()
