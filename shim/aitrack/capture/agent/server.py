@@ -21,7 +21,7 @@ import threading
 import time
 
 from aitrack import __version__, adapters
-from aitrack.capture import intake, linking, runs
+from aitrack.capture import intake, linking, runs, spool
 from aitrack.capture.agent import (
     activation,
     check_port,
@@ -69,7 +69,9 @@ class Agent:
         self.prices = None  # the profile's price table, loaded when first needed
         self._attributes: dict[str, str] | None = None
         self.span_services = tuple(n.encode() for n in adapters.services_counting("traces"))
-        self.shim_runs = ShimRuns(paths.state_dir, self._run_event, self.log)
+        # the shims' spool: Linux only, where shims take the fast way (install/shim_fast.py)
+        self.shim_runs = ShimRuns(paths.state_dir, self._run_event, self.log) \
+            if spool.LINUX else None
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -82,7 +84,7 @@ class Agent:
     # ------------------------------------------------------------ lifetime
 
     def serve(self) -> int:
-        if hasattr(signal, "SIGUSR1"):  # before the port: a shim pokes what holds it
+        if self.shim_runs is not None:  # before the port: a shim pokes what holds it
             signal.signal(signal.SIGUSR1, lambda *_: self.shim_runs.poke())
         port = choose(self.paths, self.profile)
         secret = ensure_secret(self.paths)
@@ -165,17 +167,19 @@ class Agent:
                 elif time.time() - self.forwarder_started > FORWARDER_RECYCLE_S:
                     self._start_forwarder()
                 next_profile = time.monotonic() + PROFILE_CHECK_S
-                self.shim_runs.poke()  # ends whose poke was lost, tickets past their time
+                if self.shim_runs is not None:  # ends whose poke was lost, old tickets
+                    self.shim_runs.poke()
                 _release_memory()
             self.stopping.wait(max(0.05, min(next_import, next_profile, next_emit)
                                    - time.monotonic()))
 
     def _shutdown(self) -> None:
-        try:
-            self.shim_runs.withdraw()  # first: no shim may count on this agent any longer
-        except Exception as exc:  # noqa: BLE001 - read at the next start
-            self.log(f"cannot read the shims' runs: {type(exc).__name__}: {exc}")
-        if hasattr(signal, "SIGUSR1"):  # a late poke must not kill an agent on its way out
+        if self.shim_runs is not None:
+            try:
+                self.shim_runs.withdraw()  # first: no shim may count on this agent any longer
+            except Exception as exc:  # noqa: BLE001 - read at the next start
+                self.log(f"cannot read the shims' runs: {type(exc).__name__}: {exc}")
+            # a late poke must not kill an agent on its way out
             signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         self.receiver.stop(2.0)
         self.to_link.set()
@@ -280,6 +284,8 @@ class Agent:
             self.log(f"cannot read run {run.id}'s commits: {type(exc).__name__}: {exc}")
 
     def _start_shim_runs(self) -> None:
+        if self.shim_runs is None:
+            return
         try:
             self.shim_runs.start()
         except OSError as exc:  # no beacon: the shims run the Python wrapper, as before
