@@ -85,6 +85,26 @@ def read_beacon(state_dir: str | os.PathLike) -> str | None:
         return None
 
 
+def remove(state_dir: str | os.PathLike) -> None:
+    """The agent's uninstall: its beacon and the tickets go, then the spool if nothing else is
+    in it (a run not recorded yet stays, for an agent installed again)."""
+    spool = directory(state_dir)
+    try:
+        names = os.listdir(spool)
+    except OSError:
+        return
+    for name in names:
+        if name == BEACON or name.endswith(TICKET):
+            try:
+                os.unlink(spool / name)
+            except OSError:
+                pass
+    try:
+        spool.rmdir()
+    except OSError:
+        pass
+
+
 class Ticket:
     """What a shim checks before it runs a tool without Python (see the module docstring)."""
 
