@@ -75,18 +75,13 @@ aitrack_fast() {
     case $PWD in *"$aitrack_nl"*) return 0 ;; esac
     [ "$PWD" -ef . ] && aitrack_start_of $$ || return 0
     aitrack_self=$aitrack_at
-    aitrack_mask=
-    aitrack_ign=
-    { while read -r aitrack_k aitrack_v; do
-        case $aitrack_k in
-            Umask:) aitrack_mask=$aitrack_v ;;
-            SigIgn:) aitrack_ign=$aitrack_v ;;
-        esac
-    done < "/proc/$$/status"; } 2>/dev/null
-    [ -n "$aitrack_mask" ] && [ -n "$aitrack_ign" ] || return 0
     # a relayed signal the caller ignores (nohup, `&` in a script) cannot be trapped by a
     # shell; the Python wrapper relays it
-    [ "$(( 0x$aitrack_ign & {relayed_bits} ))" = 0 ] || return 0
+    case $aitrack_ignored in ''|*[!0-9]*) return 0 ;; esac
+    [ "$(( aitrack_ignored & {relayed_bits} ))" = 0 ] || return 0
+    aitrack_k=
+    { read -r aitrack_k && read -r aitrack_k aitrack_mask; } < "/proc/$$/status" 2>/dev/null
+    [ "$aitrack_k" = Umask: ] && [ -n "$aitrack_mask" ] || return 0
     { true 3<&0; } 2>/dev/null || return 0  # stdin closed: the Python wrapper passes that on
     { true <&3; } 2>/dev/null && return 0  # fd 3 is the caller's: the Python wrapper passes it
     IFS=- read -r aitrack_1 aitrack_2 aitrack_3 aitrack_4 aitrack_5 \
@@ -139,6 +134,7 @@ aitrack_holds() {  # every line of the ticket on stdin still holds
                 aitrack_n=${aitrack_l#=}
                 aitrack_n=${aitrack_n%%=*}
                 case $aitrack_n in ''|[0-9]*|*[!A-Za-z0-9_]*) return 1 ;; esac
+                aitrack_v=
                 eval "aitrack_v=\${$aitrack_n+=\$$aitrack_n}"
                 [ "=$aitrack_n$aitrack_v" = "$aitrack_l" ] || return 1 ;;
             +*) [ -e "${aitrack_l#+}" ] && ! [ "${aitrack_l#+}" -nt "$aitrack_ticket" ] ||
@@ -154,6 +150,7 @@ aitrack_start_of() {  # a process's start time, /proc/PID/stat's 22nd field: wit
     # shellcheck disable=SC2086  # its fields, split
     set -- ${aitrack_at##*) }
     aitrack_at=${20-}
+    aitrack_ignored=${31-}  # its 33rd, the signals it ignores (1 to 31 are exact there)
     [ -n "$aitrack_at" ]
 }
 aitrack_relay() {  # a signal for the tool, as launcher.py relays it
