@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aitrack import adapters
-from aitrack.install import shims
+from aitrack.install import shim_scripts, shims
 from fixtures import fake_tool
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX sh shims")
@@ -302,6 +302,35 @@ def test_the_posix_shim_passes_shellcheck(tmp_path):
     assert result.returncode == 0, result.stdout
     for shell in ("sh", "bash"):
         assert subprocess.run([shell, "-n", str(path)]).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_the_fast_way_scripts_pass_shellcheck(tmp_path):
+    """The shims with the fast way (install/shim_fast.py), as written on Linux."""
+    for name, text in (("codex", shim_scripts.render_posix("codex", "/opt/py", ["-I"],
+                                                           "/usr/bin/env")),
+                       ("aitrack", shim_scripts.render_command("/opt/py", ["-I"], False,
+                                                               "/usr/bin/env"))):
+        path = tmp_path / name
+        path.write_text(text)
+        result = subprocess.run(["shellcheck", "-s", "sh", str(path)], capture_output=True,
+                                text=True)
+        assert result.returncode == 0, result.stdout
+        for shell in ("sh", "bash"):
+            assert subprocess.run([shell, "-n", str(path)]).returncode == 0
+
+
+@pytest.mark.parametrize("tool", adapters.TOOLS)
+def test_a_fast_way_run_is_a_session_exactly_when_the_wrapper_says_so(tool, tmp_path):
+    """The shim's `case` on its first argument against the adapter's is_session."""
+    text = shim_scripts.render_posix(tool, "/opt/py", ["-I"], "/usr/bin/env")
+    line = next(x for x in text.splitlines() if x.startswith('case "${1-}" in'))
+    adapter = adapters.load(tool)
+    for args in ([], ["--version"], ["-h"], ["exec", "x"], ["say *"], ["-p", "hi"],
+                 *([w] for w in adapter.NOT_SESSIONS)):
+        out = subprocess.run(["sh", "-c", f'{line}\necho "$aitrack_session"', "sh", *args],
+                             capture_output=True, text=True).stdout.strip()
+        assert out == ("1" if adapter.is_session(args) else "0"), (args, out)
 
 
 def test_windows_files_carry_the_marker_early():

@@ -20,7 +20,9 @@ down, the agent is started once the child has exited, for the runs started outsi
 In every way the run is recorded (start, end, exit status, working directory), linked to
 the tool sessions it ran, and its transcripts are imported at exit, so a run whose
 telemetry was lost still counts, once. At its end it also reads the commits it made from git
-(for tools that report none) and queues aitrack's own metrics for its sessions.
+(for tools that report none) and queues aitrack's own metrics for its sessions. The agent's
+side of a run is with_agent.py's; once the agent took a run, the tool's next runs through its
+shim go without Python (spool.py).
 
 Any failure inside aitrack degrades to "the tool runs anyway" plus one line on stderr.
 Lines raised while the child owns the terminal are held back and printed after it exits.
@@ -35,16 +37,13 @@ import time
 
 from aitrack import adapters
 from aitrack.adapters import Sink
-from aitrack.capture.listener import Owner, listener_owner
-from aitrack.capture.loopback import SECRET_HEADER, Listener, bind, post, to_json
+from aitrack.capture.loopback import SECRET_HEADER, Listener, bind
+from aitrack.capture.with_agent import AgentWay, nobody_listens, takes_agent_way, wired
 from aitrack.domain.projects import project_of
 
 RECEIVER_DRAIN_S = 2.0
 GIT_START_WAIT_S = 0.25  # for HEAD noted at the start: a run that short made no commits
 GIT_END_S = 1.0  # for the commits at the end
-AGENT_END_S = 3.0  # the agent links the run's sessions and reads its commits (git: 1 s)
-AGENT_TOOK = {"/aitrack/run/start": b'{"recorded": "start"}',  # the agent's answers (server.py)
-              "/aitrack/run/end": b'{"recorded": "end"}'}
 PROCESS_DRAIN_S = 3.0
 LEDGER_WAIT_S = 10.0
 
@@ -55,9 +54,11 @@ class Notices:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.lock = threading.Lock()
+        self.said = False  # any line at all, printed or not
 
     def add(self, line: str) -> None:
         with self.lock:
+            self.said = True
             if line not in self.lines:
                 self.lines.append(line)
 
@@ -89,13 +90,16 @@ class TrackedRun:
         self.notices = Notices()
         self.mode = "untracked" if settings is None else _mode(adapter, settings)
         self.away = False  # the tool's settings name a port another user holds
-        self.agent_owner: Owner | None = None
+        self.agent: AgentWay | None = None
+        self.binary = ""  # the real tool, once wrap found it
         if self.mode == "agent":
-            self._check_agent_port()
+            self.agent = AgentWay(self)
+            if not self.agent.port_is_usable():
+                self.mode, self.away = adapter.WITHOUT_AGENT, True
         self.wake_agent = False  # its settings name the agent, which is down: start it
-        if settings is not None and self.mode != "agent" and _wired(adapter, settings):
+        if settings is not None and self.mode != "agent" and wired(adapter, settings):
             port = settings["agent"]["port"]
-            self.wake_agent = port is not None and _nobody_listens(port)
+            self.wake_agent = port is not None and nobody_listens(port)
         self.listener: Listener | None = None
         self.paths = self.profile = self.db = None
         self.receiver = self.processor = self.forwarder = None
@@ -116,23 +120,6 @@ class TrackedRun:
                                  "running without telemetry: run `aitrack doctor`")
                 self.mode = "transcript"
         self.notices.print_now()
-
-    def _check_agent_port(self) -> None:
-        """Before the spawn: who holds the port the tool's settings name. Another user:
-        nothing may reach it, so the run is captured as without an agent."""
-        port = self.settings["agent"]["port"]
-        try:
-            self.agent_owner = owner = listener_owner(port)
-        except Exception as exc:  # noqa: BLE001 - never break the tool; the agent way, as before
-            self.notices.add(f"cannot tell who holds the agent's port {port} "
-                             f"({type(exc).__name__}: {exc}); run `aitrack doctor`")
-            return
-        if owner is None or owner.mine:
-            return
-        self.notices.add(f"the agent's port {port} is held by {owner.named()}, another user: "
-                         "nothing is sent there and aitrack records this run itself; run "
-                         "`aitrack doctor`")
-        self.mode, self.away = self.adapter.WITHOUT_AGENT, True
 
     def child_command(self, args: list[str]) -> tuple[list[str], dict[str, str]]:
         self.args = list(args)
@@ -169,7 +156,7 @@ class TrackedRun:
             self._note_git_start()  # first: the tool may commit soon
             self._watch_sessions(pid)
             if self.mode == "agent":
-                self._tell_agent_start()
+                self.agent.tell_start()
                 return
             if self.listener is not None:
                 self._serve()
@@ -272,23 +259,6 @@ class TrackedRun:
         self.git_thread = threading.Thread(target=note, name="aitrack-git", daemon=True)
         self.git_thread.start()
 
-    # ------------------------------------------------------------ with the agent
-
-    def _tell_agent_start(self) -> None:
-        """The agent records the run (it has the ledger open; this process need not import
-        any of it). If the agent is down it is started, and told at the run's end."""
-        if self.agent_owner is None:  # nothing listened just before the spawn
-            from aitrack.capture import agent  # after the spawn, the agent down: rare
-            from aitrack.config import paths  # after the spawn
-
-            agent.spawn_detached(paths.resolve())
-            return
-        # every run's start, so that runs in one folder at once are seen as such (linking);
-        # in a thread: the tool runs meanwhile, and the end's event carries the start too
-        threading.Thread(target=self._tell_agent, args=("/aitrack/run/start",
-                                                        self._start_event()),
-                         name="aitrack-run-start", daemon=True).start()
-
     def _wake_agent(self) -> None:
         """The agent, started for the runs to come (this one had its own receiver)."""
         from aitrack.capture import agent  # after the spawn, the agent down: rare
@@ -301,30 +271,7 @@ class TrackedRun:
             self.notices.add(f"cannot start the agent ({exc.strerror or exc}): run "
                              "`aitrack agent start`")
 
-    def _tell_agent_end(self, exit_code: int) -> bool:
-        """True when the agent took the run's end (then it links the run's sessions)."""
-        event = {**self._run_end(exit_code).as_dict(), "start": self._start_event()}
-        return self._tell_agent("/aitrack/run/end", event, timeout=AGENT_END_S)
-
-    def _tell_agent(self, path: str, event: dict, timeout: float = 1.0) -> bool:
-        try:
-            with open(os.path.join(self.settings["paths"]["state_dir"], "agent", "secret"),
-                      encoding="ascii") as fh:
-                secret = fh.read().strip()
-        except OSError:
-            return False
-        # nothing is sent unless this user's process holds the port (post checks, connected)
-        answer = post(self.settings["agent"]["port"], path, secret, to_json(event), timeout)
-        # the agent's own answer; or sent to this user's listener but unanswered: the agent
-        # has it (recording it here too would count twice)
-        return answer is not None and (answer == (0, b"") or (
-            answer[0] == 200 and answer[1] == AGENT_TOOK[path]))
-
-    def _start_event(self) -> dict:
-        return {"id": self.id, "tool": self.tool, "started_at": self.started, "cwd": self.cwd,
-                "project": project_of(self.cwd)}  # the agent adds the profile's attributes
-
-    def _run_end(self, exit_code: int):
+    def run_end(self, exit_code: int):
         from aitrack.capture import runs  # at the exit: light, an agent-mode run needs it
 
         if self.git_thread is not None:
@@ -360,7 +307,8 @@ class TrackedRun:
             if left:
                 self.notices.add(f"{left} payload(s) of this run are not counted yet; the next "
                                  "aitrack run or `aitrack report` counts them")
-        if self.mode == "agent" and self._tell_agent_end(exit_code):
+        if self.mode == "agent" and self.agent.tell_end(exit_code):
+            self.agent.leave_ticket(self.binary)
             return
         if self.mode == "agent":  # the agent is not there to record it: record it here
             self._open()
@@ -376,7 +324,7 @@ class TrackedRun:
     def _record_end(self, exit_code: int) -> None:
         from aitrack.capture import linking  # at the exit: the ledger is loaded already
 
-        run = self._run_end(exit_code)
+        run = self.run_end(exit_code)
         found = linking.find(self.db, run)
         self._import(found.read)
         ids = linking.end(self.db, run, found)
@@ -427,21 +375,9 @@ class TrackedRun:
 def _mode(adapter, settings: dict) -> str:
     """agent, receiver or transcript: see the module's docstring. A tool whose wrapped runs
     always have a receiver of their own (WITH_AGENT "receiver") is never left to its settings."""
-    if _wired(adapter, settings) and getattr(adapter, "WITH_AGENT", "agent") == "agent":
+    if takes_agent_way(adapter, settings):
         return "agent"
     return adapter.WITHOUT_AGENT
-
-
-def _nobody_listens(port: int) -> bool:
-    try:
-        return listener_owner(port) is None
-    except Exception:  # noqa: BLE001 - cannot tell: leave the agent to `aitrack agent start`
-        return False
-
-
-def _wired(adapter, settings: dict) -> bool:
-    """The tool's own settings send its telemetry to the agent (the start-up cache says)."""
-    return bool(((settings.get("agent") or {}).get("wired") or {}).get(adapter.NAME))
 
 
 def _cwd() -> str:

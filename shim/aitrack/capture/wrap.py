@@ -74,6 +74,7 @@ def main(command: str, args: list[str]) -> int:
         return launcher.EXIT_NOT_FOUND
     child = launcher.Child()
     run = TrackedRun(tool, adapter, started, settings)
+    run.binary = binary
     child_args, child_env = run.child_command(args)
     try:
         child.start([binary, *child_args], child_env)

@@ -8,13 +8,14 @@ an absolute path. It never stands in the developer's way: when that interpreter 
 
 Each shim carries SHIM_MARKER in its first 512 bytes, so the launcher and the fallback skip
 every shim wherever it is. POSIX systems get sh scripts; Windows gets `.cmd` scripts and one
-Python helper next to them (a `.cmd` file cannot hold a try/except).
+Python helper next to them (a `.cmd` file cannot hold a try/except). The scripts are
+shim_scripts.py's; how a POSIX shim runs the tool without Python while the agent runs is
+shim_fast.py's.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -24,177 +25,28 @@ from pathlib import Path
 import aitrack
 from aitrack import adapters
 from aitrack.capture import launcher
+from aitrack.install.shim_fast import fast_way_env
+from aitrack.install.shim_scripts import (  # noqa: F401 - the shims' API, written there
+    COMMAND,
+    FALLBACK_VAR,
+    SHIM_MARKER,
+    WINDOWS_HELPER,
+    files_for,
+    render_cmd,
+    render_command,
+    render_helper,
+    render_posix,
+    rendered,
+    shim_python_text,
+)
 
-SHIM_MARKER = "aitrack-shim"  # launcher.SHIM_MARKER is the same bytes
 TOOLS = adapters.TOOLS  # a shim for each tool with an adapter of its own
-COMMAND = "aitrack"  # aitrack's own command, next to the tools' shims
-FALLBACK_VAR = "AITRACK_SHIM_FALLBACK"  # set while a shim falls back; never set it yourself
-WINDOWS_HELPER = "aitrack-shim.py"
 
 assert launcher.SHIM_MARKER == SHIM_MARKER.encode()
 
 
 class ShimError(Exception):
     """A shim cannot be written or removed; the message names the fix."""
-
-
-# ---------------------------------------------------------------- the scripts
-
-# Runs inside `python -I -c`; argv: -c SHIM ARGS... No single quote may appear in it.
-_POSIX_ENTRY = """\
-import sys
-try:
-    from aitrack.entry import main
-except Exception as exc:
-    import os
-    why = (str(exc).splitlines() or [""])[0]
-    os.environ["{var}"] = "aitrack cannot start (%s: %s)" % (type(exc).__name__, why)
-    os.execv("/bin/sh", ["/bin/sh"] + sys.argv[1:])
-main(["{tool}"] + sys.argv[2:])"""
-
-_POSIX = """\
-#!/bin/sh
-# {marker}: v1 {tool}
-# Runs `aitrack {tool}` so that {tool}'s usage is tracked. Written by `aitrack shims install`,
-# removed by `aitrack shims uninstall`; do not edit. When aitrack cannot run, this runs the
-# real {tool} (the next one on PATH that is not a shim) untracked, with one warning line.
-aitrack_python={python}
-if [ -z "${{{var}:-}}" ] && [ -x "$aitrack_python" ]; then
-    exec "$aitrack_python" {flags} -c '{entry}' "$0" "$@"
-fi
-aitrack_why=${{{var}:-"aitrack is missing ($aitrack_python not found)"}}
-unset {var}
-case $0 in */*) aitrack_self=${{0%/*}} ;; *) aitrack_self=. ;; esac
-aitrack_self=$(cd -P -- "$aitrack_self" 2>/dev/null && pwd) || aitrack_self=
-aitrack_path=$PATH
-aitrack_found=
-set -f
-IFS=:
-for aitrack_dir in $aitrack_path; do
-    aitrack_real=$(cd -P -- "${{aitrack_dir:-.}}" 2>/dev/null && pwd) || continue
-    [ "$aitrack_real" = "$aitrack_self" ] && continue
-    aitrack_tool=${{aitrack_dir:-.}}/{tool}
-    if [ ! -f "$aitrack_tool" ] || [ ! -x "$aitrack_tool" ]; then continue; fi
-    dd if="$aitrack_tool" bs=512 count=1 2>/dev/null | grep -q {marker} && continue
-    aitrack_found=$aitrack_tool
-    break
-done
-unset IFS
-set +f
-if [ -n "$aitrack_found" ]; then
-    echo "aitrack: $aitrack_why; running $aitrack_found untracked: reinstall aitrack" >&2
-    exec "$aitrack_found" "$@"
-fi
-echo "aitrack: {tool}: command not found on PATH (and $aitrack_why)" >&2
-exit 127
-"""
-
-_CMD = """\
-@echo off
-rem {marker}: v1 {tool}
-rem Runs `aitrack {tool}` so that {tool}'s usage is tracked. Written by `aitrack shims install`,
-rem removed by `aitrack shims uninstall`; do not edit. When aitrack cannot run, this runs the
-rem real {tool} (the next one on PATH that is not a shim) untracked, with one warning line.
-setlocal
-set "AITRACK_PYTHON={python}"
-if not exist "%AITRACK_PYTHON%" goto fallback
-"%AITRACK_PYTHON%" {flags} "%~dp0{helper}" {tool} %*
-exit /b %ERRORLEVEL%
-:fallback
-for /f "delims=" %%T in ('where {tool} 2^>nul') do (
-    if /i not "%%~dpT"=="%~dp0" (
-        findstr /m /c:"{marker}" "%%T" >nul 2>&1 || (
-            echo aitrack: %AITRACK_PYTHON% is missing; running %%T untracked 1>&2
-            endlocal & "%%T" %*
-            exit /b
-        )
-    )
-)
-echo aitrack: {tool}: command not found on PATH ^(and aitrack is missing^) 1>&2
-exit /b 127
-"""
-
-# The Windows helper: import aitrack, or find and run the real tool. Untested: Windows.
-_HELPER = '''\
-# {marker}: v1 helper for the .cmd shims; written by `aitrack shims install`, do not edit.
-import os
-import subprocess
-import sys
-
-tool, args = sys.argv[1], sys.argv[2:]
-try:
-    from aitrack.entry import main
-except Exception as exc:
-    why = "aitrack cannot start (%s: %s)" % (type(exc).__name__, (str(exc).splitlines() or [""])[0])
-    here = os.path.normcase(os.path.realpath(os.path.dirname(os.path.abspath(__file__))))
-    exts = os.environ.get("PATHEXT", ".COM;.EXE;.BAT;.CMD").split(";")
-    for d in os.environ.get("PATH", "").split(os.pathsep):
-        if not d or os.path.normcase(os.path.realpath(d)) == here:
-            continue
-        for ext in exts:
-            cand = os.path.join(d, tool + ext)
-            if not os.path.isfile(cand):
-                continue
-            with open(cand, "rb") as fh:
-                if b"{marker}" in fh.read(512):
-                    continue
-            print("aitrack: %s; running %s untracked: reinstall aitrack" % (why, cand),
-                  file=sys.stderr)
-            sys.exit(subprocess.call([cand] + args))
-    print("aitrack: %s: command not found on PATH (and %s)" % (tool, why), file=sys.stderr)
-    sys.exit(127)
-main([tool] + args)
-'''
-
-
-_POSIX_COMMAND = """\
-#!/bin/sh
-# {marker}: v1 {command}
-# Runs aitrack with the interpreter it was installed with. Written by `aitrack shims install`,
-# removed by `aitrack shims uninstall`; do not edit.
-aitrack_python={python}
-if [ -x "$aitrack_python" ]; then
-    exec "$aitrack_python" {flags} -m aitrack "$@"
-fi
-echo "aitrack: $aitrack_python is missing: reinstall aitrack (then \\`aitrack shims install\\`)" >&2
-exit 127
-"""
-
-_CMD_COMMAND = """\
-@echo off
-rem {marker}: v1 {command}
-rem Runs aitrack with the interpreter it was installed with. Written by `aitrack shims
-rem install`, removed by `aitrack shims uninstall`; do not edit.
-if not exist "{python}" (echo aitrack: {python} is missing: reinstall aitrack 1>&2 & exit /b 127)
-"{python}" {flags} -m aitrack %*
-"""
-
-
-def render_command(python: str, flags: list[str], windows: bool) -> str:
-    """The `aitrack` command itself (`aitrack.cmd` on Windows)."""
-    if windows:
-        return _CMD_COMMAND.format(marker=SHIM_MARKER, command=COMMAND,
-                                   python=python.replace("%", "%%"),
-                                   flags=" ".join(flags)).replace("\n", "\r\n")
-    return _POSIX_COMMAND.format(marker=SHIM_MARKER, command=COMMAND, python=shlex.quote(python),
-                                 flags=" ".join(flags))
-
-
-def render_posix(tool: str, python: str, flags: list[str]) -> str:
-    entry = _POSIX_ENTRY.format(var=FALLBACK_VAR, tool=tool)
-    assert "'" not in entry
-    return _POSIX.format(marker=SHIM_MARKER, tool=tool, python=shlex.quote(python),
-                         flags=" ".join(flags), var=FALLBACK_VAR, entry=entry)
-
-
-def render_cmd(tool: str, python: str, flags: list[str]) -> str:
-    text = _CMD.format(marker=SHIM_MARKER, tool=tool, python=python.replace("%", "%%"),
-                       flags=" ".join(flags), helper=WINDOWS_HELPER)
-    return text.replace("\n", "\r\n")
-
-
-def render_helper() -> str:
-    return _HELPER.format(marker=SHIM_MARKER)
 
 
 def interpreter_flags(python: str) -> list[str]:
@@ -219,22 +71,6 @@ def interpreter_flags(python: str) -> list[str]:
                     "from there")
 
 
-def files_for(tool: str, windows: bool = sys.platform == "win32") -> list[str]:
-    return [f"{tool}.cmd"] if windows else [tool]
-
-
-def rendered(python: str, flags: list[str], windows: bool = sys.platform == "win32",
-             ) -> dict[str, str]:
-    """File name -> content for every shim file."""
-    out: dict[str, str] = {name: render_command(python, flags, windows)
-                           for name in files_for(COMMAND, windows)}
-    for tool in TOOLS:
-        for name in files_for(tool, windows):
-            out[name] = (render_cmd if windows else render_posix)(tool, python, flags)
-    if windows:
-        out[WINDOWS_HELPER] = render_helper()
-    return out
-
 
 # ---------------------------------------------------------------- install / uninstall
 
@@ -251,15 +87,6 @@ def shim_python(path: str | os.PathLike) -> str | None:
     except OSError:
         return None
 
-
-def shim_python_text(head: str) -> str | None:
-    for line in head.splitlines():
-        if line.startswith("aitrack_python="):
-            parts = shlex.split(line.split("=", 1)[1])
-            return parts[0] if parts else None
-        if line.lower().startswith('set "aitrack_python='):
-            return line.split("=", 1)[1].rstrip('"').replace("%%", "%")
-    return None
 
 
 @dataclass
@@ -280,7 +107,8 @@ def install(directory: Path, python: str | None = None) -> Installed:
     """Write the shims into `directory`; idempotent. Refuses to replace a file that is not
     an aitrack shim, before writing anything."""
     python = python or sys.executable
-    files = rendered(python, interpreter_flags(python))
+    # the fast way where this system runs it (shim_fast.py), the Python wrapper elsewhere
+    files = rendered(python, interpreter_flags(python), env=fast_way_env())
     foreign = [n for n in files if (directory / n).exists() and not is_shim(directory / n)]
     # an `aitrack` there already (pipx's, a system link) is aitrack: kept, not in the way
     kept = [n for n in foreign if n in files_for(COMMAND)]

@@ -61,7 +61,7 @@ RESUME = "claude --resume {id}"
 BILLING_WINDOW_H = 5
 
 # claude subcommands and flags that run no session
-_NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "update", "doctor", "install",
+NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "update", "doctor", "install",
                            "migrate-installer", "setup-token", "config", "mcp", "plugin"))
 
 
@@ -98,4 +98,4 @@ def _over_settings(args: list[str], env_block: dict[str, str]) -> list[str]:
 
 
 def is_session(args: list[str]) -> bool:
-    return not (args and args[0] in _NOT_SESSIONS)
+    return not (args and args[0] in NOT_SESSIONS)

@@ -55,7 +55,7 @@ RESUME = "codex resume {id}"
 # ChatGPT plans' Codex limits: a 5-hour window (and a weekly one) (`aitrack report blocks`)
 BILLING_WINDOW_H = 5
 
-_NOT_SESSIONS = frozenset(("--version", "-V", "--help", "-h", "help", "login", "logout",
+NOT_SESSIONS = frozenset(("--version", "-V", "--help", "-h", "help", "login", "logout",
                            "completion", "features", "mcp"))
 
 
@@ -71,4 +71,4 @@ def mute(args: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str
 
 
 def is_session(args: list[str]) -> bool:
-    return not (args and args[0] in _NOT_SESSIONS)
+    return not (args and args[0] in NOT_SESSIONS)

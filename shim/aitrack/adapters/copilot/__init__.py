@@ -66,7 +66,7 @@ DEFAULT_MODELS = ("claude-sonnet-4.6",)
 # no commits of its own: a wrapped run's commits are read from git
 REPORTS_CONTRIBUTIONS = False
 
-_NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "help", "version", "update",
+NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "help", "version", "update",
                            "login", "logout", "mcp", "plugin", "completion"))
 _FILE_EXPORTER = ("COPILOT_OTEL_FILE_EXPORTER_PATH",)
 
@@ -86,4 +86,4 @@ def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str]
 
 
 def is_session(args: list[str]) -> bool:
-    return not (args and args[0] in _NOT_SESSIONS)
+    return not (args and args[0] in NOT_SESSIONS)

@@ -60,7 +60,7 @@ REPORTS_CONTRIBUTIONS = False
 EXPORT_TIMEOUT_MS = "2000"  # OTEL_EXPORTER_OTLP_TIMEOUT: the receiver answers in milliseconds
 
 # subcommands and flags that run no session
-_NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "mcp", "extensions", "extension",
+NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "mcp", "extensions", "extension",
                            "skills", "skill", "hooks", "hook", "gemma"))
 # its own variables that would send telemetry elsewhere than the receiver
 _REDIRECTING = ("GEMINI_TELEMETRY_OTLP_ENDPOINT", "GEMINI_TELEMETRY_OUTFILE",
@@ -83,4 +83,4 @@ def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str]
 
 
 def is_session(args: list[str]) -> bool:
-    return not (args and args[0] in _NOT_SESSIONS)
+    return not (args and args[0] in NOT_SESSIONS)

@@ -54,10 +54,10 @@ DEFAULT_MODELS = ("gpt-5", "claude-sonnet-4-6")
 # no lines or commits of its own: a wrapped run's commits are read from git
 REPORTS_CONTRIBUTIONS = False
 
-_NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "completion", "mcp", "debug",
+NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "completion", "mcp", "debug",
                            "providers", "auth", "agent", "upgrade", "uninstall", "models",
                            "stats", "export", "import", "session", "plugin", "plug", "db"))
 
 
 def is_session(args: list[str]) -> bool:
-    return not (args and args[0] in _NOT_SESSIONS)
+    return not (args and args[0] in NOT_SESSIONS)

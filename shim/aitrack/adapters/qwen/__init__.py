@@ -67,7 +67,7 @@ REPORTS_CONTRIBUTIONS = False
 EXPORT_TIMEOUT_MS = "2000"  # OTEL_EXPORTER_OTLP_TIMEOUT: the receiver answers in milliseconds
 
 # subcommands and flags that run no session
-_NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "auth", "board", "channel",
+NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "auth", "board", "channel",
                            "extensions", "hooks", "mcp", "sandbox", "serve", "sessions",
                            "update"))
 # its own variables that would send telemetry elsewhere than the receiver
@@ -92,4 +92,4 @@ def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str]
 
 
 def is_session(args: list[str]) -> bool:
-    return not (args and args[0] in _NOT_SESSIONS)
+    return not (args and args[0] in NOT_SESSIONS)

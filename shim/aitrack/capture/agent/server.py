@@ -2,8 +2,9 @@
 
 Besides receiving, it imports the tools' transcripts every `[agent] import_interval_s`
 (they delete old ones), takes over payloads that a crashed run left in the inbox, records
-wrapped runs' starts and ends (the wrapper stays light) and links ended runs to their
-sessions, and reloads the profile when it changes. It waits on events and timers: no busy
+wrapped runs' starts and ends (the wrapper stays light; a shim's, from the spool it pokes
+with SIGUSR1: shim_runs.py) and links ended runs to their sessions, and reloads the profile
+when it changes. It waits on events and timers: no busy
 polling. Decoding happens in a worker process (worker.py), never in this one.
 """
 
@@ -20,7 +21,7 @@ import threading
 import time
 
 from aitrack import __version__, adapters
-from aitrack.capture import intake, linking, runs
+from aitrack.capture import intake, linking, runs, spool
 from aitrack.capture.agent import (
     activation,
     check_port,
@@ -31,6 +32,7 @@ from aitrack.capture.agent import (
     rotate_session_key,
     url,
 )
+from aitrack.capture.agent.shim_runs import ShimRuns
 from aitrack.capture.agent.worker import Worker
 from aitrack.capture.receiver import Receiver
 from aitrack.config import identity
@@ -67,6 +69,9 @@ class Agent:
         self.prices = None  # the profile's price table, loaded when first needed
         self._attributes: dict[str, str] | None = None
         self.span_services = tuple(n.encode() for n in adapters.services_counting("traces"))
+        # the shims' spool: Linux only, where shims take the fast way (install/shim_fast.py)
+        self.shim_runs = ShimRuns(paths.state_dir, self._run_event, self.log) \
+            if spool.LINUX else None
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -79,6 +84,8 @@ class Agent:
     # ------------------------------------------------------------ lifetime
 
     def serve(self) -> int:
+        if self.shim_runs is not None:  # before the port: a shim pokes what holds it
+            signal.signal(signal.SIGUSR1, lambda *_: self.shim_runs.poke())
         port = choose(self.paths, self.profile)
         secret = ensure_secret(self.paths)
         sock = self._socket(port, secret)
@@ -103,6 +110,7 @@ class Agent:
         self._start_forwarder()
         intake.release_claims(self.db, "agent")  # what its killed worker held: taken now
         self.worker.kick()  # what a crash or a stopped agent left in the inbox
+        self._start_shim_runs()
         self.log(f"agent started: pid {os.getpid()}, {url(port)}")
         for sig in (signal.SIGTERM, signal.SIGINT) + ((signal.SIGHUP,)
                                                        if hasattr(signal, "SIGHUP") else ()):
@@ -159,11 +167,20 @@ class Agent:
                 elif time.time() - self.forwarder_started > FORWARDER_RECYCLE_S:
                     self._start_forwarder()
                 next_profile = time.monotonic() + PROFILE_CHECK_S
+                if self.shim_runs is not None:  # ends whose poke was lost, old tickets
+                    self.shim_runs.poke()
                 _release_memory()
             self.stopping.wait(max(0.05, min(next_import, next_profile, next_emit)
                                    - time.monotonic()))
 
     def _shutdown(self) -> None:
+        if self.shim_runs is not None:
+            try:
+                self.shim_runs.withdraw()  # first: no shim may count on this agent any longer
+            except Exception as exc:  # noqa: BLE001 - read at the next start
+                self.log(f"cannot read the shims' runs: {type(exc).__name__}: {exc}")
+            # a late poke must not kill an agent on its way out
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         self.receiver.stop(2.0)
         self.to_link.set()
         try:
@@ -265,6 +282,14 @@ class Agent:
             linking.count_commits(self.link_db, run, ids, 1.0)
         except Exception as exc:  # noqa: BLE001 - the run's end is linked already
             self.log(f"cannot read run {run.id}'s commits: {type(exc).__name__}: {exc}")
+
+    def _start_shim_runs(self) -> None:
+        if self.shim_runs is None:
+            return
+        try:
+            self.shim_runs.start()
+        except OSError as exc:  # no beacon: the shims run the Python wrapper, as before
+            self.log(f"cannot open the shims' spool: {exc}")
 
     # ------------------------------------------------------------ periodic work
 

@@ -59,7 +59,7 @@ import os
 from collections.abc import Mapping
 
 from aitrack import adapters
-from aitrack.capture import agent
+from aitrack.capture import agent, spool
 from aitrack.config import profile as profiles
 from aitrack.config.paths import Paths
 from aitrack.config.profile import Profile
@@ -169,6 +169,7 @@ def uninstall(paths: Paths, env: Mapping[str, str] | None = None) -> Outcome:
         out.lines.append(f"removed the agent's key ({secret})")
     for leftover in (agent.session_key_file(paths), lock_file(paths)):
         leftover.unlink(missing_ok=True)  # the per-start key; the lock of the last install
+    spool.remove(paths.state_dir)  # the shims' tickets: the tools' runs go through Python
     try:
         agent.agent_dir(paths).rmdir()  # gone when nothing else of the agent's is in it
     except OSError:
