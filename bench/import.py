@@ -9,7 +9,8 @@ archived copies). Then measures, each whole process from a minimal launcher (mea
 
 - the first `aitrack import` against `ccusage claude daily --json --offline` (ccusage
   20.0.24 from npm, installed into a cache directory of this benchmark) on the same files:
-  target at most 1.0x ccusage's wall time, peak RSS under 150 MB;
+  target at most 1.0x ccusage's wall time, peak RSS under 150 MB; on the year's tree and on
+  a small one (120 days x 12 sessions x 60 responses: fixed costs weigh more there);
 - a second import with nothing new: target under 0.2 s;
 - `aitrack report` right after a day of new transcripts: target under 0.5 s;
 - Gemini CLI and Qwen Code (bench/import_gemini_qwen.py): a year of each tool's files, the
@@ -19,7 +20,8 @@ With `--tool copilot` or `--tool opencode` (tool_trees.py) only: a year of that 
 the first `aitrack import --tool TOOL` against `ccusage TOOL daily --json --offline` on them
 (token totals equal, time), and a second import with nothing new.
 
-Usage: python bench/import.py [--sessions N] [--codex-sessions N] [--keep DIR] [--repeat N]
+Usage: python bench/import.py [--sessions N] [--size year|small] [--small DAYS PER_DAY RESPONSES]
+                              [--codex-sessions N] [--keep DIR] [--repeat N]
                               [--no-ccusage] [--gemini-qwen-sessions N]
                               [--tool copilot|opencode [--tool-sessions N]]
 """
@@ -228,8 +230,10 @@ class ClaudeSession:
 
 
 def build_claude(projects: Path, sessions: int, seed: int = 7, end: float | None = None,
-                 span: float = YEAR) -> dict[str, int]:
-    """A year of Claude Code transcripts under `projects`; what was written."""
+                 span: float = YEAR, responses: int | None = None) -> dict[str, int]:
+    """A year of Claude Code transcripts under `projects` (or `span` seconds of them); what was
+    written. `responses`: each session's own (subagents and forks add theirs), instead of
+    turns of a random length."""
     rnd = random.Random(seed)
     text = Text(rnd)
     end = end or time.time() - 3600
@@ -239,13 +243,18 @@ def build_claude(projects: Path, sessions: int, seed: int = 7, end: float | None
     for _ in range(sessions):
         cwd = rnd.choice(cwds)
         s = ClaudeSession(rnd, text, _uuid(rnd), cwd, end - rnd.random() * span)
-        turns = max(1, int(rnd.lognormvariate(2.5, 0.8)))
+        turns = max(1, int(rnd.lognormvariate(2.5, 0.8))) if responses is None else responses
         for _turn in range(turns):
+            if responses is not None and len(s.responses) >= responses:
+                break
             s.other()
             s.user()
             if rnd.random() < 0.15:
                 s.attachment(rnd.randrange(600, 2000))
-            for _r in range(max(1, int(rnd.lognormvariate(1.3, 0.7)))):
+            in_turn = max(1, int(rnd.lognormvariate(1.3, 0.7)))
+            if responses is not None:
+                in_turn = min(in_turn, responses - len(s.responses))
+            for _r in range(in_turn):
                 s.response()
                 if rnd.random() < 0.7:
                     s.tool_result()
@@ -429,10 +438,60 @@ def _list(runs: list[measure.Measured]) -> str:
     return ", ".join(f"{m.elapsed_s:.2f}" for m in runs) + " s"
 
 
+def _claude_first(name: str, claude_dir: Path, home: Path, env: dict[str, str],
+                  cc: Path | None, repeat: int) -> None:
+    """The first Claude import of one tree against ccusage on it: alternately, medians (a
+    shared machine's load moves under both alike), the ratio of each pair's median too."""
+    env = {**env, "CLAUDE_CONFIG_DIR": str(claude_dir)}
+    ours_runs, theirs_runs = [], []
+    for _ in range(repeat):
+        if cc is not None:
+            theirs_runs.append(measure.run([str(cc), "claude", "daily", "--json", "--offline"],
+                                           env=env))
+        shutil.rmtree(home, ignore_errors=True)
+        ours_runs.append(measure.run(aitrack("import", "--tool", "claude", "--json"), env=env))
+    first = _median(ours_runs)
+    if cc is not None:
+        theirs = _median(theirs_runs)
+        show(f"ccusage {CCUSAGE_VERSION} claude daily ({name})", theirs,
+             f"(median of {repeat}: {_list(theirs_runs)})")
+    show(f"aitrack import --tool claude, first ({name})", first,
+         f"(median of {repeat}: {_list(ours_runs)}) target: <= 1.0x ccusage, "
+         f"< {TARGET_RSS_MB} MB")
+    if cc is not None:
+        pairs = sorted(o.elapsed_s / t.elapsed_s
+                       for o, t in zip(ours_runs, theirs_runs, strict=True))
+        print(f"  ratio aitrack / ccusage: {first.elapsed_s / theirs.elapsed_s:.2f}x "
+              f"(median of the pairs' ratios: {pairs[len(pairs) // 2]:.2f}x)")
+        same = ccusage_totals(theirs.stdout) == ledger_totals(home, "claude")
+        print(f"  token totals equal to ccusage's: {'yes' if same else 'NO'} "
+              f"{ledger_totals(home, 'claude')}")
+    if first.returncode == 0:
+        print(f"  {json.loads(first.stdout)}")
+
+
+def _built(marker: Path, build) -> dict:
+    """What a tree holds, building it first unless `marker` says it is there."""
+    if not marker.exists():
+        shutil.rmtree(marker.parent, ignore_errors=True)
+        started = time.perf_counter()
+        marker.parent.mkdir(parents=True)
+        marker.write_text(json.dumps(build()))
+        print(f"built {marker.parent.name} in {time.perf_counter() - started:.0f} s", flush=True)
+    return json.loads(marker.read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=3_950,
-                        help="Claude sessions (forks add about 2%%)")
+                        help="Claude sessions of the year (forks add about 2%%)")
+    parser.add_argument("--size", choices=("year", "small"), action="append",
+                        help="the Claude trees to import (default both): a heavy user's year, "
+                             "and a small one of DAYS x PER-DAY sessions x RESPONSES")
+    parser.add_argument("--small", type=int, nargs=3, default=(120, 12, 60),
+                        metavar=("DAYS", "PER_DAY", "RESPONSES"),
+                        help="the small tree's shape (default: 120 days x 12 sessions x 60 "
+                             "responses)")
     parser.add_argument("--codex-sessions", type=int, default=1_500)
     parser.add_argument("--gemini-qwen-sessions", type=int, default=1_500,
                         help="sessions of each (0: skip their section)")
@@ -444,6 +503,7 @@ def main() -> None:
                         help="only these tools' year (tool_trees.py), against ccusage")
     parser.add_argument("--tool-sessions", type=int, default=1_500)
     args = parser.parse_args()
+    sizes = args.size or ["year", "small"]
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="aitrack-bench-import-"))
     if args.tool:
@@ -458,18 +518,20 @@ def main() -> None:
         return
     tools = work / "tools"
     claude_dir, codex_home = tools / "claude", tools / "codex"
-    marker = tools / f".built-{args.sessions}-{args.codex_sessions}"
-    if not marker.exists():
-        shutil.rmtree(tools, ignore_errors=True)
-        started = time.perf_counter()
-        c = build_claude(claude_dir / "projects", args.sessions)
-        x = build_codex(codex_home, args.codex_sessions)
-        marker.write_text(json.dumps({"claude": c, "codex": x}))
-        print(f"built in {time.perf_counter() - started:.0f} s", flush=True)
-    built = json.loads(marker.read_text())
+    built = _built(tools / f".built-{args.sessions}-{args.codex_sessions}", lambda: {
+        "claude": build_claude(claude_dir / "projects", args.sessions),
+        "codex": build_codex(codex_home, args.codex_sessions)})
     c, x = built["claude"], built["codex"]
-    print(f"Claude Code: {c['sessions']:,} sessions, {c['responses']:,} responses, "
-          f"{c['lines']:,} lines ({c['usage_lines']:,} with usage), {c['bytes'] / 1e6:,.0f} MB")
+    days, per_day, responses = args.small
+    small_dir = work / "tools-small" / "claude"
+    small = _built(small_dir.parent / f".built-{days}-{per_day}-{responses}", lambda: {
+        "claude": build_claude(small_dir / "projects", days * per_day, seed=17,
+                               span=days * DAY, responses=responses)})["claude"]
+    for name, b in (("year", c), ("small", small)):
+        if name in sizes:
+            print(f"Claude Code ({name}): {b['sessions']:,} sessions, {b['responses']:,} "
+                  f"responses, {b['lines']:,} lines ({b['usage_lines']:,} with usage), "
+                  f"{b['bytes'] / 1e6:,.0f} MB")
     print(f"Codex:       {x['sessions']:,} sessions, {x['responses']:,} responses, "
           f"{x['lines']:,} lines, {x['bytes'] / 1e6:,.0f} MB", flush=True)
 
@@ -481,7 +543,7 @@ def main() -> None:
                HOME=str(work / "home"), CLAUDE_CONFIG_DIR=str(claude_dir),
                CODEX_HOME=str(codex_home))
     # the page cache holds the files for every reader alike
-    for path in tools.rglob("*.jsonl"):
+    for path in (*tools.rglob("*.jsonl"), *small_dir.rglob("*.jsonl")):
         path.read_bytes()
     subprocess.run([sys.executable, "-c", "import aitrack.cli, aitrack.store.importer, "
                     "aitrack.reports.tables, aitrack.adapters.claude.transcripts, "
@@ -489,29 +551,11 @@ def main() -> None:
                    env=env, capture_output=True, check=True)
 
     cc = None if args.no_ccusage else ccusage_bin()
-    # alternately, the median of each: a shared machine's load moves under both alike
-    ours_runs, theirs_runs = [], []
-    for _ in range(args.repeat):
-        if cc is not None:
-            theirs_runs.append(measure.run([str(cc), "claude", "daily", "--json", "--offline"],
-                                           env=env))
-        shutil.rmtree(home, ignore_errors=True)
-        ours_runs.append(measure.run(aitrack("import", "--tool", "claude", "--json"), env=env))
-    first = _median(ours_runs)
-    if cc is not None:
-        theirs = _median(theirs_runs)
-        show(f"ccusage {CCUSAGE_VERSION} claude daily --json --offline", theirs,
-             f"(median of {args.repeat}: {_list(theirs_runs)})")
-    show("aitrack import --tool claude (first)", first,
-         f"(median of {args.repeat}: {_list(ours_runs)}) target: <= 1.0x ccusage, "
-         f"< {TARGET_RSS_MB} MB")
-    if cc is not None:
-        print(f"  ratio aitrack / ccusage: {first.elapsed_s / theirs.elapsed_s:.2f}x")
-        same = ccusage_totals(theirs.stdout) == ledger_totals(home, "claude")
-        print(f"  token totals equal to ccusage's: {'yes' if same else 'NO'} "
-              f"{ledger_totals(home, 'claude')}")
-    if first.returncode == 0:
-        print(f"  {json.loads(first.stdout)}")
+    if "small" in sizes:
+        _claude_first("small", small_dir, home, env, cc, args.repeat)
+    if "year" not in sizes:
+        return
+    _claude_first("year", claude_dir, home, env, cc, args.repeat)
     if cc is not None:
         theirs_x = measure.run([str(cc), "codex", "daily", "--json", "--offline"], env=env)
         show(f"ccusage {CCUSAGE_VERSION} codex daily --json --offline", theirs_x)
@@ -543,7 +587,6 @@ def main() -> None:
     else:  # the kept trees stay a year, for the next run
         for path in set(tools.rglob("*.jsonl")) - before:
             path.unlink()
-
 
 if __name__ == "__main__":
     main()

@@ -131,7 +131,7 @@ def test_a_file_deleted_before_it_is_read(db, tree):
     files = [(str(path), path.stat())]
     path.unlink()
     result = importer.ImportResult()
-    job = Import(db, None, tree.env, result, dry_run=False)
+    job = Import(db, None, tree.env, result, held=False)
     job.tool("claude", files)
     assert result.skipped == {"vanished_file": 1}
     assert figures(db) == {}

@@ -372,9 +372,9 @@ def _spy_on_workers(monkeypatch) -> tuple[list[int], list[int]]:
         started.append(n)
         real_init(self, n, *args)
 
-    def answers(self, tasks):
+    def answers(self, tasks, *here):
         try:
-            yield from real_map(self, tasks)
+            yield from real_map(self, tasks, *here)
         except workers.WorkerFailed:
             failed.append(started[-1])
             raise
@@ -395,6 +395,58 @@ def test_worker_processes_count_exactly_as_one_process(db, tree, tmp_path, monke
     other = open_db(tmp_path / "other" / "ledger.db")
     result = run(other, tree)
     assert spawned == [2] and result.files_read == 4
+    assert (figures(other), dict(other.execute("SELECT session_id, value FROM session_metrics"))
+            ) == alone
+
+
+def test_batches_merged_while_the_workers_read_count_as_one_process(db, tree, tmp_path,
+                                                                    monkeypatch):
+    _mixed_tree(tree)
+    run(db, tree)
+    alone = (figures(db), dict(db.execute("SELECT session_id, value FROM session_metrics")))
+    _use_workers(monkeypatch, cores=2, task_bytes=1)  # one file per task
+    monkeypatch.setattr(merge, "WAIT_BATCH_BYTES", 1)
+    real_map, real_merge = workers.Workers.map, merge.Import._merge
+    merged = []
+
+    def waits(self, tasks, *here):  # the workers keep the merge waiting before every answer
+        for answer in real_map(self, tasks):
+            yield None
+            yield answer
+
+    def counted(self, tool, transcripts, book, batch, *rest):
+        merged.append(len(batch))
+        real_merge(self, tool, transcripts, book, batch, *rest)
+
+    monkeypatch.setattr(workers.Workers, "map", waits)
+    monkeypatch.setattr(merge.Import, "_merge", counted)
+    other = open_db(tmp_path / "other" / "ledger.db")
+    result = run(other, tree)
+    assert result.files_read == 4 and merged == [1, 1, 1, 1, 0]  # each file its own batch
+    assert (figures(other), dict(other.execute("SELECT session_id, value FROM session_metrics"))
+            ) == alone
+
+
+def test_tasks_read_here_while_the_workers_have_not_answered_count_as_one_process(
+        db, tree, tmp_path, monkeypatch):
+    _mixed_tree(tree)
+    run(db, tree)
+    alone = (figures(db), dict(db.execute("SELECT session_id, value FROM session_metrics")))
+    _use_workers(monkeypatch, cores=2, task_bytes=1)  # one file per task
+    monkeypatch.setattr(workers, "AHEAD", 0)  # one task sent ahead: the others wait here
+    monkeypatch.setattr(workers, "HELD", 2)  # two of them read here at most
+    monkeypatch.setattr(workers.Future, "done", lambda self: False)  # never answered yet
+    real_read = merge.Import._read_task
+    here = []
+
+    def read_here(self, transcripts, task):
+        here.append(len(task))
+        return real_read(self, transcripts, task)
+
+    monkeypatch.setattr(merge.Import, "_read_task", read_here)
+    other = open_db(tmp_path / "other" / "ledger.db")
+    result = run(other, tree)
+    assert result.files_read == 4 and sum(here) == 2  # the rest: the worker's
     assert (figures(other), dict(other.execute("SELECT session_id, value FROM session_metrics"))
             ) == alone
 
@@ -450,13 +502,17 @@ def test_workers_are_forked_only_from_a_process_without_other_threads(monkeypatc
         other.join()
 
 
-def test_a_busy_machine_reads_in_this_process(db, tree, monkeypatch):
+def test_a_busy_machine_gets_one_worker_and_a_single_core_none(db, tree, tmp_path,
+                                                                monkeypatch):
     _mixed_tree(tree)
-    _use_workers(monkeypatch, cores=2)
+    _use_workers(monkeypatch, cores=4)
     monkeypatch.setattr(workers, "busy_cores", lambda cores: cores)  # all busy
+    spawned, _ = _spy_on_workers(monkeypatch)
+    assert run(db, tree).responses == 43 and spawned == [1]
+    _use_workers(monkeypatch, cores=1)
 
     def no_workers(self, *args):
-        raise AssertionError("a worker on a busy machine")
+        raise AssertionError("a worker on a single core")
 
     monkeypatch.setattr(workers.Workers, "__init__", no_workers)
-    assert run(db, tree).responses == 43
+    assert run(open_db(tmp_path / "other" / "ledger.db"), tree).responses == 43

@@ -134,7 +134,10 @@ class Book:
     def prefetch(self, keys: Iterable[int]) -> None:
         """Load the rows of these keys that earlier imports (or batches) wrote."""
         rows, written = self.rows, self.written
-        wanted = [k for k in set(keys) if k not in rows and (not self.fresh or k in written)]
+        if self.fresh:  # only keys this import wrote: a set's intersection, not a loop
+            wanted = [k for k in written.intersection(keys) if k not in rows]
+        else:
+            wanted = [k for k in set(keys) if k not in rows]
         for i in range(0, len(wanted), IN_LIMIT):
             chunk = wanted[i:i + IN_LIMIT]
             for key, rid, sid, model, *figures, side in self.db.execute(

@@ -87,35 +87,39 @@ class Lines:
         """Hand the reader the whole lines of buf[begin:end] that carry a marker (the last
         one only for a last-wins marker) and the file's first lines."""
         find, rfind = buf.find, buf.rfind
-        starts = set()
+        lines: dict[int, int] = {}  # start -> end (its newline) of each line to parse
         for marker in self.markers:
             i = find(marker, begin, end)
             while i >= 0:
-                starts.add(max(begin, rfind(b"\n", begin, i) + 1))
-                i = find(marker, find(b"\n", i, end), end)
+                e = find(b"\n", i, end)
+                lines[rfind(b"\n", begin, i) + 1 or begin] = e
+                i = find(marker, e, end)
         for marker in self.last_markers:
             i = rfind(marker, begin, end)
             if i >= 0:
-                starts.add(max(begin, rfind(b"\n", begin, i) + 1))
+                lines[rfind(b"\n", begin, i) + 1 or begin] = find(b"\n", i, end)
         s = begin
         head_end = 0
         while self.heads and s < end:
-            starts.add(s)
-            s = head_end = find(b"\n", s, end) + 1
+            head_end = find(b"\n", s, end)
+            lines[s] = head_end
+            s = head_end = head_end + 1
             self.heads -= 1
         line = self.reader.line
-        for s in sorted(starts):
-            e = find(b"\n", s, end)
+        # one marker's lines come in order; several markers' (or a file's first lines) not
+        order = lines if len(self.markers) == 1 and not head_end and not self.last_markers \
+            else sorted(lines)
+        for s in order:
+            e = lines[s]
             if e - s > LINE_LIMIT:
                 self.skip("line_too_long")
                 continue
             raw = buf[s:e]
             if raw[-1:] == b"\r":
                 raw = raw[:-1]
-            if not raw.strip():
+            if s < head_end and not raw.strip():  # a marker's line is never blank
                 continue
             try:
                 line(raw, s < head_end)
             except BadLine as bad:
                 self.skip(bad.reason)
-
