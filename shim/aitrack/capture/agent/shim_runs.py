@@ -5,9 +5,10 @@ A start is taken as soon as its shim pokes (SIGUSR1): the run is recorded (every
 the wrapper's: linking must see runs at once in one folder), and for a tool that reports no
 commits of its own, git's HEAD is noted now, a few milliseconds after the tool started, as
 the wrapper's own thread noted it (a start taken later than GIT_LATE_S gets no git figures:
-HEAD may have moved). What the end needs waits in `<id>.started`. An end is recorded durably (a pending
-end: the linker thread takes it) and the run's files go. A start whose shim is gone
-without an end (it was killed) is dropped: a killed wrapper leaves no end either.
+HEAD may have moved). What the end needs waits in `<id>.started`. An end is recorded durably
+(a pending end: the linker thread takes it) and the run's files go. A start whose shim is
+gone without an end (it was killed) loses its files: a killed wrapper leaves no end either,
+and its open run ages out of linking alike (linking.STALE_RUN_S).
 
 The spool is read at the agent's start, at each poke and at the agent's periodic tick (a
 poke is lost while the agent restarts). Only regular files of this user's, at most
