@@ -13,10 +13,9 @@ request ever uses, then the continued session's id: that id is no session.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aitrack.adapters.claude import NAME
 from aitrack.domain import tokens
+from aitrack.domain.moments import epoch
 from aitrack.domain.records import Contribution, Point, Request
 
 __all__ = ["NAME", "contributions", "entrypoint", "log_contributions", "log_request",
@@ -75,7 +74,7 @@ def log_request(attrs: dict[str, str], prices) -> Request | None:
         usd = float(cost) if cost not in (None, "") else None
     except ValueError:
         usd = None
-    return Request(attrs.get("request_id"), _time(attrs.get("event.timestamp")), model,
+    return Request(attrs.get("request_id"), epoch(attrs.get("event.timestamp")), model,
                    (*(figures.get(t, 0) for t in tokens.FIGURES[:5]), 0, long), cost=usd)
 
 
@@ -100,10 +99,3 @@ def entrypoint(attrs: dict[str, str]) -> str | None:
     """cli, sdk-cli, claude-vscode, claude-desktop... (`app.entrypoint`)."""
     return attrs.get("app.entrypoint") or None
 
-
-def _time(stamp: str | None) -> float | None:
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp \
-            else None
-    except ValueError:
-        return None

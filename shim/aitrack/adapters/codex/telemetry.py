@@ -18,10 +18,9 @@ rather than a guess).
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aitrack.adapters.codex import NAME
 from aitrack.domain import tokens
+from aitrack.domain.moments import epoch
 from aitrack.domain.records import Contribution, Point, Request
 
 __all__ = ["NAME", "SIDE_WINDOW_S", "contributions", "entrypoint", "log_contributions",
@@ -51,7 +50,7 @@ def log_request(attrs: dict[str, str], prices) -> Request | None:
         "reasoning": tokens.count(attrs.get("reasoning_token_count")),
     }, prices)}
     long = 1 if any(n.startswith("long_") for n in figures) else 0
-    return Request(None, _time(attrs.get("event.timestamp")), model,
+    return Request(None, epoch(attrs.get("event.timestamp")), model,
                    (*(figures.get(t, 0) for t in tokens.FIGURES), long))
 
 
@@ -93,10 +92,3 @@ def entrypoint(attrs: dict[str, str]) -> str | None:
     """codex_exec, codex_cli_rs, codex-app-server... (`originator`, else `service.name`)."""
     return attrs.get("originator") or attrs.get("service.name") or None
 
-
-def _time(stamp: str | None) -> float | None:
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp \
-            else None
-    except ValueError:
-        return None

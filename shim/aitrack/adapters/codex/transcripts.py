@@ -31,7 +31,6 @@ in `report session` (`notes`), with the number of its prompts (its turns).
 from __future__ import annotations
 
 import os
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from aitrack.adapters.reading import (
     decode,
     identity,
 )
+from aitrack.domain.moments import epoch
 
 TOOL = "codex"
 # "token_ is in token_count and token_usage_record; session_meta is a rollout's first line,
@@ -142,13 +142,6 @@ def _plausible(v: tuple[int, ...]) -> bool:
     return v[0] + v[3] <= MAX_REQUEST_TOKENS
 
 
-def _time(stamp: str | None) -> float | None:
-    try:
-        return datetime.fromisoformat(stamp).timestamp() if stamp else None
-    except ValueError:
-        return None
-
-
 def _higher(h: list[int] | None, total: tuple[int, ...]) -> bool:
     return h is None or total[5] > h[5]
 
@@ -215,7 +208,7 @@ class Reader:
             kind, stamp = event[0], event[1]
             if kind == "meta":
                 p = event[2]
-                started = _time(p.timestamp) or _time(stamp)
+                started = epoch(p.timestamp) or epoch(stamp)
                 s.saw(started, p.cwd, p.originator, p.cli_version)
                 sub = p.source.get("subagent") if isinstance(p.source, dict) else None
                 spawned = isinstance(sub, dict) and "thread_spawn" in sub
@@ -236,7 +229,7 @@ class Reader:
                     earliest = stamp
                 if latest is None or stamp > latest:
                     latest = stamp
-            replay = replay_until is not None and (_time(stamp) or 0) <= replay_until
+            replay = replay_until is not None and (epoch(stamp) or 0) <= replay_until
             if kind == "record":
                 _, _, key, thread_id, usage, thread = event
                 raises = thread
@@ -276,8 +269,8 @@ class Reader:
                     h = list(total)
         s.set_state("h", h)
         if earliest is not None:
-            s.saw(_time(earliest))
-            s.saw(_time(latest))
+            s.saw(epoch(earliest))
+            s.saw(epoch(latest))
 
     def _figures(self, model: str, v: tuple[int, ...]) -> tuple[int, ...]:
         got = {c.name: int(c.value) for c in response_usage(model, {

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import zlib
-from datetime import datetime
 from pathlib import Path
 
 import msgspec
@@ -20,6 +19,7 @@ import msgspec
 from aitrack.adapters.copilot import locate
 from aitrack.adapters.copilot.telemetry import PREMIUM
 from aitrack.adapters.reading import FileRead, decode, identity
+from aitrack.domain.moments import epoch
 
 TOOL = "copilot"
 # a usage record, a span carrying usage, a session's totals at its end; session.start is a
@@ -107,13 +107,6 @@ def order(path: str, stat: os.stat_result) -> tuple:
     return (stat.st_mtime_ns, path)
 
 
-def _time(stamp: str | None) -> float | None:
-    try:
-        return datetime.fromisoformat(stamp).timestamp() if stamp else None
-    except ValueError:
-        return None
-
-
 class Reader:
     """One file's new lines: its requests, each with its session, model and figures."""
 
@@ -139,7 +132,7 @@ class Reader:
             return
         if rec.type == "session.start":
             sid = self.file.context.setdefault("session", data.sessionId) or data.sessionId
-            self.starts.append((sid, _time(data.startTime) or _time(rec.timestamp),
+            self.starts.append((sid, epoch(data.startTime) or epoch(rec.timestamp),
                                 data.context.cwd if data.context else None,
                                 data.copilotVersion))
         elif rec.type == "session.shutdown" and data.modelMetrics:
@@ -157,7 +150,7 @@ class Reader:
             self.requests.append((_key(sid, rid), seq, sid, u.model or "unknown", {
                 "input": _int(u.inputTokens), "output": _int(u.outputTokens),
                 "cache_read": _int(u.cacheReadTokens), "cache_write": _int(u.cacheWriteTokens),
-                "reasoning": _int(u.reasoningTokens)}, _float(u.cost), _time(rec.timestamp)))
+                "reasoning": _int(u.reasoningTokens)}, _float(u.cost), epoch(rec.timestamp)))
 
     def _span(self, rec: _Line) -> None:
         """A `chat` span (as telemetry.span_contributions reads one off the wire)."""

@@ -11,10 +11,9 @@ forwarded as they came.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aitrack.adapters.gemini import NAME
 from aitrack.domain import tokens
+from aitrack.domain.moments import epoch
 from aitrack.domain.records import Contribution, Point, Request
 
 __all__ = ["NAME", "contributions", "entrypoint", "ledger_figures", "log_contributions",
@@ -41,7 +40,8 @@ def log_request(attrs: dict[str, str], prices) -> Request | None:
         tokens.count(attrs.get("thoughts_token_count")),
         tokens.count(attrs.get("tool_token_count")))
     long = 1 if prices is not None and prices.is_long_context(model, inp + read) else 0
-    return Request(None, _time(attrs), model, (inp, out, read, 0, 0, reasoning, long))
+    return Request(None, epoch(attrs.get("event.timestamp")), model,
+                   (inp, out, read, 0, 0, reasoning, long))
 
 
 def log_contributions(attrs: dict[str, str], prices) -> list[Contribution]:
@@ -55,16 +55,6 @@ def ledger_figures(prompt: int, cached: int, candidates: int, thoughts: int,
     from the candidates; tool-use prompt tokens are prompt apart from it."""
     cached = min(cached, prompt)
     return prompt - cached + tool, candidates + thoughts, cached, thoughts
-
-
-def _time(attrs: dict[str, str]) -> float | None:
-    """A record's `event.timestamp` (ISO 8601), in unix seconds."""
-    stamp = attrs.get("event.timestamp")
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp \
-            else None
-    except ValueError:
-        return None
 
 
 def tool_session_id(attrs: dict[str, str]) -> str | None:

@@ -15,7 +15,6 @@ bill: they still count. Token semantics and what the files miss: the package doc
 from __future__ import annotations
 
 import os
-from datetime import datetime
 from pathlib import Path
 from sys import intern
 
@@ -31,6 +30,7 @@ from aitrack.adapters.reading import (
     identity,
     long_context,
 )
+from aitrack.domain.moments import epoch
 
 TOOL = "gemini"
 MARKERS = (b'"tokens"',)  # gemini messages, and $set lines that list messages
@@ -87,13 +87,6 @@ def is_transcript(name: str) -> bool:
 
 def order(path: str, stat: os.stat_result) -> tuple:
     return (stat.st_mtime_ns, path)
-
-
-def _time(stamp: str | None) -> float | None:
-    try:
-        return datetime.fromisoformat(stamp).timestamp() if stamp else None
-    except ValueError:
-        return None
 
 
 class Reader:
@@ -162,8 +155,8 @@ class Reader:
         owner = self.file.context.get("session")
         if owner and self.times:
             s = book.session(owner)
-            s.saw(_time(min(self.times)), self.file.context.get("cwd"))  # ISO, UTC: as text
-            s.saw(_time(max(self.times)))
+            s.saw(epoch(min(self.times)), self.file.context.get("cwd"))  # ISO, UTC: as text
+            s.saw(epoch(max(self.times)))
         for owner in {r[2] for r in self.responses}:
             # a session with requests in its files: its utility calls are in none of them
             book.session(owner).set_state("requests", 1, figures=True)

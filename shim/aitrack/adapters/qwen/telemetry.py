@@ -9,10 +9,9 @@ forwarded as it came.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aitrack.adapters.qwen import NAME
 from aitrack.domain import tokens
+from aitrack.domain.moments import epoch
 from aitrack.domain.records import Contribution, Point, Request
 
 __all__ = ["NAME", "contributions", "entrypoint", "ledger_figures", "log_contributions",
@@ -41,7 +40,7 @@ def log_request(attrs: dict[str, str], prices) -> Request | None:
         tokens.count(attrs.get("thoughts_token_count")),
         tokens.count(attrs.get("total_token_count")), attrs.get("auth_type") or "")
     long = 1 if prices is not None and prices.is_long_context(model, inp + read) else 0
-    return Request(attrs.get("response_id"), _time(attrs.get("event.timestamp")), model,
+    return Request(attrs.get("response_id"), epoch(attrs.get("event.timestamp")), model,
                    (inp, out, read, 0, 0, reasoning, long))
 
 
@@ -65,14 +64,6 @@ def ledger_figures(prompt: int, cached: int, candidates: int, thoughts: int, tot
     cached = min(cached, prompt)
     output = output_of(prompt, candidates, thoughts, total, auth_type)
     return prompt - cached, output, cached, min(thoughts, output)
-
-
-def _time(stamp: str | None) -> float | None:
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp \
-            else None
-    except ValueError:
-        return None
 
 
 def tool_session_id(attrs: dict[str, str]) -> str | None:

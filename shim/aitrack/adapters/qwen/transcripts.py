@@ -20,7 +20,6 @@ figures (`usageMetadata`) and are not counted.
 from __future__ import annotations
 
 import os
-from datetime import datetime
 from pathlib import Path
 from sys import intern
 
@@ -36,6 +35,7 @@ from aitrack.adapters.reading import (
     long_context,
     request_number,
 )
+from aitrack.domain.moments import epoch
 
 TOOL = "qwen"
 # a usage file's lines, and a chat file's api_response rows
@@ -109,13 +109,6 @@ def _kind(path: Path) -> str | None:
     return None
 
 
-def _time(stamp: str | None) -> float | None:
-    try:
-        return datetime.fromisoformat(stamp).timestamp() if stamp else None
-    except ValueError:
-        return None
-
-
 
 
 class Reader:
@@ -163,7 +156,7 @@ class Reader:
                  rid: int) -> None:
         if not session:
             raise BadLine("no_session_id")
-        at = _time(stamp)
+        at = epoch(stamp)
         if at is None or min(prompt, cached, output, thoughts, total) < 0:
             raise BadLine("bad_record")
         model = intern(model or "unknown")
