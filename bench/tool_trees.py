@@ -1,6 +1,6 @@
 """A heavy user's year of Copilot CLI and opencode files, for bench/import.py.
 
-Shaped like what Copilot CLI 1.0.102 and opencode 1.18.33 write (../shared/samples):
+Shaped like what Copilot CLI 1.0.102 and opencode 1.18.33 write (tests/samples):
 - Copilot CLI: `~/.copilot/session-state/<id>/events.jsonl` (a `session.start` with its long
   system message, user and assistant messages, tool executions, one `session.usage_record`
   per request, `session.shutdown`) and the OTel file exporter's `~/.copilot/otel/*.jsonl`

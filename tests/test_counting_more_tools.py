@@ -2,7 +2,7 @@
 telemetry (as the agent receives it) and its files (as `aitrack import` reads them), in both
 orders, each request counted once; a request only one source saw counted too.
 
-The files are the tools' real sample files (../shared/samples); the telemetry records are
+The files are the tools' real sample files (tests/samples); the telemetry records are
 the same requests as the tool sends them (its own event for Qwen Code; Gemini CLI's
 api_response and Copilot CLI's chat span built from the file's figures, as the real ones are).
 """
@@ -25,14 +25,13 @@ from aitrack.store import importer, ledger
 from aitrack.store.ledger.runs import TELEMETRY, TRANSCRIPT
 from test_import_copilot_opencode import opencode_db
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "samples"  # the tools' real files
 GEMINI_SID = "84c91bc8-f1a0-413d-b362-084f0e55a9b1"
 QWEN_SID = "a5f413e0-9444-45f2-ae10-f85b91768685"
 COPILOT_SID = "fa43e9e2-7642-44a3-be82-342bdd8a2e79"
 OPENCODE_SID = "ses_db9e92701ffeKJjSZAZEzNjfjX"
 BOTH = TELEMETRY | TRANSCRIPT
 
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples not found")
 ORDERS = pytest.mark.parametrize("telemetry_first", [True, False],
                                  ids=["telemetry-first", "files-first"])
 

@@ -1,5 +1,5 @@
 """Gemini CLI and Qwen Code counted once per billed request: their real files and OTLP
-payloads (../shared/samples, from gemini 0.61.0 and qwen 0.24.4), and the duplicate patterns
+payloads (tests/samples, from gemini 0.61.0 and qwen 0.24.4), and the duplicate patterns
 their readers must see through."""
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from aitrack.store import importer
 from test_receiver import Recorder
 from transcript_tree import figures, open_db
 
-# real files from the runs more-tools.md describes: shared/ beside the checkout (CI's too)
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+# real files from the runs more-tools.md describes (tests/samples/README.md)
+SAMPLES = Path(__file__).resolve().parent / "samples"  # the tools' real files
 GEMINI_SID = "84c91bc8-f1a0-413d-b362-084f0e55a9b1"
 QWEN_SID = "a5f413e0-9444-45f2-ae10-f85b91768685"
 
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples not found")
 
 
 def run(db, env: dict) -> importer.ImportResult:

@@ -1,5 +1,5 @@
 """`aitrack import` of Copilot CLI's and opencode's own files: the real files of
-../shared/samples (Copilot CLI 1.0.102, opencode 1.18.33), opencode's WAL database read while
+tests/samples (Copilot CLI 1.0.102, opencode 1.18.33), opencode's WAL database read while
 a writer holds it, and Copilot's headers helper giving the agent's key to the agent only."""
 
 from __future__ import annotations
@@ -19,15 +19,12 @@ from aitrack.adapters.endpoints import AgentLink
 from aitrack.config import profile
 from aitrack.store import importer, ledger
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "samples"  # the tools' real files
 SAMPLE_SESSION = "fa43e9e2-7642-44a3-be82-342bdd8a2e79"
 
 
 def samples(name: str) -> Path:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"no {path} here (the shared samples of the tools' real files)")
-    return path
+    return SAMPLES / name
 
 
 @pytest.fixture
