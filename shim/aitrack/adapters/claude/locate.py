@@ -13,9 +13,10 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from aitrack.adapters import run_files
+
 _SLUG = re.compile(r"[^A-Za-z0-9]")
 _SESSION_FILE = re.compile(r"[0-9a-fA-F-]{36}\.jsonl")
-SLACK_S = 2.0  # after the run's end: the tool's last write may trail its exit
 
 
 def config_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
@@ -48,21 +49,5 @@ def run_sessions(cwd: str, started: float, ended: float,
     """(session id, transcript) of the sessions written in `cwd` while the run lasted."""
     found = []
     for root in transcript_roots(env):
-        project = root / slug(cwd)
-        try:
-            entries = list(os.scandir(project))
-        except OSError:
-            continue
-        for entry in entries:
-            if not _SESSION_FILE.fullmatch(entry.name):
-                continue
-            try:
-                st = entry.stat()
-            except OSError:
-                continue
-            # file times come from the clock `started` was read from: a session the previous
-            # run left a moment earlier is not this one's (whole-second file systems aside)
-            slack = 1.0 if st.st_mtime_ns % 1_000_000_000 == 0 else 0.0
-            if started - slack <= st.st_mtime <= ended + SLACK_S:
-                found.append((entry.name[:-len(".jsonl")], Path(entry.path)))
+        found += run_files.sessions_in(root / slug(cwd), _SESSION_FILE, started, ended)
     return found

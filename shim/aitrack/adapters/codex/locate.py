@@ -24,11 +24,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from aitrack.adapters import run_files
 from aitrack.adapters.reading import open_regular
 
 _ROLLOUT = re.compile(r"rollout-.*-([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                       r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\.jsonl")
-SLACK_S = 2.0  # after the run's end: the tool's last write may trail its exit
 DAY = 86400
 
 
@@ -91,7 +91,7 @@ def _indexed(env, cwd: str, started: float, ended: float):
             rows = db.execute("SELECT id, rollout_path, cwd FROM threads WHERE "
                               "COALESCE(updated_at_ms, updated_at * 1000) >= ? "
                               "AND created_at <= ?",
-                              (int(started * 1000), int(ended + SLACK_S) + 1)).fetchall()
+                              (int(started * 1000), int(ended + run_files.SLACK_S) + 1)).fetchall()
         finally:
             db.close()
     except sqlite3.Error:

@@ -14,7 +14,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-SLACK_S = 2.0  # after the run's end: the tool's last write may trail its exit
+from aitrack.adapters import run_files
+
 EVENTS = "events.jsonl"
 _SESSION_DIR = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                           r"[0-9a-fA-F]{12}")
@@ -62,8 +63,7 @@ def run_sessions(cwd: str, started: float, ended: float,
             st = events.stat()
         except OSError:
             continue
-        slack = 1.0 if st.st_mtime_ns % 1_000_000_000 == 0 else 0.0  # whole-second clocks
-        if not started - slack <= st.st_mtime <= ended + SLACK_S:
+        if not run_files.written_during(st, started, ended):
             continue
         sid = session_of(events)
         if sid and _cwd(events) == here:

@@ -17,7 +17,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-SLACK_S = 2.0  # after the run's end: the tool's last write may trail its exit
+from aitrack.adapters import run_files
+
 SESSION_PREFIX = "session-"
 
 
@@ -109,11 +110,8 @@ def _scan(folder: str) -> list[os.DirEntry]:
 
 
 def _written_during(entry: os.DirEntry, started: float, ended: float) -> bool:
-    """Modified while the run lasted. File times come from the clock `started` was read from;
-    only a file system keeping whole seconds needs the second's slack."""
+    """Modified while the run lasted (adapters/run_files.py)."""
     try:
-        st = entry.stat()
+        return run_files.written_during(entry.stat(), started, ended)
     except OSError:
         return False
-    slack = 1.0 if st.st_mtime_ns % 1_000_000_000 == 0 else 0.0
-    return started - slack <= st.st_mtime <= ended + SLACK_S

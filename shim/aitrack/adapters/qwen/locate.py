@@ -15,7 +15,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-SLACK_S = 2.0  # after the run's end: the tool's last write may trail its exit
+from aitrack.adapters import run_files
+
 _SLUG = re.compile(r"[^A-Za-z0-9]")
 _SESSION_FILE = re.compile(r"[0-9a-fA-F-]{36}\.jsonl")
 
@@ -52,21 +53,4 @@ def run_sessions(cwd: str, started: float, ended: float,
                  env: Mapping[str, str] | None = None) -> list[tuple[str, Path]]:
     """(session id, chat file) of the sessions written in `cwd` while the run lasted."""
     chats = runtime_dir(env) / "projects" / slug(cwd) / "chats"
-    try:
-        entries = list(os.scandir(chats))
-    except OSError:
-        return []
-    found = []
-    for entry in entries:
-        if not _SESSION_FILE.fullmatch(entry.name):
-            continue
-        try:
-            st = entry.stat()
-        except OSError:
-            continue
-        # file times come from the clock `started` was read from (whole-second file systems
-        # aside): a session the previous run left a moment earlier is not this one's
-        slack = 1.0 if st.st_mtime_ns % 1_000_000_000 == 0 else 0.0
-        if started - slack <= st.st_mtime <= ended + SLACK_S:
-            found.append((entry.name[:-len(".jsonl")], Path(entry.path)))
-    return found
+    return run_files.sessions_in(chats, _SESSION_FILE, started, ended)
