@@ -22,7 +22,6 @@ from aitrack.adapters import telemetry_block
 from aitrack.adapters.gemini import locate
 from aitrack.adapters.json_doc import MISSING  # noqa: F401 - the settings contract's name
 from aitrack.adapters.telemetry_block import (  # noqa: F401 - the settings contract's names
-    BLOCK,
     SettingsError,
     destinations,
     found,
@@ -53,8 +52,6 @@ _SETTINGS = telemetry_block.BlockSettings(telemetry_block.Names(
     env_outfile="GEMINI_TELEMETRY_OUTFILE"))
 
 user_file = _SETTINGS.user_file
-system_file = _SETTINGS.system_file
-defaults_file = _SETTINGS.defaults_file
 settings_files = _SETTINGS.settings_files
 wanted = _SETTINGS.wanted
 machine_snippet = _SETTINGS.machine_snippet
