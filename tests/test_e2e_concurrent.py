@@ -5,11 +5,16 @@ slow enough that they overlap: each session is linked to the run that ran it (Cl
 by its telemetry, which names the run; Codex's by the rollout the run's own process held
 open), never by folder and time alone. With the agent, a run of the tool started directly at
 the same time is no wrapper's run: no run, no exit status.
+
+Each run starts once the ledger holds the one before (its start is recorded within the
+first second): the runs table's order is then the order they were started in, whatever the
+machine's load does to each wrapper's start-up, and the runs still overlap.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -55,10 +60,13 @@ def _session_of(tool: str, done: subprocess.CompletedProcess) -> str:
 
 
 def _runs(m: Machine, tool: str) -> list[tuple]:
-    db = m.ledger()
+    """(id, exit code, pending end, started, ended) of the tool's runs, in start order."""
+    if not m.home.ledger.exists():  # the first wrapper has not created it yet
+        return []
+    db = sqlite3.connect(f"file:{m.home.ledger}?mode=ro", uri=True)
     try:
-        return db.execute("SELECT id, exit_code, pending_end FROM runs WHERE tool = ? "
-                          "ORDER BY started_at", (tool,)).fetchall()
+        return db.execute("SELECT id, exit_code, pending_end, started_at, ended_at FROM runs "
+                          "WHERE tool = ? ORDER BY started_at", (tool,)).fetchall()
     finally:
         db.close()
 
@@ -76,7 +84,8 @@ def test_runs_at_once_in_one_folder_are_each_linked_to_their_own_session(machine
                                       env=m.env, cwd=m.work, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                       text=True))
-        time.sleep(0.5)  # in this order in the runs table
+        # recorded before the next starts: in this order in the runs table
+        assert m.wait_for(lambda n=n: len(_runs(m, tool)) == n + 1), f"run {n} not recorded"
     direct = subprocess.Popen([agent_bin(tool), *_args(tool, RUNS)], env=m.env, cwd=m.work,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, text=True) if agent else None
@@ -94,7 +103,10 @@ def test_runs_at_once_in_one_folder_are_each_linked_to_their_own_session(machine
     assert v is not None and v.usage == want, (v and v.usage, want)
     assert m.wait_for(lambda: len(_runs(m, tool)) == RUNS and all(
         r[2] is None and r[1] is not None for r in _runs(m, tool)))
-    runs = [r[0] for r in _runs(m, tool)]
+    ran = _runs(m, tool)
+    runs = [r[0] for r in ran]
+    for r in ran:  # at once: each run overlapped another one in the folder
+        assert any(o is not r and o[3] < r[4] and r[3] < o[4] for o in ran), ran
     linked = {}
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # telemetry links a session the moment it arrives
