@@ -21,7 +21,6 @@ import math
 import os
 import stat
 import time
-import zlib
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ import msgspec
 
 # a response's figures (ledger token types, then 1 for a long-context request) and what they
 # add up to: the same shape for every per-request source (domain/tokens.py)
-from aitrack.domain.tokens import FIGURES, SUMS, accumulate
+from aitrack.domain.tokens import FIGURES, SUMS, accumulate, request_number
 from aitrack.domain.tokens import LONG_FIGURES as LONG
 
 __all__ = ["FIGURES", "LINE_LIMIT", "LONG", "SKIP_REASONS", "SUMS", "BadLine", "FileRead",
@@ -169,12 +168,6 @@ class FileRead:
     def __init__(self, path: Path, context: dict):
         self.path = path
         self.context = context  # kept between imports (Codex: the file's thread id)
-
-
-def request_number(identity: str) -> int:
-    """The number a response row keeps of its request's id (CRC-32 + 1; 0: no id): how a
-    telemetry record of the same request (which names it by that id) finds it."""
-    return zlib.crc32(identity.encode()) + 1 if identity else 0
 
 
 def long_context(prices, tiered: dict[str, bool], model: str, prompt: int) -> int:

@@ -14,6 +14,8 @@ per-request log events), aggregates cannot:
 
 from __future__ import annotations
 
+import zlib
+
 BASE = ("input", "output", "cache_read", "cache_creation")
 REASONING = "reasoning"
 CACHE_1H = "cache_creation_1h"
@@ -75,3 +77,9 @@ def count(value: str | None) -> int:
         return max(0, int(float(value))) if value else 0
     except ValueError:
         return 0
+
+
+def request_number(identity: str) -> int:
+    """The number a response row keeps of its request's id (CRC-32 + 1; 0: no id): how a
+    telemetry record of the same request (which names it by that id) finds it."""
+    return zlib.crc32(identity.encode()) + 1 if identity else 0

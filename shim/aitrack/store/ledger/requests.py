@@ -7,7 +7,7 @@ when the first telemetry request of an imported session arrives, and by every im
 that. So for such a session this table holds its requests each once, with `sources` saying
 which saw it; a session without rows here is counted from its transcripts' sums.
 
-Two records are the same request when they name the same request id (`rid`: reading's
+Two records are the same request when they name the same request id (`rid`: domain.tokens'
 request_number of it, the form a transcript row keeps) and the same answering model, else,
 where a source gives no id, when their figures are equal type for type (two requests of one
 session with equal figures, each seen by a different source only, would count once: with
@@ -20,8 +20,8 @@ import json
 import sqlite3
 from collections.abc import Iterable
 
-from aitrack.adapters.reading import FIGURES, request_number
 from aitrack.domain.records import Request
+from aitrack.domain.tokens import FIGURES, request_number
 from aitrack.store.ledger.connection import IN_LIMIT
 from aitrack.store.ledger.runs import TELEMETRY, TRANSCRIPT
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 
 from aitrack.store.migrations.script import run_script
 
@@ -62,4 +61,6 @@ def m006_normalized_emission(db: sqlite3.Connection) -> None:
              "session_id")):
         db.execute(f"CREATE TRIGGER emission_due_{name} AFTER {event} {when} BEGIN "
                    f"{due.format(column)}; END")
+    import uuid  # here: it imports `platform`, ~2 ms on every ledger open for a one-time id
+
     db.execute("INSERT INTO emission_state VALUES ('instance_id', ?)", (str(uuid.uuid4()),))
