@@ -32,12 +32,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aitrack.domain.costs import PER, estimate  # noqa: F401 - pricing's API, kept
-
-if TYPE_CHECKING:
-    pass
 
 TABLE = Path(__file__).parent / "prices.toml"
 STALE_DAYS = 90
