@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -124,3 +125,41 @@ def test_today_and_this_month_are_what_report_says_in_any_zone(home, led, zone):
         "%Y-%m-01"), "--timezone", zone)["totals"]["cost_usd"]
     line = status(home, TZ=zone)
     assert line.startswith(f"${day:,.2f} today · ${month:,.2f} this month, "), (line, day, month)
+
+
+# What Claude Code would wait for at every update were the status line to load it: a parser,
+# the CLI framework, the keychain, the profiles, the price table (their cache is the point).
+HEAVY = ("msgspec", "click", "tomllib", "tomlkit", "keyring", "psutil", "platformdirs",
+         "aitrack.config.profile", "aitrack.domain.pricing")
+LOADED = """
+import sys
+from aitrack import entry
+sys.argv = ["aitrack", "statusline"]
+try:
+    entry.main()
+except SystemExit:
+    pass
+print(" ".join(sorted(m for m in sys.modules if m.split(".")[0] != "aitrack" or "." in m)))
+"""
+
+
+def test_the_line_loads_nothing_heavy_once_its_cache_is_warm(home, led):
+    """A regression here took each update from ~35 ms to ~65 ms (msgspec, through the
+    ledger's request model): kept out by a check, since no timed test can hold it."""
+    led.session(datetime.now(UTC), usage={"claude-opus-5-5": SMALL},
+                cost={"claude-opus-5-5": 0.42}, tool_session_id=SESSION)
+    home.write_user_profile("[budget]\ndaily_usd = 10\n")
+
+    def loaded() -> tuple[str, set[str]]:
+        proc = subprocess.run([sys.executable, "-c", LOADED], input=claude_json(),
+                              capture_output=True, text=True, env={**home.env, "TZ": "UTC"},
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        line, modules = proc.stdout.splitlines()
+        return line, set(modules.split())
+
+    cold_line, cold = loaded()  # the cache is made: the profiles and the price table load
+    assert "aitrack.domain.pricing" in cold
+    line, warm = loaded()
+    assert line == cold_line == "$0.42 this session · $0.42 today · 4% of the $10.00 daily budget"
+    assert not [m for m in warm if m.split(".")[0] in HEAVY or m in HEAVY]
