@@ -63,6 +63,15 @@ WAITING_TOOL = textwrap.dedent("""\
     """)
 
 
+def from_a_shell() -> None:
+    """A shim's start as a terminal's shell gives it (preexec_fn): the relayed signals at
+    their defaults. A suite started in the background (`&` in a script ignores SIGINT and
+    SIGQUIT) or under nohup (SIGHUP) would hand them on, and the fast way rightly refuses a
+    caller that ignores one (test_a_relayed_signal_the_caller_ignores_...)."""
+    for name in shim_fast.RELAYED:
+        signal.signal(getattr(signal, f"SIG{name}"), signal.SIG_DFL)
+
+
 class Fast:
     """A developer's account with the agent and the shims installed."""
 
@@ -99,7 +108,7 @@ class Fast:
         return subprocess.run([str(self.shims / tool), *args], env={**self.env, **(env or {})},
                               cwd=self.m.work, capture_output=True, text=True, timeout=120,
                               input=input, stdin=None if input is not None else
-                              subprocess.DEVNULL)
+                              subprocess.DEVNULL, preexec_fn=from_a_shell)
 
     def ways(self) -> list[str]:
         """Who started the tool since the last call: "shim" (no Python) or "python"."""
@@ -176,7 +185,7 @@ def test_the_tool_runs_without_python_and_every_run_is_recorded_once(fast, stub,
     # `aitrack codex` through the installed command takes the same way
     done = subprocess.run([str(fast.shims / "aitrack"), tool, *ARGS[tool]], env=fast.env,
                           cwd=fast.m.work, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, preexec_fn=from_a_shell)
     assert done.returncode == 0 and "Hello from the stub." in done.stdout, done.stderr
     assert fast.ways() == ["aitrack"]  # the `aitrack` script's shell started it
     assert len(fast.recorded(4)) == 4
@@ -199,7 +208,7 @@ def test_a_relayed_signal_the_caller_ignores_sends_the_run_through_python(fast):
     fast.warm()
     done = subprocess.run(["nohup", str(fast.shims / "codex"), "--version"], env=fast.env,
                           cwd=fast.m.work, capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, preexec_fn=from_a_shell)
     assert done.returncode == 0, done.stderr
     assert fast.ways() == ["python"]
 
@@ -212,7 +221,8 @@ def _waiting(fast, **env) -> tuple[subprocess.Popen, Path, Path]:
                             env={**fast.env, "STAND_IN": str(fast.tool_program),
                                  "READY": str(ready), "GOT": str(got), **env},
                             cwd=fast.m.work, start_new_session=True, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=from_a_shell)
     deadline = time.monotonic() + 30
     while not ready.exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -251,7 +261,8 @@ def test_stdin_reaches_the_tool(fast):
                                  "READY": str(ready), "GOT": str(fast.tmp / "got"),
                                  "READ_STDIN": "1"},
                             cwd=fast.m.work, start_new_session=True, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=from_a_shell)
     proc.stdin.write("typed by the user\n")
     proc.stdin.flush()
     deadline = time.monotonic() + 30
