@@ -14,8 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-IN_LIMIT = 500  # values per `IN (...)` list
-
+from aitrack.store.ledger import in_chunks
 
 
 def _has(db: sqlite3.Connection, table: str) -> bool:
@@ -29,11 +28,10 @@ def requested_names(db: sqlite3.Connection, models: Iterable[str]) -> dict[str, 
     if not wanted or not _has(db, "model_aliases"):
         return {}
     out: dict[str, list[str]] = {}
-    for i in range(0, len(wanted), IN_LIMIT):
-        chunk = wanted[i:i + IN_LIMIT]
+    for chunk, marks in in_chunks(wanted):
         for answered, requested in db.execute(
                 f"SELECT DISTINCT answered, requested FROM model_aliases WHERE answered IN "
-                f"({','.join('?' * len(chunk))}) ORDER BY answered, requested", chunk):
+                f"({marks}) ORDER BY answered, requested", chunk):
             out.setdefault(answered, []).append(requested)
     return out
 
@@ -44,11 +42,10 @@ def session_notes(db: sqlite3.Connection, session_ids: Iterable[str]) -> dict[st
     if not ids or not _has(db, "session_notes"):
         return {}
     out: dict[str, list[str]] = {}
-    for i in range(0, len(ids), IN_LIMIT):
-        chunk = ids[i:i + IN_LIMIT]
+    for chunk, marks in in_chunks(ids):
         for sid, note in db.execute(
                 f"SELECT n.session_id, n.note FROM session_notes n JOIN sessions s "
-                f"ON s.id = n.session_id WHERE n.session_id IN ({','.join('?' * len(chunk))}) "
+                f"ON s.id = n.session_id WHERE n.session_id IN ({marks}) "
                 f"AND NOT s.sources & n.unless_sources ORDER BY n.session_id, n.kind", chunk):
             out.setdefault(sid, []).append(note)
     return out

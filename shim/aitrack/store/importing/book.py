@@ -12,8 +12,7 @@ from collections.abc import Iterable
 
 from aitrack.adapters.reading import FIGURES, SUMS, accumulate, identity
 from aitrack.store.importing.result import ImportResult
-
-IN_LIMIT = 500  # keys per `IN (...)` query
+from aitrack.store.ledger.connection import in_chunks
 
 
 class SessionState:
@@ -138,11 +137,10 @@ class Book:
             wanted = [k for k in written.intersection(keys) if k not in rows]
         else:
             wanted = [k for k in set(keys) if k not in rows]
-        for i in range(0, len(wanted), IN_LIMIT):
-            chunk = wanted[i:i + IN_LIMIT]
+        for chunk, marks in in_chunks(wanted):
             for key, rid, sid, model, *figures, side in self.db.execute(
                     f"SELECT key, rid, session, model, {', '.join(FIGURES)}, long, side FROM "
-                    f"transcript_responses WHERE key IN ({','.join('?' * len(chunk))})", chunk):
+                    f"transcript_responses WHERE key IN ({marks})", chunk):
                 rows[key] = [rid, sid, model, tuple(figures), side, _KEPT]
 
     def known(self, key: int) -> bool:

@@ -15,6 +15,7 @@ from aitrack.store.ledger.connection import (
     BUSY_TIMEOUT_MS,
     Connection,
     connect,
+    in_chunks,
     open_readonly,
     write,
 )
@@ -38,7 +39,7 @@ from aitrack.store.ledger.transcripts import record_transcript, record_transcrip
 __all__ = [
     "BUSY_TIMEOUT_MS", "SOURCE_NAMES", "TELEMETRY", "TRANSCRIPT", "WRAPPER", "Accepted",
     "Adapter", "Connection", "LogRecord", "Run", "SessionStart", "accept", "add", "connect",
-    "end_run", "forget_run_end", "note_run_end", "open_readonly", "pending_run_ends",
+    "end_run", "forget_run_end", "in_chunks", "note_run_end", "open_readonly", "pending_run_ends",
     "record_transcript", "record_transcripts", "session_for", "settle_sessions", "start_run",
     "start_session", "write",
 ]

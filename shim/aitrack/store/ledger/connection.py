@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +19,13 @@ from aitrack.store.migrations import migrate
 BUSY_TIMEOUT_MS = 30_000
 IN_LIMIT = 500  # values per `IN (...)` list: well under SQLite's limit on parameters
 SQLITE_CORRUPT = 11
+
+
+def in_chunks(values: Sequence) -> Iterator[tuple[Sequence, str]]:
+    """`values` IN_LIMIT at a time, each chunk with its `?,?,...` for an `IN (...)` list."""
+    for i in range(0, len(values), IN_LIMIT):
+        chunk = values[i:i + IN_LIMIT]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 class Connection(sqlite3.Connection):

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 from aitrack.domain.records import Request
 from aitrack.domain.tokens import FIGURES, request_number
-from aitrack.store.ledger.connection import IN_LIMIT
+from aitrack.store.ledger.connection import in_chunks
 from aitrack.store.ledger.runs import TELEMETRY, TRANSCRIPT
 
 _COLUMNS = (*FIGURES, "long")
@@ -38,11 +38,9 @@ def per_request(db: sqlite3.Connection, session_ids: Iterable[str]) -> set[str]:
     found: set[str] = set()
     if not ids or db.execute("SELECT 1 FROM requests LIMIT 1").fetchone() is None:
         return found
-    for i in range(0, len(ids), IN_LIMIT):
-        chunk = ids[i:i + IN_LIMIT]
+    for chunk, marks in in_chunks(ids):
         found.update(r[0] for r in db.execute(
-            f"SELECT DISTINCT session_id FROM requests WHERE session_id IN "
-            f"({','.join('?' * len(chunk))})", chunk))
+            f"SELECT DISTINCT session_id FROM requests WHERE session_id IN ({marks})", chunk))
     return found
 
 

@@ -7,7 +7,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 
-from aitrack.store.ledger.connection import IN_LIMIT, write
+from aitrack.store.ledger.connection import in_chunks, write
 from aitrack.store.ledger.runs import TELEMETRY, WRAPPER, Run, apply_run_end, load_run
 
 
@@ -111,9 +111,7 @@ def known_sessions(db: sqlite3.Connection, tool: str, tool_session_ids: list[str
                     ) -> dict[str, str]:
     """The ledger sessions of these tool session ids that exist (tool session id -> id)."""
     found: dict[str, str] = {}
-    for i in range(0, len(tool_session_ids), IN_LIMIT):
-        chunk = tool_session_ids[i:i + IN_LIMIT]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(tool_session_ids):
         found.update(db.execute(f"SELECT tool_session_id, id FROM sessions WHERE tool = ? "
                                 f"AND tool_session_id IN ({marks})", (tool, *chunk)))
         missing = [tsid for tsid in chunk if tsid not in found]

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 
 from aitrack import adapters
 from aitrack.domain.tokens import SUMS
-from aitrack.store.ledger.connection import IN_LIMIT
+from aitrack.store.ledger.connection import in_chunks
 from aitrack.store.ledger.record import COST, Group, Record, settle, split
 from aitrack.store.ledger.requests import per_request
 from aitrack.store.ledger.runs import TELEMETRY
@@ -52,13 +52,12 @@ def settle_sessions(db: sqlite3.Connection, session_ids: Iterable[str],
     recorded yet to compare with)."""
     ids = list(dict.fromkeys(session_ids))
     known = known or {}
-    for i in range(0, len(ids), IN_LIMIT):
-        _settle_chunk(db, ids[i:i + IN_LIMIT], known, new)
+    for chunk, marks in in_chunks(ids):
+        _settle_chunk(db, chunk, marks, known, new)
 
 
-def _settle_chunk(db: sqlite3.Connection, ids: list[str], known: Mapping[str, Known],
-                  new: frozenset[str] | set[str]) -> None:
-    marks = ",".join("?" * len(ids))
+def _settle_chunk(db: sqlite3.Connection, ids: list[str], marks: str,
+                  known: Mapping[str, Known], new: frozenset[str] | set[str]) -> None:
     tools = dict(db.execute(f"SELECT id, tool FROM sessions WHERE id IN ({marks})", ids))
     by_request = per_request(db, ids)
     totals: dict[str, dict] = {}
