@@ -1,6 +1,6 @@
 """How a tool's settings reach the agent (AgentLink), the agent's URL as they name it, where
-a tool's settings send telemetry other than the agent (`Destination`), and URLs and OTLP
-headers shown without their secrets."""
+a tool's settings send telemetry other than the agent (`Destination`), URLs and OTLP headers
+shown without their secrets, and the error of a settings file aitrack must not edit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote  # loaded by pathlib anyway: no cost on the start-up path
+
+
+class SettingsError(Exception):
+    """A tool's settings file aitrack cannot edit safely: one line naming the fix (every
+    tool's settings contract raises this one)."""
 
 
 def agent_url(port: int) -> str:

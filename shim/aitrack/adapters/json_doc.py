@@ -14,6 +14,10 @@ from typing import Any
 MISSING = object()  # what `get` returns for a key the file does not have
 
 
+def raw(value: Any) -> str:
+    """A value as aitrack writes it into a JSON settings file."""
+    return json.dumps(value, ensure_ascii=False)
+
 
 class _Member:
     __slots__ = ("key", "key_start", "key_end", "value_start", "value_end")

@@ -25,14 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from aitrack.adapters import json_layers
-from aitrack.adapters.endpoints import AgentLink, Destination, Found, agent_url, shown
-from aitrack.adapters.json_doc import MISSING, JsonDoc
+from aitrack.adapters.endpoints import (
+    AgentLink,
+    Destination,
+    Found,
+    SettingsError,
+    agent_url,
+    shown,
+)
+from aitrack.adapters.json_doc import MISSING, JsonDoc, raw  # noqa: F401 - raw: the contract's
 
 BLOCK = "telemetry"
-
-
-class SettingsError(Exception):
-    """A settings file aitrack cannot edit safely: one line naming the fix."""
 
 
 @dataclass(frozen=True)
@@ -145,10 +148,6 @@ def destinations(data: Mapping[str, Any], url: str) -> list[Destination]:
         return []
     protocol = "http/json" if block.get("otlpProtocol") == "http" else "grpc"
     return [Destination(None, endpoint, protocol, {})]
-
-
-def raw(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
 
 
 def parse(text: str, path: Path) -> JsonDoc:

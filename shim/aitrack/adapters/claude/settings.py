@@ -28,13 +28,14 @@ from aitrack.adapters.endpoints import (
     AgentLink,
     Destination,
     Found,
+    SettingsError,
     agent_url,
     header_names,
     otlp_headers,
     shown,
 )
 from aitrack.adapters.header_helpers import port_guard_cmd, port_guard_sh
-from aitrack.adapters.json_doc import MISSING, JsonDoc
+from aitrack.adapters.json_doc import MISSING, JsonDoc, raw  # noqa: F401 - raw: the contract's
 
 NAME = "claude"
 TITLE = "Claude Code"
@@ -51,10 +52,6 @@ REDIRECTING = (ENDPOINT_KEY, "OTEL_EXPORTER_OTLP_HEADERS",
                *(f"OTEL_EXPORTER_OTLP_{s}_PROTOCOL" for s in SIGNALS))
 HEADER_KEYS = tuple(k for k in REDIRECTING if k.endswith("HEADERS"))
 REMOVED = tuple(k for k in REDIRECTING if k != ENDPOINT_KEY) + ("OTEL_LOG_ASSISTANT_RESPONSES",)
-
-
-class SettingsError(Exception):
-    """A settings file aitrack cannot edit safely: one line naming the fix."""
 
 
 # ---------------------------------------------------------------- where the files are
@@ -125,11 +122,6 @@ def status_line(command: str) -> dict[str, Any]:
     """The `statusLine` setting that shows `command`'s output (it gets the session's JSON on
     stdin)."""
     return {"type": "command", "command": command, "padding": 0}
-
-
-def raw(value: Any) -> str:
-    """A value as this file format writes it."""
-    return json.dumps(value, ensure_ascii=False)
 
 
 def helper_name() -> str:

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from aitrack.adapters.codex import locate
-from aitrack.adapters.endpoints import HEADER_NAME, AgentLink, Destination, Found, agent_url, shown
+from aitrack.adapters.endpoints import (
+    HEADER_NAME,
+    AgentLink,
+    Destination,
+    Found,
+    SettingsError,
+    agent_url,
+    shown,
+)
 
 NAME = "codex"
 TITLE = "Codex"
@@ -30,10 +38,6 @@ EXPORTERS = {"exporter": "logs", "metrics_exporter": "metrics", "trace_exporter"
 HOLDS_SECRET = True  # the agent's key is in the user file: 0600, the user's own
 MISSING = object()
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-class SettingsError(Exception):
-    """A config file aitrack cannot edit safely: one line naming the fix."""
 
 
 # ---------------------------------------------------------------- where the files are

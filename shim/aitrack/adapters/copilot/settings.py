@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from aitrack.adapters.copilot import locate
-from aitrack.adapters.endpoints import AgentLink, Destination, Found
+from aitrack.adapters.endpoints import AgentLink, Destination, Found, SettingsError
 from aitrack.adapters.header_helpers import port_guard_sh
-from aitrack.adapters.json_doc import MISSING, JsonDoc
+from aitrack.adapters.json_doc import MISSING, JsonDoc, raw  # noqa: F401 - raw: the contract's
 
 NAME = "copilot"
 TITLE = "Copilot CLI"
@@ -37,10 +37,6 @@ HELPER_KEY = ("telemetry", "headersProvider")
 # what `doctor` says of it once wired: it cannot send there by itself
 WIRED = ("its headers helper gives the agent's key to a run whose environment names the agent; "
          "other runs are read from its session files")
-
-
-class SettingsError(Exception):
-    """A settings file aitrack cannot edit safely: one line naming the fix."""
 
 
 def user_file(env: Mapping[str, str] | None = None) -> Path:
@@ -68,10 +64,6 @@ def found(doc: JsonDoc, link: AgentLink) -> Found:
 def destinations(data: Mapping[str, Any], url: str) -> list[Destination]:
     """Its settings name no endpoint (only its environment does): nothing to cut off."""
     return []
-
-
-def raw(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
 
 
 def parse(text: str, path: Path) -> JsonDoc:
