@@ -1,4 +1,5 @@
-"""The standard OpenTelemetry SDK environment variables, shared by env-configured tools."""
+"""The standard OpenTelemetry SDK environment variables, shared by env-configured tools, and
+the `<TOOL>_TELEMETRY_*` ones of Gemini CLI and its fork Qwen Code (`telemetry_vars`)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,29 @@ def standard(env: dict[str, str], sink: Sink, protocol: str = "http/json") -> di
     env["OTEL_RESOURCE_ATTRIBUTES"] = resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES"),
                                                           sink.attributes)
     return env
+
+
+# OTEL_EXPORTER_OTLP_TIMEOUT for a tool that waits on its exports at exit: the receiver answers
+# in milliseconds
+EXPORT_TIMEOUT_MS = "2000"
+
+
+def telemetry_vars(env: dict[str, str], sink: Sink, prefix: str,
+                   redirecting: tuple[str, ...]) -> None:
+    """Point a tool whose `PREFIX_TELEMETRY_*` variables win over its settings' `telemetry`
+    object (Gemini CLI, Qwen Code) at the receiver: on, OTLP/HTTP (JSON), the prompts as the
+    profile says, the header and resource attributes through the standard variables (it has
+    no header variable of its own). `redirecting`: its own variables that would send the
+    telemetry elsewhere, removed."""
+    for key in redirecting:
+        env.pop(key, None)
+    env[f"{prefix}_TELEMETRY_ENABLED"] = "true"
+    env[f"{prefix}_TELEMETRY_TARGET"] = "local"
+    env[f"{prefix}_TELEMETRY_OTLP_ENDPOINT"] = sink.base_url
+    env[f"{prefix}_TELEMETRY_OTLP_PROTOCOL"] = "http"
+    env[f"{prefix}_TELEMETRY_LOG_PROMPTS"] = \
+        "true" if sink.telemetry["log_user_prompts"] else "false"
+    env["OTEL_EXPORTER_OTLP_HEADERS"] = f"{sink.secret_header}={sink.secret}"
+    env["OTEL_EXPORTER_OTLP_TIMEOUT"] = EXPORT_TIMEOUT_MS
+    env["OTEL_RESOURCE_ATTRIBUTES"] = resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES"),
+                                                          sink.attributes)

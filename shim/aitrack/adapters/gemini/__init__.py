@@ -57,7 +57,6 @@ DEFAULT_MODELS = ("gemini-3.5-flash-lite", "gemini-3.8-flash",
                   "gemini-3.1-pro-preview-customtools")
 # it counts lines but reports no commits: a wrapped run's commits are read from git
 REPORTS_CONTRIBUTIONS = False
-EXPORT_TIMEOUT_MS = "2000"  # OTEL_EXPORTER_OTLP_TIMEOUT: the receiver answers in milliseconds
 
 # subcommands and flags that run no session
 NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "mcp", "extensions", "extension",
@@ -68,17 +67,7 @@ _REDIRECTING = ("GEMINI_TELEMETRY_OTLP_ENDPOINT", "GEMINI_TELEMETRY_OUTFILE",
 
 
 def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str], dict[str, str]]:
-    for key in _REDIRECTING:
-        env.pop(key, None)
-    env["GEMINI_TELEMETRY_ENABLED"] = "true"
-    env["GEMINI_TELEMETRY_TARGET"] = "local"
-    env["GEMINI_TELEMETRY_OTLP_ENDPOINT"] = sink.base_url
-    env["GEMINI_TELEMETRY_OTLP_PROTOCOL"] = "http"
-    env["GEMINI_TELEMETRY_LOG_PROMPTS"] = "true" if sink.telemetry["log_user_prompts"] else "false"
-    env["OTEL_EXPORTER_OTLP_HEADERS"] = f"{sink.secret_header}={sink.secret}"
-    env["OTEL_EXPORTER_OTLP_TIMEOUT"] = EXPORT_TIMEOUT_MS
-    env["OTEL_RESOURCE_ATTRIBUTES"] = otel_env.resource_attributes(
-        env.get("OTEL_RESOURCE_ATTRIBUTES"), sink.attributes)
+    otel_env.telemetry_vars(env, sink, "GEMINI", _REDIRECTING)
     return args, env
 
 

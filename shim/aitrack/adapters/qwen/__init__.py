@@ -54,17 +54,16 @@ WITH_AGENT = "receiver"
 TELLS_RUN = False
 SERVICE_NAMES = ("qwen-code",)
 HOME_ENV = ("QWEN_HOME", "QWEN_RUNTIME_DIR")  # its settings, and its runtime files
-# what `--auth-type openai` without a model asks for (checked with 0.24.4)
 RESUME = "qwen --resume {id}"  # checked: 0.24.4 --help
 # no subscription usage windows of its own (report blocks)
 BILLING_WINDOW_H = None
+# what `--auth-type openai` without a model asks for (checked with 0.24.4)
 DEFAULT_MODELS = ("qwen3.7-max",)
 # no first-party price found (domain/prices.toml says what was seen): its cost shows n/a
 # until a profile prices it (`[prices."qwen3.7-max"]`)
 UNPRICED = ("qwen3.7-max",)
 # no commits of its own in telemetry: a wrapped run's commits are read from git
 REPORTS_CONTRIBUTIONS = False
-EXPORT_TIMEOUT_MS = "2000"  # OTEL_EXPORTER_OTLP_TIMEOUT: the receiver answers in milliseconds
 
 # subcommands and flags that run no session
 NOT_SESSIONS = frozenset(("--version", "-v", "--help", "-h", "auth", "board", "channel",
@@ -77,17 +76,7 @@ _REDIRECTING = ("QWEN_TELEMETRY_OTLP_ENDPOINT", "QWEN_TELEMETRY_OTLP_TRACES_ENDP
 
 
 def prepare(args: list[str], env: dict[str, str], sink: Sink) -> tuple[list[str], dict[str, str]]:
-    for key in _REDIRECTING:
-        env.pop(key, None)
-    env["QWEN_TELEMETRY_ENABLED"] = "true"
-    env["QWEN_TELEMETRY_TARGET"] = "local"
-    env["QWEN_TELEMETRY_OTLP_ENDPOINT"] = sink.base_url
-    env["QWEN_TELEMETRY_OTLP_PROTOCOL"] = "http"
-    env["QWEN_TELEMETRY_LOG_PROMPTS"] = "true" if sink.telemetry["log_user_prompts"] else "false"
-    env["OTEL_EXPORTER_OTLP_HEADERS"] = f"{sink.secret_header}={sink.secret}"
-    env["OTEL_EXPORTER_OTLP_TIMEOUT"] = EXPORT_TIMEOUT_MS
-    env["OTEL_RESOURCE_ATTRIBUTES"] = otel_env.resource_attributes(
-        env.get("OTEL_RESOURCE_ATTRIBUTES"), sink.attributes)
+    otel_env.telemetry_vars(env, sink, "QWEN", _REDIRECTING)
     return args, env
 
 
