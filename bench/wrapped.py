@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import sqlite3
 import statistics
@@ -34,19 +33,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import model_stub  # noqa: E402
+from agent import codex_bin  # noqa: E402 - bench/agent.py's: the same real codex
 from aitrack.install import shim_scripts  # noqa: E402
 from aitrack.install import shims as installer  # noqa: E402
 
 SETTLE_S = 1.0  # between runs, as between a developer's commands
 TARGET = 1.03
-
-
-def codex_bin() -> str:
-    found = shutil.which("codex", path=os.environ.get("AITRACK_E2E_BIN_DIR") or str(
-        Path.home() / ".cache/aitrack-e2e/node_modules/.bin"))
-    if not found:
-        sys.exit("the real codex is not installed: run `bash tests/run.sh` once")
-    return found
 
 
 def free_port() -> int:
